@@ -1,0 +1,57 @@
+// `weft <subcommand>`: what the executable does when not run as a CNI plugin.
+import { install } from "./install";
+
+const USAGE = `usage: weft <command>
+
+commands:
+  install [--bin-dir DIR] [--conf FILE] [--conf-dir DIR]
+                 copy this executable and its plugin links into DIR (default
+                 /opt/cni/bin); with --conf, also write FILE into the conf dir
+                 (default /etc/cni/net.d) atomically
+  version        print the version
+`;
+
+export const VERSION = "0.1.0";
+
+function flags(args: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith("--")) throw new Error(`unexpected argument "${a}"\n\n${USAGE}`);
+    const eq = a.indexOf("=");
+    if (eq > 0) out.set(a.slice(2, eq), a.slice(eq + 1));
+    else {
+      const v = args[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      out.set(a.slice(2), v);
+    }
+  }
+  return out;
+}
+
+export async function runCli(argv: string[], pluginNames: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case "version":
+      process.stdout.write(`weft ${VERSION} (CNI spec 0.3.0-1.1.0; plugins: ${pluginNames.join(", ")})\n`);
+      return 0;
+    case "install": {
+      const f = flags(rest);
+      install({
+        binDir: f.get("bin-dir") ?? "/opt/cni/bin",
+        confDir: f.get("conf-dir") ?? "/etc/cni/net.d",
+        ...(f.has("conf") ? { conf: f.get("conf")! } : {}),
+        pluginNames,
+      });
+      return 0;
+    }
+    case undefined:
+    case "help":
+    case "--help":
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`weft: unknown command "${cmd}"\n\n${USAGE}`);
+      return 2;
+  }
+}

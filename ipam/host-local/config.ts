@@ -1,0 +1,238 @@
+// The `ipam` section of a network config for host-local: schema check, then the
+// semantic checks and defaults of the reference plugin (allocator/config.go, range.go).
+import { CniError, ErrorCode } from "../../shared/cni/errors";
+import type { Route } from "../../shared/cni/result";
+import { compileValidator } from "../../shared/cni/validate";
+import {
+  bitsOf,
+  compareIP,
+  contains,
+  formatCIDR,
+  formatIP,
+  lastOf,
+  networkOf,
+  nextIP,
+  parseCIDR,
+  parseIP,
+  prevIP,
+  type IP,
+  type IPNet,
+} from "../../shared/ip";
+
+/** One allocatable range, canonicalised: every field set, all of one family. */
+export interface Range {
+  /** The subnet, as its network address and prefix. */
+  readonly subnet: IPNet;
+  readonly rangeStart: IP;
+  readonly rangeEnd: IP;
+  /** Never handed out; reported as the gateway of addresses from this range. */
+  readonly gateway: IP;
+}
+
+/** Ranges of one family; one address per range set is allocated to each container. */
+export type RangeSet = readonly Range[];
+
+export interface HostLocalConfig {
+  readonly type: "host-local";
+  readonly ranges: readonly RangeSet[];
+  readonly routes: readonly Route[];
+  readonly dataDir: string;
+  readonly resolvConf?: string;
+}
+
+export const DEFAULT_DATA_DIR = "/var/lib/cni/networks";
+
+// CNI spec's network name rule; it also keeps the name a single safe path component.
+const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+interface RawRange {
+  subnet: string;
+  rangeStart?: string;
+  rangeEnd?: string;
+  gateway?: string;
+}
+
+interface RawIpam extends Partial<RawRange> {
+  type: "host-local";
+  ranges?: RawRange[][];
+  routes?: Route[];
+  dataDir?: string;
+  resolvConf?: string;
+}
+
+const rangeSchema = {
+  type: "object",
+  required: ["subnet"],
+  properties: {
+    subnet: { type: "string" },
+    rangeStart: { type: "string" },
+    rangeEnd: { type: "string" },
+    gateway: { type: "string" },
+  },
+};
+
+const rangeSetsSchema = { type: "array", items: { type: "array", minItems: 1, items: rangeSchema } };
+
+const uint = { type: "integer", minimum: 0 };
+
+// Unknown keys are allowed: the reference ignores them, and configs in the wild carry some.
+const ipamSchema = {
+  type: "object",
+  required: ["type"],
+  properties: {
+    type: { enum: ["host-local"] },
+    ...rangeSchema.properties,
+    ranges: rangeSetsSchema,
+    routes: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["dst"],
+        properties: {
+          dst: { type: "string" },
+          gw: { type: "string" },
+          mtu: uint,
+          advmss: uint,
+          priority: uint,
+          table: uint,
+          scope: uint,
+        },
+      },
+    },
+    dataDir: { type: "string", minLength: 1 },
+    resolvConf: { type: "string" },
+  },
+};
+
+const validateIpam = compileValidator<RawIpam>(ipamSchema, "host-local ipam");
+const validateRuntimeRanges = compileValidator<RawRange[][]>(rangeSetsSchema, "runtimeConfig.ipRanges");
+
+function invalid(msg: string): never {
+  throw new CniError(ErrorCode.InvalidConfig, msg);
+}
+
+function ipField(text: string, where: string, subnet: IPNet): IP {
+  const ip = parseIP(text);
+  if (ip === null) invalid(`${where}: invalid IP address "${text}"`);
+  if (!contains(subnet, ip)) invalid(`${where}: ${formatIP(ip)} is not in subnet ${formatCIDR(subnet.ip, subnet.prefix)}`);
+  return ip;
+}
+
+export function rangeString(r: Range): string {
+  return `${formatIP(r.rangeStart)}-${formatIP(r.rangeEnd)}`;
+}
+
+export function rangeSetString(set: RangeSet): string {
+  return set.map(rangeString).join(",");
+}
+
+function canonicalRange(raw: RawRange, where: string): Range {
+  const written = parseCIDR(raw.subnet);
+  if (written === null) invalid(`${where}.subnet: invalid CIDR "${raw.subnet}"`);
+  const subnet: IPNet = { ip: networkOf(written), prefix: written.prefix };
+  const cidr = formatCIDR(subnet.ip, subnet.prefix);
+  // A /31 or /32 (/127, /128) leaves nothing once the network and gateway are taken.
+  if (subnet.prefix > bitsOf(subnet.ip.family) - 2) invalid(`${where}.subnet: network ${cidr} too small to allocate from`);
+  if (compareIP(subnet.ip, written.ip) !== 0) {
+    invalid(`${where}.subnet: "${raw.subnet}" has host bits set; the network address of a /${subnet.prefix} is ${formatIP(subnet.ip)}`);
+  }
+  const first = nextIP(subnet.ip);
+  // IPv4 keeps its broadcast address out of the default range; IPv6 has none.
+  const last = subnet.ip.family === 4 ? prevIP(lastOf(subnet)) : lastOf(subnet);
+  const r: Range = {
+    subnet,
+    gateway: raw.gateway === undefined ? first : ipField(raw.gateway, `${where}.gateway`, subnet),
+    rangeStart: raw.rangeStart === undefined ? first : ipField(raw.rangeStart, `${where}.rangeStart`, subnet),
+    rangeEnd: raw.rangeEnd === undefined ? last : ipField(raw.rangeEnd, `${where}.rangeEnd`, subnet),
+  };
+  if (compareIP(r.rangeStart, r.rangeEnd) > 0) {
+    invalid(`${where}: rangeStart ${formatIP(r.rangeStart)} is after rangeEnd ${formatIP(r.rangeEnd)}`);
+  }
+  return r;
+}
+
+function rangesOverlap(a: Range, b: Range): boolean {
+  return (
+    a.subnet.ip.family === b.subnet.ip.family &&
+    compareIP(a.rangeStart, b.rangeEnd) <= 0 &&
+    compareIP(b.rangeStart, a.rangeEnd) <= 0
+  );
+}
+
+function canonicalRangeSet(raw: RawRange[], where: string, itemWhere = (i: number) => `${where}[${i}]`): RangeSet {
+  const set = raw.map((r, i) => canonicalRange(r, itemWhere(i)));
+  const family = set[0]?.subnet.ip.family;
+  if (set.some((r) => r.subnet.ip.family !== family)) invalid(`${where}: a range set must not mix IPv4 and IPv6`);
+  set.forEach((a, i) =>
+    set.slice(i + 1).forEach((b) => {
+      if (rangesOverlap(a, b)) invalid(`${where}: ranges ${rangeString(a)} and ${rangeString(b)} overlap`);
+    }),
+  );
+  return set;
+}
+
+// Range sets are checked pairwise, as the reference does, so its message stays the same.
+function checkSetsDisjoint(sets: readonly RangeSet[]): void {
+  sets.forEach((a, i) =>
+    sets.slice(i + 1).forEach((b, k) => {
+      if (a.some((ra) => b.some((rb) => rangesOverlap(ra, rb)))) invalid(`range set ${i} overlaps with ${i + k + 1}`);
+    }),
+  );
+}
+
+// Route attributes of spec 1.1.0, copied through; unknown keys are dropped.
+const ROUTE_ATTRS = ["mtu", "advmss", "priority", "table", "scope"] as const;
+
+function canonicalRoute(raw: Route, where: string): Route {
+  const dst = parseCIDR(raw.dst);
+  if (dst === null) invalid(`${where}.dst: invalid CIDR "${raw.dst}"`);
+  const route: Route = { dst: formatCIDR(dst.ip, dst.prefix) };
+  if (raw.gw !== undefined) {
+    const gw = parseIP(raw.gw);
+    if (gw === null) invalid(`${where}.gw: invalid IP address "${raw.gw}"`);
+    if (gw.family !== dst.ip.family) invalid(`${where}: gw ${raw.gw} and dst ${raw.dst} are of different IP families`);
+    route.gw = formatIP(gw);
+  }
+  for (const k of ROUTE_ATTRS) if (raw[k] !== undefined) route[k] = raw[k];
+  return route;
+}
+
+/** Validates a network config's `ipam` object; throws CniError code 7 on any problem. */
+export function parseHostLocalConfig(rawIpam: unknown, networkName: string): HostLocalConfig {
+  // The name is the data directory's subfolder, so it must be present and path-safe.
+  if (!NETWORK_NAME.test(networkName)) {
+    invalid(`network name "${networkName}" is missing or invalid (it must match ${NETWORK_NAME.source})`);
+  }
+  const raw = validateIpam(rawIpam);
+  const rawSets = [...(raw.ranges ?? [])];
+  if (raw.subnet !== undefined) {
+    // The legacy single range comes first, as in the reference.
+    rawSets.unshift([{ subnet: raw.subnet, rangeStart: raw.rangeStart, rangeEnd: raw.rangeEnd, gateway: raw.gateway }]);
+  } else {
+    const stray = (["rangeStart", "rangeEnd", "gateway"] as const).find((k) => raw[k] !== undefined);
+    if (stray !== undefined) invalid(`ipam.${stray} is set but ipam.subnet is not`);
+  }
+  if (rawSets.length === 0) invalid("no IP ranges specified (set ipam.ranges or ipam.subnet)");
+  const legacy = raw.subnet !== undefined;
+  const ranges = rawSets.map((set, i) =>
+    legacy && i === 0 ? canonicalRangeSet(set, "ipam", () => "ipam") : canonicalRangeSet(set, `ipam.ranges[${legacy ? i - 1 : i}]`),
+  );
+  checkSetsDisjoint(ranges);
+  const config: HostLocalConfig = {
+    type: "host-local",
+    ranges,
+    routes: (raw.routes ?? []).map((r, i) => canonicalRoute(r, `ipam.routes[${i}]`)),
+    dataDir: raw.dataDir ?? DEFAULT_DATA_DIR,
+  };
+  return raw.resolvConf ? { ...config, resolvConf: raw.resolvConf } : config;
+}
+
+/** Prepends the `ipRanges` capability's range sets (runtimeConfig.ipRanges), as the reference does. */
+export function withRuntimeRanges(config: HostLocalConfig, ipRanges: unknown): HostLocalConfig {
+  if (ipRanges === undefined || ipRanges === null) return config;
+  const extra = validateRuntimeRanges(ipRanges).map((set, i) => canonicalRangeSet(set, `runtimeConfig.ipRanges[${i}]`));
+  if (extra.length === 0) return config;
+  const ranges = [...extra, ...config.ranges];
+  checkSetsDisjoint(ranges);
+  return { ...config, ranges };
+}

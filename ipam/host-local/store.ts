@@ -1,0 +1,188 @@
+// The reservation store, byte-compatible with the reference's backend/disk so a node can
+// switch between the Go host-local and ours without losing reservations:
+//   <dataDir>/<network>/<ip>                  "<containerID>\r\n<ifname>", no trailing newline
+//                                             (files from before 0.7 hold just "<containerID>")
+//   <dataDir>/<network>/last_reserved_ip.<i>  the IP last handed out from range set i
+//   <dataDir>/<network>/lock                  flock(LOCK_EX) held for a whole operation
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+  constants as fsc,
+} from "node:fs";
+import { join } from "node:path";
+import { native } from "../../native/index";
+import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { formatIP, parseIP, type IP } from "../../shared/ip";
+
+const LINE_BREAK = "\r\n";
+const LAST_RESERVED_PREFIX = "last_reserved_ip.";
+
+/** One reservation file. `ifname` is null for the old one-line format. */
+export interface Reservation {
+  readonly ip: IP;
+  readonly file: string;
+  readonly containerId: string;
+  readonly ifname: string | null;
+}
+
+function ioError(what: string, path: string, e: unknown): CniError {
+  return new CniError(ErrorCode.IO, `host-local: cannot ${what} ${path}: ${(e as Error).message}`);
+}
+
+function isErrno(e: unknown, code: string): boolean {
+  return (e as NodeJS.ErrnoException).code === code;
+}
+
+/** Whether a reservation belongs to the attachment; old one-line files match on the ID alone. */
+export function ownedBy(r: Reservation, containerId: string, ifname: string): boolean {
+  return r.containerId === containerId && (r.ifname === null || r.ifname === ifname);
+}
+
+export class Store {
+  private constructor(private readonly dir: string) {}
+
+  /** Runs `fn` with the network's directory locked, creating the directory if needed. */
+  static withLock<T>(dataDir: string, network: string, fn: (s: Store) => T): T {
+    const dir = join(dataDir, network);
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o755 });
+    } catch (e) {
+      throw ioError("create", dir, e);
+    }
+    return Store.locked(dir, fn);
+  }
+
+  /**
+   * Like withLock, but undefined when the directory does not exist: then nothing was
+   * ever reserved there, and DEL, CHECK and GC should not create it.
+   */
+  static withExistingLock<T>(dataDir: string, network: string, fn: (s: Store) => T): T | undefined {
+    const dir = join(dataDir, network);
+    try {
+      if (!statSync(dir).isDirectory()) return undefined;
+    } catch (e) {
+      if (isErrno(e, "ENOENT")) return undefined;
+      throw ioError("stat", dir, e);
+    }
+    return Store.locked(dir, fn);
+  }
+
+  private static locked<T>(dir: string, fn: (s: Store) => T): T {
+    const lockPath = join(dir, "lock");
+    let fd: number;
+    try {
+      // Node opens with O_CLOEXEC, so commands we spawn never inherit the lock.
+      fd = openSync(lockPath, fsc.O_RDONLY | fsc.O_CREAT, 0o644);
+    } catch (e) {
+      throw ioError("open", lockPath, e);
+    }
+    try {
+      native.flock(fd, true);
+      return fn(new Store(dir));
+    } finally {
+      // Closing our only descriptor would drop the lock anyway; unlocking first says so.
+      try {
+        native.funlock(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+
+  /** Every file named by an IP address, with its owner. */
+  reservations(): Reservation[] {
+    const out: Reservation[] = [];
+    for (const file of this.list()) {
+      const ip = parseIP(file);
+      if (ip === null) continue;
+      let text: string;
+      try {
+        text = readFileSync(join(this.dir, file), "utf8").trim();
+      } catch (e) {
+        // Gone since the listing, or a directory someone made: no reservation either way.
+        if (isErrno(e, "ENOENT") || isErrno(e, "EISDIR")) continue;
+        throw ioError("read", join(this.dir, file), e);
+      }
+      const brk = text.indexOf(LINE_BREAK);
+      out.push(
+        brk < 0
+          ? { ip, file, containerId: text, ifname: null }
+          : { ip, file, containerId: text.slice(0, brk), ifname: text.slice(brk + LINE_BREAK.length) },
+      );
+    }
+    return out;
+  }
+
+  /**
+   * Reserves `ip` for the attachment; false when someone holds it already. Created with
+   * O_EXCL, as the reference does, rather than written to a temp file and renamed: the
+   * flock already rules out races, and a crash between create and write leaves at worst an
+   * empty file, which belongs to no attachment and so is reclaimed by gc(), whereas a
+   * stray temp file would be one more thing the Go plugin's directory walk has to meet.
+   */
+  reserve(ip: IP, containerId: string, ifname: string, rangeSetIndex: number): boolean {
+    const path = join(this.dir, formatIP(ip));
+    let fd: number;
+    try {
+      fd = openSync(path, "wx", 0o644);
+    } catch (e) {
+      if (isErrno(e, "EEXIST")) return false;
+      throw ioError("create", path, e);
+    }
+    try {
+      writeSync(fd, containerId.trim() + LINE_BREAK + ifname);
+    } catch (e) {
+      closeSync(fd);
+      unlinkSync(path);
+      throw ioError("write", path, e);
+    }
+    closeSync(fd);
+    this.setLastReserved(ip, rangeSetIndex);
+    return true;
+  }
+
+  /** The IP last handed out from range set `i`, or null if unknown or unreadable. */
+  lastReserved(rangeSetIndex: number): IP | null {
+    try {
+      return parseIP(readFileSync(join(this.dir, LAST_RESERVED_PREFIX + rangeSetIndex), "utf8").trim());
+    } catch {
+      // Only the round-robin position depends on it: a missing or torn file restarts it.
+      return null;
+    }
+  }
+
+  /** Deletes a reservation file; one already gone is no error. */
+  remove(file: string): void {
+    const path = join(this.dir, file);
+    try {
+      unlinkSync(path);
+    } catch (e) {
+      if (!isErrno(e, "ENOENT")) throw ioError("remove", path, e);
+    }
+  }
+
+  private setLastReserved(ip: IP, rangeSetIndex: number): void {
+    const path = join(this.dir, LAST_RESERVED_PREFIX + rangeSetIndex);
+    try {
+      // A plain overwrite, as the reference does: see lastReserved() for why a torn one is harmless.
+      writeFileSync(path, formatIP(ip), { mode: 0o644 });
+    } catch (e) {
+      throw ioError("write", path, e);
+    }
+  }
+
+  private list(): string[] {
+    try {
+      return readdirSync(this.dir);
+    } catch (e) {
+      throw ioError("list", this.dir, e);
+    }
+  }
+}

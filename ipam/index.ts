@@ -1,0 +1,74 @@
+// The IPAM step of an interface plugin: host-local runs in-process (no second process
+// per pod); any other IPAM type is executed from CNI_PATH by the standard protocol.
+import type { CniEnv } from "../shared/cni/env";
+import { execPlugin } from "../shared/cni/exec";
+import type { Result } from "../shared/cni/result";
+import * as hostLocal from "./host-local/index";
+
+export interface IpamCall {
+  env: CniEnv;
+  /** the whole network config the plugin was given (delegated plugins get all of it) */
+  raw: Record<string, unknown>;
+  networkName: string;
+  cniVersion: string;
+}
+
+function ipamType(raw: Record<string, unknown>): string {
+  const ipam = raw["ipam"] as { type?: unknown } | undefined;
+  return typeof ipam?.type === "string" ? ipam.type : "";
+}
+
+function hostLocalRequest(c: IpamCall) {
+  return {
+    networkName: c.networkName,
+    containerId: c.env.containerId,
+    ifname: c.env.ifname,
+    ipam: hostLocal.parseHostLocalConfig(c.raw["ipam"], c.networkName),
+  };
+}
+
+function argsCniIps(raw: Record<string, unknown>): string[] | undefined {
+  const ips = (raw["args"] as { cni?: { ips?: unknown } } | undefined)?.cni?.ips;
+  return Array.isArray(ips) ? ips.map(String) : undefined;
+}
+
+export function ipamAdd(c: IpamCall): Result {
+  const type = ipamType(c.raw);
+  if (type !== "host-local") {
+    const r = execPlugin(type, "ADD", c.raw, c.env);
+    if (!r) throw new Error(`IPAM plugin ${type} returned no result`);
+    return r;
+  }
+  const cniIps = argsCniIps(c.raw);
+  const out = hostLocal.allocate({
+    ...hostLocalRequest(c),
+    args: c.env.args,
+    runtimeConfig: c.raw["runtimeConfig"],
+    ...(cniIps ? { argsCniIps: cniIps } : {}),
+  });
+  return { cniVersion: c.cniVersion, ...out };
+}
+
+/** Releases the container's addresses; returns them when known (in-process host-local). */
+export function ipamDel(c: IpamCall): string[] {
+  const type = ipamType(c.raw);
+  if (type !== "host-local") {
+    execPlugin(type, "DEL", c.raw, c.env);
+    return [];
+  }
+  return hostLocal.release(hostLocalRequest(c));
+}
+
+export function ipamCheck(c: IpamCall): void {
+  const type = ipamType(c.raw);
+  if (type !== "host-local") {
+    execPlugin(type, "CHECK", c.raw, c.env);
+    return;
+  }
+  hostLocal.check(hostLocalRequest(c));
+}
+
+export function ipamGc(raw: Record<string, unknown>, networkName: string, valid: Array<{ containerID: string; ifname: string }>): string[] {
+  if (ipamType(raw) !== "host-local") return [];
+  return hostLocal.gc(hostLocal.parseHostLocalConfig(raw["ipam"], networkName), networkName, valid);
+}

@@ -1,0 +1,39 @@
+// Typed face of the weft_native N-API addon (native/weft_native.c).
+// The addon makes no libuv calls, so the same .node file loads in Node (tests) and
+// embedded in the Bun-compiled executable.
+import { createRequire } from "node:module";
+
+export interface NativeAddon {
+  /** Opens a bound NETLINK_ROUTE socket inside the netns at `netnsPath` (null: the caller's). */
+  nlOpen(netnsPath: string | null): number;
+  /** Sends one datagram to the kernel. */
+  nlSend(fd: number, data: Uint8Array): void;
+  /** Receives one datagram; null when nothing arrived within `timeoutMs`. */
+  nlRecv(fd: number, timeoutMs: number): Buffer | null;
+  close(fd: number): void;
+  /** flock(2): `exclusive` picks LOCK_EX over LOCK_SH; blocks until granted. */
+  flock(fd: number, exclusive: boolean): void;
+  funlock(fd: number): void;
+  /** Moves the calling thread into the netns at `path`; returns an fd for the old one. */
+  nsEnter(path: string): number;
+  /** Moves the calling thread back into the netns `savedFd` refers to, and closes it. */
+  nsRestore(savedFd: number): void;
+}
+
+/** Errors thrown by the addon carry the errno name (`code`) and number (`errno`). */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+}
+
+declare const WEFT_NATIVE_PATH: string | undefined;
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  // The bundle defines WEFT_NATIVE_PATH as a literal "./weft_native.node" so Bun's
+  // compiler sees a static require and embeds the file; from sources we use node-gyp's output.
+  if (typeof WEFT_NATIVE_PATH === "string") return require(WEFT_NATIVE_PATH) as NativeAddon;
+  return require("./build/Release/weft_native.node") as NativeAddon;
+}
+
+export const native: NativeAddon = load();

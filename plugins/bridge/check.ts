@@ -1,0 +1,65 @@
+// bridge CHECK: the prevResult must still be true of the kernel — the bridge, the host
+// veth on it, the container interface with its MAC, addresses and routes, and the IPAM
+// reservation.
+import { CniError, ErrorCode } from "../../shared/cni/errors";
+import type { PluginContext } from "../../shared/cni/skeleton";
+import { formatCIDR, parseCIDR } from "../../shared/ip";
+import { listAddresses } from "../../shared/netlink/address";
+import { getLinkByName } from "../../shared/netlink/link";
+import { listRoutes } from "../../shared/netlink/route";
+import { withSocket } from "../../shared/netlink/socket";
+import { ipamCheck } from "../../ipam/index";
+import type { BridgeConf } from "./config";
+
+function fail(msg: string): never {
+  throw new CniError(ErrorCode.Internal, msg);
+}
+
+/** "10.1.0.5/24" and "10.1.0.0/24" style strings compared after canonical formatting. */
+function canonical(cidr: string): string {
+  const n = parseCIDR(cidr);
+  return n ? formatCIDR(n.ip, n.prefix) : cidr;
+}
+
+export function check(ctx: PluginContext<BridgeConf>): void {
+  const { env, conf } = ctx;
+  const prev = ctx.prevResult!;
+  ipamCheck({ env, raw: ctx.raw, networkName: conf.name, cniVersion: conf.cniVersion });
+
+  const ifaces = prev.interfaces ?? [];
+  const podIdx = ifaces.findIndex((i) => i.name === env.ifname && i.sandbox === env.netns);
+  if (podIdx < 0) fail(`prevResult has no interface ${env.ifname} in sandbox ${env.netns}`);
+  const podIface = ifaces[podIdx]!;
+
+  withSocket(undefined, (nl) => {
+    const br = getLinkByName(nl, conf.bridge);
+    if (!br || br.kind !== "bridge") fail(`bridge ${conf.bridge} not found`);
+    const hostIface = ifaces.find((i) => !i.sandbox && i.name !== conf.bridge);
+    if (hostIface) {
+      const host = getLinkByName(nl, hostIface.name);
+      if (!host) fail(`host veth ${hostIface.name} not found`);
+      if (host.master !== br.index) fail(`host veth ${hostIface.name} is not attached to ${conf.bridge}`);
+    }
+  });
+
+  withSocket(env.netns, (nl) => {
+    const link = getLinkByName(nl, env.ifname);
+    if (!link) fail(`interface ${env.ifname} not found in ${env.netns}`);
+    if (podIface.mac && link.mac !== podIface.mac.toLowerCase()) {
+      fail(`interface ${env.ifname} has MAC ${link.mac}, expected ${podIface.mac}`);
+    }
+    const have = new Set(listAddresses(nl, link.index).map((a) => canonical(a.cidr)));
+    for (const ip of prev.ips ?? []) {
+      if (ip.interface !== undefined && ip.interface !== podIdx) continue;
+      if (!have.has(canonical(ip.address))) fail(`address ${ip.address} not found on ${env.ifname}`);
+    }
+    for (const r of prev.routes ?? []) {
+      const family = parseCIDR(r.dst)?.ip.family ?? 4;
+      const dst = canonical(r.dst);
+      const found = listRoutes(nl, family).some(
+        (k) => canonical(k.dst) === dst && (!r.gw || k.gw === r.gw) && k.index === link.index,
+      );
+      if (!found) fail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} not found on ${env.ifname}`);
+    }
+  });
+}

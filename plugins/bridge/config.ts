@@ -1,0 +1,95 @@
+// The bridge plugin's network configuration: the reference plugin's keys, validated at
+// the boundary so a bad config is one clear CNI error.
+import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { compileValidator } from "../../shared/cni/validate";
+import { parseHostLocalConfig } from "../../ipam/host-local/index";
+import { getRuntimeConfigKey } from "../../shared/cni/runtime-config";
+
+export interface BridgeConf {
+  cniVersion: string;
+  name: string;
+  type: string;
+  bridge: string;
+  isGateway: boolean;
+  isDefaultGateway: boolean;
+  forceAddress: boolean;
+  ipMasq: boolean;
+  mtu: number;
+  hairpinMode: boolean;
+  promiscMode: boolean;
+  vlan: number;
+  preserveDefaultVlan: boolean;
+  enabledad: boolean;
+  ipam: { type: string };
+  /** MAC for the container interface: runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC= */
+  mac?: string;
+}
+
+const MAC = "^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$";
+
+const schema = {
+  type: "object",
+  required: ["ipam"],
+  properties: {
+    bridge: { type: "string", minLength: 1, maxLength: 15, pattern: "^[^/:\\s]+$" },
+    isGateway: { type: "boolean" },
+    isDefaultGateway: { type: "boolean" },
+    forceAddress: { type: "boolean" },
+    ipMasq: { type: "boolean" },
+    mtu: { type: "integer", minimum: 0, maximum: 65535 },
+    hairpinMode: { type: "boolean" },
+    promiscMode: { type: "boolean" },
+    vlan: { type: "integer", minimum: 0, maximum: 4094 },
+    preserveDefaultVlan: { type: "boolean" },
+    enabledad: { type: "boolean" },
+    ipam: {
+      type: "object",
+      required: ["type"],
+      properties: { type: { type: "string", minLength: 1 } },
+    },
+    runtimeConfig: { type: "object", properties: { mac: { type: "string", pattern: MAC } } },
+    args: {
+      type: "object",
+      properties: { cni: { type: "object", properties: { mac: { type: "string", pattern: MAC } } } },
+    },
+  },
+};
+
+const validate = compileValidator<Partial<BridgeConf> & { ipam: { type: string }; runtimeConfig?: unknown; args?: { cni?: { mac?: string } } }>(
+  schema,
+  "bridge",
+);
+
+export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<string, string>): BridgeConf {
+  const c = validate(raw);
+  const isDefaultGateway = c.isDefaultGateway ?? false;
+  const conf: BridgeConf = {
+    cniVersion: String(raw["cniVersion"]),
+    name: String(raw["name"]),
+    type: String(raw["type"]),
+    bridge: c.bridge ?? "cni0",
+    // A default gateway must be a gateway (as in the reference plugin).
+    isGateway: (c.isGateway ?? false) || isDefaultGateway,
+    isDefaultGateway,
+    forceAddress: c.forceAddress ?? false,
+    ipMasq: c.ipMasq ?? false,
+    mtu: c.mtu || 1500,
+    hairpinMode: c.hairpinMode ?? false,
+    promiscMode: c.promiscMode ?? false,
+    vlan: c.vlan ?? 0,
+    preserveDefaultVlan: c.preserveDefaultVlan ?? true,
+    enabledad: c.enabledad ?? false,
+    ipam: c.ipam,
+  };
+  // In-process IPAM config errors surface before anything touches the kernel.
+  if (c.ipam.type === "host-local") parseHostLocalConfig(raw["ipam"], conf.name);
+  // Precedence as in the reference: runtimeConfig, then args, then CNI_ARGS.
+  const mac = getRuntimeConfigKey(c.runtimeConfig, "mac") ?? c.args?.cni?.mac ?? cniArgs.get("MAC");
+  if (mac !== undefined) {
+    if (typeof mac !== "string" || !new RegExp(MAC).test(mac)) {
+      throw new CniError(ErrorCode.InvalidConfig, `invalid MAC address "${String(mac)}"`);
+    }
+    conf.mac = mac.toLowerCase().replace(/-/g, ":");
+  }
+  return conf;
+}

@@ -1,0 +1,28 @@
+// bridge DEL: best effort and idempotent. The IP is released and the pod's rules removed
+// even when the netns is already gone: the rules are found by the released IPs (or the
+// prevResult, or the container ID), never by looking inside the netns.
+import type { PluginContext } from "../../shared/cni/skeleton";
+import { removePodRules } from "../../shared/firewall/index";
+import { formatIP, parseCIDR } from "../../shared/ip";
+import { deleteLinkByName } from "../../shared/netlink/link";
+import { withSocket } from "../../shared/netlink/socket";
+import { ipamDel } from "../../ipam/index";
+import type { BridgeConf } from "./config";
+
+export function del(ctx: PluginContext<BridgeConf>): void {
+  const { env, conf } = ctx;
+  const released = ipamDel({ env, raw: ctx.raw, networkName: conf.name, cniVersion: conf.cniVersion });
+  const fromPrev = (ctx.prevResult?.ips ?? []).map((ip) => formatIP(parseCIDR(ip.address)!.ip));
+  const ips = released.length ? released : fromPrev;
+  removePodRules({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) });
+  if (!env.netns) return;
+  try {
+    // Deleting the container end removes the host end too.
+    withSocket(env.netns, (nl) => deleteLinkByName(nl, env.ifname));
+  } catch (e) {
+    // The netns is gone (ENOENT) or its mount point no longer holds one (EINVAL): the
+    // kernel destroyed the veth with it.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "EINVAL") throw e;
+  }
+}

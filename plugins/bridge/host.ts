@@ -1,0 +1,84 @@
+// Host side of the bridge plugin: the bridge device, its gateway addresses and the
+// host sysctls pod traffic needs.
+import { CniError, ErrorCode } from "../../shared/cni/errors";
+import type { IPConfig } from "../../shared/cni/result";
+import { overlaps, parseCIDR } from "../../shared/ip";
+import { addAddress, deleteAddress, listAddresses } from "../../shared/netlink/address";
+import { createBridge, setVlanFiltering } from "../../shared/netlink/bridge";
+import { getLinkByName, setLinkUp, setPromisc, type Link } from "../../shared/netlink/link";
+import { isErrno, type RtSocket } from "../../shared/netlink/socket";
+import { writeSysctl } from "../../shared/sysctl";
+import type { BridgeConf } from "./config";
+
+/** Returns the bridge, creating it when missing. DEL never removes it (as the reference). */
+export function ensureBridge(nl: RtSocket, conf: BridgeConf): Link {
+  let br = getLinkByName(nl, conf.bridge);
+  if (!br) {
+    try {
+      createBridge(nl, conf.bridge, { mtu: conf.mtu, vlanFiltering: conf.vlan !== 0 });
+    } catch (e) {
+      // A concurrent ADD may have created it first.
+      if (!isErrno(e, "EEXIST")) throw vlanUnsupported(e, conf);
+    }
+    br = getLinkByName(nl, conf.bridge);
+    if (!br) throw new CniError(ErrorCode.Internal, `bridge "${conf.bridge}" vanished after creation`);
+  } else if (br.kind !== "bridge") {
+    throw new CniError(ErrorCode.Internal, `"${conf.bridge}" already exists but is not a bridge (kind ${br.kind ?? "none"})`);
+  } else if (conf.vlan !== 0) {
+    try {
+      setVlanFiltering(nl, br.index, true);
+    } catch (e) {
+      throw vlanUnsupported(e, conf);
+    }
+  }
+  if (conf.promiscMode && !br.promisc) setPromisc(nl, br.index, true);
+  if (!br.up) setLinkUp(nl, br.index);
+  return br;
+}
+
+function vlanUnsupported(e: unknown, conf: BridgeConf): unknown {
+  if (conf.vlan === 0 || !isErrno(e, "EOPNOTSUPP")) return e;
+  return new CniError(ErrorCode.Internal, `"vlan": ${conf.vlan} needs bridge VLAN filtering, which this kernel does not support (CONFIG_BRIDGE_VLAN_FILTERING)`);
+}
+
+/**
+ * Puts each gateway address on the bridge. Another IPv4 address, or an overlapping IPv6
+ * one, is an error unless forceAddress, which replaces it (the reference's rule: one
+ * IPv4 subnet per bridge, several IPv6 subnets if they don't overlap).
+ */
+export function ensureGatewayAddresses(nl: RtSocket, br: Link, conf: BridgeConf, ips: IPConfig[]): void {
+  for (const ip of ips) {
+    const net = parseCIDR(ip.address);
+    if (!ip.gateway || !net) continue;
+    const want = `${ip.gateway}/${net.prefix}`;
+    const wantNet = parseCIDR(want)!;
+    const present = listAddresses(nl, br.index, wantNet.ip.family);
+    if (present.some((a) => a.cidr === want)) continue;
+    for (const a of present) {
+      const have = parseCIDR(a.cidr)!;
+      if (wantNet.ip.family === 6 && !overlaps(have, wantNet)) continue;
+      if (!conf.forceAddress) {
+        throw new CniError(ErrorCode.Internal, `"${conf.bridge}" already has an IP address different from ${want}`);
+      }
+      deleteAddress(nl, br.index, a.cidr);
+    }
+    try {
+      addAddress(nl, br.index, want, { noDad: true });
+    } catch (e) {
+      // Another ADD on the same bridge may have added it in the meantime.
+      if (!isErrno(e, "EEXIST")) throw e;
+    }
+  }
+}
+
+/** Forwarding for the families in use; bridged pod traffic visible to iptables/nftables. */
+export function enableHostSysctls(ips: IPConfig[], isGateway: boolean): void {
+  if (isGateway) {
+    if (ips.some((i) => parseCIDR(i.address)?.ip.family === 4)) writeSysctl("net/ipv4/ip_forward", "1");
+    if (ips.some((i) => parseCIDR(i.address)?.ip.family === 6)) writeSysctl("net/ipv6/conf/all/forwarding", "1");
+  }
+  // Present only when br_netfilter is loaded; without it bridged traffic skips the
+  // FORWARD hook anyway, so there is nothing to enable.
+  writeSysctl("net/bridge/bridge-nf-call-iptables", "1");
+  writeSysctl("net/bridge/bridge-nf-call-ip6tables", "1");
+}

@@ -1,0 +1,107 @@
+// Pod side of the bridge plugin: the veth pair and the container interface's
+// addresses and routes.
+import { randomBytes } from "node:crypto";
+import { closeSync, openSync } from "node:fs";
+import { CniError, ErrorCode } from "../../shared/cni/errors";
+import type { IPConfig, Route } from "../../shared/cni/result";
+import { formatIP, networkOf, nextIP, parseCIDR } from "../../shared/ip";
+import { addAddress } from "../../shared/netlink/address";
+import { createVeth, getLinkByName, setLinkUp, setMaster, type Link } from "../../shared/netlink/link";
+import { addRoute } from "../../shared/netlink/route";
+import { isErrno, withSocket, type RtSocket } from "../../shared/netlink/socket";
+
+/** Opens the container's netns file; a missing one is a clear error, not a stack trace. */
+export function openNetns(path: string): number {
+  try {
+    return openSync(path, "r");
+  } catch (e) {
+    throw new CniError(ErrorCode.Internal, `failed to open netns "${path}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/**
+ * Creates `veth<8 hex>` on the host and its peer `ifname` directly inside the container
+ * netns, attached to the bridge. Returns the host end.
+ */
+export function createPodVeth(
+  nl: RtSocket,
+  o: { netns: string; ifname: string; mtu: number; mac?: string; bridge: Link },
+): Link {
+  const fd = openNetns(o.netns);
+  try {
+    for (let attempt = 0; ; attempt++) {
+      const name = `veth${randomBytes(4).toString("hex")}`;
+      try {
+        createVeth(nl, name, { mtu: o.mtu, peerName: o.ifname, peerNetnsFd: fd, ...(o.mac ? { peerMac: o.mac } : {}) });
+      } catch (e) {
+        if (!isErrno(e, "EEXIST")) throw e;
+        // EEXIST names either side: the container's ifname is the one a user can fix.
+        if (withSocket(o.netns, (c) => getLinkByName(c, o.ifname))) {
+          throw new CniError(ErrorCode.Internal, `container veth name "${o.ifname}" already exists in ${o.netns}`);
+        }
+        if (attempt < 3) continue; // random host name collided; pick another
+        throw e;
+      }
+      const host = getLinkByName(nl, name);
+      if (!host) throw new CniError(ErrorCode.Internal, `veth ${name} vanished after creation`);
+      setMaster(nl, host.index, o.bridge.index);
+      setLinkUp(nl, host.index);
+      return host;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Fills in the gateway the reference computes for a gateway bridge: the subnet's first IP. */
+export function withGateways(ips: IPConfig[], isGateway: boolean): IPConfig[] {
+  if (!isGateway) return ips;
+  return ips.map((ip) => {
+    const net = parseCIDR(ip.address);
+    if (ip.gateway || !net) return ip;
+    return { ...ip, gateway: formatIP(nextIP(networkOf(net))) };
+  });
+}
+
+/** Adds the default route per family when isDefaultGateway and IPAM gave none. */
+export function withDefaultRoutes(routes: Route[], ips: IPConfig[], isDefaultGateway: boolean): Route[] {
+  if (!isDefaultGateway) return routes;
+  const out = [...routes];
+  for (const ip of ips) {
+    if (!ip.gateway) continue;
+    const v4 = parseCIDR(ip.address)?.ip.family === 4;
+    const dst = v4 ? "0.0.0.0/0" : "::/0";
+    if (!out.some((r) => r.dst === dst)) out.push({ dst, gw: ip.gateway });
+  }
+  return out;
+}
+
+/**
+ * Configures the container end inside its netns: up, addresses, routes (a route without
+ * gw goes via the gateway of its family, as the reference's ConfigureIface does).
+ */
+export function configurePodInterface(
+  netns: string,
+  ifname: string,
+  ips: IPConfig[],
+  routes: Route[],
+  o: { enableDad: boolean },
+): Link {
+  return withSocket(netns, (nl) => {
+    const link = getLinkByName(nl, ifname);
+    if (!link) throw new CniError(ErrorCode.Internal, `interface ${ifname} not found in ${netns}`);
+    setLinkUp(nl, link.index);
+    for (const ip of ips) addAddress(nl, link.index, ip.address, { noDad: !o.enableDad });
+    for (const r of routes) {
+      const dst = parseCIDR(r.dst);
+      if (!dst) throw new CniError(ErrorCode.InvalidConfig, `invalid route destination "${r.dst}"`);
+      const gw = r.gw ?? ips.find((i) => i.gateway && parseCIDR(i.address)?.ip.family === dst.ip.family)?.gateway;
+      try {
+        addRoute(nl, { dst: r.dst, index: link.index, ...(gw ? { gw } : {}) });
+      } catch (e) {
+        throw new CniError(ErrorCode.Internal, `failed to add route ${r.dst}${gw ? ` via ${gw}` : ""} in ${netns}: ${(e as Error).message}`);
+      }
+    }
+    return link;
+  });
+}

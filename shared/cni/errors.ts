@@ -1,0 +1,47 @@
+// CNI error codes and the error type every plugin throws. The runtime reads errors as
+// JSON on stdout, so the shape here is protocol, not presentation.
+
+export const ErrorCode = {
+  IncompatibleVersion: 1,
+  UnsupportedField: 2,
+  UnknownContainer: 3,
+  InvalidEnv: 4,
+  IO: 5,
+  Decode: 6,
+  InvalidConfig: 7,
+  TryAgainLater: 11,
+  NotReady: 50,
+  NotReadyLimited: 51,
+  // First plugin-specific code; used for failures that carry no code of their own.
+  Internal: 100,
+} as const;
+
+export interface ErrorResponse {
+  cniVersion: string;
+  code: number;
+  msg: string;
+  details?: string;
+}
+
+export class CniError extends Error {
+  readonly code: number;
+  readonly details: string;
+
+  constructor(code: number, msg: string, details = "") {
+    super(msg);
+    this.name = "CniError";
+    this.code = code;
+    this.details = details;
+  }
+
+  // cniVersion is the caller's to supply: the error itself may predate knowing it.
+  toResponse(cniVersion: string): ErrorResponse {
+    const r: ErrorResponse = { cniVersion, code: this.code, msg: this.message };
+    if (this.details !== "") r.details = this.details;
+    return r;
+  }
+}
+
+export function cniErrorJson(e: CniError, version: string): string {
+  return JSON.stringify(e.toResponse(version), null, 4);
+}

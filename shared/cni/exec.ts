@@ -1,0 +1,64 @@
+// Executing another CNI plugin (a delegated IPAM plugin) by the standard protocol:
+// found on CNI_PATH, config on stdin, CNI_* in the environment, result or error JSON
+// on stdout.
+import { spawnSync } from "node:child_process";
+import { accessSync, constants } from "node:fs";
+import { join } from "node:path";
+import type { CniEnv } from "./env";
+import { CniError, ErrorCode } from "./errors";
+import { parsePrevResult, type Result } from "./result";
+
+function findPlugin(type: string, path: string[]): string {
+  for (const dir of path) {
+    const candidate = join(dir, type);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new CniError(ErrorCode.InvalidConfig, `failed to find plugin "${type}" in path [${path.join(" ")}]`);
+}
+
+/** Runs plugin `type` for `command` with `conf` as stdin; returns its result for ADD. */
+export function execPlugin(type: string, command: "ADD" | "DEL" | "CHECK", conf: Record<string, unknown>, env: CniEnv): Result | undefined {
+  const bin = findPlugin(type, env.path);
+  const args = [...env.args].map(([k, v]) => `${k}=${v}`).join(";");
+  const child = spawnSync(bin, [], {
+    input: JSON.stringify(conf),
+    encoding: "utf8",
+    env: {
+      ...process.env,
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: env.containerId,
+      CNI_NETNS: env.netns,
+      CNI_IFNAME: env.ifname,
+      CNI_ARGS: args,
+      CNI_PATH: env.path.join(":"),
+    },
+  });
+  if (child.error) throw new CniError(ErrorCode.IO, `failed to run ${type}: ${child.error.message}`);
+  const out = child.stdout.trim();
+  if (child.status !== 0) {
+    let err: { code?: number; msg?: string; details?: string } = {};
+    try {
+      err = JSON.parse(out) as typeof err;
+    } catch {
+      // not JSON: report what it printed
+    }
+    throw new CniError(
+      err.code ?? ErrorCode.Internal,
+      err.msg ?? `${type} failed (exit ${child.status}): ${out || child.stderr.trim()}`,
+      err.details ?? "",
+    );
+  }
+  if (command !== "ADD") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(out);
+  } catch {
+    throw new CniError(ErrorCode.Decode, `${type} printed an invalid result: ${out.slice(0, 200)}`);
+  }
+  return parsePrevResult(parsed, String(conf["cniVersion"]));
+}

@@ -1,0 +1,169 @@
+// The dispatcher every plugin's main calls: env and stdin in, one JSON document and an
+// exit code out. Errors never escape as stack traces; libcni only understands the
+// error JSON on stdout.
+import { fstatSync, readFileSync, writeSync } from "node:fs";
+import { checkKnownArgs } from "./args";
+import { type CniEnv, readEnv } from "./env";
+import { CniError, cniErrorJson, ErrorCode } from "./errors";
+import { convertResult, parsePrevResult, type Result } from "./result";
+import { configVersion, LATEST_VERSION, requireVersionFor, versionReply } from "./version";
+
+export interface PluginContext<C> {
+  env: CniEnv;
+  conf: C;
+  raw: Record<string, unknown>; // the parsed stdin
+  prevResult?: Result;
+  stdinVersion: string;
+}
+
+export interface Attachment {
+  containerID: string;
+  ifname: string;
+}
+
+export interface Plugin<C> {
+  name: string;
+  // Schema-validates the whole stdin document (which may also hold prevResult,
+  // runtimeConfig, args and the GC attachment list); throws CniError 7.
+  parseConfig(raw: Record<string, unknown>, env: CniEnv): C;
+  add(ctx: PluginContext<C>): Promise<Result> | Result;
+  del(ctx: PluginContext<C>): Promise<void> | void;
+  check(ctx: PluginContext<C>): Promise<void> | void;
+  // Throws CniError 50/51 when not ready; absent means always ready.
+  status?(ctx: { conf: C; raw: Record<string, unknown>; env: CniEnv }): Promise<void> | void;
+  // Absent means the plugin holds nothing to collect.
+  gc?(ctx: { conf: C; raw: Record<string, unknown>; env: CniEnv; validAttachments: Attachment[] }): Promise<void> | void;
+  // CNI_ARGS keys accepted besides the standard ones.
+  knownArgs?: string[];
+}
+
+export interface PluginIO {
+  env?: NodeJS.ProcessEnv;
+  stdin?: string;
+  stdout?: (s: string) => void;
+}
+
+// Synchronous so the whole reply is written before the caller exits the process.
+function writeStdout(s: string): void {
+  const buf = Buffer.from(s);
+  for (let off = 0; off < buf.length; ) off += writeSync(1, buf, off);
+}
+
+function readStdin(command: CniEnv["command"]): string {
+  try {
+    // VERSION needs no input: don't block on a terminal when run by hand. (fstat, not
+    // isatty: node:tty is costly to load; /dev/null, also a character device, is empty.)
+    if (command === "VERSION" && fstatSync(0).isCharacterDevice()) return "";
+    return readFileSync(0, "utf8");
+  } catch (e) {
+    if (command === "VERSION") return "";
+    throw new CniError(ErrorCode.IO, `error reading from stdin: ${(e as Error).message}`);
+  }
+}
+
+function parseStdin(text: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new CniError(ErrorCode.Decode, `error decoding network config: ${(e as Error).message}`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new CniError(ErrorCode.Decode, "error decoding network config: not a JSON object");
+  }
+  return v as Record<string, unknown>;
+}
+
+// Plugins build paths from the network name (host-local's store), so it must be a
+// plain token, as the reference library requires.
+function checkNetworkName(raw: Record<string, unknown>): void {
+  const name = raw["name"];
+  if (name === undefined || name === "") throw new CniError(ErrorCode.InvalidConfig, "missing network name");
+  if (typeof name !== "string" || !/^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$/.test(name)) {
+    throw new CniError(ErrorCode.InvalidConfig, "invalid characters found in network name", String(name));
+  }
+}
+
+// The 1.1.0 key, and the one drafts of 1.1.0 used. Missing is an error, not an empty
+// list: an empty list tells the plugin to release everything it holds.
+function parseAttachments(raw: Record<string, unknown>): Attachment[] {
+  const list = raw["cni.dev/valid-attachments"] ?? raw["cni.dev/attachments"];
+  if (list === undefined) throw new CniError(ErrorCode.InvalidConfig, "GC requires cni.dev/valid-attachments");
+  if (!Array.isArray(list)) throw new CniError(ErrorCode.InvalidConfig, "cni.dev/valid-attachments must be an array");
+  return list.map((a: unknown, i) => {
+    const o = a as Record<string, unknown> | null;
+    if (typeof o?.["containerID"] !== "string" || typeof o["ifname"] !== "string") {
+      throw new CniError(ErrorCode.InvalidConfig, `cni.dev/valid-attachments[${i}] must be {"containerID": string, "ifname": string}`);
+    }
+    return { containerID: o["containerID"], ifname: o["ifname"] };
+  });
+}
+
+function toCniError(e: unknown): CniError {
+  if (e instanceof CniError) return e;
+  return new CniError(ErrorCode.Internal, e instanceof Error ? e.message : String(e));
+}
+
+async function dispatch<C>(plugin: Plugin<C>, env: CniEnv, raw: Record<string, unknown>, version: string, out: (s: string) => void): Promise<void> {
+  switch (env.command) {
+    case "STATUS": {
+      requireVersionFor("STATUS", version, "1.1.0");
+      const conf = plugin.parseConfig(raw, env);
+      await plugin.status?.({ conf, raw, env });
+      return;
+    }
+    case "GC": {
+      requireVersionFor("GC", version, "1.1.0");
+      const validAttachments = parseAttachments(raw);
+      const conf = plugin.parseConfig(raw, env);
+      await plugin.gc?.({ conf, raw, env, validAttachments });
+      return;
+    }
+    case "CHECK":
+      requireVersionFor("CHECK", version, "0.4.0");
+      if (raw["prevResult"] == null) throw new CniError(ErrorCode.InvalidConfig, "CHECK requires prevResult");
+      break;
+  }
+
+  checkKnownArgs(env.args, plugin.knownArgs ?? []);
+  const conf = plugin.parseConfig(raw, env);
+  const ctx: PluginContext<C> = { env, conf, raw, stdinVersion: version };
+  if (raw["prevResult"] != null) ctx.prevResult = parsePrevResult(raw["prevResult"], version);
+
+  switch (env.command) {
+    case "ADD": {
+      const result = await plugin.add(ctx);
+      out(`${JSON.stringify(convertResult(result, version), null, 4)}\n`);
+      return;
+    }
+    case "DEL":
+      return plugin.del(ctx);
+    case "CHECK":
+      return plugin.check(ctx);
+  }
+}
+
+// Returns the process exit code; the caller exits with it.
+export async function runPlugin<C>(plugin: Plugin<C>, io: PluginIO = {}): Promise<number> {
+  const vars = io.env ?? process.env;
+  const out = io.stdout ?? writeStdout;
+  // Errors report the config's version once known, else the newest.
+  let version = LATEST_VERSION;
+  try {
+    const env = readEnv(vars);
+    const stdin = io.stdin ?? readStdin(env.command);
+    if (env.command === "VERSION") {
+      out(`${versionReply(stdin)}\n`);
+      return 0;
+    }
+    const raw = parseStdin(stdin);
+    version = configVersion(raw);
+    checkNetworkName(raw);
+    await dispatch(plugin, env, raw, version, out);
+    return 0;
+  } catch (e) {
+    if (vars["WEFT_DEBUG"] === "1") writeSync(2, `${plugin.name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    out(`${cniErrorJson(toCniError(e), version)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,136 @@
+// A synchronous rtnetlink request/response channel over the native transport.
+// Messages are encoded with the `netlink` package's codec; this file only frames
+// requests, matches replies by sequence number and turns NLMSG_ERROR into errors.
+import { constants } from "node:os";
+import {
+  AttrStream,
+  formatAttribute,
+  formatMessage,
+  pad,
+  parseAttributes,
+  parseMessages,
+  readS32,
+  type NetlinkMessage,
+  type StreamData,
+} from "netlink/dist/structs.js";
+import { native } from "../../native/index";
+
+export const NLM_F = {
+  REQUEST: 0x1,
+  MULTI: 0x2,
+  ACK: 0x4,
+  DUMP: 0x300,
+  REPLACE: 0x100,
+  EXCL: 0x200,
+  CREATE: 0x400,
+  APPEND: 0x800,
+} as const;
+
+const NLMSG_ERROR = 2;
+const NLMSG_DONE = 3;
+const NLM_F_CAPPED = 0x100;
+const NLM_F_ACK_TLVS = 0x200;
+const NLMSGERR_ATTR_MSG = 1;
+const RECV_TIMEOUT_MS = 5000;
+
+const errnoNames = new Map<number, string>(
+  Object.entries(constants.errno).map(([name, n]) => [n, name]),
+);
+
+/** A kernel refusal: errno name/number plus the kernel's extended-ack text when given. */
+export class NetlinkError extends Error {
+  constructor(
+    readonly op: string,
+    readonly errno: number,
+    readonly kernelMessage: string,
+  ) {
+    const code = errnoNames.get(errno) ?? `errno ${errno}`;
+    super(`${op}: ${code}${kernelMessage ? ` (${kernelMessage})` : ""}`);
+  }
+  get code(): string {
+    return errnoNames.get(this.errno) ?? "";
+  }
+}
+
+export function isErrno(e: unknown, name: string): boolean {
+  return e instanceof NetlinkError && e.code === name;
+}
+
+/** Encodes attributes, padded to the 4-byte boundary the next attribute needs (AttrStream pads only between items). */
+export function encode(data: StreamData): Buffer {
+  const s = new AttrStream();
+  s.emit(data);
+  return Buffer.concat(pad(s.bufs));
+}
+
+/** Encodes one raw attribute; `nested` sets NLA_F_NESTED, which some kernel parsers demand. */
+export function attr(type: number, data: Uint8Array | Uint8Array[], nested = false): Buffer {
+  return Buffer.concat(pad(formatAttribute({ type, data, nested })));
+}
+
+function errorText(msg: NetlinkMessage): string {
+  if (!(msg.flags & NLM_F_ACK_TLVS)) return "";
+  const reqLen = msg.data.readUInt32LE(4);
+  const tlvOffset = 4 + (msg.flags & NLM_F_CAPPED ? 16 : reqLen);
+  let text = "";
+  parseAttributes(msg.data.subarray(tlvOffset), (a) => {
+    if (a.type === NLMSGERR_ATTR_MSG) text = a.data.toString("utf8").replace(/\0.*$/s, "");
+  });
+  return text;
+}
+
+export class RtSocket {
+  private seq = Math.floor(Math.random() * 0x7fffffff);
+
+  private constructor(private readonly fd: number) {}
+
+  /** Opens a socket in the netns at `netnsPath`, or in the caller's own when omitted. */
+  static open(netnsPath?: string): RtSocket {
+    return new RtSocket(native.nlOpen(netnsPath ?? null));
+  }
+
+  close(): void {
+    native.close(this.fd);
+  }
+
+  /**
+   * Sends one request and returns the payloads of its replies. Every request asks for
+   * an ACK so failures surface here, synchronously, with the kernel's reason.
+   */
+  request(op: string, type: number, flags: number, payload: StreamData): NetlinkMessage[] {
+    const seq = (this.seq = (this.seq + 1) & 0x7fffffff);
+    const parts = formatMessage({
+      type,
+      flags: NLM_F.REQUEST | NLM_F.ACK | flags,
+      seq,
+      port: 0,
+      data: encode(payload),
+    });
+    native.nlSend(this.fd, Buffer.concat(parts));
+    const replies: NetlinkMessage[] = [];
+    for (;;) {
+      const buf = native.nlRecv(this.fd, RECV_TIMEOUT_MS);
+      if (buf === null) throw new Error(`${op}: no reply from the kernel within ${RECV_TIMEOUT_MS} ms`);
+      for (const msg of parseMessages(buf)) {
+        if (msg.seq !== seq) continue; // a stale reply to an earlier, timed-out request
+        if (msg.type === NLMSG_DONE) return replies;
+        if (msg.type === NLMSG_ERROR) {
+          const errno = -readS32.call(msg.data, 0);
+          if (errno === 0) return replies;
+          throw new NetlinkError(op, errno, errorText(msg));
+        }
+        replies.push(msg);
+      }
+    }
+  }
+}
+
+/** Runs `fn` with a socket in `netnsPath` (or the current netns), closing it afterwards. */
+export function withSocket<T>(netnsPath: string | undefined, fn: (nl: RtSocket) => T): T {
+  const nl = RtSocket.open(netnsPath);
+  try {
+    return fn(nl);
+  } finally {
+    nl.close();
+  }
+}

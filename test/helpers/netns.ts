@@ -1,0 +1,60 @@
+// Network namespaces for integration tests. Every name carries a prefix unique to this
+// test process, and `cleanupAll` removes everything made (also after a failure), so a
+// run leaves the host exactly as it found it.
+import { execFileSync, spawnSync } from "node:child_process";
+
+const PREFIX = `wt${process.pid.toString(36)}`;
+const made = new Set<string>();
+let counter = 0;
+
+export function uniqueName(role: string): string {
+  return `${PREFIX}-${role}${counter++}`.slice(0, 15);
+}
+
+export function createNetns(role: string): string {
+  const name = uniqueName(role);
+  execFileSync("ip", ["netns", "add", name]);
+  made.add(name);
+  return name;
+}
+
+export function netnsPath(name: string): string {
+  return `/run/netns/${name}`;
+}
+
+export function deleteNetns(name: string): void {
+  spawnSync("ip", ["netns", "del", name]);
+  made.delete(name);
+}
+
+/** Runs a command inside netns `ns`; returns stdout, throws with stderr on failure. */
+export function nsExec(ns: string, cmd: string, ...args: string[]): string {
+  const r = spawnSync("ip", ["netns", "exec", ns, cmd, ...args], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} in ${ns} failed: ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+/** Like nsExec but reports success instead of throwing. */
+export function nsTry(ns: string, cmd: string, ...args: string[]): { ok: boolean; out: string } {
+  const r = spawnSync("ip", ["netns", "exec", ns, cmd, ...args], { encoding: "utf8" });
+  return { ok: r.status === 0, out: r.stdout + r.stderr };
+}
+
+export function ping(fromNs: string, ip: string): boolean {
+  return nsTry(fromNs, "ping", "-c", "1", "-W", "2", ip.includes(":") ? "-6" : "-4", ip).ok;
+}
+
+/** `ip -j` output parsed (addresses, routes, links) inside a netns. */
+export function ipJson<T = unknown>(ns: string, ...args: string[]): T {
+  return JSON.parse(nsExec(ns, "ip", "-j", ...args) || "[]") as T;
+}
+
+export function cleanupAll(): void {
+  for (const name of [...made]) deleteNetns(name);
+}
+
+/** Names of namespaces this process made that still exist (should be none after cleanup). */
+export function leftovers(): string[] {
+  const out = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+  return out.split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n.startsWith(PREFIX));
+}

@@ -1,0 +1,91 @@
+// A test "node": a host netns holding the bridge and rules, pod netns attached by the
+// compiled plugin, and a per-test IPAM data dir. Everything is removed in teardown.
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cni, requireBuild, type CniCall, type CniReply } from "./cni";
+import { cleanupAll, createNetns, netnsPath, uniqueName } from "./netns";
+
+export interface Node {
+  host: string;
+  dataDir: string;
+  bridge: string;
+}
+
+export function createNode(): Node {
+  requireBuild();
+  const host = createNetns("host");
+  return { host, dataDir: mkdtempSync(join(tmpdir(), "weft-it-")), bridge: uniqueName("br") };
+}
+
+export function destroyNode(node: Node | undefined): void {
+  cleanupAll();
+  if (node) rmSync(node.dataDir, { recursive: true, force: true });
+}
+
+export const NET = "weft-it";
+
+export function bridgeConf(node: Node, extra: Record<string, unknown> = {}, ipam: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    cniVersion: "1.0.0",
+    name: NET,
+    type: "bridge",
+    bridge: node.bridge,
+    isGateway: true,
+    ...extra,
+    ipam: {
+      type: "host-local",
+      dataDir: node.dataDir,
+      ranges: [[{ subnet: "10.77.0.0/24" }], [{ subnet: "fd77::/64" }]],
+      ...ipam,
+    },
+  };
+}
+
+export interface Pod {
+  ns: string;
+  path: string;
+  id: string;
+  reply: CniReply;
+}
+
+export function call(node: Node, c: Omit<CniCall, "hostNs">): CniReply {
+  return cni({ hostNs: node.host, ...c });
+}
+
+/** Creates a pod netns and runs ADD for it. */
+export function addPod(node: Node, conf: Record<string, unknown>, o: { args?: string; ifname?: string; plugin?: string } = {}): Pod {
+  const ns = createNetns("pod");
+  const id = `ctr-${ns}`;
+  const reply = call(node, {
+    plugin: o.plugin ?? "bridge",
+    command: "ADD",
+    conf,
+    containerId: id,
+    netns: netnsPath(ns),
+    ifname: o.ifname ?? "eth0",
+    ...(o.args ? { args: o.args } : {}),
+  });
+  return { ns, path: netnsPath(ns), id, reply };
+}
+
+export function delPod(node: Node, pod: Pod, conf: Record<string, unknown>, ifname = "eth0"): CniReply {
+  return call(node, { plugin: "bridge", command: "DEL", conf, containerId: pod.id, netns: pod.path, ifname });
+}
+
+/** Reservation files in the network's host-local dir (IPs only, not lock/last_reserved). */
+export function reservations(node: Node, net = NET): string[] {
+  try {
+    return readdirSync(join(node.dataDir, net)).filter((f) => f !== "lock" && !f.startsWith("last_reserved_ip"));
+  } catch {
+    return [];
+  }
+}
+
+/** The pod's first address of a family from an ADD result. */
+export function podIP(pod: Pod, family: 4 | 6): string {
+  const ips = (pod.reply.json?.["ips"] ?? []) as Array<{ address: string }>;
+  const ip = ips.map((i) => i.address.split("/")[0]!).find((a) => (family === 6) === a.includes(":"));
+  if (!ip) throw new Error(`pod has no IPv${family} address: ${pod.reply.stdout}`);
+  return ip;
+}

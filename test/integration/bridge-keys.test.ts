@@ -1,0 +1,193 @@
+// Every bridge config key changes what the kernel shows.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createNetns, deleteNetns, ipJson, leftovers, nsExec, nsTry, ping, uniqueName } from "../helpers/netns";
+import { addPod, bridgeConf, createNode, delPod, destroyNode, podIP, reservations, type Node } from "../helpers/pods";
+
+interface Link {
+  ifname: string;
+  mtu: number;
+  address: string;
+  flags: string[];
+  master?: string;
+  linkinfo?: { info_slave_data?: { hairpin?: boolean } };
+  addr_info: Array<{ local: string; prefixlen: number; family: string; nodad?: boolean; scope: string }>;
+}
+
+let node: Node;
+beforeEach(() => {
+  node = createNode();
+});
+afterEach(() => {
+  destroyNode(node);
+  expect(leftovers()).toEqual([]);
+});
+
+function hostLink(name: string): Link {
+  return ipJson<Link[]>(node.host, "-d", "addr", "show", "dev", name)[0]!;
+}
+
+function podLink(ns: string, name = "eth0"): Link {
+  return ipJson<Link[]>(ns, "-d", "addr", "show", "dev", name)[0]!;
+}
+
+function routes(ns: string, family: "-4" | "-6"): Array<{ dst: string; gateway?: string }> {
+  return ipJson(ns, family, "route", "show");
+}
+
+describe("bridge config keys", () => {
+  it("bridge names the bridge the pods attach to", () => {
+    const pod = addPod(node, bridgeConf(node));
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    const veth = pod.reply.json!["interfaces"][1].name as string;
+    expect(hostLink(veth).master).toBe(node.bridge);
+  });
+
+  it("isGateway puts the gateway on the bridge; without it the bridge has no address", () => {
+    const gw = addPod(node, bridgeConf(node, { isGateway: true }));
+    expect(hostLink(node.bridge).addr_info.filter((a) => a.scope === "global").map((a) => a.local)).toEqual(["10.77.0.1", "fd77::1"]);
+    expect(delPod(node, gw, bridgeConf(node)).code).toBe(0);
+
+    const other = { ...node, bridge: uniqueName("br") };
+    const plain = addPod(other, bridgeConf(other, { isGateway: false }));
+    expect(plain.reply.code, plain.reply.stdout).toBe(0);
+    expect(hostLink(other.bridge).addr_info.filter((a) => a.scope === "global")).toEqual([]);
+  });
+
+  it("isDefaultGateway gives the pod default routes via the bridge", () => {
+    const plain = addPod(node, bridgeConf(node));
+    expect(routes(plain.ns, "-4").some((r) => r.dst === "default")).toBe(false);
+    const pod = addPod(node, bridgeConf(node, { isDefaultGateway: true }));
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    expect(routes(pod.ns, "-4")).toContainEqual(expect.objectContaining({ dst: "default", gateway: "10.77.0.1" }));
+    expect(routes(pod.ns, "-6")).toContainEqual(expect.objectContaining({ dst: "default", gateway: "fd77::1" }));
+  });
+
+  it("forceAddress replaces a different bridge address instead of failing", () => {
+    nsExec(node.host, "ip", "link", "add", node.bridge, "type", "bridge");
+    nsExec(node.host, "ip", "addr", "add", "10.99.0.1/24", "dev", node.bridge);
+    const refused = addPod(node, bridgeConf(node));
+    expect(refused.reply.code).not.toBe(0);
+    expect(refused.reply.json!["msg"]).toContain("already has an IP address different from 10.77.0.1/24");
+    expect(reservations(node)).toEqual([]);
+
+    const forced = addPod(node, bridgeConf(node, { forceAddress: true }));
+    expect(forced.reply.code, forced.reply.stdout).toBe(0);
+    const v4 = hostLink(node.bridge).addr_info.filter((a) => a.family === "inet").map((a) => a.local);
+    expect(v4).toEqual(["10.77.0.1"]);
+  });
+
+  it("mtu sets both ends of the veth pair", () => {
+    const pod = addPod(node, bridgeConf(node, { mtu: 1400 }));
+    expect(podLink(pod.ns).mtu).toBe(1400);
+    expect(hostLink(pod.reply.json!["interfaces"][1].name).mtu).toBe(1400);
+  });
+
+  it("hairpinMode turns hairpin on for the pod's bridge port", () => {
+    const off = addPod(node, bridgeConf(node));
+    const on = addPod(node, bridgeConf(node, { hairpinMode: true }));
+    expect(hostLink(off.reply.json!["interfaces"][1].name).linkinfo?.info_slave_data?.hairpin).toBe(false);
+    expect(hostLink(on.reply.json!["interfaces"][1].name).linkinfo?.info_slave_data?.hairpin).toBe(true);
+  });
+
+  it("promiscMode puts the bridge in promiscuous mode", () => {
+    addPod(node, bridgeConf(node));
+    expect(hostLink(node.bridge).flags).not.toContain("PROMISC");
+    addPod(node, bridgeConf(node, { promiscMode: true }));
+    expect(hostLink(node.bridge).flags).toContain("PROMISC");
+  });
+
+  it("enabledad controls IPv6 duplicate address detection on the pod's addresses", () => {
+    const v6 = (ns: string) => podLink(ns).addr_info.find((a) => a.local.startsWith("fd77"))!;
+    const noDad = addPod(node, bridgeConf(node));
+    expect(v6(noDad.ns).nodad).toBe(true);
+    const dad = addPod(node, bridgeConf(node, { enabledad: true }));
+    expect(v6(dad.ns).nodad).toBeUndefined();
+  });
+
+  it("vlan puts the pod's port in that VLAN (or fails cleanly where the kernel lacks VLAN filtering)", () => {
+    const probe = createNetns("probe");
+    const supported = nsTry(probe, "ip", "link", "add", "vf", "type", "bridge", "vlan_filtering", "1").ok;
+    const pod = addPod(node, bridgeConf(node, { vlan: 42 }));
+    if (supported) {
+      expect(pod.reply.code, pod.reply.stdout).toBe(0);
+      const port = pod.reply.json!["interfaces"][1].name as string;
+      expect(nsExec(node.host, "bridge", "vlan", "show", "dev", port)).toMatch(/42 PVID Egress Untagged/);
+    } else {
+      expect(pod.reply.code).not.toBe(0);
+      expect(pod.reply.json!["msg"]).toContain("VLAN filtering");
+      expect(reservations(node)).toEqual([]);
+      expect(ipJson<Link[]>(node.host, "link", "show").filter((l) => l.ifname.startsWith("veth"))).toEqual([]);
+    }
+  });
+
+  it("a MAC comes from runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC=", () => {
+    const rc = addPod(node, { ...bridgeConf(node), runtimeConfig: { mac: "02:00:00:00:aa:01" } });
+    expect(podLink(rc.ns).address).toBe("02:00:00:00:aa:01");
+    const args = addPod(node, { ...bridgeConf(node), args: { cni: { mac: "02:00:00:00:aa:02" } } });
+    expect(podLink(args.ns).address).toBe("02:00:00:00:aa:02");
+    const env = addPod(node, bridgeConf(node), { args: "IgnoreUnknown=1;MAC=02:00:00:00:aa:03" });
+    expect(podLink(env.ns).address).toBe("02:00:00:00:aa:03");
+    expect(env.reply.json!["interfaces"][2].mac).toBe("02:00:00:00:aa:03");
+  });
+});
+
+describe("ipMasq", () => {
+  /** An "outside" network reached from the host over a veth, with no route back to pods. */
+  function outside(): { ns: string; ip: string } {
+    const ns = createNetns("out");
+    const hostEnd = uniqueName("up");
+    nsExec(node.host, "ip", "link", "add", hostEnd, "type", "veth", "peer", "name", "uplink", "netns", ns);
+    nsExec(node.host, "ip", "addr", "add", "198.18.0.1/24", "dev", hostEnd);
+    nsExec(node.host, "ip", "link", "set", hostEnd, "up");
+    nsExec(ns, "ip", "addr", "add", "198.18.0.2/24", "dev", "uplink");
+    nsExec(ns, "ip", "link", "set", "uplink", "up");
+    return { ns, ip: "198.18.0.2" };
+  }
+
+  function ruleset(): string {
+    return nsExec(node.host, "nft", "list", "ruleset");
+  }
+
+  it("lets pods reach the outside only masqueraded, and DEL removes exactly that pod's rules", () => {
+    const out = outside();
+    const plain = addPod(node, bridgeConf(node, { isDefaultGateway: true }));
+    // No route back to 10.77.0.0/24 outside: replies only arrive when the source is rewritten.
+    expect(ping(plain.ns, out.ip)).toBe(false);
+
+    const a = addPod(node, bridgeConf(node, { isDefaultGateway: true, ipMasq: true }));
+    const b = addPod(node, bridgeConf(node, { isDefaultGateway: true, ipMasq: true }));
+    expect(ping(a.ns, out.ip)).toBe(true);
+    expect(ping(b.ns, out.ip)).toBe(true);
+    // Pod to pod is never NATed: b sees a's own address.
+    expect(ping(a.ns, podIP(b, 4))).toBe(true);
+    expect(ruleset()).toContain(podIP(a, 4));
+    expect(ruleset()).toContain(podIP(b, 4));
+
+    expect(delPod(node, a, bridgeConf(node, { ipMasq: true })).code).toBe(0);
+    expect(ruleset()).not.toContain(podIP(a, 4));
+    expect(ruleset()).toContain(podIP(b, 4));
+    expect(ping(b.ns, out.ip)).toBe(true);
+  });
+
+  it("DEL removes the pod's rules also when the netns is already gone", () => {
+    const a = addPod(node, bridgeConf(node, { ipMasq: true }));
+    expect(ruleset()).toContain(podIP(a, 4));
+    deleteNetns(a.ns); // the runtime removed the netns before calling DEL
+    expect(delPod(node, a, bridgeConf(node, { ipMasq: true })).code).toBe(0);
+    expect(ruleset()).not.toContain(podIP(a, 4));
+    expect(reservations(node)).toEqual([]);
+  });
+
+  it("keeps pod traffic flowing when the host's iptables FORWARD policy is DROP", () => {
+    nsExec(node.host, "iptables", "-P", "FORWARD", "DROP");
+    nsExec(node.host, "ip6tables", "-P", "FORWARD", "DROP");
+    const out = outside();
+    const a = addPod(node, bridgeConf(node, { isDefaultGateway: true, ipMasq: true }));
+    const b = addPod(node, bridgeConf(node, { isDefaultGateway: true, ipMasq: true }));
+    expect(ping(a.ns, podIP(b, 4))).toBe(true);
+    expect(ping(a.ns, podIP(b, 6))).toBe(true);
+    expect(ping(a.ns, out.ip)).toBe(true);
+    expect(delPod(node, a, bridgeConf(node, { ipMasq: true })).code).toBe(0);
+    expect(nsExec(node.host, "iptables-save")).not.toContain(podIP(a, 4));
+  });
+});

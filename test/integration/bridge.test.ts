@@ -1,0 +1,125 @@
+// The bridge plugin, compiled, in real network namespaces: what a user would check with
+// `ip`, `ping` and `nft` after the runtime called it.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { deleteNetns, ipJson, leftovers, nsExec, nsTry, ping } from "../helpers/netns";
+import { addPod, bridgeConf, call, createNode, delPod, destroyNode, podIP, reservations, type Node } from "../helpers/pods";
+
+interface IpAddr {
+  ifname: string;
+  mtu: number;
+  address: string;
+  flags: string[];
+  master?: string;
+  addr_info: Array<{ local: string; prefixlen: number; family: string; nodad?: boolean }>;
+}
+
+let node: Node;
+beforeEach(() => {
+  node = createNode();
+});
+afterEach(() => {
+  destroyNode(node);
+  expect(leftovers()).toEqual([]);
+});
+
+describe("bridge ADD", () => {
+  it("connects two pods to each other and to the gateway, IPv4 and IPv6", () => {
+    const conf = bridgeConf(node);
+    const a = addPod(node, conf);
+    const b = addPod(node, conf);
+    expect(a.reply.code, a.reply.stdout).toBe(0);
+    expect(b.reply.code, b.reply.stdout).toBe(0);
+
+    const r = a.reply.json!;
+    expect(r["cniVersion"]).toBe("1.0.0");
+    expect(r["interfaces"]).toHaveLength(3);
+    expect(r["interfaces"][0].name).toBe(node.bridge);
+    expect(r["interfaces"][1].name).toMatch(/^veth[0-9a-f]{8}$/);
+    expect(r["interfaces"][2]).toMatchObject({ name: "eth0", sandbox: a.path });
+    expect(r["ips"]).toEqual([
+      { address: "10.77.0.2/24", gateway: "10.77.0.1", interface: 2 },
+      { address: "fd77::2/64", gateway: "fd77::1", interface: 2 },
+    ]);
+
+    expect(ping(a.ns, podIP(b, 4))).toBe(true);
+    expect(ping(b.ns, podIP(a, 4))).toBe(true);
+    expect(ping(a.ns, "10.77.0.1")).toBe(true);
+    expect(ping(a.ns, podIP(b, 6))).toBe(true);
+    expect(ping(b.ns, "fd77::1")).toBe(true);
+
+    // The host veth sits on the bridge; the bridge holds both gateways.
+    const links = ipJson<IpAddr[]>(node.host, "addr", "show");
+    const br = links.find((l) => l.ifname === node.bridge)!;
+    expect(br.addr_info.map((x) => `${x.local}/${x.prefixlen}`)).toEqual(expect.arrayContaining(["10.77.0.1/24", "fd77::1/64"]));
+    const veth = links.find((l) => l.ifname === r["interfaces"][1].name)!;
+    expect(veth.master).toBe(node.bridge);
+    expect(nsExec(node.host, "cat", "/proc/sys/net/ipv4/ip_forward").trim()).toBe("1");
+  });
+
+  it("answers in the result format of the config's cniVersion", () => {
+    const a = addPod(node, { ...bridgeConf(node), cniVersion: "0.3.1" });
+    expect(a.reply.code, a.reply.stdout).toBe(0);
+    expect(a.reply.json!["ips"][0]).toEqual({ version: "4", address: "10.77.0.2/24", gateway: "10.77.0.1", interface: 2 });
+  });
+});
+
+describe("bridge CHECK", () => {
+  function check(pod: ReturnType<typeof addPod>, conf: Record<string, unknown>) {
+    return call(node, { plugin: "bridge", command: "CHECK", conf: { ...conf, prevResult: pod.reply.json }, containerId: pod.id, netns: pod.path });
+  }
+
+  it("passes after ADD and fails once the pod's address is deleted", () => {
+    const conf = bridgeConf(node);
+    const a = addPod(node, conf);
+    expect(check(a, conf).code, check(a, conf).stdout).toBe(0);
+    nsExec(a.ns, "ip", "addr", "del", "10.77.0.2/24", "dev", "eth0");
+    const r = check(a, conf);
+    expect(r.code).not.toBe(0);
+    expect(r.json!["msg"]).toContain("10.77.0.2/24");
+  });
+
+  it("fails once a route of the result is deleted", () => {
+    const conf = bridgeConf(node, {}, { routes: [{ dst: "192.168.240.0/24" }] });
+    const a = addPod(node, conf);
+    expect(check(a, conf).code).toBe(0);
+    nsExec(a.ns, "ip", "route", "del", "192.168.240.0/24");
+    const r = check(a, conf);
+    expect(r.code).not.toBe(0);
+    expect(r.json!["msg"]).toContain("192.168.240.0/24");
+  });
+
+  it("fails when the reservation is gone", () => {
+    const conf = bridgeConf(node);
+    const a = addPod(node, conf);
+    expect(delPod(node, a, { ...conf, ipam: { ...(conf["ipam"] as object) } }).code).toBe(0);
+    expect(check(a, conf).code).not.toBe(0);
+  });
+});
+
+describe("bridge DEL", () => {
+  it("is idempotent: twice, without ADD, and after the netns is gone, releasing the IP", () => {
+    const conf = bridgeConf(node);
+    const a = addPod(node, conf);
+    expect(reservations(node)).toHaveLength(2);
+    expect(delPod(node, a, conf).code).toBe(0);
+    expect(reservations(node)).toEqual([]);
+    expect(delPod(node, a, conf).code).toBe(0);
+    expect(nsTry(a.ns, "ip", "link", "show", "eth0").ok).toBe(false);
+
+    // DEL for a container that never had ADD
+    const never = call(node, { plugin: "bridge", command: "DEL", conf, containerId: "never-added", netns: a.path });
+    expect(never.code, never.stdout).toBe(0);
+
+    // DEL after the netns is gone (containerd's `ctr run --rm` order), and without netns at all
+    const b = addPod(node, conf);
+    expect(reservations(node)).toHaveLength(2);
+    deleteNetns(b.ns);
+    expect(delPod(node, b, conf).code).toBe(0);
+    expect(reservations(node)).toEqual([]);
+    const noNetns = call(node, { plugin: "bridge", command: "DEL", conf, containerId: b.id });
+    expect(noNetns.code, noNetns.stdout).toBe(0);
+    // Only the bridge is left on the host: DEL never removes it (as the reference).
+    const links = ipJson<IpAddr[]>(node.host, "link", "show").map((l) => l.ifname);
+    expect(links.sort()).toEqual([node.bridge, "lo"].sort());
+  });
+});

@@ -1,0 +1,125 @@
+// Bad input gets the right CNI error code on stdout and leaves nothing behind.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ipJson, leftovers, nsExec } from "../helpers/netns";
+import { addPod, bridgeConf, call, createNode, destroyNode, reservations, type Node } from "../helpers/pods";
+import { createNetns, netnsPath } from "../helpers/netns";
+
+let node: Node;
+beforeEach(() => {
+  node = createNode();
+});
+afterEach(() => {
+  destroyNode(node);
+  expect(leftovers()).toEqual([]);
+});
+
+/** Links in the host netns besides lo (and the bridge, which may legitimately stay). */
+function hostLinks(): string[] {
+  return ipJson<Array<{ ifname: string }>>(node.host, "link", "show")
+    .map((l) => l.ifname)
+    .filter((n) => n !== "lo" && n !== node.bridge);
+}
+
+function nftTables(): string {
+  return nsExec(node.host, "nft", "list", "ruleset");
+}
+
+function expectNothingLeft(podNs?: string): void {
+  expect(hostLinks()).toEqual([]);
+  expect(reservations(node)).toEqual([]);
+  expect(nftTables()).not.toMatch(/10\.77\.0\.\d/);
+  if (podNs) {
+    const links = ipJson<Array<{ ifname: string }>>(podNs, "link", "show").map((l) => l.ifname);
+    expect(links).toEqual(["lo"]);
+  }
+}
+
+function add(conf: Record<string, unknown> | string, env: { containerId?: string; ifname?: string; netns?: string } = {}) {
+  const ns = createNetns("pod");
+  const r = call(node, {
+    plugin: "bridge",
+    command: "ADD",
+    conf,
+    containerId: env.containerId ?? "ctr1",
+    netns: env.netns ?? netnsPath(ns),
+    ifname: env.ifname ?? "eth0",
+  });
+  return { ns, r };
+}
+
+describe("error codes", () => {
+  it("malformed JSON is code 6", () => {
+    const { ns, r } = add("{not json");
+    expect(r.code).not.toBe(0);
+    expect(r.json).toMatchObject({ code: 6 });
+    expectNothingLeft(ns);
+  });
+
+  it("an unknown or missing cniVersion is code 1", () => {
+    const unknown = add({ ...bridgeConf(node), cniVersion: "9.9.9" });
+    expect(unknown.r.json).toMatchObject({ code: 1 });
+    const { cniVersion: _, ...noVersion } = bridgeConf(node);
+    const missing = add(noVersion);
+    expect(missing.r.json).toMatchObject({ code: 1 });
+    expectNothingLeft(unknown.ns);
+  });
+
+  it("an invalid CNI_IFNAME or CNI_CONTAINERID is code 4", () => {
+    for (const ifname of ["", "a-very-long-interface-name", "eth/0", "eth 0", "."]) {
+      const { r } = add(bridgeConf(node), { ifname });
+      expect(r.json, ifname).toMatchObject({ code: 4 });
+    }
+    for (const containerId of ["-leading-dash", "has space", "semi;colon"]) {
+      const { r } = add(bridgeConf(node), { containerId });
+      expect(r.json, containerId).toMatchObject({ code: 4 });
+    }
+    expectNothingLeft();
+  });
+
+  it("invalid CIDRs and overlapping ranges are code 7", () => {
+    const bad = add(bridgeConf(node, {}, { ranges: [[{ subnet: "10.77.0.0/33" }]] }));
+    expect(bad.r.json).toMatchObject({ code: 7 });
+    const overlap = add(bridgeConf(node, {}, { ranges: [[{ subnet: "10.77.0.0/24" }], [{ subnet: "10.77.0.128/25" }]] }));
+    expect(overlap.r.json).toMatchObject({ code: 7 });
+    expect(overlap.r.json!["msg"]).toMatch(/overlap/);
+    expectNothingLeft(overlap.ns);
+  });
+
+  it("an ifname already present in the netns fails cleanly", () => {
+    const ns = createNetns("pod");
+    nsExec(ns, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1");
+    const { r } = add(bridgeConf(node), { netns: netnsPath(ns) });
+    expect(r.code).not.toBe(0);
+    expect(r.json!["msg"]).toContain('"eth0" already exists');
+    expectNothingLeft();
+    const links = ipJson<Array<{ ifname: string }>>(ns, "link", "show").map((l) => l.ifname);
+    expect(links.sort()).toEqual(["eth0", "eth1", "lo"]);
+  });
+
+  it("a netns path that does not exist fails cleanly", () => {
+    const { r } = add(bridgeConf(node), { netns: "/run/netns/weft-no-such-netns" });
+    expect(r.code).not.toBe(0);
+    expect(r.json!["msg"]).toContain("/run/netns/weft-no-such-netns");
+    expectNothingLeft();
+  });
+
+  it("a failure half-way through ADD rolls back the veth, the IP and the NAT rules", () => {
+    // The route's gateway is unreachable from the pod, so the kernel refuses it after the
+    // veth exists, the IP is reserved and the masquerade rules are in place.
+    const conf = bridgeConf(node, { ipMasq: true }, { routes: [{ dst: "198.51.100.0/24", gw: "192.0.2.1" }] });
+    const { ns, r } = add(conf);
+    expect(r.code).not.toBe(0);
+    expect(r.json!["msg"]).toContain("198.51.100.0/24");
+    expectNothingLeft(ns);
+  });
+});
+
+describe("a pod that works after errors", () => {
+  it("holds only its own reservations once earlier failures rolled back", () => {
+    add(bridgeConf(node, { ipMasq: true }, { routes: [{ dst: "198.51.100.0/24", gw: "192.0.2.1" }] }));
+    const pod = addPod(node, bridgeConf(node));
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    const mine = (pod.reply.json!["ips"] as Array<{ address: string }>).map((i) => i.address.split("/")[0]);
+    expect(reservations(node).sort()).toEqual(mine.sort());
+  });
+});

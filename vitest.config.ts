@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Integration tests share the kernel; files run one at a time so namespaces and
+    // timing stay predictable on a 2-core machine.
+    fileParallelism: false,
+  },
+});
