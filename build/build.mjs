@@ -6,6 +6,7 @@ import { copyFileSync, existsSync, linkSync, mkdirSync, rmSync, statSync } from 
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { precompiledValidators } from "./validators.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = join(root, "dist");
@@ -50,6 +51,8 @@ await build({
   define: { WEFT_NATIVE_PATH: JSON.stringify("./weft_native.node") },
   legalComments: "none",
   logLevel: "warning",
+  // Schemas are compiled here, to ajv standalone code: no ajv compiler in the binary.
+  plugins: [precompiledValidators()],
 });
 console.log("build: bundle dist/weft.mjs");
 

@@ -18,6 +18,7 @@ import {
   type IP,
   type IPNet,
 } from "../../shared/ip";
+import { ipamSchema, rangeSetsSchema } from "./schema";
 
 /** One allocatable range, canonicalised: every field set, all of one family. */
 export interface Range {
@@ -59,50 +60,6 @@ interface RawIpam extends Partial<RawRange> {
   dataDir?: string;
   resolvConf?: string;
 }
-
-const rangeSchema = {
-  type: "object",
-  required: ["subnet"],
-  properties: {
-    subnet: { type: "string" },
-    rangeStart: { type: "string" },
-    rangeEnd: { type: "string" },
-    gateway: { type: "string" },
-  },
-};
-
-const rangeSetsSchema = { type: "array", items: { type: "array", minItems: 1, items: rangeSchema } };
-
-const uint = { type: "integer", minimum: 0 };
-
-// Unknown keys are allowed: the reference ignores them, and configs in the wild carry some.
-const ipamSchema = {
-  type: "object",
-  required: ["type"],
-  properties: {
-    type: { enum: ["host-local"] },
-    ...rangeSchema.properties,
-    ranges: rangeSetsSchema,
-    routes: {
-      type: "array",
-      items: {
-        type: "object",
-        required: ["dst"],
-        properties: {
-          dst: { type: "string" },
-          gw: { type: "string" },
-          mtu: uint,
-          advmss: uint,
-          priority: uint,
-          table: uint,
-          scope: uint,
-        },
-      },
-    },
-    dataDir: { type: "string", minLength: 1 },
-    resolvConf: { type: "string" },
-  },
-};
 
 const validateIpam = compileValidator<RawIpam>(ipamSchema, "host-local ipam");
 const validateRuntimeRanges = compileValidator<RawRange[][]>(rangeSetsSchema, "runtimeConfig.ipRanges");

@@ -4,6 +4,7 @@ import { CniError, ErrorCode } from "../../shared/cni/errors";
 import { compileValidator } from "../../shared/cni/validate";
 import { parseHostLocalConfig } from "../../ipam/host-local/index";
 import { getRuntimeConfigKey } from "../../shared/cni/runtime-config";
+import { MAC, bridgeSchema } from "./schema";
 
 export interface BridgeConf {
   cniVersion: string;
@@ -25,38 +26,8 @@ export interface BridgeConf {
   mac?: string;
 }
 
-const MAC = "^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$";
-
-const schema = {
-  type: "object",
-  required: ["ipam"],
-  properties: {
-    bridge: { type: "string", minLength: 1, maxLength: 15, pattern: "^[^/:\\s]+$" },
-    isGateway: { type: "boolean" },
-    isDefaultGateway: { type: "boolean" },
-    forceAddress: { type: "boolean" },
-    ipMasq: { type: "boolean" },
-    mtu: { type: "integer", minimum: 0, maximum: 65535 },
-    hairpinMode: { type: "boolean" },
-    promiscMode: { type: "boolean" },
-    vlan: { type: "integer", minimum: 0, maximum: 4094 },
-    preserveDefaultVlan: { type: "boolean" },
-    enabledad: { type: "boolean" },
-    ipam: {
-      type: "object",
-      required: ["type"],
-      properties: { type: { type: "string", minLength: 1 } },
-    },
-    runtimeConfig: { type: "object", properties: { mac: { type: "string", pattern: MAC } } },
-    args: {
-      type: "object",
-      properties: { cni: { type: "object", properties: { mac: { type: "string", pattern: MAC } } } },
-    },
-  },
-};
-
 const validate = compileValidator<Partial<BridgeConf> & { ipam: { type: string }; runtimeConfig?: unknown; args?: { cni?: { mac?: string } } }>(
-  schema,
+  bridgeSchema,
   "bridge",
 );
 

@@ -1,0 +1,32 @@
+// The bridge config's JSON schema. Plain data: the build evaluates this file to
+// precompile the validator (build/validators.mjs), so it must have no side effects.
+
+export const MAC = "^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$";
+
+export const bridgeSchema = {
+  type: "object",
+  required: ["ipam"],
+  properties: {
+    bridge: { type: "string", minLength: 1, maxLength: 15, pattern: "^[^/:\\s]+$" },
+    isGateway: { type: "boolean" },
+    isDefaultGateway: { type: "boolean" },
+    forceAddress: { type: "boolean" },
+    ipMasq: { type: "boolean" },
+    mtu: { type: "integer", minimum: 0, maximum: 65535 },
+    hairpinMode: { type: "boolean" },
+    promiscMode: { type: "boolean" },
+    vlan: { type: "integer", minimum: 0, maximum: 4094 },
+    preserveDefaultVlan: { type: "boolean" },
+    enabledad: { type: "boolean" },
+    ipam: {
+      type: "object",
+      required: ["type"],
+      properties: { type: { type: "string", minLength: 1 } },
+    },
+    runtimeConfig: { type: "object", properties: { mac: { type: "string", pattern: MAC } } },
+    args: {
+      type: "object",
+      properties: { cni: { type: "object", properties: { mac: { type: "string", pattern: MAC } } } },
+    },
+  },
+};

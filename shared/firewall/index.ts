@@ -1,0 +1,59 @@
+// Host-side packet filtering for the bridge plugin, run in the host network namespace:
+//
+// - ipMasq: traffic from a pod address to anything outside the pod's subnet, except
+//   multicast, leaves with the host's address (masquerade); pod-to-pod within the subnet
+//   keeps its source address.
+// - forward accept: pod traffic must cross the FORWARD hook even where Docker set iptables'
+//   FORWARD policy to DROP.
+//
+// With `nft` on PATH everything pod-specific is elements of the table `inet weft` (one
+// `nft -f -` batch per ADD/DEL, see nft.ts) plus one static iptables rule accepting marked
+// pod traffic (iptables.ts). Without `nft`, per-pod iptables chains like the reference plugins.
+import { type Pod, parseIp, parseSubnet, podKey, which } from "./common";
+import * as iptables from "./iptables";
+import * as nft from "./nft";
+
+export interface PodRuleSpec {
+  network: string; // CNI network name (conf "name")
+  containerId: string;
+  ifname: string;
+  ips: Array<{ address: string /* pod IP, no prefix */; subnet: string /* the pod's subnet CIDR */ }>;
+  masquerade: boolean; // conf ipMasq
+  bridge: string; // bridge device name, e.g. cni0
+}
+
+export interface PodRuleRef {
+  network: string;
+  containerId: string;
+  ifname: string;
+  ips?: string[]; // unknown when the netns is gone and there is no prevResult
+}
+
+/** Installs the pod's rules. Throws (leaving nothing of this pod behind) when that fails. */
+export function addPodRules(spec: PodRuleSpec): void {
+  const pod: Pod = {
+    key: podKey(spec.network, spec.containerId, spec.ifname),
+    addrs: spec.ips.map(({ address, subnet }) => {
+      const a = parseIp(address);
+      return { ...a, subnet: parseSubnet(subnet, a.family) };
+    }),
+  };
+  if (which("nft")) {
+    // The static rule first: it is not the pod's, so a failure after it leaves nothing of the pod.
+    iptables.ensureForwardAccept(new Set(pod.addrs.map((a) => a.family)));
+    nft.addPod(pod, spec.masquerade);
+  } else {
+    iptables.addPod(pod, spec.masquerade);
+  }
+}
+
+/** Removes the pod's rules; succeeds when there are none. Without `ips`, finds them by pod. */
+export function removePodRules(ref: PodRuleRef): void {
+  const pod: Pod = {
+    key: podKey(ref.network, ref.containerId, ref.ifname),
+    addrs: (ref.ips ?? []).map(parseIp),
+  };
+  const known = pod.addrs.length > 0;
+  if (which("nft")) nft.removePod(pod, known);
+  else iptables.removePod(pod, known);
+}

@@ -1,0 +1,208 @@
+// iptables: the one rule weft needs in iptables' own FORWARD chain, and the fallback backend
+// for hosts without the `nft` binary. `iptables`/`ip6tables` are whatever the host's PATH
+// (Debian: update-alternatives) selects, nft or legacy, i.e. the same ones Docker and
+// kube-proxy write their rules with.
+import { type Family, type Pod, MULTICAST, hash, mustRun, run, which } from "./common";
+import { POD_MARK } from "./nft";
+
+const bin = (f: Family, tool = ""): string => (f === 4 ? "iptables" : "ip6tables") + tool;
+const ipName = (f: Family): string => (f === 4 ? "IPv4" : "IPv6");
+
+// ---------------------------------------------------------------------------------------
+// Forward accept for the nftables backend.
+//
+// The bridge plugin turns on bridge-nf-call-iptables, so pod traffic (bridged or routed)
+// crosses the FORWARD hook, where Docker sets iptables' FORWARD policy to DROP. Every base
+// chain on a hook must accept a packet, so an `accept` in `inet weft` cannot overrule that
+// drop: the accept has to be in iptables' FORWARD chain itself. Per-pod rules there would cost
+// an iptables-save + iptables-restore per ADD and DEL (rules are not idempotent, so each
+// change needs a read first), so instead `inet weft` marks pod traffic (set lookup, per-pod
+// state stays in nft elements) and iptables holds one static rule accepting that mark.
+// Ensuring it costs one `iptables -S FORWARD` per ADD and address family. We add it even when
+// the policy is ACCEPT: detecting the policy costs the same process, and Docker started later
+// (or a RHEL-style trailing REJECT rule) would otherwise cut off pods that are already running.
+// The rule goes first so that nothing later in the chain drops pod traffic; it stays on DEL
+// (it matches nothing once no pod is marked).
+// Writing this rule into `table ip filter` from the nft batch would save the process, and
+// iptables-nft 1.8.9 does read such rules back cleanly, but it works only on nft-backend hosts,
+// nft itself warns that the table is "managed by iptables-nft, do not touch!", and an
+// idempotent insert into a chain we do not own still needs a read first.
+// ---------------------------------------------------------------------------------------
+const FORWARD_COMMENT = "weft: accept traffic of pods marked by nft table inet weft";
+const MARK = `0x${POD_MARK.toString(16)}`;
+const FORWARD_RULE = [
+  ...["FORWARD", "-m", "mark", "--mark", `${MARK}/${MARK}`],
+  ...["-m", "comment", "--comment", FORWARD_COMMENT, "-j", "ACCEPT"],
+];
+
+export function ensureForwardAccept(families: Iterable<Family>): void {
+  for (const f of families) {
+    const path = which(bin(f));
+    if (!path) continue; // no iptables, so no iptables FORWARD chain that could drop
+    const listing = run(path, ["-w", "-S", "FORWARD"]);
+    // An iptables that cannot even list FORWARD (say, legacy on a kernel without ip_tables)
+    // has no FORWARD chain that could drop anything either.
+    if (!listing.ok) continue;
+    let count = listing.stdout.split("\n").filter((l) => l.includes(FORWARD_COMMENT)).length;
+    if (count === 0) {
+      const [chain, ...rule] = FORWARD_RULE;
+      mustRun(`inserting weft's ${ipName(f)} FORWARD accept rule`, path, ["-w", "-I", chain!, "1", ...rule]);
+    }
+    // Two first ADDs at once may both insert it; the next ADD removes the extra copy.
+    for (; count > 1; count--) {
+      mustRun(`removing a duplicate ${ipName(f)} FORWARD accept rule`, path, ["-w", "-D", ...FORWARD_RULE]);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fallback backend (no nft), modelled on the reference plugins, per address family:
+//   nat:    POSTROUTING -s POD -j WEFT-<hash>   (comment: the pod)
+//           WEFT-<hash>: -d SUBNET -j RETURN; -d MULTICAST -j RETURN; -j MASQUERADE
+//   filter: FORWARD -j WEFT-FORWARD;  WEFT-FORWARD: -s POD -j ACCEPT; -d POD -j ACCEPT
+// <hash> derives from the pod key, so DEL finds the NAT chain without addresses; the rest is
+// found by comment. Each change is one iptables-save (to see what exists: iptables rules are
+// not idempotent) and one iptables-restore --noflush (each table commits atomically).
+// ---------------------------------------------------------------------------------------
+const FORWARD_CHAIN = "WEFT-FORWARD";
+
+export function natChain(key: string): string {
+  return `WEFT-${hash(key, 20).toUpperCase()}`; // iptables chain names: at most 28 characters
+}
+
+export function addPod(pod: Pod, masquerade: boolean): void {
+  for (const f of [4, 6] as const) {
+    const addrs = pod.addrs.filter((a) => a.family === f);
+    if (addrs.length === 0) continue;
+    // A concurrent ADD may create WEFT-FORWARD between our read and our write; `-N` then
+    // fails the restore and a second try sees the chain.
+    let error: Error | undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      error = restore(f, addScript(pod, addrs, masquerade, save(f)));
+      if (!error) break;
+    }
+    if (error) {
+      try {
+        removePod(pod); // leave nothing of this pod behind
+      } catch {
+        // best effort: report the original failure
+      }
+      throw new Error(`adding ${bin(f)} rules for pod ${pod.key}: ${error.message}`);
+    }
+  }
+}
+
+export function removePod(pod: Pod, addrsKnown = false): void {
+  const families = addrsKnown ? new Set(pod.addrs.map((a) => a.family)) : ([4, 6] as const);
+  for (const f of families) {
+    if (!addrsKnown && !which(bin(f, "-save"))) continue;
+    let error: Error | undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const script = removeScript(pod.key, save(f));
+      error = script ? restore(f, script) : undefined;
+      if (!error) break; // a concurrent DEL may have removed a rule we planned to delete: retry
+    }
+    if (error) throw new Error(`removing ${bin(f)} rules for pod ${pod.key}: ${error.message}`);
+  }
+}
+
+function addScript(pod: Pod, addrs: Pod["addrs"], masquerade: boolean, existing: Saved): string {
+  const f = addrs[0]!.family;
+  const c = ["-m", "comment", "--comment", pod.key];
+  const lines: string[][] = [];
+  const ensure = (table: string, rule: string[]): void => {
+    if (!existing.has(table, rule)) lines.push(["-A", ...rule]);
+  };
+  if (masquerade) {
+    const chain = natChain(pod.key);
+    lines.push(["*nat"], [`:${chain}`, "-", "[0:0]"]); // creates the chain, or empties it if it exists
+    for (const subnet of new Set(addrs.map((a) => a.subnet!))) {
+      lines.push(["-A", chain, "-d", subnet, ...c, "-j", "RETURN"]);
+    }
+    lines.push(["-A", chain, "-d", MULTICAST[f], ...c, "-j", "RETURN"], ["-A", chain, ...c, "-j", "MASQUERADE"]);
+    for (const a of addrs) ensure("nat", ["POSTROUTING", "-s", host(a.ip, f), ...c, "-j", chain]);
+    lines.push(["COMMIT"]);
+  }
+  lines.push(["*filter"]);
+  if (!existing.chains.has(`filter ${FORWARD_CHAIN}`)) lines.push(["-N", FORWARD_CHAIN]);
+  if (!existing.has("filter", ["FORWARD", "-j", FORWARD_CHAIN])) {
+    lines.push(["-I", "FORWARD", "1", "-j", FORWARD_CHAIN]);
+  }
+  for (const a of addrs) {
+    ensure("filter", [FORWARD_CHAIN, "-s", host(a.ip, f), ...c, "-j", "ACCEPT"]);
+    ensure("filter", [FORWARD_CHAIN, "-d", host(a.ip, f), ...c, "-j", "ACCEPT"]);
+  }
+  lines.push(["COMMIT"]);
+  return lines.map(quoteLine).join("\n") + "\n";
+}
+
+/** The restore script deleting everything of the pod, or null when nothing is there. */
+function removeScript(key: string, existing: Saved): string | null {
+  const chain = natChain(key);
+  const lines: string[] = [];
+  for (const table of ["nat", "filter"]) {
+    const rules = existing.rules.filter(
+      (r) => r.table === table && (r.args.at(-1) === chain || commentOf(r.args) === key),
+    );
+    const ownChain = existing.chains.has(`${table} ${chain}`);
+    if (rules.length === 0 && !ownChain) continue;
+    lines.push(`*${table}`);
+    // Jumps first (a referenced chain cannot be deleted); rules inside our chain go with it.
+    for (const r of rules) if (r.args[0] !== chain) lines.push(quoteLine(["-D", ...r.args]));
+    if (ownChain) lines.push(`-F ${chain}`, `-X ${chain}`);
+    lines.push("COMMIT");
+  }
+  return lines.length ? lines.join("\n") + "\n" : null;
+}
+
+const host = (ip: string, f: Family): string => `${ip}/${f === 4 ? 32 : 128}`;
+
+function commentOf(args: string[]): string | undefined {
+  const i = args.indexOf("--comment");
+  return i < 0 ? undefined : args[i + 1];
+}
+
+// --- reading iptables-save output ------------------------------------------------------
+
+interface Saved {
+  chains: Set<string>; // "table chain"
+  rules: Array<{ table: string; args: string[] }>; // args of "-A …" without the "-A"
+  has(table: string, rule: string[]): boolean;
+}
+
+function save(f: Family): Saved {
+  const out = mustRun(`${bin(f, "-save")} failed`, which(bin(f, "-save")) ?? bin(f, "-save"), []);
+  const saved: Saved = {
+    chains: new Set(),
+    rules: [],
+    // iptables-save prints rules canonically: `-s 10.1.0.2/32 -m comment --comment … -j X`,
+    // which is how addScript writes them, so comparing argument lists is enough.
+    has: (table, rule) => saved.rules.some((r) => r.table === table && r.args.join("\0") === rule.join("\0")),
+  };
+  let table = "";
+  for (const line of out.split("\n")) {
+    if (line.startsWith("*")) table = line.slice(1);
+    else if (line.startsWith(":")) saved.chains.add(`${table} ${line.slice(1).split(" ")[0]}`);
+    else if (line.startsWith("-A ")) saved.rules.push({ table, args: splitArgs(line).slice(1) });
+  }
+  return saved;
+}
+
+function restore(f: Family, script: string): Error | undefined {
+  const tool = bin(f, "-restore");
+  const r = run(which(tool) ?? tool, ["-w", "--noflush"], script);
+  return r.ok ? undefined : new Error(`${tool} failed: ${r.stderr}\n--- script ---\n${script}`);
+}
+
+/** Splits an iptables-save line into arguments (double quotes group, backslash escapes). */
+function splitArgs(line: string): string[] {
+  const args: string[] = [];
+  for (const m of line.matchAll(/"((?:\\.|[^"\\])*)"|(\S+)/g)) {
+    args.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2]!);
+  }
+  return args;
+}
+
+function quoteLine(args: string[]): string {
+  return args.map((a) => (/^[\w./:\-[\]*]+$/.test(a) ? a : `"${a.replace(/["\\]/g, "\\$&")}"`)).join(" ");
+}

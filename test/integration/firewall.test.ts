@@ -1,0 +1,292 @@
+// shared/firewall against the real kernel, inside network namespaces (see
+// test/helpers/netns-firewall.ts for the topology): masquerade, forward accept under a DROP
+// policy, idempotence and concurrency, the iptables fallback, and failures.
+import { spawnSync } from "node:child_process";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import {
+  type Bench,
+  bundleFirewall,
+  call,
+  callAsync,
+  cleanupAll,
+  createBench,
+  destroyBench,
+  leftovers,
+  pathWith,
+  ping,
+  sh,
+  sources,
+  scratchDir,
+} from "../helpers/netns-firewall";
+
+const pod = (name: string, last: number, masquerade = true) => ({
+  network: "testnet",
+  containerId: `ctr-${name}`,
+  ifname: "eth0",
+  ips: [
+    { address: `10.1.0.${last}`, subnet: "10.1.0.0/24" },
+    { address: `fd00:1::${last}`, subnet: "fd00:1::/64" },
+  ],
+  masquerade,
+  bridge: "br0",
+});
+const A = pod("a", 2);
+const B = pod("b", 3);
+const ref = (p: ReturnType<typeof pod>, withIps = true) => ({
+  network: p.network,
+  containerId: p.containerId,
+  ifname: p.ifname,
+  ...(withIps ? { ips: p.ips.map((i) => i.address) } : {}),
+});
+
+function ok(r: { ok: boolean; error: string }): void {
+  expect(r.error).toBe("");
+  expect(r.ok).toBe(true);
+}
+
+/** Per-pod state of `inet weft`: set/map elements with their comments, and non-base chains. */
+function weftState(ns: string): string[] {
+  const r = spawnSync("ip", ["netns", "exec", ns, "nft", "-j", "list", "table", "inet", "weft"], { encoding: "utf8" });
+  if (r.status !== 0) return [];
+  type Val = { elem: { val: string; comment?: string } };
+  type Obj = {
+    set?: { name: string; elem?: Array<string | Val> };
+    map?: { name: string; elem?: Array<[string | Val, { jump: { target: string } }]> };
+    chain?: { name: string; hook?: string };
+  };
+  const state: string[] = [];
+  const text = (e: string | Val): string => (typeof e === "string" ? e : `${e.elem.val} "${e.elem.comment}"`);
+  for (const o of (JSON.parse(r.stdout) as { nftables: Obj[] }).nftables) {
+    for (const e of o.set?.elem ?? []) state.push(`${o.set!.name} ${text(e)}`);
+    for (const [k, v] of o.map?.elem ?? []) state.push(`${o.map!.name} ${text(k)} : jump ${v.jump.target}`);
+    if (o.chain && !o.chain.hook) state.push(`chain ${o.chain.name}`);
+  }
+  return state.sort();
+}
+
+const stateOf = (p: ReturnType<typeof pod>): string[] => {
+  const key = `"${p.network}/${p.containerId}/${p.ifname}"`;
+  const [v4, v6] = [p.ips[0]!.address, p.ips[1]!.address];
+  const masq = p.masquerade
+    ? [
+        `chain masq-${v4}`,
+        `chain masq-${v6.replaceAll(":", "-")}`,
+        `masq4 ${v4} ${key} : jump masq-${v4}`,
+        `masq6 ${v6} ${key} : jump masq-${v6.replaceAll(":", "-")}`,
+      ]
+    : [];
+  return [`pods4 ${v4} ${key}`, `pods6 ${v6} ${key}`, ...masq];
+};
+const expected = (...pods: Array<ReturnType<typeof pod>>): string[] => pods.flatMap(stateOf).sort();
+
+const OUT4 = "192.0.2.2";
+const OUT6 = "2001:db8::2";
+
+let b: Bench;
+beforeAll(bundleFirewall);
+beforeEach(() => {
+  b = createBench();
+});
+afterEach(() => destroyBench(b));
+afterAll(() => {
+  cleanupAll();
+  expect(leftovers()).toEqual([]);
+});
+
+describe("nftables backend", () => {
+  test("masquerades pod→outside only, keeps pod→pod sources, removes exactly one pod", () => {
+    ok(call(b.host, "addPodRules", A));
+    ok(call(b.host, "addPodRules", B));
+    expect(weftState(b.host)).toEqual(expected(A, B));
+
+    expect(ping(b.podA, OUT4)).toBe(true);
+    expect(ping(b.podA, OUT6)).toBe(true);
+    expect(sources(b.outside)).toEqual(["192.0.2.1", "2001:db8::1"]); // the host's address
+    expect(ping(b.podA, "10.1.0.3")).toBe(true);
+    expect(ping(b.podA, "fd00:1::3")).toBe(true);
+    expect(sources(b.podB)).toEqual(["10.1.0.2", "fd00:1::2"]); // same subnet: not NATed
+
+    ok(call(b.host, "removePodRules", ref(A)));
+    expect(weftState(b.host)).toEqual(expected(B));
+    expect(ping(b.podA, OUT4)).toBe(true); // outside routes back to the pods itself
+    expect(ping(b.podB, OUT4)).toBe(true);
+    expect(sources(b.outside)).toEqual(["10.1.0.2", "192.0.2.1"]); // A no longer NATed, B still
+
+    ok(call(b.host, "removePodRules", ref(B, false))); // no IPs: found by container ID + ifname
+    expect(weftState(b.host)).toEqual([]);
+  });
+
+  test("ADD and DEL are idempotent, also concurrently; ipMasq off leaves no NAT", async () => {
+    const listing = (): string => sh(b.host, "nft list table inet weft");
+    ok(call(b.host, "addPodRules", A));
+    const once = listing();
+    ok(call(b.host, "addPodRules", A));
+    expect(listing()).toBe(once);
+
+    // An address still held by a container whose DEL never came: a new pod takes it over,
+    // and the old container's DEL (by container ID) no longer finds it.
+    const old = { ...A, containerId: "ctr-old" };
+    ok(call(b.host, "addPodRules", old));
+    ok(call(b.host, "addPodRules", A));
+    expect(weftState(b.host)).toEqual(expected(A));
+    ok(call(b.host, "removePodRules", ref(old, false)));
+    expect(weftState(b.host)).toEqual(expected(A));
+
+    const many = [10, 11, 12, 13, 14, 15].map((n) => pod(`n${n}`, n, n % 2 === 0));
+    for (const r of await Promise.all(many.map((p) => callAsync(b.host, "addPodRules", p)))) ok(r);
+    expect(weftState(b.host)).toEqual(expected(A, ...many));
+    for (const r of await Promise.all(many.map((p) => callAsync(b.host, "removePodRules", ref(p, false))))) ok(r);
+    expect(weftState(b.host)).toEqual(expected(A));
+
+    ok(call(b.host, "addPodRules", { ...A, masquerade: false }));
+    expect(weftState(b.host)).toEqual(expected(pod("a", 2, false)));
+    expect(ping(b.podA, OUT4)).toBe(true);
+    expect(sources(b.outside)).toEqual(["10.1.0.2"]);
+
+    ok(call(b.host, "removePodRules", ref(A)));
+    ok(call(b.host, "removePodRules", ref(A)));
+    ok(call(b.host, "removePodRules", ref(A, false)));
+    expect(weftState(b.host)).toEqual([]);
+    ok(call(b.podB, "removePodRules", ref(A, false))); // a netns where weft never ran
+    ok(call(b.podB, "removePodRules", ref(A)));
+  });
+
+  test("keeps pods reachable under an iptables-nft FORWARD DROP policy, until DEL", () => {
+    sh(b.host, "iptables -P FORWARD DROP && ip6tables -P FORWARD DROP");
+    expect(ping(b.podA, OUT4)).toBe(false);
+
+    ok(call(b.host, "addPodRules", A));
+    ok(call(b.host, "addPodRules", B));
+    ok(call(b.host, "addPodRules", A));
+    for (const dst of [OUT4, OUT6, "10.1.0.3", "fd00:1::3"]) expect(ping(b.podA, dst), dst).toBe(true);
+    const rule =
+      "-m mark --mark 0x1000/0x1000 " +
+      '-m comment --comment "weft: accept traffic of pods marked by nft table inet weft" -j ACCEPT';
+    const weftRules = (tool: string): string[] =>
+      sh(b.host, `${tool} -S FORWARD`).split("\n").filter((l) => l.includes("weft"));
+    for (const tool of ["iptables", "ip6tables"]) expect(weftRules(tool)).toEqual([`-A FORWARD ${rule}`]);
+    sh(b.host, `iptables -A FORWARD ${rule}`); // as two concurrent first ADDs might leave it
+    ok(call(b.host, "addPodRules", B));
+    expect(weftRules("iptables")).toEqual([`-A FORWARD ${rule}`]);
+
+    ok(call(b.host, "removePodRules", ref(A)));
+    expect(ping(b.podA, OUT4)).toBe(false);
+    expect(ping(b.podA, OUT6)).toBe(false);
+    expect(ping(b.podB, OUT4)).toBe(true);
+    expect(ping(b.podB, OUT6)).toBe(true);
+  });
+
+  test("keeps pods reachable under an iptables-legacy FORWARD DROP policy", () => {
+    const path = pathWith("legacy", {
+      nft: "/usr/sbin/nft",
+      iptables: "/usr/sbin/iptables-legacy",
+      ip6tables: "/usr/sbin/ip6tables-legacy",
+    });
+    sh(b.host, "iptables-legacy -P FORWARD DROP && ip6tables-legacy -P FORWARD DROP");
+    expect(ping(b.podA, OUT4)).toBe(false);
+
+    ok(call(b.host, "addPodRules", A, path));
+    expect(ping(b.podA, OUT4)).toBe(true);
+    expect(ping(b.podA, OUT6)).toBe(true);
+    expect(sh(b.host, "iptables-legacy -S FORWARD")).toContain("--mark 0x1000/0x1000");
+    expect(sh(b.host, "iptables-nft -S FORWARD")).not.toContain("weft"); // the host's backend only
+
+    ok(call(b.host, "removePodRules", ref(A, false), path));
+    expect(ping(b.podA, OUT4)).toBe(false);
+  });
+
+  test("a failing batch reports nft's error and leaves nothing of the pod", () => {
+    // A base chain squatting on the name of A's masquerade chain: masquerade is refused there.
+    sh(b.host, "nft add table inet weft");
+    sh(b.host, "nft add chain inet weft masq-10.1.0.2 '{ type filter hook input priority 0; }'");
+    const r = call(b.host, "addPodRules", A);
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(/adding nftables rules for pod testnet\/ctr-a\/eth0: nft -f - failed: .*Error:/s);
+    expect(weftState(b.host).filter((l) => !l.startsWith("chain "))).toEqual([]);
+
+    const bad = call(b.host, "addPodRules", { ...B, ips: [{ address: "10.1.0.300", subnet: "10.1.0.0/24" }] });
+    expect(bad.error).toContain('"10.1.0.300" is not an IP address');
+  });
+});
+
+describe("iptables fallback (no nft on PATH)", () => {
+  const tools = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"];
+  let paths = 0;
+  const noNft = (): string => {
+    const links = tools.map((t) => [t, `/usr/sbin/${t.replace("tables", "tables-nft")}`]);
+    return pathWith(`nonft${paths++}`, Object.fromEntries(links));
+  };
+  /** Rules and user chains, without counters. */
+  const builtin = /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /;
+  const saved = (tool: string): string[] =>
+    sh(b.host, `${tool}-save`)
+      .split("\n")
+      .filter((l) => l.startsWith("-A") || (l.startsWith(":") && !builtin.test(l)))
+      .map((l) => l.replace(/ \[\d+:\d+\]$/, ""));
+
+  test("creates and removes exactly one pod's chains and rules", () => {
+    const path = noNft();
+    sh(b.host, "iptables -P FORWARD DROP && ip6tables -P FORWARD DROP");
+    ok(call(b.host, "addPodRules", A, path));
+    ok(call(b.host, "addPodRules", B, path));
+    expect(weftState(b.host)).toEqual([]); // nothing in nftables' own tables
+    const chains = (tool: string): string[] => saved(tool).filter((l) => /^:WEFT-[0-9A-F]{20} -$/.test(l));
+    expect(chains("iptables")).toHaveLength(2);
+    expect(chains("ip6tables")).toHaveLength(2);
+    const a4 = saved("iptables").filter((l) => l.includes("testnet/ctr-a/eth0"));
+    expect(a4.filter((l) => l.startsWith("-A POSTROUTING -s 10.1.0.2/32 "))).toHaveLength(1);
+    expect(a4.filter((l) => l.includes("-j MASQUERADE"))).toHaveLength(1);
+    expect(a4.filter((l) => l.startsWith("-A WEFT-FORWARD "))).toHaveLength(2);
+
+    expect(ping(b.podA, OUT4)).toBe(true);
+    expect(ping(b.podA, OUT6)).toBe(true);
+    expect(sources(b.outside)).toEqual(["192.0.2.1", "2001:db8::1"]);
+    expect(ping(b.podA, "10.1.0.3")).toBe(true);
+    expect(sources(b.podB)).toEqual(["10.1.0.2"]);
+
+    const before = [saved("iptables"), saved("ip6tables")];
+    ok(call(b.host, "addPodRules", A, path));
+    expect([saved("iptables"), saved("ip6tables")]).toEqual(before);
+
+    ok(call(b.host, "removePodRules", ref(A, false), path));
+    for (const tool of ["iptables", "ip6tables"]) {
+      expect(saved(tool).filter((l) => l.includes("ctr-a"))).toEqual([]);
+      expect(chains(tool)).toHaveLength(1);
+      expect(saved(tool).filter((l) => l.includes("ctr-b"))).toHaveLength(6);
+    }
+    expect(ping(b.podA, OUT4)).toBe(false);
+    expect(ping(b.podB, OUT4)).toBe(true);
+    expect(ping(b.podB, OUT6)).toBe(true);
+
+    ok(call(b.host, "removePodRules", ref(A), path));
+    ok(call(b.host, "removePodRules", ref(B), path));
+    for (const tool of ["iptables", "ip6tables"]) {
+      expect(saved(tool)).toEqual([":WEFT-FORWARD -", "-A FORWARD -j WEFT-FORWARD"]);
+    }
+  });
+
+  test("a failing iptables-restore is reported and undone", () => {
+    // Applies the nat part of an ADD, then fails: the filter part never lands.
+    const dir = scratchDir();
+    const fake = `${dir}/fake-restore`;
+    sh(
+      null,
+      `cat > ${fake} <<'EOF'
+#!/bin/sh
+PATH=/usr/sbin:/usr/bin:/bin
+script=$(cat)
+case "$script" in
+  *"-j ACCEPT"*) printf '%s\\n' "$script" | sed '/^\\*filter/,$d' | /usr/sbin/iptables-nft-restore "$@"; echo "simulated failure" >&2; exit 1 ;;
+esac
+printf '%s\\n' "$script" | /usr/sbin/iptables-nft-restore "$@"
+EOF
+chmod +x ${fake}`,
+    );
+    const path = pathWith("failing", { "iptables-save": "/usr/sbin/iptables-nft-save", "iptables-restore": fake });
+    const v4only = { ...A, ips: [A.ips[0]!] };
+    const r = call(b.host, "addPodRules", v4only, path);
+    expect(r.ok).toBe(false);
+    expect(r.error).toContain("adding iptables rules for pod testnet/ctr-a/eth0: iptables-restore failed: simulated");
+    expect(saved("iptables").filter((l) => l.includes("WEFT-") && !l.includes("WEFT-FORWARD"))).toEqual([]);
+  });
+});
