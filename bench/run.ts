@@ -73,12 +73,14 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+let bridges = 0;
+/** Each measurement gets its own bridge and subnet: a bridge holds one IPv4 gateway. */
 function bridgeConf(impl: Impl, ipMasq: boolean, subnet: string, dataDir: string): object {
   return {
     cniVersion: "1.0.0",
     name: `bench-${impl.label}`,
     type: "bridge",
-    bridge: `br-${impl.label.slice(0, 4)}`,
+    bridge: `br-${impl.label.slice(0, 4)}-${bridges++}`,
     isGateway: true,
     ipMasq,
     ipam: { type: "host-local", subnet, dataDir },
@@ -126,30 +128,32 @@ function benchAddDel(host: string, pod: string, ipMasq: boolean, overhead: numbe
   return [median(res[0]!), median(res[1]!)];
 }
 
-function benchConcurrent(host: string, pods: string[], overhead: number): [number, number] {
-  return impls.map((impl, k) => {
+/** Wall time for 50 ADDs started at once (one pod netns each); impls run one after the other. */
+async function benchConcurrent(host: string, pods: string[], overhead: number): Promise<[number, number]> {
+  const out: number[] = [];
+  for (const [k, impl] of impls.entries()) {
     const dir = mkdtempSync(join(tmpdir(), "weft-bench-"));
     dirs.push(dir);
     const conf = bridgeConf(impl, false, `10.${130 + k}.0.0/24`, dir);
     const t = process.hrtime.bigint();
-    const done = pods.map(
-      (pod, i) =>
-        new Promise<void>((resolve, reject) => {
-          const child = spawn("ip", ["netns", "exec", host, join(impl.dir, "bridge")], {
-            env: pluginEnv(impl, "ADD", `conc-${i}`, pod),
-          });
-          let out = "";
-          child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-          child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${impl.label} ADD: ${out}`))));
-          child.stdin.end(JSON.stringify(conf));
-        }),
+    await Promise.all(
+      pods.map(
+        (pod, i) =>
+          new Promise<void>((resolve, reject) => {
+            const child = spawn("ip", ["netns", "exec", host, join(impl.dir, "bridge")], {
+              env: pluginEnv(impl, "ADD", `conc-${i}`, pod),
+            });
+            let text = "";
+            child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+            child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${impl.label} ADD: ${text}`))));
+            child.stdin.end(JSON.stringify(conf));
+          }),
+      ),
     );
-    return Promise.all(done).then(() => {
-      const ms = Number(process.hrtime.bigint() - t) / 1e6 - overhead;
-      pods.forEach((pod, i) => timed(impl, host, "DEL", `conc-${i}`, pod, conf));
-      return ms;
-    });
-  }) as unknown as [number, number];
+    out.push(Number(process.hrtime.bigint() - t) / 1e6 - overhead);
+    pods.forEach((pod, i) => timed(impl, host, "DEL", `conc-${i}`, pod, conf));
+  }
+  return [out[0]!, out[1]!];
 }
 
 /** Peak RSS (MB) of one ADD, measured by GNU time inside the host netns. */
@@ -184,7 +188,7 @@ async function main(): Promise<void> {
     row("VERSION (median)", benchVersion(), "ms", "≤ 2×"),
     row("ADD+DEL bridge+host-local (median)", benchAddDel(host, pod, false, overhead), "ms", "≤ 1.0×"),
     row("ADD+DEL with ipMasq (median)", benchAddDel(host, pod, true, overhead), "ms", "≤ 0.7×"),
-    row("50 concurrent ADDs (wall)", await Promise.all(benchConcurrent(host, pods, overhead)) as [number, number], "ms", "—"),
+    row("50 concurrent ADDs (wall)", await benchConcurrent(host, pods, overhead), "ms", "—"),
     row("peak RSS of one ADD", [peakRss(impls[0]!, host, pod), peakRss(impls[1]!, host, pod)], "MB", "weft ≤ 35 MB"),
   ];
   console.log(`\nweft vs Go reference plugins (${GO}), ${RUNS} runs each, ${new Date().toISOString()}`);

@@ -17,10 +17,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# npm ci only when the lock file changed since the last install.
+# Install npm deps only when the lock file changed since the last install. `npm install`
+# rather than `npm ci`: vite lists an optional dependency the registry does not have,
+# which `npm ci` treats as a lock file out of sync.
 stamp=node_modules/.weft-lock
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  echo "setup: npm install"
+  npm install --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
 fi

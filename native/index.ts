@@ -4,8 +4,11 @@
 import { createRequire } from "node:module";
 
 export interface NativeAddon {
-  /** Opens a bound NETLINK_ROUTE socket inside the netns at `netnsPath` (null: the caller's). */
-  nlOpen(netnsPath: string | null): number;
+  /**
+   * Opens a bound netlink socket of `protocol` (NETLINK_ROUTE 0, NETLINK_NETFILTER 12)
+   * inside the netns at `netnsPath` (null: the caller's).
+   */
+  nlOpen(netnsPath: string | null, protocol: number): number;
   /** Sends one datagram to the kernel. */
   nlSend(fd: number, data: Uint8Array): void;
   /** Receives one datagram; null when nothing arrived within `timeoutMs`. */
@@ -18,6 +21,8 @@ export interface NativeAddon {
   nsEnter(path: string): number;
   /** Moves the calling thread back into the netns `savedFd` refers to, and closes it. */
   nsRestore(savedFd: number): void;
+  /** "ENOENT" for 2: the errno's name, or "" when unknown. */
+  errnoName(errno: number): string;
 }
 
 /** Errors thrown by the addon carry the errno name (`code`) and number (`errno`). */

@@ -84,8 +84,13 @@ static napi_value make_int(napi_env env, int v) {
 // Opens a netlink socket; a socket stays in the netns it was created in, so entering
 // the target netns only for the socket() call is enough.
 static napi_value nl_open(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (get_args(env, info, 1, argv)) return NULL;
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv)) return NULL;
+  int protocol;
+  if (napi_get_value_int32(env, argv[1], &protocol) != napi_ok) {
+    napi_throw_type_error(env, NULL, "protocol must be a number");
+    return NULL;
+  }
   int failed;
   char *path = get_path(env, argv[0], &failed);
   if (failed) return NULL;
@@ -106,7 +111,7 @@ static napi_value nl_open(napi_env env, napi_callback_info info) {
       return throw_errno(env, err, "setns");
     }
   }
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
   int err = errno;
   if (path) {
     // Going back cannot fail for a namespace we were just in; abort rather than run on
@@ -243,6 +248,18 @@ static napi_value ns_restore(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Node's errno table lives in node:os, which costs a module load; libc has the names.
+static napi_value errno_name(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv)) return NULL;
+  int n;
+  napi_get_value_int32(env, argv[0], &n);
+  const char *name = strerrorname_np(n);
+  napi_value r;
+  napi_create_string_utf8(env, name ? name : "", NAPI_AUTO_LENGTH, &r);
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"nlOpen", NULL, nl_open, NULL, NULL, NULL, napi_default, NULL},
@@ -253,6 +270,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"funlock", NULL, fd_funlock, NULL, NULL, NULL, napi_default, NULL},
       {"nsEnter", NULL, ns_enter, NULL, NULL, NULL, napi_default, NULL},
       {"nsRestore", NULL, ns_restore, NULL, NULL, NULL, napi_default, NULL},
+      {"errnoName", NULL, errno_name, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof *props, props);
   return exports;

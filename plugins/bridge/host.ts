@@ -6,12 +6,12 @@ import { overlaps, parseCIDR } from "../../shared/ip";
 import { addAddress, deleteAddress, listAddresses } from "../../shared/netlink/address";
 import { createBridge, setVlanFiltering } from "../../shared/netlink/bridge";
 import { getLinkByName, setLinkUp, setPromisc, type Link } from "../../shared/netlink/link";
-import { isErrno, type RtSocket } from "../../shared/netlink/socket";
+import { isErrno, type NetlinkSocket } from "../../shared/netlink/socket";
 import { writeSysctl } from "../../shared/sysctl";
 import type { BridgeConf } from "./config";
 
 /** Returns the bridge, creating it when missing. DEL never removes it (as the reference). */
-export function ensureBridge(nl: RtSocket, conf: BridgeConf): Link {
+export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Link {
   let br = getLinkByName(nl, conf.bridge);
   if (!br) {
     try {
@@ -46,7 +46,7 @@ function vlanUnsupported(e: unknown, conf: BridgeConf): unknown {
  * one, is an error unless forceAddress, which replaces it (the reference's rule: one
  * IPv4 subnet per bridge, several IPv6 subnets if they don't overlap).
  */
-export function ensureGatewayAddresses(nl: RtSocket, br: Link, conf: BridgeConf, ips: IPConfig[]): void {
+export function ensureGatewayAddresses(nl: NetlinkSocket, br: Link, conf: BridgeConf, ips: IPConfig[]): void {
   for (const ip of ips) {
     const net = parseCIDR(ip.address);
     if (!ip.gateway || !net) continue;

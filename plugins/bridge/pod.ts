@@ -8,7 +8,7 @@ import { formatIP, networkOf, nextIP, parseCIDR } from "../../shared/ip";
 import { addAddress } from "../../shared/netlink/address";
 import { createVeth, getLinkByName, setLinkUp, setMaster, type Link } from "../../shared/netlink/link";
 import { addRoute } from "../../shared/netlink/route";
-import { isErrno, withSocket, type RtSocket } from "../../shared/netlink/socket";
+import { isErrno, withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
 
 /** Opens the container's netns file; a missing one is a clear error, not a stack trace. */
 export function openNetns(path: string): number {
@@ -24,7 +24,7 @@ export function openNetns(path: string): number {
  * netns, attached to the bridge. Returns the host end.
  */
 export function createPodVeth(
-  nl: RtSocket,
+  nl: NetlinkSocket,
   o: { netns: string; ifname: string; mtu: number; mac?: string; bridge: Link },
 ): Link {
   const fd = openNetns(o.netns);

@@ -2,13 +2,13 @@
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { Plugin } from "../../shared/cni/skeleton";
 import { getLinkByName, setLinkUp, type Link } from "../../shared/netlink/link";
-import { withSocket, type RtSocket } from "../../shared/netlink/socket";
+import { withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
 
 interface LoopbackConf {
   cniVersion: string;
 }
 
-function lo(nl: RtSocket, netns: string): Link {
+function lo(nl: NetlinkSocket, netns: string): Link {
   const link = getLinkByName(nl, "lo");
   if (!link) throw new CniError(ErrorCode.Internal, `no loopback device in ${netns}`);
   return link;

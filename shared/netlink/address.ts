@@ -2,7 +2,7 @@
 import { formatAddressMessage, parseAddressMessage } from "netlink/dist/rt/structs.js";
 import { AttrStream } from "netlink/dist/structs.js";
 import { formatIP, ipFromBytes, ipToBytes, parseCIDR, type IPNet } from "../ip";
-import { isErrno, NLM_F, RtSocket } from "./socket";
+import { isErrno, NLM_F, NetlinkSocket } from "./socket";
 
 const RTM_NEWADDR = 20;
 const RTM_DELADDR = 21;
@@ -41,7 +41,7 @@ function cidrOf(s: string): IPNet {
 }
 
 /** Adds `cidr` to the link; `noDad` skips IPv6 duplicate address detection. */
-export function addAddress(nl: RtSocket, index: number, cidr: string, o: { noDad?: boolean } = {}): void {
+export function addAddress(nl: NetlinkSocket, index: number, cidr: string, o: { noDad?: boolean } = {}): void {
   nl.request(
     `add address ${cidr}`,
     RTM_NEWADDR,
@@ -50,7 +50,7 @@ export function addAddress(nl: RtSocket, index: number, cidr: string, o: { noDad
   );
 }
 
-export function deleteAddress(nl: RtSocket, index: number, cidr: string): boolean {
+export function deleteAddress(nl: NetlinkSocket, index: number, cidr: string): boolean {
   try {
     nl.request(`delete address ${cidr}`, RTM_DELADDR, 0, payload(index, cidrOf(cidr)));
     return true;
@@ -61,7 +61,7 @@ export function deleteAddress(nl: RtSocket, index: number, cidr: string): boolea
 }
 
 /** Addresses of one link (or of all links when `index` is 0). */
-export function listAddresses(nl: RtSocket, index = 0, family?: 4 | 6): Address[] {
+export function listAddresses(nl: NetlinkSocket, index = 0, family?: 4 | 6): Address[] {
   const s = new AttrStream();
   const fam = family === 4 ? AF_INET : family === 6 ? AF_INET6 : 0;
   formatAddressMessage({ kind: "address", data: { family: fam, index }, attrs: {} }, s);

@@ -1,6 +1,6 @@
 // Linux bridge specifics: creating a bridge and setting per-port options.
 import { parseAttributes } from "netlink/dist/structs.js";
-import { attr, NLM_F, RtSocket } from "./socket";
+import { attr, NLM_F, NetlinkSocket } from "./socket";
 import { createLink, linkInfo, modifyLink, u8, type NewLinkOptions } from "./link";
 
 const RTM_NEWLINK = 16;
@@ -17,12 +17,12 @@ const BRIDGE_VLAN_INFO_UNTAGGED = 4;
 const IFLA_BRIDGE_FLAGS = 0;
 const BRIDGE_FLAGS_SELF = 2;
 
-export function createBridge(nl: RtSocket, name: string, o: NewLinkOptions & { vlanFiltering?: boolean } = {}): void {
+export function createBridge(nl: NetlinkSocket, name: string, o: NewLinkOptions & { vlanFiltering?: boolean } = {}): void {
   const data = o.vlanFiltering ? attr(IFLA_BR_VLAN_FILTERING, u8(1)) : undefined;
   createLink(nl, name, "bridge", { ...o, ...(data ? { data } : {}) });
 }
 
-export function setVlanFiltering(nl: RtSocket, index: number, on: boolean): void {
+export function setVlanFiltering(nl: NetlinkSocket, index: number, on: boolean): void {
   modifyLink(nl, index, {}, undefined, [linkInfo("bridge", attr(IFLA_BR_VLAN_FILTERING, u8(on ? 1 : 0)))]);
 }
 
@@ -31,7 +31,7 @@ export function setVlanFiltering(nl: RtSocket, index: number, on: boolean): void
  * reaching itself through a service IP). Set through IFLA_INFO_SLAVE_DATA on RTM_NEWLINK:
  * the codec's AF_BRIDGE protinfo writer drops NLA_F_NESTED and the kernel rejects it.
  */
-export function setHairpin(nl: RtSocket, index: number, on: boolean): void {
+export function setHairpin(nl: NetlinkSocket, index: number, on: boolean): void {
   nl.request(
     `set hairpin on #${index}`,
     RTM_NEWLINK,
@@ -69,20 +69,20 @@ function vlanInfo(vid: number, flags: number): Buffer {
  * Adds VLAN `vid` to a bridge port (or, with `self`, to the bridge device) as its PVID,
  * egress untagged: what `bridge vlan add vid N dev X pvid untagged [self]` does.
  */
-export function addPortVlan(nl: RtSocket, index: number, vid: number, o: { self?: boolean } = {}): void {
+export function addPortVlan(nl: NetlinkSocket, index: number, vid: number, o: { self?: boolean } = {}): void {
   const spec = [vlanInfo(vid, BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED)];
   if (o.self) spec.unshift(attr(IFLA_BRIDGE_FLAGS, Buffer.from([BRIDGE_FLAGS_SELF, 0])));
   nl.request(`add vlan ${vid} on #${index}`, RTM_SETLINK, 0, [ifinfomsg(AF_BRIDGE, index), attr(IFLA_AF_SPEC, spec, true)]);
 }
 
-export function deletePortVlan(nl: RtSocket, index: number, vid: number, o: { self?: boolean } = {}): void {
+export function deletePortVlan(nl: NetlinkSocket, index: number, vid: number, o: { self?: boolean } = {}): void {
   const spec = [vlanInfo(vid, 0)];
   if (o.self) spec.unshift(attr(IFLA_BRIDGE_FLAGS, Buffer.from([BRIDGE_FLAGS_SELF, 0])));
   nl.request(`delete vlan ${vid} on #${index}`, RTM_DELLINK, 0, [ifinfomsg(AF_BRIDGE, index), attr(IFLA_AF_SPEC, spec, true)]);
 }
 
 /** VLANs configured on a bridge port, read from the AF_BRIDGE link dump. */
-export function portVlans(nl: RtSocket, index: number): Array<{ vid: number; pvid: boolean; untagged: boolean }> {
+export function portVlans(nl: NetlinkSocket, index: number): Array<{ vid: number; pvid: boolean; untagged: boolean }> {
   const RTM_GETLINK = 18;
   const IFLA_EXT_MASK = 29;
   const RTEXT_FILTER_BRVLAN = 2;

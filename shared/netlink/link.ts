@@ -2,7 +2,7 @@
 import { formatLinkMessage, parseLinkMessage, type LinkMessage } from "netlink/dist/rt/structs.js";
 import { formatInfo, parseInfo, type LinkAttrs } from "netlink/dist/rt/ifla.js";
 import type { DeviceFlags } from "netlink/dist/rt/gen_structs.js";
-import { attr, encode, isErrno, NLM_F, RtSocket } from "./socket";
+import { attr, encode, isErrno, NLM_F, NetlinkSocket } from "./socket";
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
@@ -91,7 +91,7 @@ function parseLinks(msgs: { data: Buffer }[]): Link[] {
   return msgs.map((m) => toLink(parseLinkMessage(m.data)));
 }
 
-export function getLinkByName(nl: RtSocket, name: string): Link | null {
+export function getLinkByName(nl: NetlinkSocket, name: string): Link | null {
   try {
     return parseLinks(nl.request(`get link ${name}`, RTM_GETLINK, 0, linkPayload({}, { ifname: name })))[0] ?? null;
   } catch (e) {
@@ -100,7 +100,7 @@ export function getLinkByName(nl: RtSocket, name: string): Link | null {
   }
 }
 
-export function getLinkByIndex(nl: RtSocket, index: number): Link | null {
+export function getLinkByIndex(nl: NetlinkSocket, index: number): Link | null {
   try {
     return parseLinks(nl.request(`get link #${index}`, RTM_GETLINK, 0, linkPayload({ index }, {})))[0] ?? null;
   } catch (e) {
@@ -109,12 +109,12 @@ export function getLinkByIndex(nl: RtSocket, index: number): Link | null {
   }
 }
 
-export function listLinks(nl: RtSocket): Link[] {
+export function listLinks(nl: NetlinkSocket): Link[] {
   return parseLinks(nl.request("list links", RTM_GETLINK, NLM_F.DUMP, linkPayload({}, {})));
 }
 
 /** Like getLinkByName but the link must exist. */
-export function requireLink(nl: RtSocket, name: string): Link {
+export function requireLink(nl: NetlinkSocket, name: string): Link {
   const link = getLinkByName(nl, name);
   if (!link) throw new Error(`link "${name}" not found`);
   return link;
@@ -133,7 +133,7 @@ function commonAttrs(name: string, o: NewLinkOptions): LinkAttrs {
 }
 
 /** Creates a link of `kind` (fails with EEXIST when the name is taken). */
-export function createLink(nl: RtSocket, name: string, kind: string, o: NewLinkOptions & { data?: Buffer; master?: number } = {}): void {
+export function createLink(nl: NetlinkSocket, name: string, kind: string, o: NewLinkOptions & { data?: Buffer; master?: number } = {}): void {
   const attrs = commonAttrs(name, o);
   if (o.master) attrs.master = o.master;
   nl.request(`create ${kind} ${name}`, RTM_NEWLINK, NLM_F.CREATE | NLM_F.EXCL, linkPayload({}, attrs, [linkInfo(kind, o.data)]));
@@ -150,7 +150,7 @@ export interface VethOptions extends NewLinkOptions {
  * Creates a veth pair `name` ⇄ `peerName`. The codec has no VETH_INFO_PEER writer, so the
  * peer (an ifinfomsg followed by its own attributes) is encoded here.
  */
-export function createVeth(nl: RtSocket, name: string, o: VethOptions): void {
+export function createVeth(nl: NetlinkSocket, name: string, o: VethOptions): void {
   const peerAttrs: Buffer[] = [attr(IFLA_IFNAME, Buffer.from(`${o.peerName}\0`))];
   if (o.mtu) peerAttrs.push(attr(IFLA_MTU, u32(o.mtu)));
   if (o.peerMac) peerAttrs.push(attr(IFLA_ADDRESS, parseMac(o.peerMac)));
@@ -177,37 +177,37 @@ export function u8(n: number): Buffer {
 }
 
 /** Changes attributes of an existing link (RTM_NEWLINK without CREATE modifies in place). */
-export function modifyLink(nl: RtSocket, index: number, attrs: LinkAttrs, flags?: { set: DeviceFlags; change: DeviceFlags }, extra: Buffer[] = []): void {
+export function modifyLink(nl: NetlinkSocket, index: number, attrs: LinkAttrs, flags?: { set: DeviceFlags; change: DeviceFlags }, extra: Buffer[] = []): void {
   const data = flags ? { index, flags: flags.set, change: flags.change } : { index };
   nl.request(`change link #${index}`, RTM_NEWLINK, 0, linkPayload(data, attrs, extra));
 }
 
-export function setLinkUp(nl: RtSocket, index: number, up = true): void {
+export function setLinkUp(nl: NetlinkSocket, index: number, up = true): void {
   modifyLink(nl, index, {}, { set: up ? { up: true } : {}, change: { up: true } });
 }
 
-export function setPromisc(nl: RtSocket, index: number, on: boolean): void {
+export function setPromisc(nl: NetlinkSocket, index: number, on: boolean): void {
   modifyLink(nl, index, {}, { set: on ? { promisc: true } : {}, change: { promisc: true } });
 }
 
-export function setMaster(nl: RtSocket, index: number, master: number): void {
+export function setMaster(nl: NetlinkSocket, index: number, master: number): void {
   modifyLink(nl, index, { master });
 }
 
-export function setMtu(nl: RtSocket, index: number, mtu: number): void {
+export function setMtu(nl: NetlinkSocket, index: number, mtu: number): void {
   modifyLink(nl, index, { mtu });
 }
 
-export function setMac(nl: RtSocket, index: number, mac: string): void {
+export function setMac(nl: NetlinkSocket, index: number, mac: string): void {
   modifyLink(nl, index, { address: parseMac(mac) });
 }
 
-export function deleteLink(nl: RtSocket, index: number): void {
+export function deleteLink(nl: NetlinkSocket, index: number): void {
   nl.request(`delete link #${index}`, RTM_DELLINK, 0, linkPayload({ index }, {}));
 }
 
 /** Deletes a link by name; false when there was none (DEL must be idempotent). */
-export function deleteLinkByName(nl: RtSocket, name: string): boolean {
+export function deleteLinkByName(nl: NetlinkSocket, name: string): boolean {
   try {
     nl.request(`delete link ${name}`, RTM_DELLINK, 0, linkPayload({}, { ifname: name }));
     return true;

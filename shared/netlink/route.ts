@@ -4,7 +4,7 @@ import { RouteProtocol, RouteScope, RouteType, type RouteAttrs, type RouteFlags 
 import { AttrStream } from "netlink/dist/structs.js";
 import { formatCIDR, formatIP, ipFromBytes, ipToBytes, networkOf, parseCIDR, parseIP } from "../ip";
 import { u32 } from "./link";
-import { isErrno, NLM_F, RtSocket } from "./socket";
+import { isErrno, NLM_F, NetlinkSocket } from "./socket";
 
 const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
@@ -81,12 +81,12 @@ function payload(r: RouteSpec, forDelete = false): Buffer[] {
   return s.bufs as Buffer[];
 }
 
-export function addRoute(nl: RtSocket, r: RouteSpec, o: { replace?: boolean } = {}): void {
+export function addRoute(nl: NetlinkSocket, r: RouteSpec, o: { replace?: boolean } = {}): void {
   const flags = NLM_F.CREATE | (o.replace ? NLM_F.REPLACE : NLM_F.EXCL);
   nl.request(`add route ${r.dst}${r.gw ? ` via ${r.gw}` : ""}`, RTM_NEWROUTE, flags, payload(r));
 }
 
-export function deleteRoute(nl: RtSocket, r: RouteSpec): boolean {
+export function deleteRoute(nl: NetlinkSocket, r: RouteSpec): boolean {
   try {
     nl.request(`delete route ${r.dst}`, RTM_DELROUTE, 0, payload(r, true));
     return true;
@@ -103,7 +103,7 @@ function enumValue(e: Record<string, string | number>, v: string | number | unde
 }
 
 /** Main-table unicast routes of one family. */
-export function listRoutes(nl: RtSocket, family: 4 | 6): Route[] {
+export function listRoutes(nl: NetlinkSocket, family: 4 | 6): Route[] {
   const s = new AttrStream();
   formatRouteMessage({ kind: "route", data: { family: family === 4 ? AF_INET : AF_INET6 }, attrs: {} }, s);
   const out: Route[] = [];

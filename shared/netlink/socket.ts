@@ -1,7 +1,6 @@
 // A synchronous rtnetlink request/response channel over the native transport.
 // Messages are encoded with the `netlink` package's codec; this file only frames
 // requests, matches replies by sequence number and turns NLMSG_ERROR into errors.
-import { constants } from "node:os";
 import {
   AttrStream,
   formatAttribute,
@@ -26,16 +25,14 @@ export const NLM_F = {
   APPEND: 0x800,
 } as const;
 
+export const NETLINK_ROUTE = 0;
+export const NETLINK_NETFILTER = 12;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
 const NLM_F_CAPPED = 0x100;
 const NLM_F_ACK_TLVS = 0x200;
 const NLMSGERR_ATTR_MSG = 1;
 const RECV_TIMEOUT_MS = 5000;
-
-const errnoNames = new Map<number, string>(
-  Object.entries(constants.errno).map(([name, n]) => [n, name]),
-);
 
 /** A kernel refusal: errno name/number plus the kernel's extended-ack text when given. */
 export class NetlinkError extends Error {
@@ -44,11 +41,11 @@ export class NetlinkError extends Error {
     readonly errno: number,
     readonly kernelMessage: string,
   ) {
-    const code = errnoNames.get(errno) ?? `errno ${errno}`;
+    const code = native.errnoName(errno) || `errno ${errno}`;
     super(`${op}: ${code}${kernelMessage ? ` (${kernelMessage})` : ""}`);
   }
   get code(): string {
-    return errnoNames.get(this.errno) ?? "";
+    return native.errnoName(this.errno);
   }
 }
 
@@ -79,14 +76,14 @@ function errorText(msg: NetlinkMessage): string {
   return text;
 }
 
-export class RtSocket {
+export class NetlinkSocket {
   private seq = Math.floor(Math.random() * 0x7fffffff);
 
   private constructor(private readonly fd: number) {}
 
   /** Opens a socket in the netns at `netnsPath`, or in the caller's own when omitted. */
-  static open(netnsPath?: string): RtSocket {
-    return new RtSocket(native.nlOpen(netnsPath ?? null));
+  static open(netnsPath?: string, protocol = NETLINK_ROUTE): NetlinkSocket {
+    return new NetlinkSocket(native.nlOpen(netnsPath ?? null, protocol));
   }
 
   close(): void {
@@ -126,8 +123,8 @@ export class RtSocket {
 }
 
 /** Runs `fn` with a socket in `netnsPath` (or the current netns), closing it afterwards. */
-export function withSocket<T>(netnsPath: string | undefined, fn: (nl: RtSocket) => T): T {
-  const nl = RtSocket.open(netnsPath);
+export function withSocket<T>(netnsPath: string | undefined, fn: (nl: NetlinkSocket) => T): T {
+  const nl = NetlinkSocket.open(netnsPath);
   try {
     return fn(nl);
   } finally {
