@@ -1,7 +1,7 @@
 // weft: one executable, many names. Invoked as `bridge`, `host-local` or `loopback`
 // (links to this file) it is that CNI plugin; as `weft` it is the CLI. Modules load
 // lazily so each plugin pays only for its own code at start-up.
-import { basename } from "node:path";
+import { writeSync } from "node:fs";
 import type { Plugin } from "./shared/cni/skeleton";
 
 const PLUGINS: Record<string, () => Promise<Plugin<never>>> = {
@@ -13,19 +13,21 @@ const PLUGINS: Record<string, () => Promise<Plugin<never>>> = {
 export const PLUGIN_NAMES = Object.keys(PLUGINS);
 
 async function main(): Promise<number> {
-  const load = PLUGINS[basename(process.argv0)];
+  // basename by hand: node:path is one more module to load on every call.
+  const load = PLUGINS[process.argv0.slice(process.argv0.lastIndexOf("/") + 1)];
   if (load) {
-    const [{ runPlugin }, plugin] = await Promise.all([import("./shared/cni/skeleton"), load()]);
-    return runPlugin(plugin);
+    const { runPlugin } = await import("./shared/cni/skeleton");
+    return runPlugin(load);
   }
   const { runCli } = await import("./cli/main");
   return runCli(process.argv.slice(2), PLUGIN_NAMES);
 }
 
+// Output goes through writeSync: Bun's process.stdout costs ~10 ms to set up.
 main().then(
   (code) => process.exit(code),
   (e: unknown) => {
-    process.stderr.write(`weft: ${e instanceof Error ? e.message : String(e)}\n`);
+    writeSync(2, `weft: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
   },
 );

@@ -1,7 +1,7 @@
 // `weft install`: puts the executable and its plugin links into a CNI bin dir and,
 // optionally, a network config into a conf dir. Every file appears atomically (write
 // to a temp name, then rename), so the runtime never executes or loads a partial file.
-import { copyFileSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
 
 export interface InstallOptions {
@@ -26,13 +26,13 @@ export function install(o: InstallOptions): void {
     if (name === "weft") continue;
     replaceWith(join(o.binDir, name), (tmp) => linkSync(exe, tmp));
   }
-  process.stdout.write(`installed ${exe} and ${o.pluginNames.join(", ")}\n`);
+  writeSync(1, `installed ${exe} and ${o.pluginNames.join(", ")}\n`);
   if (o.conf) {
     const text = readFileSync(o.conf, "utf8");
     JSON.parse(text); // refuse to install a file the runtime could not read
     mkdirSync(o.confDir, { recursive: true });
     const target = join(o.confDir, basename(o.conf));
     replaceWith(target, (tmp) => writeFileSync(tmp, text));
-    process.stdout.write(`installed ${target}\n`);
+    writeSync(1, `installed ${target}\n`);
   }
 }

@@ -1,4 +1,5 @@
 // `weft <subcommand>`: what the executable does when not run as a CNI plugin.
+import { writeSync } from "node:fs";
 import { install } from "./install";
 
 const USAGE = `usage: weft <command>
@@ -33,7 +34,7 @@ export async function runCli(argv: string[], pluginNames: string[]): Promise<num
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case "version":
-      process.stdout.write(`weft ${VERSION} (CNI spec 0.3.0-1.1.0; plugins: ${pluginNames.join(", ")})\n`);
+      writeSync(1, `weft ${VERSION} (CNI spec 0.3.0-1.1.0; plugins: ${pluginNames.join(", ")})\n`);
       return 0;
     case "install": {
       const f = flags(rest);
@@ -48,10 +49,10 @@ export async function runCli(argv: string[], pluginNames: string[]): Promise<num
     case undefined:
     case "help":
     case "--help":
-      process.stdout.write(USAGE);
+      writeSync(1, USAGE);
       return cmd === undefined ? 2 : 0;
     default:
-      process.stderr.write(`weft: unknown command "${cmd}"\n\n${USAGE}`);
+      writeSync(2, `weft: unknown command "${cmd}"\n\n${USAGE}`);
       return 2;
   }
 }

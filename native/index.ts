@@ -32,13 +32,14 @@ export interface NativeError extends Error {
 }
 
 declare const WEFT_NATIVE_PATH: string | undefined;
+declare const require: NodeJS.Require;
 
 function load(): NativeAddon {
-  const require = createRequire(import.meta.url);
-  // The bundle defines WEFT_NATIVE_PATH as a literal "./weft_native.node" so Bun's
-  // compiler sees a static require and embeds the file; from sources we use node-gyp's output.
+  // The bundle (CommonJS) defines WEFT_NATIVE_PATH as the literal "./weft_native.node",
+  // so Bun's compiler sees a static require and embeds the file. From the sources (tests,
+  // ES modules) we load node-gyp's output.
   if (typeof WEFT_NATIVE_PATH === "string") return require(WEFT_NATIVE_PATH) as NativeAddon;
-  return require("./build/Release/weft_native.node") as NativeAddon;
+  return createRequire(import.meta.url)("./build/Release/weft_native.node") as NativeAddon;
 }
 
 export const native: NativeAddon = load();

@@ -143,8 +143,9 @@ async function dispatch<C>(plugin: Plugin<C>, env: CniEnv, raw: Record<string, u
   }
 }
 
-// Returns the process exit code; the caller exits with it.
-export async function runPlugin<C>(plugin: Plugin<C>, io: PluginIO = {}): Promise<number> {
+// Returns the process exit code; the caller exits with it. The plugin may be given as a
+// loader: VERSION (libcni probes it before every call) then never loads plugin code.
+export async function runPlugin<C>(pluginOrLoader: Plugin<C> | (() => Promise<Plugin<C>>), io: PluginIO = {}): Promise<number> {
   const vars = io.env ?? process.env;
   const out = io.stdout ?? writeStdout;
   // Errors report the config's version once known, else the newest.
@@ -159,10 +160,11 @@ export async function runPlugin<C>(plugin: Plugin<C>, io: PluginIO = {}): Promis
     const raw = parseStdin(stdin);
     version = configVersion(raw);
     checkNetworkName(raw);
+    const plugin = typeof pluginOrLoader === "function" ? await pluginOrLoader() : pluginOrLoader;
     await dispatch(plugin, env, raw, version, out);
     return 0;
   } catch (e) {
-    if (vars["WEFT_DEBUG"] === "1") writeSync(2, `${plugin.name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    if (vars["WEFT_DEBUG"] === "1") writeSync(2, `weft: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     out(`${cniErrorJson(toCniError(e), version)}\n`);
     return 1;
   }
