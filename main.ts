@@ -1,6 +1,7 @@
 // weft: one executable, many names. Invoked as `bridge`, `host-local` or `loopback`
-// (links to this file) it is that CNI plugin; as `weft` it is the CLI. Modules load
-// lazily so each plugin pays only for its own code at start-up.
+// (links to this file) it is that CNI plugin; as `weft` it is the overlay plugin when
+// CNI_COMMAND is set and the CLI otherwise. Modules load lazily so each plugin pays
+// only for its own code at start-up.
 import { writeSync } from "node:fs";
 import type { Plugin } from "./shared/cni/skeleton";
 
@@ -8,14 +9,16 @@ const PLUGINS: Record<string, () => Promise<Plugin<never>>> = {
   bridge: () => import("./plugins/bridge/main").then((m) => m.bridge as Plugin<never>),
   "host-local": () => import("./plugins/host-local/main").then((m) => m.hostLocal as Plugin<never>),
   loopback: () => import("./plugins/loopback/main").then((m) => m.loopback as Plugin<never>),
+  weft: () => import("./plugins/weft/main").then((m) => m.weft as Plugin<never>),
 };
 
 export const PLUGIN_NAMES = Object.keys(PLUGINS);
 
 async function main(): Promise<number> {
   // basename by hand: node:path is one more module to load on every call.
-  const load = PLUGINS[process.argv0.slice(process.argv0.lastIndexOf("/") + 1)];
-  if (load) {
+  const name = process.argv0.slice(process.argv0.lastIndexOf("/") + 1);
+  const load = PLUGINS[name];
+  if (load && (name !== "weft" || process.env["CNI_COMMAND"] !== undefined)) {
     const { runPlugin } = await import("./shared/cni/skeleton");
     return runPlugin(load);
   }

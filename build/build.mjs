@@ -13,6 +13,7 @@ const dist = join(root, "dist");
 const bin = join(dist, "bin");
 const nodeBin = join(root, "node_modules", ".bin");
 export const PLUGIN_NAMES = ["bridge", "host-local", "loopback"];
+// `weft` itself is the executable; as a plugin it is the overlay plugin.
 
 function run(cmd, args, cwd = root) {
   execFileSync(cmd, args, { cwd, stdio: "inherit" });

@@ -1,0 +1,91 @@
+// The weft plugin's config, and the bridge config it delegates to. The agent owns the
+// node's subnet (subnet.json in the state dir); this plugin turns it into a bridge +
+// host-local config with the overlay's MTU and a route to the whole cluster.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { compileValidator } from "../../shared/cni/validate";
+import { weftSchema } from "./schema";
+
+export interface WeftConf {
+  cniVersion: string;
+  name: string;
+  stateDir: string;
+  dataDir: string;
+  bridge: string;
+}
+
+/** What the agent writes once the node's overlay is ready. */
+export interface Subnet {
+  podCIDR: string;
+  clusterCIDR: string;
+  mtu: number;
+}
+
+const validate = compileValidator<{ stateDir?: string; dataDir?: string; bridge?: string }>(weftSchema, "weft");
+
+export const DEFAULT_STATE_DIR = "/run/weft";
+
+export function parseWeftConf(raw: Record<string, unknown>): WeftConf {
+  const c = validate(raw);
+  const stateDir = c.stateDir ?? DEFAULT_STATE_DIR;
+  return {
+    cniVersion: String(raw["cniVersion"]),
+    name: String(raw["name"]),
+    stateDir,
+    dataDir: c.dataDir ?? join(stateDir, "ipam"),
+    bridge: c.bridge ?? "weft0",
+  };
+}
+
+export function subnetPath(conf: WeftConf): string {
+  return join(conf.stateDir, "subnet.json");
+}
+
+/** Reads subnet.json; null while the agent has not written it. */
+export function readSubnet(conf: WeftConf): Subnet | null {
+  let text: string;
+  try {
+    text = readFileSync(subnetPath(conf), "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw e;
+  }
+  try {
+    const s = JSON.parse(text) as Partial<Subnet>;
+    if (typeof s.podCIDR === "string" && typeof s.clusterCIDR === "string" && typeof s.mtu === "number") {
+      return { podCIDR: s.podCIDR, clusterCIDR: s.clusterCIDR, mtu: s.mtu };
+    }
+  } catch {
+    // reported below
+  }
+  throw new CniError(ErrorCode.InvalidConfig, `${subnetPath(conf)} is not a valid subnet file`);
+}
+
+/**
+ * The bridge + host-local config for this node: gateway bridge, default route via it,
+ * the cluster CIDR routed via it too (so pod-to-pod leaves through the overlay), and no
+ * masquerade here — the agent masquerades traffic leaving the cluster.
+ */
+export function delegateConf(conf: WeftConf, subnet: Subnet, raw: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    cniVersion: conf.cniVersion,
+    name: conf.name,
+    type: "bridge",
+    bridge: conf.bridge,
+    isGateway: true,
+    isDefaultGateway: true,
+    ipMasq: false,
+    hairpinMode: true,
+    mtu: subnet.mtu,
+    ipam: {
+      type: "host-local",
+      dataDir: conf.dataDir,
+      ranges: [[{ subnet: subnet.podCIDR }]],
+      routes: [{ dst: subnet.clusterCIDR }],
+    },
+  };
+  // Runtime-supplied fields (MAC, requested IPs) pass through to bridge and host-local.
+  for (const key of ["runtimeConfig", "args"]) if (raw[key] !== undefined) out[key] = raw[key];
+  return out;
+}

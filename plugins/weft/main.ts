@@ -1,0 +1,71 @@
+// The weft plugin: a pod on this node's slice of the overlay. It runs bridge and
+// host-local in-process with the subnet the agent wrote; the agent does the rest
+// (VXLAN routes to other nodes, masquerade to the outside).
+import { CniError, ErrorCode } from "../../shared/cni/errors";
+import type { Plugin, PluginContext } from "../../shared/cni/skeleton";
+import { ipamGc } from "../../ipam/index";
+import { add as bridgeAdd } from "../bridge/add";
+import { check as bridgeCheck } from "../bridge/check";
+import { parseBridgeConf, type BridgeConf } from "../bridge/config";
+import { del as bridgeDel } from "../bridge/del";
+import { delegateConf, parseWeftConf, readSubnet, subnetPath, type WeftConf } from "./config";
+import { forgetDelegate, loadDelegate, saveDelegate, savedAttachments } from "./saved";
+
+function bridgeContext(ctx: PluginContext<WeftConf>, raw: Record<string, unknown>): PluginContext<BridgeConf> {
+  const out: PluginContext<BridgeConf> = {
+    env: ctx.env,
+    conf: parseBridgeConf(raw, ctx.env.args),
+    raw,
+    stdinVersion: ctx.stdinVersion,
+  };
+  if (ctx.prevResult) out.prevResult = ctx.prevResult;
+  return out;
+}
+
+function notReady(conf: WeftConf): CniError {
+  return new CniError(ErrorCode.NotReady, `weft agent not ready: ${subnetPath(conf)} missing`);
+}
+
+export const weft: Plugin<WeftConf> = {
+  name: "weft",
+  knownArgs: ["MAC", "IP"],
+  parseConfig: (raw) => parseWeftConf(raw),
+  add: (ctx) => {
+    const subnet = readSubnet(ctx.conf);
+    if (!subnet) throw notReady(ctx.conf);
+    const delegate = delegateConf(ctx.conf, subnet, ctx.raw);
+    // Saved first: a DEL after a failed or interrupted ADD must find what to undo.
+    saveDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname, delegate);
+    try {
+      return bridgeAdd(bridgeContext(ctx, delegate));
+    } catch (e) {
+      forgetDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
+      throw e;
+    }
+  },
+  del: (ctx) => {
+    const { conf, env } = ctx;
+    const subnet = readSubnet(conf);
+    const delegate = loadDelegate(conf, env.containerId, env.ifname) ?? (subnet && delegateConf(conf, subnet, ctx.raw));
+    // Neither a saved config nor a subnet: ADD never got far enough to leave anything.
+    if (!delegate) return;
+    bridgeDel(bridgeContext(ctx, delegate));
+    forgetDelegate(conf, env.containerId, env.ifname);
+  },
+  check: (ctx) => {
+    const delegate = loadDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
+    if (!delegate) throw new CniError(ErrorCode.Internal, `no saved attachment for ${ctx.env.containerId}/${ctx.env.ifname}`);
+    bridgeCheck(bridgeContext(ctx, delegate));
+  },
+  status: ({ conf }) => {
+    if (!readSubnet(conf)) throw notReady(conf);
+  },
+  gc: ({ conf, raw, validAttachments }) => {
+    const valid = new Set(validAttachments.map((a) => `${a.containerID}:${a.ifname}`));
+    for (const a of savedAttachments(conf)) {
+      if (!valid.has(`${a.containerID}:${a.ifname}`)) forgetDelegate(conf, a.containerID, a.ifname);
+    }
+    const subnet = readSubnet(conf);
+    if (subnet) ipamGc(delegateConf(conf, subnet, raw), conf.name, validAttachments);
+  },
+};

@@ -1,0 +1,169 @@
+// Read-only nf_tables queries over NETLINK_NETFILTER. The firewall writes with `nft -f -`
+// (one atomic batch, nft's own parser and checks), but each spawned `nft` or `iptables` costs
+// ~4 ms and a batch that deletes anything ~20 ms, so it first asks the kernel directly, in
+// microseconds, whether there is anything to do: does a chain drop by policy, does an element
+// exist, is a rule there. Only GET requests: no batch framing (NFNL_MSG_BATCH_BEGIN/END) needed.
+import { parseAttributes } from "netlink/dist/structs.js";
+import { attr, isErrno, NETLINK_NETFILTER, NLM_F, NetlinkSocket } from "./socket";
+
+/** nfgenmsg.nfgen_family values. */
+export const NFPROTO = { INET: 1, IPV4: 2, IPV6: 10 } as const;
+export type NfFamily = (typeof NFPROTO)[keyof typeof NFPROTO];
+
+const NFNL_SUBSYS_NFTABLES = 10;
+const NFT_MSG_GETTABLE = 1;
+const NFT_MSG_GETCHAIN = 4;
+const NFT_MSG_GETRULE = 7;
+const NFT_MSG_GETSETELEM = 13;
+const msgType = (op: number): number => (NFNL_SUBSYS_NFTABLES << 8) | op;
+
+const NFTA_TABLE_NAME = 1;
+const NFTA_CHAIN_TABLE = 1;
+const NFTA_CHAIN_NAME = 3;
+const NFTA_CHAIN_POLICY = 5;
+const NFTA_RULE_TABLE = 1;
+const NFTA_RULE_CHAIN = 2;
+const NFTA_SET_ELEM_LIST_TABLE = 1;
+const NFTA_SET_ELEM_LIST_SET = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
+const NFTA_LIST_ELEM = 1;
+const NFTA_SET_ELEM_KEY = 1;
+const NFTA_SET_ELEM_USERDATA = 6;
+const NFTA_DATA_VALUE = 1;
+/** Inside NFTA_SET_ELEM_USERDATA (libnftnl TLVs: u8 type, u8 length): the element's comment. */
+const NFTNL_UDATA_SET_ELEM_COMMENT = 0;
+const NF_DROP = 0;
+
+/** Opens a netfilter netlink socket in the caller's netns. */
+export function openNetfilter(): NetlinkSocket {
+  return NetlinkSocket.open(undefined, NETLINK_NETFILTER);
+}
+
+/** struct nfgenmsg: family, version NFNETLINK_V0, res_id 0 (big-endian). */
+function nfgenmsg(family: NfFamily): Buffer {
+  return Buffer.from([family, 0, 0, 0]);
+}
+
+const str = (type: number, s: string): Buffer => attr(type, Buffer.from(`${s}\0`));
+
+/** Attributes of a reply, past its nfgenmsg header. */
+function attrsOf(data: Buffer): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  parseAttributes(data.subarray(4), (a) => void out.set(a.type, a.data));
+  return out;
+}
+
+/** Runs a single-object GET; null when the kernel says ENOENT (no such table, chain, set or element). */
+function getOne(nl: NetlinkSocket, what: string, op: number, payload: Buffer[]): Buffer | null {
+  try {
+    const [reply] = nl.request(what, msgType(op), 0, payload);
+    return reply ? reply.data : null;
+  } catch (e) {
+    if (isErrno(e, "ENOENT")) return null;
+    throw e;
+  }
+}
+
+export function tableExists(nl: NetlinkSocket, family: NfFamily, table: string): boolean {
+  return getOne(nl, `nft get table ${table}`, NFT_MSG_GETTABLE, [nfgenmsg(family), str(NFTA_TABLE_NAME, table)]) !== null;
+}
+
+/**
+ * The policy of a base chain: "drop" or "accept"; null when the chain (or its table) does
+ * not exist, or it is a regular chain, which has no policy.
+ */
+export function chainPolicy(nl: NetlinkSocket, family: NfFamily, table: string, chain: string): "drop" | "accept" | null {
+  const reply = getOne(nl, `nft get chain ${table} ${chain}`, NFT_MSG_GETCHAIN, [
+    nfgenmsg(family),
+    str(NFTA_CHAIN_TABLE, table),
+    str(NFTA_CHAIN_NAME, chain),
+  ]);
+  const policy = reply && attrsOf(reply).get(NFTA_CHAIN_POLICY);
+  if (!policy) return null;
+  return policy.readUInt32BE(0) === NF_DROP ? "drop" : "accept";
+}
+
+/**
+ * Whether the set or map has an element with this key (raw bytes, e.g. an address in network
+ * order). A single-element GET, answered by kernels since 5.x; false also when the table or
+ * set does not exist.
+ */
+export function hasElement(nl: NetlinkSocket, family: NfFamily, table: string, set: string, key: Uint8Array): boolean {
+  const elem = attr(NFTA_LIST_ELEM, [attr(NFTA_SET_ELEM_KEY, [attr(NFTA_DATA_VALUE, key)], true)], true);
+  const reply = getOne(nl, `nft get element ${table} ${set}`, NFT_MSG_GETSETELEM, [
+    nfgenmsg(family),
+    str(NFTA_SET_ELEM_LIST_TABLE, table),
+    str(NFTA_SET_ELEM_LIST_SET, set),
+    attr(NFTA_SET_ELEM_LIST_ELEMENTS, [elem], true),
+  ]);
+  return reply !== null;
+}
+
+export interface SetElement {
+  key: Buffer;
+  comment?: string;
+}
+
+/** All elements of a set or map with their comments; [] when the table or set does not exist. */
+export function listElements(nl: NetlinkSocket, family: NfFamily, table: string, set: string): SetElement[] {
+  let replies;
+  try {
+    replies = nl.request(`nft list set ${table} ${set}`, msgType(NFT_MSG_GETSETELEM), NLM_F.DUMP, [
+      nfgenmsg(family),
+      str(NFTA_SET_ELEM_LIST_TABLE, table),
+      str(NFTA_SET_ELEM_LIST_SET, set),
+    ]);
+  } catch (e) {
+    if (isErrno(e, "ENOENT")) return [];
+    throw e;
+  }
+  const found: SetElement[] = [];
+  for (const reply of replies) {
+    const list = attrsOf(reply.data).get(NFTA_SET_ELEM_LIST_ELEMENTS);
+    if (!list) continue;
+    parseAttributes(list, (item) => {
+      if (item.type !== NFTA_LIST_ELEM) return;
+      const elem: Partial<SetElement> = {};
+      parseAttributes(item.data, ({ type, data }) => {
+        if (type === NFTA_SET_ELEM_KEY) {
+          parseAttributes(data, (v) => void (v.type === NFTA_DATA_VALUE && (elem.key = v.data)));
+        } else if (type === NFTA_SET_ELEM_USERDATA) {
+          const comment = udataString(data, NFTNL_UDATA_SET_ELEM_COMMENT);
+          if (comment !== undefined) elem.comment = comment;
+        }
+      });
+      if (elem.key) found.push(elem as SetElement);
+    });
+  }
+  return found;
+}
+
+/** A string entry of libnftnl's user data TLVs (u8 type, u8 length, value ending in NUL). */
+function udataString(data: Buffer, wanted: number): string | undefined {
+  for (let i = 0; i + 2 <= data.length; i += 2 + data[i + 1]!) {
+    if (data[i] === wanted) return data.subarray(i + 2, i + 2 + data[i + 1]!).toString("utf8").replace(/\0.*$/s, "");
+  }
+  return undefined;
+}
+
+/**
+ * How many rules of the chain contain `needle` anywhere in their netlink encoding; 0 when
+ * the chain does not exist. Used to find a rule by its comment without decoding expressions:
+ * iptables-nft keeps `-m comment` either as an xt `comment` match (its info holds the text,
+ * iptables 1.8.9) or as rule user data (newer releases); either way the bytes are there.
+ */
+export function countRulesContaining(nl: NetlinkSocket, family: NfFamily, table: string, chain: string, needle: string): number {
+  let replies;
+  try {
+    replies = nl.request(`nft list chain ${table} ${chain}`, msgType(NFT_MSG_GETRULE), NLM_F.DUMP, [
+      nfgenmsg(family),
+      str(NFTA_RULE_TABLE, table),
+      str(NFTA_RULE_CHAIN, chain),
+    ]);
+  } catch (e) {
+    if (isErrno(e, "ENOENT")) return 0;
+    throw e;
+  }
+  const bytes = Buffer.from(needle);
+  return replies.filter((r) => r.data.includes(bytes)).length;
+}
