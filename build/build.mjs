@@ -33,35 +33,66 @@ if (!process.argv.includes("--skip-typecheck")) {
 }
 
 if (!existsSync(addon) || statSync(addon).mtimeMs < statSync(addonSource).mtimeMs) {
-  step("native addon", () => run(join(nodeBin, "node-gyp"), ["rebuild", "--silent"], join(root, "native")));
+  // Build against the headers of the Node that runs us (no download: offline machines).
+  const nodedir = process.env.npm_config_nodedir || dirname(dirname(process.execPath));
+  step("native addon", () => run(join(nodeBin, "node-gyp"), ["rebuild", "--silent", `--nodedir=${nodedir}`], join(root, "native")));
 }
 
 mkdirSync(bin, { recursive: true });
 copyFileSync(addon, join(dist, "weft_native.node"));
 
-await build({
-  entryPoints: [join(root, "main.ts")],
+const common = {
   bundle: true,
   platform: "node",
   target: "node20",
   // CommonJS: esbuild then loads node builtins lazily, inside each module's initialiser,
   // instead of hoisting every import to start-up (node:crypto alone costs ~3 ms in Bun).
   format: "cjs",
-  outfile: join(dist, "weft.cjs"),
   define: { WEFT_NATIVE_PATH: JSON.stringify("./weft_native.node") },
   external: ["./weft_native.node"],
   legalComments: "none",
   // native/index.ts reads import.meta only on the source (test) path, never in the bundle.
   logOverride: { "empty-import-meta": "silent" },
   logLevel: "warning",
+};
+
+// Code that only `weft agent` runs lives in bundles of its own, embedded beside weft.cjs in
+// the executable: agent.cjs (the reconciler) and kube.cjs (the Kubernetes node source and
+// its client, ~5 MB of JS). In the main bundle, even never initialised, the agent would
+// cost every plugin call ~4 ms of start-up; and an agent reading a nodes file would carry
+// ~10 MB more memory for a client it never uses. A bundle reaches the next through a
+// require whose path is computed at run time (so neither esbuild nor Bun pulls it in): the
+// directory of the main module — `/$bunfs/root` inside the executable, dist/ when
+// dist/weft.cjs runs directly.
+function apart(specifier, bundle) {
+  const filter = new RegExp(`^${specifier.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`);
+  return {
+    name: `apart:${bundle}`,
+    setup(b) {
+      b.onResolve({ filter }, () => ({ path: bundle, namespace: "apart" }));
+      b.onLoad({ filter: /.*/, namespace: "apart" }, (args) => ({
+        contents: `const { dirname, join } = require("node:path");
+module.exports = require(join(dirname(require.main.filename), ${JSON.stringify(args.path)}));`,
+        loader: "js",
+      }));
+    },
+  };
+}
+
+const bundles = [
   // Schemas are compiled here, to ajv standalone code: no ajv compiler in the binary.
-  plugins: [precompiledValidators()],
-});
-console.log("build: bundle dist/weft.cjs");
+  { entry: "main.ts", out: "weft.cjs", plugins: [precompiledValidators(), apart("../agent/main", "agent.cjs")] },
+  { entry: "agent/main.ts", out: "agent.cjs", plugins: [apart("./kube-source", "kube.cjs")] },
+  { entry: "agent/kube-source.ts", out: "kube.cjs", plugins: [] },
+];
+for (const { entry, out, plugins } of bundles) {
+  await build({ ...common, entryPoints: [join(root, entry)], outfile: join(dist, out), plugins });
+  console.log(`build: bundle dist/${out}`);
+}
 
 const exe = join(bin, "weft");
 step("compile dist/bin/weft", () =>
-  run(join(nodeBin, "bun"), ["build", "--compile", "--bytecode", "--minify", "weft.cjs", "--outfile", exe], dist),
+  run(join(nodeBin, "bun"), ["build", "--compile", "--bytecode", "--minify", ...bundles.map((x) => x.out), "--outfile", exe], dist),
 );
 
 for (const name of PLUGIN_NAMES) {

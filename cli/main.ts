@@ -5,6 +5,7 @@ import { install } from "./install";
 const USAGE = `usage: weft <command>
 
 commands:
+  agent [flags]  run the overlay agent on this node (weft agent --help)
   install [--bin-dir DIR] [--conf FILE] [--conf-dir DIR]
                  copy this executable and its plugin links into DIR (default
                  /opt/cni/bin); with --conf, also write FILE into the conf dir
@@ -36,6 +37,12 @@ export async function runCli(argv: string[], pluginNames: string[]): Promise<num
     case "version":
       writeSync(1, `weft ${VERSION} (CNI spec 0.3.0-1.1.0; plugins: ${pluginNames.join(", ")})\n`);
       return 0;
+    case "agent": {
+      // In the executable this import is a separate bundle (agent.cjs, see build/build.mjs),
+      // loaded only here: plugin calls never pay for the agent's code.
+      const { runAgent } = await import("../agent/main");
+      return runAgent(rest);
+    }
     case "install": {
       const f = flags(rest);
       install({

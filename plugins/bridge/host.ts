@@ -5,7 +5,7 @@ import type { IPConfig } from "../../shared/cni/result";
 import { overlaps, parseCIDR } from "../../shared/ip";
 import { addAddress, deleteAddress, listAddresses } from "../../shared/netlink/address";
 import { createBridge, setVlanFiltering } from "../../shared/netlink/bridge";
-import { getLinkByName, setLinkUp, setPromisc, type Link } from "../../shared/netlink/link";
+import { formatMac, getLinkByName, setLinkUp, setPromisc, type Link } from "../../shared/netlink/link";
 import { isErrno, type NetlinkSocket } from "../../shared/netlink/socket";
 import { writeSysctl } from "../../shared/sysctl";
 import type { BridgeConf } from "./config";
@@ -15,7 +15,9 @@ export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Link {
   let br = getLinkByName(nl, conf.bridge);
   if (!br) {
     try {
-      createBridge(nl, conf.bridge, { mtu: conf.mtu, vlanFiltering: conf.vlan !== 0 });
+      // An explicit MAC: otherwise the bridge takes the lowest MAC among its ports and
+      // changes it as pods come and go, leaving stale gateway ARP entries in every pod.
+      createBridge(nl, conf.bridge, { mtu: conf.mtu, vlanFiltering: conf.vlan !== 0, mac: randomMac() });
     } catch (e) {
       // A concurrent ADD may have created it first.
       if (!isErrno(e, "EEXIST")) throw vlanUnsupported(e, conf);
@@ -34,6 +36,13 @@ export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Link {
   if (conf.promiscMode && !br.promisc) setPromisc(nl, br.index, true);
   if (!br.up) setLinkUp(nl, br.index);
   return br;
+}
+
+/** A random locally administered unicast MAC. */
+function randomMac(): string {
+  const b = globalThis.crypto.getRandomValues(new Uint8Array(6));
+  b[0] = (b[0]! & 0xfe) | 0x02;
+  return formatMac(Buffer.from(b));
 }
 
 function vlanUnsupported(e: unknown, conf: BridgeConf): unknown {

@@ -1,7 +1,6 @@
 // Small helpers shared by the nftables and iptables backends: running a tool, finding it
 // on PATH, and the normalised description of a pod both backends work from.
 import { spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
 import { type Family, formatCIDR, formatIP, networkOf, parseCIDR, parseIP } from "../ip";
@@ -74,11 +73,21 @@ export function podKey(network: string, containerId: string, ifname: string): st
   if (!/^[\x21-\x7e]+$/.test(key) || /["\\]/.test(key)) {
     throw new Error(`firewall: invalid network name, container ID or ifname in ${JSON.stringify(key)}`);
   }
-  return key.length < MAX_COMMENT ? key : `weft-sha256:${hash(key, 40)}`;
+  return key.length < MAX_COMMENT ? key : `weft-h:${hash(key, 40)}`;
 }
 
+/**
+ * A stable short digest for names (chains, long comments): FNV-1a, re-seeded per 8 hex
+ * chars. Not node:crypto, which costs ~3 ms to load in the executable on every call.
+ */
 export function hash(text: string, hexChars: number): string {
-  return createHash("sha256").update(text).digest("hex").slice(0, hexChars);
+  let out = "";
+  for (let seed = 0x811c9dc5; out.length < hexChars; seed = Math.imul(seed ^ 0x5bd1e995, 0x01000193)) {
+    let h = seed;
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+    out += (h >>> 0).toString(16).padStart(8, "0");
+  }
+  return out.slice(0, hexChars);
 }
 
 /** Validates an address; returns it in canonical text form (as nft prints it) with its family. */

@@ -6,9 +6,13 @@
 // - forward accept: pod traffic must cross the FORWARD hook even where Docker set iptables'
 //   FORWARD policy to DROP.
 //
-// With `nft` on PATH everything pod-specific is elements of the table `inet weft` (one
+// With `nft` on PATH everything pod-specific is elements of the table `inet weft` (at most one
 // `nft -f -` batch per ADD/DEL, see nft.ts) plus one static iptables rule accepting marked
-// pod traffic (iptables.ts). Without `nft`, per-pod iptables chains like the reference plugins.
+// pod traffic (iptables.ts), both only where needed: what exists and whether FORWARD drops is
+// read over netlink first, so that ADD and DEL spawn nothing when there is nothing to do.
+// Without `nft`, per-pod iptables chains like the reference plugins.
+import { openNetfilter } from "../netlink/nftables";
+import type { NetlinkSocket } from "../netlink/socket";
 import { type Pod, parseIp, parseSubnet, podKey, which } from "./common";
 import * as iptables from "./iptables";
 import * as nft from "./nft";
@@ -39,9 +43,11 @@ export function addPodRules(spec: PodRuleSpec): void {
     }),
   };
   if (which("nft")) {
-    // The static rule first: it is not the pod's, so a failure after it leaves nothing of the pod.
-    iptables.ensureForwardAccept(new Set(pod.addrs.map((a) => a.family)));
-    nft.addPod(pod, spec.masquerade);
+    withNetfilter((nl) => {
+      // The static rule first: it is not the pod's, so a failure after it leaves nothing of the pod.
+      const marked = iptables.forwardAccept(nl, new Set(pod.addrs.map((a) => a.family)));
+      nft.addPod(nl, pod, spec.masquerade, marked);
+    });
   } else {
     iptables.addPod(pod, spec.masquerade);
   }
@@ -54,6 +60,15 @@ export function removePodRules(ref: PodRuleRef): void {
     addrs: (ref.ips ?? []).map(parseIp),
   };
   const known = pod.addrs.length > 0;
-  if (which("nft")) nft.removePod(pod, known);
+  if (which("nft")) withNetfilter((nl) => nft.removePod(nl, pod, known));
   else iptables.removePod(pod, known);
+}
+
+function withNetfilter(fn: (nl: NetlinkSocket) => void): void {
+  const nl = openNetfilter();
+  try {
+    fn(nl);
+  } finally {
+    nl.close();
+  }
 }

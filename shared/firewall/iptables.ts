@@ -1,7 +1,10 @@
 // iptables: the one rule weft needs in iptables' own FORWARD chain, and the fallback backend
-// for hosts without the `nft` binary. `iptables`/`ip6tables` are whatever the host's PATH
-// (Debian: update-alternatives) selects, nft or legacy, i.e. the same ones Docker and
-// kube-proxy write their rules with.
+// for hosts without the `nft` binary. The fallback uses `iptables`/`ip6tables` as the host's
+// PATH (Debian: update-alternatives) selects them, nft or legacy, i.e. the same ones Docker
+// and kube-proxy write their rules with.
+import { readFileSync, realpathSync } from "node:fs";
+import { NFPROTO, chainPolicy, countRulesContaining } from "../netlink/nftables";
+import type { NetlinkSocket } from "../netlink/socket";
 import { type Family, type Pod, MULTICAST, hash, mustRun, run, which } from "./common";
 import { POD_MARK } from "./nft";
 
@@ -17,16 +20,31 @@ const ipName = (f: Family): string => (f === 4 ? "IPv4" : "IPv6");
 // drop: the accept has to be in iptables' FORWARD chain itself. Per-pod rules there would cost
 // an iptables-save + iptables-restore per ADD and DEL (rules are not idempotent, so each
 // change needs a read first), so instead `inet weft` marks pod traffic (set lookup, per-pod
-// state stays in nft elements) and iptables holds one static rule accepting that mark.
-// Ensuring it costs one `iptables -S FORWARD` per ADD and address family. We add it even when
-// the policy is ACCEPT: detecting the policy costs the same process, and Docker started later
-// (or a RHEL-style trailing REJECT rule) would otherwise cut off pods that are already running.
-// The rule goes first so that nothing later in the chain drops pod traffic; it stays on DEL
-// (it matches nothing once no pod is marked).
-// Writing this rule into `table ip filter` from the nft batch would save the process, and
-// iptables-nft 1.8.9 does read such rules back cleanly, but it works only on nft-backend hosts,
-// nft itself warns that the table is "managed by iptables-nft, do not touch!", and an
-// idempotent insert into a chain we do not own still needs a read first.
+// state stays in nft elements) and iptables holds one static rule accepting that mark. The
+// rule goes first so that nothing later in the chain drops pod traffic; it stays on DEL (it
+// matches nothing once no pod is marked).
+//
+// All of that only where the filter FORWARD chain drops by policy: elsewhere forwarding needs
+// nothing from weft, and ADD and DEL then touch neither nft nor iptables (the table `inet
+// weft` is not even created unless ipMasq wants it). The policy is read at every ADD, so a
+// pod added after Docker set DROP is marked; pods added before are not, and stay cut off
+// until they are added again (as with the reference plugins, which add no forward accept at
+// all). A trailing REJECT rule under an ACCEPT policy (RHEL style) is not looked for.
+//
+// iptables comes in two kinds, and a host may have tables of both (a packet must pass each):
+// - iptables-nft (Debian's default; also what Docker uses there): its filter FORWARD chain is
+//   the nf_tables chain `ip filter FORWARD` / `ip6 filter FORWARD`. Its policy, and whether
+//   our rule is in it (found by its comment), are read over netlink: no process at all.
+//   So the rule is checked at every ADD that needs it, and someone flushing iptables loses
+//   it only until the next such ADD puts it back.
+// - iptables-legacy: its tables are not nf_tables objects; it has one only once something
+//   used it in this netns (/proc/net/ip_tables_names lists `filter`). Then one
+//   `iptables-legacy -S FORWARD` per family tells both the policy and whether our rule is
+//   there.
+// Writing the rule into `table ip filter` from the nft batch would save the insert's process
+// too, and iptables-nft 1.8.9 does read such rules back cleanly, but it works only on
+// nft-backend hosts, nft itself warns that the table is "managed by iptables-nft, do not
+// touch!", and the insert happens once per host (and after a flush), so it is not worth it.
 // ---------------------------------------------------------------------------------------
 const FORWARD_COMMENT = "weft: accept traffic of pods marked by nft table inet weft";
 const MARK = `0x${POD_MARK.toString(16)}`;
@@ -35,24 +53,80 @@ const FORWARD_RULE = [
   ...["-m", "comment", "--comment", FORWARD_COMMENT, "-j", "ACCEPT"],
 ];
 
-export function ensureForwardAccept(families: Iterable<Family>): void {
+/**
+ * The families, of those given, whose iptables filter FORWARD chain drops by policy; for
+ * those it makes sure the static mark-accept rule is there (first, before the pod's nft
+ * batch: the rule is not the pod's, so a failure after it leaves nothing of the pod).
+ */
+export function forwardAccept(nl: NetlinkSocket, families: Iterable<Family>): Set<Family> {
+  const drops = new Set<Family>();
   for (const f of families) {
-    const path = which(bin(f));
-    if (!path) continue; // no iptables, so no iptables FORWARD chain that could drop
-    const listing = run(path, ["-w", "-S", "FORWARD"]);
-    // An iptables that cannot even list FORWARD (say, legacy on a kernel without ip_tables)
-    // has no FORWARD chain that could drop anything either.
-    if (!listing.ok) continue;
-    let count = listing.stdout.split("\n").filter((l) => l.includes(FORWARD_COMMENT)).length;
-    if (count === 0) {
-      const [chain, ...rule] = FORWARD_RULE;
-      mustRun(`inserting weft's ${ipName(f)} FORWARD accept rule`, path, ["-w", "-I", chain!, "1", ...rule]);
+    if (chainPolicy(nl, f === 4 ? NFPROTO.IPV4 : NFPROTO.IPV6, "filter", "FORWARD") === "drop") {
+      drops.add(f);
+      ensureNftBacked(nl, f);
     }
-    // Two first ADDs at once may both insert it; the next ADD removes the extra copy.
-    for (; count > 1; count--) {
-      mustRun(`removing a duplicate ${ipName(f)} FORWARD accept rule`, path, ["-w", "-D", ...FORWARD_RULE]);
-    }
+    if (legacyFilterExists(f) && ensureLegacy(f)) drops.add(f);
   }
+  return drops;
+}
+
+function ensureNftBacked(nl: NetlinkSocket, f: Family): void {
+  const count = countRulesContaining(nl, f === 4 ? NFPROTO.IPV4 : NFPROTO.IPV6, "filter", "FORWARD", FORWARD_COMMENT);
+  if (count === 1) return;
+  // A chain someone made with plain nft and no iptables-nft to write into it: nothing we can
+  // add our rule with (as before, when there was no iptables at all).
+  const path = tool(f, "nft");
+  if (path) fixRuleCount(f, path, count);
+}
+
+/** Reads the legacy FORWARD chain; returns whether it drops by policy, after ensuring our rule there. */
+function ensureLegacy(f: Family): boolean {
+  const path = tool(f, "legacy");
+  if (!path) return false; // no tool that could read, or write, legacy tables
+  const listing = run(path, ["-w", "-S", "FORWARD"]);
+  if (!listing.ok) return false; // cannot even list FORWARD: no FORWARD chain that could drop
+  if (!/^-P FORWARD DROP$/m.test(listing.stdout)) return false;
+  fixRuleCount(f, path, listing.stdout.split("\n").filter((l) => l.includes(FORWARD_COMMENT)).length);
+  return true;
+}
+
+/** Inserts the rule when missing; removes extra copies (two first ADDs at once may both insert it). */
+function fixRuleCount(f: Family, path: string, count: number): void {
+  if (count === 0) {
+    const [chain, ...rule] = FORWARD_RULE;
+    mustRun(`inserting weft's ${ipName(f)} FORWARD accept rule`, path, ["-w", "-I", chain!, "1", ...rule]);
+  }
+  for (; count > 1; count--) {
+    mustRun(`removing a duplicate ${ipName(f)} FORWARD accept rule`, path, ["-w", "-D", ...FORWARD_RULE]);
+  }
+}
+
+/** Legacy ip(6)_tables keep a table per netns once it is used; the kernel lists them here. */
+function legacyFilterExists(f: Family): boolean {
+  try {
+    return readFileSync(`/proc/net/ip${f === 4 ? "" : "6"}_tables_names`, "utf8").split("\n").includes("filter");
+  } catch {
+    return false; // ip(6)_tables not loaded
+  }
+}
+
+/**
+ * The iptables binary of one kind: `iptables-nft` / `iptables-legacy` by name, else plain
+ * `iptables` unless it resolves (Debian's alternatives) to the other kind's multi-binary.
+ */
+function tool(f: Family, kind: "nft" | "legacy"): string | null {
+  const named = which(bin(f, `-${kind}`));
+  if (named) return named;
+  const plain = which(bin(f));
+  if (!plain) return null;
+  let target = plain;
+  try {
+    target = realpathSync(plain);
+  } catch {
+    // a dangling link: use the name as it is
+  }
+  const other = kind === "nft" ? "legacy" : "nft";
+  return target.slice(target.lastIndexOf("/") + 1).includes(other) ? null : plain;
 }
 
 // ---------------------------------------------------------------------------------------

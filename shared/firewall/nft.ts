@@ -25,13 +25,25 @@
 // is a no-op, so "add X; delete X" deletes X whether or not it existed, and
 // "add X; delete X; add X comment …" replaces X and its comment.
 //
+// Per address, pods4/pods6 hold it only where iptables' FORWARD policy drops (see
+// iptables.ts), and masq4/masq6 only with ipMasq; so with neither, weft makes no table at all.
+//
 // Speed: a batch that deletes anything (an element, a rule by flushing, even an `add` of an
-// existing chain) makes the kernel wait for an RCU grace period before nft returns: ~20 ms
-// here, against ~3 ms for a batch that only creates. So ADD first tries a batch of pure
-// creations, which is right for the common case (a new pod on a host where the table
-// exists), and falls back to the full idempotent batch when that fails: first ADD on the
-// host, or leftovers for these addresses (an ADD retried, a DEL that never came).
-import { type Family, type Pod, type PodAddr, MULTICAST, mustRun, parseIp, run, which } from "./common";
+// existing chain) costs an RCU grace period before nft exits: ~20 ms here, against ~4 ms for
+// a batch that only creates. (The commit itself is quick; the kernel frees what it deleted
+// in a work item after synchronize_rcu(), and releasing a netfilter netlink socket, as nft
+// does on exit, waits for that work: nft_rcv_nl_event on NETLINK_URELEASE.)
+// So, before spawning anything, ADD and DEL ask the kernel over netlink (microseconds, see
+// shared/netlink/nftables.ts) what exists: the table, and the addresses' elements. ADD sends
+// a batch of pure creations in the common case (a new pod on a host where the table exists),
+// the full idempotent batch when the table is missing or something of these addresses exists
+// (first ADD on the host, an ADD retried, a DEL that never came) or the creations fail, and
+// nothing when nothing is wanted or stale. DEL sends its deleting batch only for elements
+// that exist.
+import { NFPROTO, hasElement, listElements, tableExists } from "../netlink/nftables";
+import type { NetlinkSocket } from "../netlink/socket";
+import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
+import { type Family, type Pod, type PodAddr, MULTICAST, mustRun, run, which } from "./common";
 
 /** The skb mark bit set on forwarded pod traffic; iptables' FORWARD chain accepts it (see iptables.ts). */
 export const POD_MARK = 0x1000;
@@ -89,9 +101,9 @@ function dropMasq(a: PodAddr): string[] {
 }
 
 /** Creations only: fails if the table is missing or anything of these addresses exists. */
-function createPod(pod: Pod, masquerade: boolean): string[] {
+function createPod(pod: Pod, masquerade: boolean, marked: Set<Family>): string[] {
   return pod.addrs.flatMap((a) => [
-    `create element ${T} pods${a.family} { ${a.ip} ${comment(pod)} }`,
+    ...(marked.has(a.family) ? [`create element ${T} pods${a.family} { ${a.ip} ${comment(pod)} }`] : []),
     ...(masquerade
       ? [
           `create chain ${T} ${masqChain(a)}`,
@@ -103,11 +115,13 @@ function createPod(pod: Pod, masquerade: boolean): string[] {
 }
 
 /** Idempotent: sets up the table and replaces whatever exists for these addresses. */
-function replacePod(pod: Pod, masquerade: boolean): string[] {
+function replacePod(pod: Pod, masquerade: boolean, marked: Set<Family>): string[] {
   const cmds = [...DECLARE, ...BASE_CHAINS];
   for (const a of pod.addrs) {
     const pods = `pods${a.family}`;
-    cmds.push(...dropElement(pods, a.ip, a.ip), `add element ${T} ${pods} { ${a.ip} ${comment(pod)} }`);
+    cmds.push(...dropElement(pods, a.ip, a.ip));
+    // Not marked: iptables' FORWARD accepts anyway, whatever an earlier ADD found.
+    if (marked.has(a.family)) cmds.push(`add element ${T} ${pods} { ${a.ip} ${comment(pod)} }`);
     if (!masquerade) {
       cmds.push(...dropMasq(a)); // no NAT for this address, whatever an earlier ADD said
       continue;
@@ -124,41 +138,82 @@ function replacePod(pod: Pod, masquerade: boolean): string[] {
   return cmds;
 }
 
-export function addPod(pod: Pod, masquerade: boolean): void {
-  if (run(nftPath(), ["-f", "-"], script(createPod(pod, masquerade))).ok) return;
-  const what = `adding nftables rules for pod ${pod.key}: nft -f - failed`;
-  mustRun(what, nftPath(), ["-f", "-"], script(replacePod(pod, masquerade)));
+/** What of an address exists in `inet weft`. */
+interface Found {
+  addr: PodAddr;
+  marked: boolean; // its pods4/pods6 element
+  masq: boolean; // its masq4/masq6 element (and so its chain)
 }
 
-/** Removes the pod's elements and chains; with `addrs` unknown, finds them by the pod's comment. */
-export function removePod(pod: Pod, addrsKnown: boolean): void {
-  const addrs = addrsKnown ? pod.addrs : findAddrs(pod.key);
-  if (addrs.length === 0) return;
-  const cmds = [...DECLARE, ...addrs.flatMap((a) => [...dropElement(`pods${a.family}`, a.ip, a.ip), ...dropMasq(a)])];
-  mustRun(`removing nftables rules for pod ${pod.key}: nft -f - failed`, nftPath(), ["-f", "-"], script(cmds));
+const keyOf = (a: PodAddr): Buffer => ipToBytes(parseIP(a.ip)!);
+
+function lookUp(nl: NetlinkSocket, addrs: PodAddr[]): Found[] {
+  const has = (set: string, a: PodAddr): boolean => {
+    try {
+      return hasElement(nl, NFPROTO.INET, "weft", set, keyOf(a));
+    } catch {
+      return true; // a kernel without single-element GET: assume it is there, the batch is idempotent
+    }
+  };
+  return addrs.map((addr) => ({ addr, marked: has(`pods${addr.family}`, addr), masq: has(`masq${addr.family}`, addr) }));
+}
+
+/**
+ * Installs the pod's elements: marks for the families in `marked` (their FORWARD drops),
+ * masquerade when asked. No process when there is nothing to add and nothing stale to remove;
+ * otherwise one `nft` in the common case (the table exists, nothing of these addresses does).
+ */
+export function addPod(nl: NetlinkSocket, pod: Pod, masquerade: boolean, marked: Set<Family>): void {
+  const wanted = masquerade || pod.addrs.some((a) => marked.has(a.family));
+  const table = tableExists(nl, NFPROTO.INET, "weft");
+  const found = table ? lookUp(nl, pod.addrs) : [];
+  const stale = found.some((x) => x.marked || x.masq);
+  if (!wanted) {
+    // Nothing to add; only leftovers of these addresses (an earlier ADD under a DROP policy
+    // or with ipMasq, whose DEL never came) to remove.
+    removeFound(pod.key, found);
+    return;
+  }
+  if (table && !stale && run(nftPath(), ["-f", "-"], script(createPod(pod, masquerade, marked))).ok) return;
+  const what = `adding nftables rules for pod ${pod.key}: nft -f - failed`;
+  mustRun(what, nftPath(), ["-f", "-"], script(replacePod(pod, masquerade, marked)));
+}
+
+/**
+ * Removes the pod's elements and chains; with `addrs` unknown, finds them by the pod's
+ * comment. Spawns `nft` only when something of the pod exists.
+ */
+export function removePod(nl: NetlinkSocket, pod: Pod, addrsKnown: boolean): void {
+  if (!tableExists(nl, NFPROTO.INET, "weft")) return;
+  removeFound(pod.key, addrsKnown ? lookUp(nl, pod.addrs) : findByComment(nl, pod.key));
+}
+
+function removeFound(key: string, found: Found[]): void {
+  const cmds = found.flatMap(({ addr, marked, masq }) => [
+    ...(marked ? dropElement(`pods${addr.family}`, addr.ip, addr.ip) : []),
+    ...(masq ? dropMasq(addr) : []),
+  ]);
+  if (cmds.length === 0) return;
+  mustRun(`removing nftables rules for pod ${key}: nft -f - failed`, nftPath(), ["-f", "-"], script([...DECLARE, ...cmds]));
 }
 
 const script = (cmds: string[]): string => cmds.join("\n") + "\n";
 
-/** Addresses whose `pods4`/`pods6` element carries the pod's comment. */
-function findAddrs(key: string): PodAddr[] {
-  const r = run(nftPath(), ["-j", "list", "table", "inet", "weft"]);
-  if (!r.ok) {
-    if (/No such file or directory/.test(r.stderr)) return []; // no table: nothing to remove
-    throw new Error(`listing nftables table ${T}: ${r.stderr}`);
-  }
-  type Elem = string | { elem?: { val?: unknown; comment?: string } };
-  type Obj = { set?: { name: string; elem?: Elem[] } };
-  const found: PodAddr[] = [];
-  for (const obj of (JSON.parse(r.stdout) as { nftables: Obj[] }).nftables) {
-    if (obj.set?.name !== "pods4" && obj.set?.name !== "pods6") continue;
-    for (const e of obj.set.elem ?? []) {
-      if (typeof e === "object" && e.elem?.comment === key && typeof e.elem.val === "string") {
-        found.push(parseIp(e.elem.val));
+/** Addresses having a pods or masq element that carries the pod's comment. */
+function findByComment(nl: NetlinkSocket, key: string): Found[] {
+  const found = new Map<string, Found>();
+  for (const f of [4, 6] as const) {
+    for (const kind of ["marked", "masq"] as const) {
+      for (const e of listElements(nl, NFPROTO.INET, "weft", `${kind === "marked" ? "pods" : "masq"}${f}`)) {
+        if (e.comment !== key) continue;
+        const ip = formatIP(ipFromBytes(e.key));
+        const x = found.get(ip) ?? { addr: { ip, family: f }, marked: false, masq: false };
+        x[kind] = true;
+        found.set(ip, x);
       }
     }
   }
-  return found;
+  return [...found.values()];
 }
 
 function nftPath(): string {

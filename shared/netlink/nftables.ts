@@ -3,6 +3,8 @@
 // ~4 ms and a batch that deletes anything ~20 ms, so it first asks the kernel directly, in
 // microseconds, whether there is anything to do: does a chain drop by policy, does an element
 // exist, is a rule there. Only GET requests: no batch framing (NFNL_MSG_BATCH_BEGIN/END) needed.
+// (Closing this socket, like any netfilter netlink socket, waits for the grace period of a
+// deletion committed just before by anyone in the netns; see shared/firewall/nft.ts.)
 import { parseAttributes } from "netlink/dist/structs.js";
 import { attr, isErrno, NETLINK_NETFILTER, NLM_F, NetlinkSocket } from "./socket";
 

@@ -30,6 +30,12 @@ export interface RouteSpec {
   onlink?: boolean;
   mtu?: number;
   priority?: number;
+  /**
+   * rtm_protocol: who owns the route (default RTPROT_BOOT, as `ip route add`). On delete,
+   * when given, the kernel only removes a route of that protocol, so a daemon that tags its
+   * routes can never delete somebody else's route to the same destination.
+   */
+  protocol?: number;
 }
 
 export interface Route {
@@ -64,12 +70,17 @@ function payload(r: RouteSpec, forDelete = false): Buffer[] {
     {
       kind: "route",
       data: forDelete
-        ? { family: family === 4 ? AF_INET : AF_INET6, dstLen: net.prefix, table: RT_TABLE_MAIN }
+        ? {
+            family: family === 4 ? AF_INET : AF_INET6,
+            dstLen: net.prefix,
+            table: RT_TABLE_MAIN,
+            ...(r.protocol !== undefined ? { protocol: r.protocol } : {}),
+          }
         : {
             family: family === 4 ? AF_INET : AF_INET6,
             dstLen: net.prefix,
             table: RT_TABLE_MAIN,
-            protocol: RTPROT_BOOT,
+            protocol: r.protocol ?? RTPROT_BOOT,
             scope,
             type: RTN_UNICAST,
             flags,

@@ -11,7 +11,7 @@
 // Node cannot setns(), so the module runs in a child `node` under `ip netns exec`, bundled
 // with esbuild (Node 20 does not run .ts).
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,8 +44,11 @@ export function scratchDir(): string {
   return scratch;
 }
 
+const ADDON = fileURLToPath(new URL("../../native/build/Release/weft_native.node", import.meta.url));
+
 /** Bundles shared/firewall once; the runner calls `fw[fn](JSON.parse(arg))`. */
 export async function bundleFirewall(): Promise<void> {
+  if (!existsSync(ADDON)) throw new Error(`${ADDON} missing: run \`npm run build\` first`);
   const dir = scratchDir();
   await build({
     entryPoints: [fileURLToPath(new URL("../../shared/firewall/index.ts", import.meta.url))],
@@ -54,6 +57,11 @@ export async function bundleFirewall(): Promise<void> {
     format: "esm",
     outfile: join(dir, "firewall.mjs"),
     logLevel: "error",
+    // As build/build.mjs does: a real `require` for the CommonJS netlink codec, and the
+    // native addon (netfilter netlink queries) loaded from where node-gyp built it.
+    banner: { js: "import { createRequire as __weftRequire } from 'node:module'; const require = __weftRequire(import.meta.url);" },
+    define: { WEFT_NATIVE_PATH: JSON.stringify(ADDON) },
+    external: ["*.node"],
   });
   runner = join(dir, "runner.mjs");
   writeFileSync(
@@ -105,6 +113,30 @@ export function pathWith(name: string, links: Record<string, string>): string {
   return dir;
 }
 
+const SPIED = ["nft", "iptables", "ip6tables", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"];
+
+/**
+ * A PATH whose nft and iptables tools are wrappers that log their command line and then run
+ * the real tool: `spawned()` returns what ran since the last call (then forgets it).
+ */
+export function spyPath(name: string): { path: string; spawned(): string[] } {
+  const dir = join(scratchDir(), name);
+  const log = join(dir, "spawned.log");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(log, "");
+  for (const tool of SPIED) {
+    writeFileSync(join(dir, tool), `#!/bin/sh\necho "${tool} $*" >> ${log}\nexec /usr/sbin/${tool} "$@"\n`, { mode: 0o755 });
+  }
+  return {
+    path: dir,
+    spawned: () => {
+      const lines = readFileSync(log, "utf8").split("\n").filter(Boolean);
+      writeFileSync(log, "");
+      return lines;
+    },
+  };
+}
+
 export interface Bench {
   host: string;
   podA: string;
@@ -120,7 +152,9 @@ export function createBench(): Bench {
     const name = `${PREFIX}-${n}${role}`;
     sh(null, `${IP} netns add ${name}`);
     made.add(name);
-    sh(name, "ip link set lo up");
+    // No duplicate address detection for the links made below: their link-local addresses
+    // would stay tentative for a second, and un-NATed IPv6 pings miss it (neighbour discovery).
+    sh(name, "ip link set lo up && sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
     return name;
   };
   const b: Bench = { host: ns("h"), podA: ns("a"), podB: ns("b"), outside: ns("o") };

@@ -1,6 +1,7 @@
 // shared/firewall against the real kernel, inside network namespaces (see
 // test/helpers/netns-firewall.ts for the topology): masquerade, forward accept under a DROP
-// policy, idempotence and concurrency, the iptables fallback, and failures.
+// policy (and none without one), idempotence and concurrency, the processes ADD and DEL
+// spawn, the iptables fallback, and failures.
 import { spawnSync } from "node:child_process";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import {
@@ -17,6 +18,7 @@ import {
   sh,
   sources,
   scratchDir,
+  spyPath,
 } from "../helpers/netns-firewall";
 
 const pod = (name: string, last: number, masquerade = true) => ({
@@ -64,7 +66,8 @@ function weftState(ns: string): string[] {
   return state.sort();
 }
 
-const stateOf = (p: ReturnType<typeof pod>): string[] => {
+/** The elements and chains of one pod; `marked`: its pods4/pods6 elements (FORWARD drops). */
+const stateOf = (p: ReturnType<typeof pod>, marked: boolean): string[] => {
   const key = `"${p.network}/${p.containerId}/${p.ifname}"`;
   const [v4, v6] = [p.ips[0]!.address, p.ips[1]!.address];
   const masq = p.masquerade
@@ -75,9 +78,13 @@ const stateOf = (p: ReturnType<typeof pod>): string[] => {
         `masq6 ${v6} ${key} : jump masq-${v6.replaceAll(":", "-")}`,
       ]
     : [];
-  return [`pods4 ${v4} ${key}`, `pods6 ${v6} ${key}`, ...masq];
+  return [...(marked ? [`pods4 ${v4} ${key}`, `pods6 ${v6} ${key}`] : []), ...masq];
 };
-const expected = (...pods: Array<ReturnType<typeof pod>>): string[] => pods.flatMap(stateOf).sort();
+/** State under an ACCEPT FORWARD policy: masquerade only. */
+const expected = (...pods: Array<ReturnType<typeof pod>>): string[] => pods.flatMap((p) => stateOf(p, false)).sort();
+/** State under a DROP FORWARD policy: marks too. */
+const expectedMarked = (...pods: Array<ReturnType<typeof pod>>): string[] => pods.flatMap((p) => stateOf(p, true)).sort();
+const dropForward = (ns: string): string => sh(ns, "iptables -P FORWARD DROP && ip6tables -P FORWARD DROP");
 
 const OUT4 = "192.0.2.2";
 const OUT6 = "2001:db8::2";
@@ -117,6 +124,7 @@ describe("nftables backend", () => {
   });
 
   test("ADD and DEL are idempotent, also concurrently; ipMasq off leaves no NAT", async () => {
+    dropForward(b.host); // so that there are marks as well as masquerade
     const listing = (): string => sh(b.host, "nft list table inet weft");
     ok(call(b.host, "addPodRules", A));
     const once = listing();
@@ -128,18 +136,18 @@ describe("nftables backend", () => {
     const old = { ...A, containerId: "ctr-old" };
     ok(call(b.host, "addPodRules", old));
     ok(call(b.host, "addPodRules", A));
-    expect(weftState(b.host)).toEqual(expected(A));
+    expect(weftState(b.host)).toEqual(expectedMarked(A));
     ok(call(b.host, "removePodRules", ref(old, false)));
-    expect(weftState(b.host)).toEqual(expected(A));
+    expect(weftState(b.host)).toEqual(expectedMarked(A));
 
     const many = [10, 11, 12, 13, 14, 15].map((n) => pod(`n${n}`, n, n % 2 === 0));
     for (const r of await Promise.all(many.map((p) => callAsync(b.host, "addPodRules", p)))) ok(r);
-    expect(weftState(b.host)).toEqual(expected(A, ...many));
+    expect(weftState(b.host)).toEqual(expectedMarked(A, ...many));
     for (const r of await Promise.all(many.map((p) => callAsync(b.host, "removePodRules", ref(p, false))))) ok(r);
-    expect(weftState(b.host)).toEqual(expected(A));
+    expect(weftState(b.host)).toEqual(expectedMarked(A));
 
     ok(call(b.host, "addPodRules", { ...A, masquerade: false }));
-    expect(weftState(b.host)).toEqual(expected(pod("a", 2, false)));
+    expect(weftState(b.host)).toEqual(expectedMarked(pod("a", 2, false)));
     expect(ping(b.podA, OUT4)).toBe(true);
     expect(sources(b.outside)).toEqual(["10.1.0.2"]);
 
@@ -151,8 +159,80 @@ describe("nftables backend", () => {
     ok(call(b.podB, "removePodRules", ref(A)));
   });
 
+  test("under an ACCEPT policy with ipMasq off, ADD and DEL spawn nothing and make no table", () => {
+    const spy = spyPath("accept");
+    const [a, bb] = [pod("a", 2, false), pod("b", 3, false)];
+    ok(call(b.host, "addPodRules", a, spy.path));
+    ok(call(b.host, "addPodRules", bb, spy.path));
+    expect(spy.spawned()).toEqual([]);
+    expect(sh(b.host, "nft list ruleset")).not.toContain("weft");
+    for (const dst of [OUT4, OUT6, "10.1.0.3", "fd00:1::3"]) expect(ping(b.podA, dst), dst).toBe(true);
+    expect(sources(b.outside)).toEqual(["10.1.0.2", "fd00:1::2"]); // not NATed
+
+    ok(call(b.host, "removePodRules", ref(a), spy.path));
+    ok(call(b.host, "removePodRules", ref(bb, false), spy.path));
+    expect(spy.spawned()).toEqual([]);
+
+    // The same where iptables-nft has filter tables, with policy ACCEPT.
+    sh(b.host, "iptables -P FORWARD ACCEPT && ip6tables -P FORWARD ACCEPT");
+    ok(call(b.host, "addPodRules", a, spy.path));
+    ok(call(b.host, "removePodRules", ref(a), spy.path));
+    expect(spy.spawned()).toEqual([]);
+    expect(sh(b.host, "nft list ruleset")).not.toContain("weft");
+  });
+
+  test("spawns one nft per ADD and per DEL in the steady state, none for what does not exist", () => {
+    const spy = spyPath("steady");
+    const tools = (): string[] => spy.spawned().map((l) => l.split(" ")[0]!);
+    // ipMasq on, ACCEPT policy: NAT only.
+    ok(call(b.host, "addPodRules", A, spy.path));
+    expect(tools()).toEqual(["nft"]); // first ADD: builds the table
+    ok(call(b.host, "addPodRules", B, spy.path));
+    expect(tools()).toEqual(["nft"]);
+    ok(call(b.host, "removePodRules", ref(B), spy.path));
+    expect(tools()).toEqual(["nft"]);
+    ok(call(b.host, "removePodRules", ref(B), spy.path));
+    ok(call(b.host, "removePodRules", ref(B, false), spy.path));
+    expect(tools()).toEqual([]);
+    expect(weftState(b.host)).toEqual(expected(A));
+
+    // ipMasq off, DROP policy: marks, and the iptables rule once.
+    dropForward(b.host);
+    const [a, bb] = [pod("a", 2, false), pod("b", 3, false)];
+    ok(call(b.host, "addPodRules", a, spy.path)); // replaces A's NAT by marks
+    expect(tools()).toEqual(["iptables-nft", "ip6tables-nft", "nft"]);
+    ok(call(b.host, "addPodRules", bb, spy.path));
+    expect(tools()).toEqual(["nft"]);
+    expect(weftState(b.host)).toEqual(expectedMarked(a, bb));
+    for (const dst of [OUT4, OUT6, "10.1.0.3", "fd00:1::3"]) expect(ping(b.podA, dst), dst).toBe(true);
+    expect(sources(b.outside)).toEqual(["10.1.0.2", "fd00:1::2"]); // not NATed
+
+    // Someone flushes iptables' FORWARD: the next ADD that needs the rule puts it back.
+    sh(b.host, "iptables -F FORWARD");
+    expect(ping(b.podB, OUT4)).toBe(false);
+    ok(call(b.host, "addPodRules", a, spy.path)); // a retried ADD: its elements exist, so a full batch
+    expect(tools()).toEqual(["iptables-nft", "nft"]);
+    expect(ping(b.podB, OUT4)).toBe(true);
+
+    ok(call(b.host, "removePodRules", ref(a), spy.path));
+    expect(tools()).toEqual(["nft"]);
+    expect(weftState(b.host)).toEqual(expectedMarked(bb));
+    expect(ping(b.podA, OUT4)).toBe(false);
+    expect(ping(b.podB, OUT6)).toBe(true);
+    ok(call(b.host, "removePodRules", ref(a), spy.path));
+    expect(tools()).toEqual([]);
+
+    // Back to ACCEPT: an ADD drops the address's marks left from before.
+    sh(b.host, "iptables -P FORWARD ACCEPT && ip6tables -P FORWARD ACCEPT");
+    ok(call(b.host, "addPodRules", bb, spy.path));
+    expect(tools()).toEqual(["nft"]);
+    expect(weftState(b.host)).toEqual([]);
+    ok(call(b.host, "removePodRules", ref(bb, false), spy.path));
+    expect(tools()).toEqual([]);
+  });
+
   test("keeps pods reachable under an iptables-nft FORWARD DROP policy, until DEL", () => {
-    sh(b.host, "iptables -P FORWARD DROP && ip6tables -P FORWARD DROP");
+    dropForward(b.host);
     expect(ping(b.podA, OUT4)).toBe(false);
 
     ok(call(b.host, "addPodRules", A));

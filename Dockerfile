@@ -1,0 +1,47 @@
+# The weft image: one executable (CNI plugins, `weft install`, `weft agent`) on a small
+# Debian base. deploy/weft.yaml runs it as the init container and the agent.
+#
+#   docker build -t weft:dev .
+
+# ---- build: the same steps as `npm run build` on a Debian machine ----
+FROM node:20-bookworm AS build
+
+# node-gyp compiles the native addon (this image already has them; listed so the
+# requirement is explicit and survives a change of base image).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+
+# Dependencies first, so editing sources does not redo the install.
+# .npmrc sets ignore-scripts=true. The one install script the build needs is bun's: without
+# it node_modules/.bin/bun is a placeholder that only prints an error, so run that one.
+COPY package.json package-lock.json .npmrc ./
+RUN npm install --no-audit --no-fund --loglevel=error \
+ && npm rebuild bun --ignore-scripts=false \
+ && node_modules/.bin/bun --version
+
+COPY . .
+
+# node-gyp would otherwise download the Node headers; this image ships them under /usr/local.
+RUN if [ -f /usr/local/include/node/common.gypi ]; then export npm_config_nodedir=/usr/local; fi \
+ && node build/build.mjs \
+ && dist/bin/weft version
+
+# ---- runtime ----
+FROM debian:bookworm-slim
+
+# The agent writes its masquerade table with `nft`. iptables is there for weft's firewall
+# code, which falls back to it where nft is missing; iproute2 (`ip`, `bridge`) for
+# inspecting a node from the pod.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nftables iptables iproute2 \
+ && rm -rf /var/lib/apt/lists/*
+
+# `weft install` copies this file (process.execPath) into the node's /opt/cni/bin and links
+# the plugin names to it, so the image needs nothing but the executable.
+COPY --from=build /src/dist/bin/weft /usr/local/bin/weft
+
+ENTRYPOINT ["/usr/local/bin/weft"]
+CMD ["agent"]

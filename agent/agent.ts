@@ -1,0 +1,182 @@
+// The reconciler: level-triggered. Every node-source event and every resync tick asks for
+// a reconcile; requests arriving while one is pending coalesce into it, and a reconcile
+// (synchronous from start to finish) computes the wanted state from the latest node list
+// and converges the kernel to it. Nothing is remembered between runs except what to log:
+// the kernel itself is the state, re-read each time.
+import { writeSync } from "node:fs";
+import { formatCIDR } from "../shared/ip";
+import { withSocket } from "../shared/netlink/socket";
+import { readSysctl, writeSysctl } from "../shared/sysctl";
+import { publishCniFiles } from "./cni-files";
+import { computeDesired, normaliseCIDR, selfNode, type Desired, type DirectRouting } from "./desired";
+import { convergePeers, ensureAddress, ensureDevice, findUnderlay, VXLAN_OVERHEAD } from "./dataplane";
+import { convergeMasquerade } from "./masquerade";
+import type { NodeSnapshot, NodeSource } from "./types";
+
+export interface AgentOptions {
+  nodeName: string;
+  /** underlay interface; default: the one holding the node address */
+  iface?: string;
+  vni: number;
+  port: number;
+  /** overlay MTU; default: underlay MTU − 50 */
+  mtu?: number;
+  directRouting: DirectRouting;
+  stateDir: string;
+  ipamDir: string;
+  cniConfDir: string;
+  masquerade: boolean;
+  /** resync period, seconds */
+  resyncSeconds: number;
+  /** one line per change or problem (default: stderr) */
+  log?: (line: string) => void;
+}
+
+export interface ReconcileResult {
+  /** the overlay is up for our subnet and the CNI files are written */
+  ready: boolean;
+  /** what the kernel and files were changed by this run, one line each */
+  changes: string[];
+  /** what stopped it or went wrong (it retries on the next run) */
+  problems: string[];
+  desired?: Desired;
+}
+
+export function deviceName(vni: number): string {
+  return `weft.${vni}`;
+}
+
+function stderrLine(line: string): void {
+  // fs.writeSync: console/process.stderr are slow to set up under Bun, and a synchronous
+  // write keeps lines whole and ordered.
+  writeSync(2, `${line}\n`);
+}
+
+export class Agent {
+  private snapshot: NodeSnapshot | null = null;
+  private scheduled: ReturnType<typeof setTimeout> | null = null;
+  private ticker: ReturnType<typeof setInterval> | null = null;
+  private running = false;
+  private lastProblems = new Set<string>();
+  private readonly log: (line: string) => void;
+  /** Outcome of the latest reconcile. */
+  last: ReconcileResult = { ready: false, changes: [], problems: ["no node list yet"] };
+
+  constructor(
+    readonly o: AgentOptions,
+    private readonly source: NodeSource,
+  ) {
+    this.log = o.log ?? stderrLine;
+  }
+
+  start(): void {
+    this.source.start(
+      (s) => {
+        this.snapshot = s;
+        this.trigger();
+      },
+      (m) => this.log(m),
+    );
+    this.ticker = setInterval(() => this.trigger(), this.o.resyncSeconds * 1000);
+  }
+
+  /** Stops watching and ticking; the dataplane stays as it is. */
+  stop(): void {
+    this.source.stop();
+    if (this.ticker) clearInterval(this.ticker);
+    if (this.scheduled) clearTimeout(this.scheduled);
+    this.ticker = this.scheduled = null;
+  }
+
+  /** Asks for a reconcile soon; any number of asks before it runs make one run. */
+  trigger(): void {
+    if (this.scheduled) return;
+    this.scheduled = setTimeout(() => {
+      this.scheduled = null;
+      this.reconcile();
+    }, 0);
+  }
+
+  /** Sets the node list without a source (tests, tools); call reconcile() to apply it. */
+  setSnapshot(s: NodeSnapshot): void {
+    this.snapshot = s;
+  }
+
+  /** One full reconcile, now. */
+  reconcile(): ReconcileResult {
+    if (this.running) throw new Error("reconcile is not reentrant");
+    this.running = true;
+    const changes: string[] = [];
+    const problems: string[] = [];
+    const log = (line: string): void => {
+      changes.push(line);
+      this.log(line);
+    };
+    let result: ReconcileResult;
+    try {
+      result = { ...this.run(log, problems), changes, problems };
+    } catch (e) {
+      problems.push(`reconcile failed: ${e instanceof Error ? e.message : String(e)}`);
+      result = { ready: false, changes, problems };
+    } finally {
+      this.running = false;
+    }
+    // Problems are logged when they appear, not again on every resync while they last.
+    const now = new Set(problems);
+    for (const p of now) if (!this.lastProblems.has(p)) this.log(p);
+    this.lastProblems = now;
+    this.last = result;
+    return result;
+  }
+
+  private run(log: (line: string) => void, problems: string[]): { ready: boolean; desired?: Desired } {
+    const snap = this.snapshot;
+    if (!snap) {
+      problems.push("waiting for the node list");
+      return { ready: false };
+    }
+    const me = selfNode(snap, this.o.nodeName);
+    if (!me.ok) {
+      problems.push(`waiting: ${me.reason}`);
+      return { ready: false };
+    }
+    const self = me.self;
+    const cluster = normaliseCIDR(snap.clusterCIDR);
+    if (!cluster) {
+      problems.push(`cluster CIDR "${snap.clusterCIDR}" is not an IPv4 CIDR`);
+      return { ready: false };
+    }
+    const clusterCIDR = formatCIDR(cluster.ip, cluster.prefix);
+    const name = deviceName(this.o.vni);
+
+    let desired: Desired | undefined;
+    let mtu = 0;
+    const peerErrors = withSocket(undefined, (nl) => {
+      const underlay = findUnderlay(nl, self.nodeIP, this.o.iface);
+      mtu = this.o.mtu ?? underlay.mtu - VXLAN_OVERHEAD;
+      desired = computeDesired(snap, self, { directRouting: this.o.directRouting, underlay: underlay.cidr });
+      const dev = ensureDevice(nl, { name, vni: this.o.vni, port: this.o.port, mtu }, desired, underlay, log);
+      ensureAddress(nl, dev, self.address, log);
+      return convergePeers(nl, dev, underlay, desired, log);
+    });
+    problems.push(...peerErrors);
+    for (const s of desired!.skipped) problems.push(`skipping node ${s.name}: ${s.reason}`);
+
+    if (readSysctl("net/ipv4/ip_forward") !== "1") {
+      writeSysctl("net/ipv4/ip_forward", "1");
+      log("sysctl net.ipv4.ip_forward=1");
+    }
+
+    try {
+      const line = convergeMasquerade(this.o.masquerade ? { podCIDR: self.podCIDR, clusterCIDR } : null);
+      if (line) log(line);
+    } catch (e) {
+      problems.push(`masquerade: ${e instanceof Error ? e.message : String(e)}`);
+    }
+
+    // The device is up with its address: the node can take pods. subnet.json first, then
+    // the conflist, so the runtime never finds the network before the plugin can serve it.
+    for (const line of publishCniFiles(this.o, { podCIDR: self.podCIDR, clusterCIDR, mtu })) log(line);
+    return { ready: true, desired: desired! };
+  }
+}

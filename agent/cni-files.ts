@@ -1,0 +1,79 @@
+// The two files through which the agent hands the node over to the runtime: subnet.json
+// (read by the weft plugin on every ADD) and the network config list (read by the
+// runtime). Both are written only once the overlay is ready, atomically (temp + rename),
+// and only when their content changes.
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import type { Subnet } from "../plugins/weft/config";
+
+export const CONFLIST_NAME = "10-weft.conflist";
+export const SUBNET_FILE = "subnet.json";
+export const NETWORK_NAME = "weft";
+
+export interface CniFilesOptions {
+  stateDir: string;
+  ipamDir: string;
+  cniConfDir: string;
+}
+
+/** subnet.json: the shape plugins/weft/config.ts reads. */
+export function subnetFileContent(s: Subnet): string {
+  return `${JSON.stringify({ podCIDR: s.podCIDR, clusterCIDR: s.clusterCIDR, mtu: s.mtu }, null, 2)}\n`;
+}
+
+/**
+ * The plugin chain of the weft network, in one place: the weft plugin first; chained
+ * plugins (portmap, once it exists) are appended here.
+ */
+export function conflistPlugins(o: Pick<CniFilesOptions, "stateDir" | "ipamDir">): Array<Record<string, unknown>> {
+  return [{ type: "weft", stateDir: o.stateDir, dataDir: o.ipamDir }];
+}
+
+export function conflistContent(o: Pick<CniFilesOptions, "stateDir" | "ipamDir">): string {
+  const list = {
+    cniVersion: "1.0.0",
+    cniVersions: ["1.0.0", "1.1.0"],
+    name: NETWORK_NAME,
+    plugins: conflistPlugins(o),
+  };
+  return `${JSON.stringify(list, null, 2)}\n`;
+}
+
+/**
+ * Writes `content` to `path` unless it already holds exactly that: a temp file in the same
+ * directory, then rename, so a reader sees the old file or the new one, never a partial
+ * one. Returns whether it wrote.
+ */
+export function writeFileAtomic(path: string, content: string): boolean {
+  try {
+    if (readFileSync(path, "utf8") === content) return false;
+  } catch {
+    // missing or unreadable: write it
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
+  try {
+    writeFileSync(tmp, content, { mode: 0o644 });
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  return true;
+}
+
+/**
+ * Publishes the node's subnet, then the conflist (in that order: the runtime may call the
+ * plugin as soon as the conflist appears, and the plugin needs subnet.json). Returns a
+ * log line per file written.
+ */
+export function publishCniFiles(o: CniFilesOptions, s: Subnet): string[] {
+  const changes: string[] = [];
+  const subnetPath = join(o.stateDir, SUBNET_FILE);
+  if (writeFileAtomic(subnetPath, subnetFileContent(s))) {
+    changes.push(`write ${subnetPath} (podCIDR ${s.podCIDR}, clusterCIDR ${s.clusterCIDR}, mtu ${s.mtu})`);
+  }
+  const conflistPath = join(o.cniConfDir, CONFLIST_NAME);
+  if (writeFileAtomic(conflistPath, conflistContent(o))) changes.push(`write ${conflistPath}`);
+  return changes;
+}

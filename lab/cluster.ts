@@ -1,0 +1,237 @@
+// A Kubernetes-like cluster made of network namespaces on this machine: an underlay
+// "switch" namespace with a bridge, one namespace per node running `weft agent
+// --nodes FILE`, and pods created by invoking the weft CNI plugin as a runtime would.
+// Used by `npm run lab`, the multi-node e2e tests and the datapath benchmark. Nothing
+// touches the host's own interfaces: every address lives inside these namespaces.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export const BIN = join(import.meta.dirname, "..", "dist", "bin");
+
+export interface NodeSpec {
+  name: string;
+  ns: string;
+  ip: string;
+  podCIDR: string;
+  stateDir: string;
+}
+
+export interface PodSpec {
+  name: string;
+  ns: string;
+  node: NodeSpec;
+  ip: string;
+}
+
+export interface ClusterOptions {
+  /** names every namespace and link, so clusters of different runs never collide */
+  prefix: string;
+  nodes: number;
+  /** where node state, the nodes file and logs go */
+  workDir: string;
+  directRouting?: "never" | "auto";
+  resyncSeconds?: number;
+  clusterCIDR?: string;
+}
+
+export function run(cmd: string, ...args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+export function inNs(ns: string, cmd: string, ...args: string[]): string {
+  return run("ip", "netns", "exec", ns, cmd, ...args);
+}
+
+export function tryInNs(ns: string, cmd: string, ...args: string[]): boolean {
+  return spawnSync("ip", ["netns", "exec", ns, cmd, ...args]).status === 0;
+}
+
+function netnsExists(name: string): boolean {
+  return existsSync(`/run/netns/${name}`);
+}
+
+export class Cluster {
+  readonly nodes: NodeSpec[] = [];
+  readonly pods: PodSpec[] = [];
+  readonly switchNs: string;
+  readonly clusterCIDR: string;
+  private readonly agents = new Map<string, ChildProcess>();
+
+  constructor(readonly opts: ClusterOptions) {
+    this.switchNs = `${opts.prefix}-sw`;
+    this.clusterCIDR = opts.clusterCIDR ?? "10.244.0.0/16";
+    for (let i = 1; i <= opts.nodes; i++) {
+      this.nodes.push({
+        name: `node${i}`,
+        ns: `${opts.prefix}-n${i}`,
+        ip: `192.168.77.${10 + i}`,
+        podCIDR: `10.244.${i}.0/24`,
+        stateDir: join(opts.workDir, `node${i}`),
+      });
+    }
+  }
+
+  get nodesFile(): string {
+    return join(this.opts.workDir, "nodes.json");
+  }
+
+  /** Builds the underlay: a switch bridge and one veth per node, node IPs on a /24. */
+  createUnderlay(): void {
+    mkdirSync(this.opts.workDir, { recursive: true });
+    run("ip", "netns", "add", this.switchNs);
+    inNs(this.switchNs, "ip", "link", "add", "sw", "type", "bridge");
+    inNs(this.switchNs, "ip", "link", "set", "sw", "up");
+    for (const [i, n] of this.nodes.entries()) this.createNodeNs(n, i + 1);
+  }
+
+  private createNodeNs(n: NodeSpec, i: number): void {
+    run("ip", "netns", "add", n.ns);
+    inNs(n.ns, "ip", "link", "set", "lo", "up");
+    inNs(this.switchNs, "ip", "link", "add", `port${i}`, "type", "veth", "peer", "name", "eth0", "netns", n.ns);
+    inNs(this.switchNs, "ip", "link", "set", `port${i}`, "master", "sw", "up");
+    inNs(n.ns, "ip", "addr", "add", `${n.ip}/24`, "dev", "eth0");
+    inNs(n.ns, "ip", "link", "set", "eth0", "up");
+    mkdirSync(n.stateDir, { recursive: true });
+  }
+
+  /** Writes the nodes file atomically (the agents re-read it when it changes). */
+  writeNodesFile(nodes: NodeSpec[] = this.nodes): void {
+    const doc = { clusterCIDR: this.clusterCIDR, nodes: nodes.map((n) => ({ name: n.name, ip: n.ip, podCIDR: n.podCIDR })) };
+    const tmp = `${this.nodesFile}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`);
+    renameSync(tmp, this.nodesFile);
+  }
+
+  /** Starts `weft agent --nodes FILE` inside a node's namespace, logging to its state dir. */
+  startAgent(n: NodeSpec, extra: string[] = []): ChildProcess {
+    const log = openSync(join(n.stateDir, "agent.log"), "a");
+    const args = [
+      "netns", "exec", n.ns, join(BIN, "weft"), "agent",
+      "--nodes", this.nodesFile,
+      "--node-name", n.name,
+      "--state-dir", n.stateDir,
+      "--cni-conf-dir", n.stateDir,
+      "--direct-routing", this.opts.directRouting ?? "never",
+      "--resync", String(this.opts.resyncSeconds ?? 30),
+      ...extra,
+    ];
+    const child = spawn("ip", args, { stdio: ["ignore", log, log], detached: true });
+    this.agents.set(n.name, child);
+    writeFileSync(join(n.stateDir, "agent.pid"), String(child.pid));
+    return child;
+  }
+
+  stopAgent(n: NodeSpec): void {
+    const pidFile = join(n.stateDir, "agent.pid");
+    if (!existsSync(pidFile)) return;
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {
+      // already gone
+    }
+    // Wait for it: the next agent (a restart) must not race this one.
+    for (let i = 0; i < 100 && alive(pid); i++) spawnSync("sleep", ["0.05"]);
+    rmSync(pidFile, { force: true });
+    this.agents.delete(n.name);
+  }
+
+  /** Waits until every node wrote subnet.json and the conflist (the agent's "ready"). */
+  async waitReady(timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (const n of this.nodes) {
+      while (!existsSync(join(n.stateDir, "10-weft.conflist"))) {
+        if (Date.now() > deadline) throw new Error(`${n.name}: agent not ready after ${timeoutMs} ms (see ${join(n.stateDir, "agent.log")})`);
+        await sleep(50);
+      }
+    }
+  }
+
+  /** Waits until `node` holds a route for each of `peers`' pod CIDRs. */
+  async waitRoutes(node: NodeSpec, peers: NodeSpec[], timeoutMs = 15_000): Promise<number> {
+    const start = Date.now();
+    for (;;) {
+      const have = new Set(routeDsts(node.ns));
+      if (peers.every((p) => have.has(p.podCIDR))) return Date.now() - start;
+      if (Date.now() - start > timeoutMs) throw new Error(`${node.name}: routes to ${peers.map((p) => p.podCIDR).join(", ")} missing`);
+      await sleep(20);
+    }
+  }
+
+  /** Creates a pod on `node` by running the weft plugin's ADD inside the node namespace. */
+  addPod(node: NodeSpec, name: string): PodSpec {
+    const ns = `${this.opts.prefix}-${name}`;
+    run("ip", "netns", "add", ns);
+    inNs(ns, "ip", "link", "set", "lo", "up");
+    const r = this.cni(node, "ADD", name, ns);
+    if (r.status !== 0) throw new Error(`ADD ${name} on ${node.name}: ${r.stdout}`);
+    const ip = (JSON.parse(r.stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!;
+    const pod = { name, ns, node, ip };
+    this.pods.push(pod);
+    return pod;
+  }
+
+  deletePod(pod: PodSpec): void {
+    this.cni(pod.node, "DEL", pod.name, pod.ns);
+    spawnSync("ip", ["netns", "del", pod.ns]);
+    this.pods.splice(this.pods.indexOf(pod), 1);
+  }
+
+  private cni(node: NodeSpec, command: string, id: string, ns: string) {
+    const conf = JSON.parse(readFileSync(join(node.stateDir, "10-weft.conflist"), "utf8")) as { name: string; cniVersion: string; plugins: object[] };
+    const plugin = { cniVersion: conf.cniVersion, name: conf.name, ...conf.plugins[0] };
+    return spawnSync("ip", ["netns", "exec", node.ns, join(BIN, "weft")], {
+      input: JSON.stringify(plugin),
+      encoding: "utf8",
+      env: {
+        PATH: process.env["PATH"],
+        CNI_COMMAND: command,
+        CNI_CONTAINERID: id,
+        CNI_NETNS: `/run/netns/${ns}`,
+        CNI_IFNAME: "eth0",
+        CNI_PATH: BIN,
+      },
+    });
+  }
+
+  /** Stops the agents and removes every namespace and file this cluster made. */
+  destroy(): void {
+    for (const n of this.nodes) this.stopAgent(n);
+    for (const p of [...this.pods]) spawnSync("ip", ["netns", "del", p.ns]);
+    this.pods.length = 0;
+    // Pods of an earlier `--keep` run are found by prefix.
+    const left = run("ip", "netns", "list").split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n.startsWith(`${this.opts.prefix}-`));
+    for (const ns of left) spawnSync("ip", ["netns", "del", ns]);
+    rmSync(this.opts.workDir, { recursive: true, force: true });
+  }
+
+  /** Attaches to a cluster an earlier process left up (`--keep`), by its prefix. */
+  exists(): boolean {
+    return netnsExists(this.switchNs);
+  }
+}
+
+export function routeDsts(ns: string): string[] {
+  const out = spawnSync("ip", ["netns", "exec", ns, "ip", "-j", "-4", "route", "show"], { encoding: "utf8" }).stdout;
+  try {
+    return (JSON.parse(out || "[]") as Array<{ dst: string }>).map((r) => r.dst);
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,173 @@
+// Neighbor entries (RTM_*NEIGH): the IPv4/IPv6 neighbor table (ARP/NDP) and the bridge
+// forwarding database. The overlay needs both on its VXLAN device: a permanent ARP entry
+// "remote gateway address → remote VTEP MAC" (so the kernel never ARPs across the tunnel)
+// and a permanent FDB entry "remote VTEP MAC → remote node IP" (so it knows where to send
+// the encapsulated frame; learning is off).
+import { formatNeighborMessage, parseNeighborMessage } from "netlink/dist/rt/structs.js";
+import type { NeighborAttrs } from "netlink/dist/rt/gen_structs.js";
+import { AttrStream } from "netlink/dist/structs.js";
+import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
+import { formatMac, parseMac } from "./link";
+import { isErrno, NLM_F, NetlinkSocket } from "./socket";
+
+const RTM_NEWNEIGH = 28;
+const RTM_DELNEIGH = 29;
+const RTM_GETNEIGH = 30;
+const AF_INET = 2;
+const AF_BRIDGE = 7;
+const AF_INET6 = 10;
+
+/** NUD_* states (a bitmask in ndm_state). */
+export const NUD = {
+  INCOMPLETE: 0x01,
+  REACHABLE: 0x02,
+  STALE: 0x04,
+  DELAY: 0x08,
+  PROBE: 0x10,
+  FAILED: 0x20,
+  NOARP: 0x40,
+  PERMANENT: 0x80,
+} as const;
+
+/** NTF_* flags (ndm_flags). */
+export const NTF = { SELF: 0x02, MASTER: 0x04 } as const;
+
+export interface Neighbor {
+  index: number;
+  /** the neighbor's IP address (canonical text) */
+  ip: string;
+  /** link-layer address "aa:bb:…"; absent for incomplete/failed entries */
+  mac?: string;
+  /** NUD_* bitmask */
+  state: number;
+}
+
+export interface FdbEntry {
+  index: number;
+  mac: string;
+  /** VXLAN: the remote endpoint (NDA_DST) this MAC is reached through */
+  dst?: string;
+  /** NUD_* bitmask */
+  state: number;
+  /** NTF_* bitmask */
+  flags: number;
+}
+
+function ipBytes(s: string): Buffer {
+  const ip = parseIP(s);
+  if (!ip) throw new Error(`invalid IP address "${s}"`);
+  return ipToBytes(ip);
+}
+
+function message(family: number, index: number, state: number, flags: number, attrs: NeighborAttrs): Buffer[] {
+  const s = new AttrStream();
+  // ndm_state/ndm_flags are bitmasks; pass them as raw numbers through the codec's
+  // `__unknown` escape rather than mapping each bit to a name and back.
+  formatNeighborMessage(
+    {
+      kind: "neighbor",
+      data: { family, ifindex: index, state: { __unknown: state }, flags: { __unknown: flags } },
+      attrs,
+    },
+    s,
+  );
+  return s.bufs as Buffer[];
+}
+
+/** Raw NUD/NTF bits of a parsed message (the codec decodes them into named flags). */
+function rawBits(m: Buffer): { state: number; flags: number; index: number; family: number } {
+  return { family: m.readUInt8(0), index: m.readInt32LE(4), state: m.readUInt16LE(8), flags: m.readUInt8(10) };
+}
+
+// ---- IP neighbors (ARP / NDP) ----------------------------------------------------------
+
+/**
+ * Adds or replaces a neighbor entry: `ip neigh replace IP lladdr MAC dev X nud permanent`
+ * by default. Replace semantics make it idempotent and let it fix a wrong MAC in one step.
+ */
+export function replaceNeighbor(nl: NetlinkSocket, index: number, ip: string, mac: string, state: number = NUD.PERMANENT): void {
+  const family = parseIP(ip)?.family === 6 ? AF_INET6 : AF_INET;
+  nl.request(
+    `replace neighbor ${ip} lladdr ${mac}`,
+    RTM_NEWNEIGH,
+    NLM_F.CREATE | NLM_F.REPLACE,
+    message(family, index, state, 0, { dst: ipBytes(ip), lladdr: parseMac(mac) }),
+  );
+}
+
+/** Deletes the neighbor entry for `ip` on the link; false when there was none. */
+export function deleteNeighbor(nl: NetlinkSocket, index: number, ip: string): boolean {
+  const family = parseIP(ip)?.family === 6 ? AF_INET6 : AF_INET;
+  try {
+    nl.request(`delete neighbor ${ip}`, RTM_DELNEIGH, 0, message(family, index, 0, 0, { dst: ipBytes(ip) }));
+    return true;
+  } catch (e) {
+    if (isErrno(e, "ENOENT") || isErrno(e, "ESRCH")) return false;
+    throw e;
+  }
+}
+
+/** IP neighbor entries of one family, of one link (or all links when `index` is 0). */
+export function listNeighbors(nl: NetlinkSocket, family: 4 | 6, index = 0): Neighbor[] {
+  const out: Neighbor[] = [];
+  for (const m of nl.request("list neighbors", RTM_GETNEIGH, NLM_F.DUMP, message(family === 4 ? AF_INET : AF_INET6, 0, 0, 0, {}))) {
+    const bits = rawBits(m.data);
+    if (index && bits.index !== index) continue;
+    const n = parseNeighborMessage(m.data);
+    if (!n.attrs.dst) continue;
+    const entry: Neighbor = { index: bits.index, ip: formatIP(ipFromBytes(n.attrs.dst)), state: bits.state };
+    if (n.attrs.lladdr && n.attrs.lladdr.length === 6) entry.mac = formatMac(n.attrs.lladdr);
+    out.push(entry);
+  }
+  return out;
+}
+
+// ---- bridge forwarding database (AF_BRIDGE) -------------------------------------------
+
+/**
+ * `bridge fdb replace MAC dev X dst IP self permanent`: on a VXLAN device, frames to MAC
+ * are encapsulated to IP. NTF_SELF addresses the device's own FDB (VXLAN keeps one)
+ * rather than the FDB of a bridge the device might be a port of.
+ */
+export function replaceFdb(nl: NetlinkSocket, index: number, mac: string, dst: string): void {
+  nl.request(
+    `replace fdb ${mac} dst ${dst}`,
+    RTM_NEWNEIGH,
+    NLM_F.CREATE | NLM_F.REPLACE,
+    message(AF_BRIDGE, index, NUD.PERMANENT, NTF.SELF, { lladdr: parseMac(mac), dst: ipBytes(dst) }),
+  );
+}
+
+/**
+ * Deletes an FDB entry. With `dst`, only that remote of the entry (a VXLAN MAC may have
+ * several); without, the whole entry. False when there was none.
+ */
+export function deleteFdb(nl: NetlinkSocket, index: number, mac: string, dst?: string): boolean {
+  const attrs: NeighborAttrs = { lladdr: parseMac(mac) };
+  if (dst) attrs.dst = ipBytes(dst);
+  try {
+    nl.request(`delete fdb ${mac}${dst ? ` dst ${dst}` : ""}`, RTM_DELNEIGH, 0, message(AF_BRIDGE, index, 0, NTF.SELF, attrs));
+    return true;
+  } catch (e) {
+    if (isErrno(e, "ENOENT") || isErrno(e, "ESRCH")) return false;
+    throw e;
+  }
+}
+
+/**
+ * FDB entries of one device (or of all when `index` is 0). A VXLAN entry with several
+ * remotes comes back as one entry per remote.
+ */
+export function listFdb(nl: NetlinkSocket, index = 0): FdbEntry[] {
+  const out: FdbEntry[] = [];
+  for (const m of nl.request("list fdb", RTM_GETNEIGH, NLM_F.DUMP, message(AF_BRIDGE, 0, 0, 0, {}))) {
+    const bits = rawBits(m.data);
+    if (bits.family !== AF_BRIDGE || (index && bits.index !== index)) continue;
+    const n = parseNeighborMessage(m.data);
+    if (!n.attrs.lladdr || n.attrs.lladdr.length !== 6) continue;
+    const entry: FdbEntry = { index: bits.index, mac: formatMac(n.attrs.lladdr), state: bits.state, flags: bits.flags };
+    if (n.attrs.dst && (n.attrs.dst.length === 4 || n.attrs.dst.length === 16)) entry.dst = formatIP(ipFromBytes(n.attrs.dst));
+    out.push(entry);
+  }
+  return out;
+}

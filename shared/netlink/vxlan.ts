@@ -1,0 +1,96 @@
+// VXLAN devices: create one with exactly the parameters the overlay needs, and read a
+// device's parameters back so a reconciler can tell a correct device from one somebody
+// (or an older weft) configured differently.
+import { formatVxlan, parseVxlan, type Vxlan } from "netlink/dist/rt/ifla.js";
+import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
+import { createLink, type Link } from "./link";
+import { encode, NetlinkSocket } from "./socket";
+
+export interface VxlanSpec {
+  /** VNI (VXLAN_ID) */
+  vni: number;
+  /** source address of the encapsulated packets (the node IP) */
+  local: string;
+  /** ifindex of the underlay device the tunnel uses (VXLAN_LINK) */
+  link: number;
+  /** UDP destination port (4789 IANA, 8472 Linux default / flannel) */
+  port: number;
+  /** MAC learning from received frames; the overlay programs its FDB itself, so false */
+  learning: boolean;
+  mtu?: number;
+  mac?: string;
+}
+
+/** What a VXLAN device says about itself; fields absent when the kernel did not report them. */
+export interface VxlanInfo {
+  vni?: number;
+  local?: string;
+  link?: number;
+  port?: number;
+  learning?: boolean;
+}
+
+/** Big-endian u16: the codec passes VXLAN_PORT through as raw bytes, and the kernel wants network order. */
+function be16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+}
+
+function ipv4Bytes(s: string): Buffer {
+  const ip = parseIP(s);
+  if (!ip || ip.family !== 4) throw new Error(`VXLAN local address must be IPv4, not "${s}"`);
+  return ipToBytes(ip);
+}
+
+/** IFLA_INFO_DATA for a vxlan link. */
+export function vxlanData(s: VxlanSpec): Buffer {
+  const x: Vxlan = {
+    id: s.vni,
+    local: ipv4Bytes(s.local),
+    link: s.link,
+    port: be16(s.port),
+    learning: s.learning ? 1 : 0,
+  };
+  return encode(formatVxlan(x));
+}
+
+/** Creates the VXLAN device `name` (fails with EEXIST when the name is taken). Left down. */
+export function createVxlan(nl: NetlinkSocket, name: string, s: VxlanSpec): void {
+  createLink(nl, name, "vxlan", {
+    data: vxlanData(s),
+    ...(s.mtu ? { mtu: s.mtu } : {}),
+    ...(s.mac ? { mac: s.mac } : {}),
+  });
+}
+
+/** The VXLAN parameters of a link; null when it is not a VXLAN device. */
+export function vxlanInfo(link: Link): VxlanInfo | null {
+  if (link.kind !== "vxlan") return null;
+  if (!link.infoData) return {};
+  const x = parseVxlan(link.infoData);
+  const info: VxlanInfo = {};
+  if (x.id !== undefined) info.vni = x.id;
+  if (x.local && x.local.length === 4) info.local = formatIP(ipFromBytes(x.local));
+  if (x.link !== undefined) info.link = x.link;
+  if (x.port && x.port.length === 2) info.port = x.port.readUInt16BE(0);
+  if (x.learning !== undefined) info.learning = x.learning !== 0;
+  return info;
+}
+
+/**
+ * Why `link` is not the device `want` describes (VXLAN parameters only: VNI, local, link,
+ * port, learning; MTU and MAC can be changed in place and are checked by the caller).
+ * Empty when it matches. These parameters need the device recreated to change.
+ */
+export function vxlanMismatches(link: Link, want: VxlanSpec): string[] {
+  const info = vxlanInfo(link);
+  if (!info) return [`kind is ${link.kind ?? "none"}, not vxlan`];
+  const out: string[] = [];
+  if (info.vni !== want.vni) out.push(`vni ${info.vni ?? "?"} != ${want.vni}`);
+  if (info.local !== want.local) out.push(`local ${info.local ?? "none"} != ${want.local}`);
+  if (info.link !== want.link) out.push(`dev #${info.link ?? "none"} != #${want.link}`);
+  if (info.port !== want.port) out.push(`dstport ${info.port ?? "?"} != ${want.port}`);
+  if ((info.learning ?? true) !== want.learning) out.push(`learning ${info.learning ?? "?"} != ${want.learning}`);
+  return out;
+}

@@ -1,0 +1,187 @@
+// The overlay end to end: three node namespaces on an underlay switch, `weft agent
+// --nodes FILE` on each, pods created through the weft CNI plugin. Asserts what a user
+// checks: reachability (ICMP and TCP), VXLAN on the wire, masquerade to the outside only,
+// pod source IPs kept between pods, and convergence when nodes come and go.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Cluster, inNs, routeDsts, run, sleep, tryInNs, type PodSpec } from "../../lab/cluster";
+import { requireBuild } from "../helpers/cni";
+
+const PREFIX = `we${process.pid.toString(36)}`;
+
+function ping(from: PodSpec | string, ip: string, count = 1): boolean {
+  const ns = typeof from === "string" ? from : from.ns;
+  return tryInNs(ns, "ping", "-c", String(count), "-W", "2", "-i", "0.2", ip);
+}
+
+/** TCP: a one-shot listener in `to`, a connect from `from`. */
+function tcp(from: PodSpec, to: PodSpec, port = 7000): boolean {
+  const server = spawn("ip", ["netns", "exec", to.ns, "nc", "-l", "-w", "3", String(port)], { stdio: "ignore" });
+  spawnSync("sleep", ["0.1"]);
+  const ok = tryInNs(from.ns, "nc", "-z", "-w", "2", to.ip, String(port));
+  server.kill();
+  return ok;
+}
+
+/** An nft counter on the underlay switch for VXLAN's UDP port. */
+function countVxlanOnWire(c: Cluster): void {
+  nft(c.switchNs, "table bridge wire {\n counter vxlan { }\n chain forward {\n type filter hook forward priority 0;\n udp dport 4789 counter name vxlan\n }\n}\n");
+}
+
+function nft(ns: string, script: string): void {
+  const r = spawnSync("ip", ["netns", "exec", ns, "nft", "-f", "-"], { input: script, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`nft in ${ns}: ${r.stderr}`);
+}
+
+/** Packets counted by an nft counter on the underlay switch for VXLAN's UDP port. */
+function vxlanPacketsOnWire(c: Cluster): number {
+  const out = inNs(c.switchNs, "nft", "-j", "list", "counter", "bridge", "wire", "vxlan");
+  const doc = JSON.parse(out) as { nftables: Array<{ counter?: { packets: number } }> };
+  return doc.nftables.find((x) => x.counter)?.counter?.packets ?? 0;
+}
+
+/** Records the source addresses of ICMP echo requests arriving in `ns`. */
+function recordSources(ns: string): () => string[] {
+  nft(ns, "table ip seen {\n set src { type ipv4_addr; flags dynamic; }\n chain input {\n type filter hook input priority 0;\n icmp type echo-request add @src { ip saddr }\n }\n}\n");
+  return () => {
+    const out = inNs(ns, "nft", "-j", "list", "set", "ip", "seen", "src");
+    const doc = JSON.parse(out) as { nftables: Array<{ set?: { elem?: string[] } }> };
+    return doc.nftables.find((x) => x.set)?.set?.elem ?? [];
+  };
+}
+
+describe("overlay across three nodes (VXLAN)", () => {
+  let c: Cluster;
+  let pods: PodSpec[];
+
+  beforeAll(async () => {
+    requireBuild();
+    c = new Cluster({ prefix: PREFIX, nodes: 3, workDir: mkdtempSync(join(tmpdir(), "weft-e2e-")), resyncSeconds: 2 });
+    c.createUnderlay();
+    countVxlanOnWire(c);
+    c.writeNodesFile();
+    for (const n of c.nodes) c.startAgent(n);
+    await c.waitReady();
+    for (const n of c.nodes) await c.waitRoutes(n, c.nodes.filter((p) => p !== n));
+    pods = c.nodes.flatMap((n, i) => [c.addPod(n, `p${i}a`), c.addPod(n, `p${i}b`)]);
+  });
+
+  afterAll(() => c?.destroy());
+
+  it("every pod reaches every other pod over ICMP and TCP", () => {
+    const failures: string[] = [];
+    for (const a of pods) {
+      for (const b of pods) {
+        if (a === b) continue;
+        if (!ping(a, b.ip)) failures.push(`icmp ${a.name}->${b.name}`);
+      }
+    }
+    // TCP both within a node and across nodes
+    for (const [a, b] of [[pods[0]!, pods[1]!], [pods[0]!, pods[2]!], [pods[3]!, pods[5]!], [pods[4]!, pods[1]!]] as const) {
+      if (!tcp(a, b)) failures.push(`tcp ${a.name}->${b.name}`);
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it("carries cross-node traffic as VXLAN on the underlay, same-node traffic not", () => {
+    const before = vxlanPacketsOnWire(c);
+    expect(ping(pods[0]!, pods[1]!.ip, 3)).toBe(true); // same node
+    expect(vxlanPacketsOnWire(c)).toBe(before);
+    expect(ping(pods[0]!, pods[2]!.ip, 3)).toBe(true); // node1 -> node2
+    expect(vxlanPacketsOnWire(c)).toBeGreaterThanOrEqual(before + 6);
+  });
+
+  it("keeps the pod source IP between pods, masquerades traffic leaving the cluster", () => {
+    const seen = recordSources(pods[2]!.ns);
+    expect(ping(pods[0]!, pods[2]!.ip)).toBe(true);
+    expect(seen()).toEqual([pods[0]!.ip]);
+
+    // An outside host on the underlay, with no route back to the pod network: replies
+    // can only arrive if the node rewrote the source to its own address.
+    const outside = `${PREFIX}-out`;
+    run("ip", "netns", "add", outside);
+    try {
+      inNs(c.switchNs, "ip", "link", "add", "portout", "type", "veth", "peer", "name", "eth0", "netns", outside);
+      inNs(c.switchNs, "ip", "link", "set", "portout", "master", "sw", "up");
+      inNs(outside, "ip", "addr", "add", "192.168.77.200/24", "dev", "eth0");
+      inNs(outside, "ip", "link", "set", "eth0", "up");
+      const outSeen = recordSources(outside);
+      expect(ping(pods[0]!, "192.168.77.200")).toBe(true);
+      expect(outSeen()).toEqual([c.nodes[0]!.ip]);
+    } finally {
+      spawnSync("ip", ["netns", "del", outside]);
+    }
+  });
+
+  it("repairs a VXLAN device deleted by hand within one resync", async () => {
+    const n1 = c.nodes[0]!;
+    inNs(n1.ns, "ip", "link", "del", "weft.1");
+    expect(ping(pods[0]!, pods[2]!.ip)).toBe(false);
+    await c.waitRoutes(n1, c.nodes.slice(1), 5_000);
+    expect(ping(pods[0]!, pods[2]!.ip)).toBe(true);
+  });
+
+  it("an agent restart loses no packets of established pod traffic", async () => {
+    const n1 = c.nodes[0]!;
+    const flood = spawn("ip", ["netns", "exec", pods[0]!.ns, "ping", "-c", "60", "-i", "0.05", "-W", "1", pods[4]!.ip], { stdio: ["ignore", "pipe", "ignore"] });
+    let out = "";
+    flood.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    await sleep(500);
+    c.stopAgent(n1);
+    c.startAgent(n1);
+    await new Promise((r) => flood.on("close", r));
+    expect(out).toMatch(/60 packets transmitted, 60 received/);
+  });
+
+  it("removing a node from the file removes its routes, neighbors and FDB entries; adding it back restores them", async () => {
+    const [n1, n2, n3] = c.nodes as [typeof c.nodes[0], typeof c.nodes[0], typeof c.nodes[0]];
+    c.writeNodesFile([n1, n2]);
+    const deadline = Date.now() + 10_000;
+    while (routeDsts(n1.ns).includes(n3.podCIDR) || routeDsts(n2.ns).includes(n3.podCIDR)) {
+      if (Date.now() > deadline) throw new Error("node3's routes still present");
+      await sleep(50);
+    }
+    for (const n of [n1, n2]) {
+      const neigh = inNs(n.ns, "ip", "neigh", "show", "dev", "weft.1");
+      expect(neigh).not.toContain(n3.podCIDR.replace("/24", ""));
+      const fdb = inNs(n.ns, "bridge", "fdb", "show", "dev", "weft.1");
+      expect(fdb).not.toContain(n3.ip);
+    }
+    expect(ping(pods[0]!, pods[4]!.ip)).toBe(false);
+
+    c.writeNodesFile();
+    await c.waitRoutes(n1, [n2, n3]);
+    await c.waitRoutes(n2, [n1, n3]);
+    expect(ping(pods[0]!, pods[4]!.ip)).toBe(true);
+  });
+});
+
+describe("overlay with direct routing (same L2)", () => {
+  let c: Cluster;
+  let pods: PodSpec[];
+
+  beforeAll(async () => {
+    requireBuild();
+    c = new Cluster({ prefix: `${PREFIX}d`, nodes: 2, workDir: mkdtempSync(join(tmpdir(), "weft-e2e-")), directRouting: "auto" });
+    c.createUnderlay();
+    countVxlanOnWire(c);
+    c.writeNodesFile();
+    for (const n of c.nodes) c.startAgent(n);
+    await c.waitReady();
+    for (const n of c.nodes) await c.waitRoutes(n, c.nodes.filter((p) => p !== n));
+    pods = c.nodes.map((n, i) => c.addPod(n, `q${i}`));
+  });
+
+  afterAll(() => c?.destroy());
+
+  it("routes pod traffic via the peer's node IP, without encapsulation", () => {
+    const route = JSON.parse(inNs(c.nodes[0]!.ns, "ip", "-j", "route", "show", c.nodes[1]!.podCIDR)) as Array<{ gateway: string; dev: string }>;
+    expect(route[0]).toMatchObject({ gateway: c.nodes[1]!.ip, dev: "eth0" });
+    const before = vxlanPacketsOnWire(c);
+    expect(ping(pods[0]!, pods[1]!.ip, 3)).toBe(true);
+    expect(vxlanPacketsOnWire(c)).toBe(before);
+  });
+});

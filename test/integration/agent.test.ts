@@ -1,0 +1,414 @@
+// `weft agent`, compiled, on a real kernel: an underlay "switch" namespace with a bridge and
+// three node namespaces wired to it, an agent in each node reading one nodes file. What
+// the agents program is read back with `ip -j` and `bridge -j`, as an operator would.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { BIN_DIR, requireBuild } from "../helpers/cni";
+import { cleanupAll, createNetns, ipJson, leftovers, nsExec, nsTry, ping } from "../helpers/netns";
+
+interface TestNode {
+  name: string;
+  ns: string;
+  ip: string;
+  podCIDR: string;
+  stateDir: string;
+  confDir: string;
+}
+
+interface Agent {
+  node: TestNode;
+  child: ChildProcess;
+  log: () => string;
+  exited: Promise<number | null>;
+}
+
+const CLUSTER = "10.244.0.0/16";
+const mac = (ip: string) => `0e:fe:${ip.split(".").map((b) => Number(b).toString(16).padStart(2, "0")).join(":")}`;
+
+let dir: string;
+let nodesFile: string;
+let sw: string;
+let nodes: TestNode[];
+let agents: Agent[];
+let children: ChildProcess[];
+
+/** A node namespace on the switch: eth0 with `ip`/24 (and, optionally, routes to other subnets). */
+function addNode(i: number, ip: string, o: { onLinkRoutes?: string[] } = {}): TestNode {
+  const ns = createNetns(`n${i}`);
+  const port = `p${i}`;
+  nsExec(sw, "ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
+  nsExec(sw, "ip", "link", "set", port, "master", "br0", "up");
+  nsExec(ns, "ip", "link", "set", "lo", "up");
+  nsExec(ns, "ip", "addr", "add", `${ip}/24`, "dev", "eth0");
+  nsExec(ns, "ip", "link", "set", "eth0", "up");
+  for (const r of o.onLinkRoutes ?? []) nsExec(ns, "ip", "route", "add", r, "dev", "eth0");
+  const node = {
+    name: `n${i}`,
+    ns,
+    ip,
+    podCIDR: `10.244.${i}.0/24`,
+    stateDir: join(dir, `n${i}`, "state"),
+    confDir: join(dir, `n${i}`, "net.d"),
+  };
+  nodes.push(node);
+  return node;
+}
+
+function writeNodes(list: TestNode[]): void {
+  const tmp = `${nodesFile}.tmp`;
+  writeFileSync(tmp, JSON.stringify({ clusterCIDR: CLUSTER, nodes: list.map((n) => ({ name: n.name, ip: n.ip, podCIDR: n.podCIDR })) }));
+  // rename: the agents never see a half-written file
+  nsExec(sw, "mv", tmp, nodesFile);
+}
+
+function startAgent(node: TestNode, extra: string[] = [], source: string[] = ["--nodes", nodesFile]): Agent {
+  const child = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      node.ns,
+      join(BIN_DIR, "weft"),
+      "agent",
+      ...source,
+      "--node-name",
+      node.name,
+      "--state-dir",
+      node.stateDir,
+      "--cni-conf-dir",
+      node.confDir,
+      "--resync",
+      "2",
+      ...extra,
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let text = "";
+  child.stderr!.on("data", (d: Buffer) => (text += d.toString()));
+  // "close", not "exit": by then every line the agent wrote to stderr has arrived.
+  const exited = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+  const a = { node, child, log: () => text, exited };
+  agents.push(a);
+  return a;
+}
+
+async function stopAgent(a: Agent): Promise<number | null> {
+  if (a.child.exitCode !== null || a.child.signalCode !== null) return a.child.exitCode;
+  a.child.kill("SIGTERM");
+  const t = setTimeout(() => a.child.kill("SIGKILL"), 3000);
+  const code = await a.exited;
+  clearTimeout(t);
+  return code;
+}
+
+async function until<T>(what: string, get: () => T, ok: (v: T) => boolean, ms = 6000): Promise<T> {
+  const end = Date.now() + ms;
+  let v = get();
+  while (!ok(v)) {
+    if (Date.now() > end) {
+      throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}\nagent logs:\n${agents.map((a) => `[${a.node.name}]\n${a.log()}`).join("\n")}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    v = get();
+  }
+  return v;
+}
+
+interface Overlay {
+  device: { mac: string; mtu: number; up: boolean; vni: number; local: string; link: string; port: number; learning: boolean } | null;
+  addrs: string[];
+  routes: string[];
+  neigh: string[];
+  fdb: string[];
+}
+
+/**
+ * What a node's kernel holds for the overlay, as sorted one-line strings. The agent may
+ * delete and recreate the device while we read; a read that loses it counts as "no device".
+ */
+function overlay(ns: string): Overlay {
+  try {
+    return readOverlay(ns);
+  } catch {
+    return { device: null, addrs: [], routes: [], neigh: [], fdb: [] };
+  }
+}
+
+function readOverlay(ns: string): Overlay {
+  type L = { address: string; mtu: number; flags: string[]; linkinfo: { info_data: Record<string, unknown> } };
+  const link = nsTry(ns, "ip", "-j", "-d", "link", "show", "weft.1");
+  if (!link.ok) return { device: null, addrs: [], routes: routesOf(ns), neigh: [], fdb: [] };
+  const l = (JSON.parse(link.out) as L[])[0]!;
+  const d = l.linkinfo.info_data;
+  const addrs = ipJson<Array<{ addr_info: Array<{ family: string; local: string; prefixlen: number }> }>>(ns, "-4", "addr", "show", "dev", "weft.1");
+  return {
+    device: {
+      mac: l.address,
+      mtu: l.mtu,
+      up: l.flags.includes("UP"),
+      vni: d["id"] as number,
+      local: d["local"] as string,
+      link: d["link"] as string,
+      port: d["port"] as number,
+      learning: d["learning"] as boolean,
+    },
+    addrs: addrs.flatMap((a) => a.addr_info.map((x) => `${x.local}/${x.prefixlen}`)),
+    routes: routesOf(ns),
+    neigh: ipJson<Array<{ dst: string; lladdr?: string; state: string[] }>>(ns, "-4", "neigh", "show", "dev", "weft.1")
+      .map((n) => `${n.dst} ${n.lladdr ?? "-"} ${n.state.join(",")}`)
+      .sort(),
+    fdb: (JSON.parse(nsExec(ns, "bridge", "-j", "fdb", "show", "dev", "weft.1") || "[]") as Array<{ mac: string; dst?: string; flags: string[]; state: string }>)
+      .map((f) => `${f.mac} dst ${f.dst ?? "-"} ${f.flags.join(",")} ${f.state}`)
+      .sort(),
+  };
+}
+
+/** Routes carrying weft's protocol number (87). */
+function routesOf(ns: string): string[] {
+  return ipJson<Array<{ dst: string; gateway?: string; dev: string; flags: string[] }>>(ns, "-4", "route", "show", "proto", "87")
+    .map((r) => `${r.dst}${r.gateway ? ` via ${r.gateway}` : ""} dev ${r.dev}${r.flags.includes("onlink") ? " onlink" : ""}`)
+    .sort();
+}
+
+/** The overlay entries node `self` should hold for `peers` (all through the tunnel). */
+function expectedTunnel(peers: TestNode[]): Pick<Overlay, "routes" | "neigh" | "fdb"> {
+  const gw = (p: TestNode) => p.podCIDR.replace(/\/24$/, "");
+  return {
+    routes: peers.map((p) => `${p.podCIDR} via ${gw(p)} dev weft.1 onlink`).sort(),
+    neigh: peers.map((p) => `${gw(p)} ${mac(p.ip)} PERMANENT`).sort(),
+    fdb: peers.map((p) => `${mac(p.ip)} dst ${p.ip} self permanent`).sort(),
+  };
+}
+
+const tunnelOf = (o: Overlay) => ({ routes: o.routes, neigh: o.neigh, fdb: o.fdb });
+
+beforeEach(() => {
+  requireBuild();
+  dir = mkdtempSync(join(tmpdir(), "weft-agent-it-"));
+  nodesFile = join(dir, "nodes.json");
+  nodes = [];
+  agents = [];
+  children = [];
+  sw = createNetns("sw");
+  nsExec(sw, "ip", "link", "add", "br0", "type", "bridge");
+  nsExec(sw, "ip", "link", "set", "br0", "up");
+});
+
+afterEach(async () => {
+  await Promise.all(agents.map(stopAgent));
+  for (const c of children) c.kill("SIGKILL");
+  cleanupAll();
+  rmSync(dir, { recursive: true, force: true });
+  expect(leftovers()).toEqual([]);
+});
+
+describe("weft agent --nodes FILE", () => {
+  it("programs the device, and per peer a neighbor, an FDB entry and a route; the tunnel carries traffic", async () => {
+    const [n1, n2, n3] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12"), addNode(3, "192.168.77.13")];
+    writeNodes([n1!, n2!, n3!]);
+    for (const n of nodes) startAgent(n);
+
+    for (const n of nodes) {
+      const peers = nodes.filter((p) => p !== n);
+      await until(`${n.name} converged`, () => tunnelOf(overlay(n.ns)), (v) => JSON.stringify(v) === JSON.stringify(expectedTunnel(peers)));
+      const o = overlay(n.ns);
+      expect(o.device).toEqual({ mac: mac(n.ip), mtu: 1450, up: true, vni: 1, local: n.ip, link: "eth0", port: 4789, learning: false });
+      expect(o.addrs).toEqual([n.podCIDR.replace("/24", "/32")]);
+      expect(nsExec(n.ns, "cat", "/proc/sys/net/ipv4/ip_forward").trim()).toBe("1");
+      const nat = nsExec(n.ns, "nft", "list", "table", "ip", "weft-overlay");
+      expect(nat).toContain(`ip saddr ${n.podCIDR} ip daddr ${CLUSTER} return`);
+      expect(nat).toMatch(new RegExp(`ip saddr ${n.podCIDR.replace(/\./g, "\\.")} ip daddr != 224\\.0\\.0\\.0/4 masquerade`));
+      await until(`${n.name} files`, () => existsSync(join(n.confDir, "10-weft.conflist")), (v) => v);
+      expect(JSON.parse(readFileSync(join(n.stateDir, "subnet.json"), "utf8"))).toEqual({ podCIDR: n.podCIDR, clusterCIDR: CLUSTER, mtu: 1450 });
+      expect(JSON.parse(readFileSync(join(n.confDir, "10-weft.conflist"), "utf8"))).toEqual({
+        cniVersion: "1.0.0",
+        cniVersions: ["1.0.0", "1.1.0"],
+        name: "weft",
+        plugins: [{ type: "weft", stateDir: n.stateDir, dataDir: join(n.stateDir, "ipam") }],
+      });
+    }
+    // Node to remote pod-CIDR gateway, over VXLAN (the underlay has no route to 10.244/16).
+    expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
+    expect(ping(n3!.ns, "10.244.1.0")).toBe(true);
+    // One line per change: the first agent's log names what it did.
+    const log = await until("the log", () => agents[0]!.log(), (l) => l.includes("10-weft.conflist"));
+    expect(log).toContain("route add 10.244.2.0/24 via 10.244.2.0 dev weft.1 onlink");
+    expect(log).toContain(`fdb add ${mac(n2!.ip)} dst ${n2!.ip} dev weft.1 self permanent`);
+  });
+
+  it("removes a departed node's entries on the others, and adds them back when it returns", async () => {
+    const [n1, n2, n3] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12"), addNode(3, "192.168.77.13")];
+    writeNodes([n1!, n2!, n3!]);
+    for (const n of nodes) startAgent(n);
+    await until("n1 converged", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(expectedTunnel([n2!, n3!])));
+
+    writeNodes([n1!, n2!]);
+    await until("n3 gone from n1", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(expectedTunnel([n2!])));
+    await until("n3 gone from n2", () => tunnelOf(overlay(n2!.ns)), (v) => JSON.stringify(v) === JSON.stringify(expectedTunnel([n1!])));
+    await until("the log line", () => agents[0]!.log(), (l) => l.includes("route del 10.244.3.0/24 via 10.244.3.0 dev weft.1 onlink"));
+
+    writeNodes([n1!, n2!, n3!]);
+    await until("n3 back on n1", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(expectedTunnel([n2!, n3!])));
+    expect(ping(n1!.ns, "10.244.3.0")).toBe(true);
+  });
+
+  it("repairs a deleted or misconfigured device within one resync, replaying every entry", async () => {
+    const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
+    writeNodes([n1!, n2!]);
+    startAgent(n1!);
+    startAgent(n2!);
+    const want = expectedTunnel([n2!]);
+    await until("converged", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want));
+
+    const adds = () => agents[0]!.log().split("link add weft.1").length - 1;
+    expect(adds()).toBe(1);
+    const t0 = Date.now();
+    nsExec(n1!.ns, "ip", "link", "del", "weft.1"); // the kernel drops the routes with it
+    await until("device back", () => overlay(n1!.ns), (o) => o.device !== null && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
+    expect(Date.now() - t0).toBeLessThan(3000); // --resync 2
+    await until("the log line", adds, (n) => n === 2);
+    expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
+
+    // Someone recreates it with the wrong VNI and takes it down: recreated and up again.
+    nsExec(n1!.ns, "ip", "link", "del", "weft.1");
+    nsExec(n1!.ns, "ip", "link", "add", "weft.1", "type", "vxlan", "id", "9", "local", n1!.ip, "dev", "eth0", "dstport", "4789");
+    await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.vni === 1 && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
+    await until("the log line", () => agents[0]!.log(), (l) => /link del weft\.1 \(vni 9 != 1, .*learning true != false\)/.test(l));
+    // A stray entry on our device, and a wrong neighbor MAC, are corrected too.
+    nsExec(n1!.ns, "ip", "neigh", "replace", "10.244.2.0", "lladdr", "0e:fe:00:00:00:99", "dev", "weft.1", "nud", "permanent");
+    nsExec(n1!.ns, "bridge", "fdb", "append", "0e:fe:00:00:00:99", "dev", "weft.1", "dst", "192.168.77.99", "self", "permanent");
+    await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 4000);
+  });
+
+  it("writes subnet.json and the conflist only once its own subnet is known and the device is up", async () => {
+    const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
+    writeNodes([n2!]); // n1 not listed yet
+    const a = startAgent(n1!);
+    await until("waiting log", () => a.log(), (l) => l.includes('waiting: node "n1" is not in the node list yet'));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(overlay(n1!.ns).device).toBeNull();
+    expect(existsSync(join(n1!.stateDir, "subnet.json"))).toBe(false);
+    expect(existsSync(join(n1!.confDir, "10-weft.conflist"))).toBe(false);
+
+    writeNodes([n1!, n2!]);
+    await until("conflist", () => existsSync(join(n1!.confDir, "10-weft.conflist")), (v) => v);
+    // By the time the conflist exists, the device and subnet.json are there.
+    expect(overlay(n1!.ns).device).toMatchObject({ up: true, vni: 1 });
+    expect(existsSync(join(n1!.stateDir, "subnet.json"))).toBe(true);
+    const log = await until("the log", () => a.log(), (l) => l.includes("10-weft.conflist"));
+    expect(log.indexOf("link add weft.1")).toBeLessThan(log.indexOf("subnet.json"));
+    expect(log.indexOf("subnet.json")).toBeLessThan(log.indexOf("10-weft.conflist"));
+  });
+
+  it("routes same-subnet peers directly with --direct-routing auto, others through the tunnel", async () => {
+    // n3 sits on another IP subnet of the same wire: reachable, but not "same L2 subnet".
+    const n1 = addNode(1, "192.168.77.11", { onLinkRoutes: ["192.168.78.0/24"] });
+    const n2 = addNode(2, "192.168.77.12", { onLinkRoutes: ["192.168.78.0/24"] });
+    const n3 = addNode(3, "192.168.78.13", { onLinkRoutes: ["192.168.77.0/24"] });
+    writeNodes([n1, n2, n3]);
+    for (const n of nodes) startAgent(n, ["--direct-routing", "auto"]);
+    await until(
+      "n1 converged",
+      () => tunnelOf(overlay(n1.ns)),
+      (v) =>
+        JSON.stringify(v) ===
+        JSON.stringify({
+          routes: ["10.244.2.0/24 via 192.168.77.12 dev eth0", "10.244.3.0/24 via 10.244.3.0 dev weft.1 onlink"],
+          neigh: [`10.244.3.0 ${mac(n3.ip)} PERMANENT`],
+          fdb: [`${mac(n3.ip)} dst ${n3.ip} self permanent`],
+        }),
+    );
+    await until("n3 converged", () => tunnelOf(overlay(n3.ns)), (v) => JSON.stringify(v) === JSON.stringify(expectedTunnel([n1, n2])));
+    expect(ping(n1.ns, "10.244.3.0")).toBe(true);
+  });
+
+  it("leaves foreign routes alone, and the dataplane in place on SIGTERM; a restart changes nothing", async () => {
+    const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
+    // Not ours: same prefix family, other protocol. Ours but stale: protocol 87, unwanted.
+    nsExec(n1!.ns, "ip", "route", "add", "10.244.9.0/24", "via", "192.168.77.99", "dev", "eth0");
+    nsExec(n1!.ns, "ip", "route", "add", "10.244.8.0/24", "via", "192.168.77.98", "dev", "eth0", "proto", "87");
+    writeNodes([n1!, n2!]);
+    const a = startAgent(n1!);
+    const want = expectedTunnel([n2!]);
+    await until("converged", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want));
+    const all = ipJson<Array<{ dst: string }>>(n1!.ns, "-4", "route").map((r) => r.dst);
+    expect(all).toContain("10.244.9.0/24");
+    expect(all).not.toContain("10.244.8.0/24");
+
+    expect(await stopAgent(a)).toBe(0);
+    expect(a.log()).toContain("SIGTERM: stopping, dataplane left in place");
+    const before = overlay(n1!.ns);
+    expect(tunnelOf(before)).toEqual(want);
+    expect(nsTry(n1!.ns, "nft", "list", "table", "ip", "weft-overlay").ok).toBe(true);
+
+    const b = startAgent(n1!);
+    await new Promise((r) => setTimeout(r, 2500)); // start-up reconcile and one resync
+    const lines = b.log().trim().split("\n");
+    expect(lines).toHaveLength(1); // only the start-up banner: nothing to change
+    expect(overlay(n1!.ns)).toEqual(before);
+  });
+
+  it("with --masquerade=false removes its NAT table", async () => {
+    const n1 = addNode(1, "192.168.77.11");
+    writeNodes([n1]);
+    const a = startAgent(n1);
+    await until("NAT table", () => nsTry(n1.ns, "nft", "list", "table", "ip", "weft-overlay").ok, (v) => v);
+    await stopAgent(a);
+    startAgent(n1, ["--masquerade=false"]);
+    await until("no NAT table", () => nsTry(n1.ns, "nft", "list", "table", "ip", "weft-overlay").ok, (v) => !v);
+  });
+});
+
+describe("weft agent --nodes kubernetes", () => {
+  // A minimal API server inside the node's namespace (the agent must reach it there): LIST
+  // returns the Node objects, WATCH stays open. Enough to show the compiled executable
+  // loads its Kubernetes source and programs the overlay from Node objects.
+  const FAKE_API = `
+import { createServer } from "node:http";
+import { readFileSync } from "node:fs";
+const [file, port] = process.argv.slice(2);
+createServer((req, res) => {
+  const url = new URL(req.url, "http://x");
+  if (req.method !== "GET" || url.pathname !== "/api/v1/nodes") { res.writeHead(403).end(); return; }
+  if (url.searchParams.get("watch") === "true") { res.writeHead(200, { "content-type": "application/json" }); res.flushHeaders(); return; }
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(JSON.stringify({ kind: "NodeList", apiVersion: "v1", metadata: { resourceVersion: "7" }, items: JSON.parse(readFileSync(file, "utf8")) }));
+}).listen(Number(port), "127.0.0.1", () => process.stdout.write("listening\\n"));
+`;
+
+  it("programs peers from Node objects (spec.podCIDRs, InternalIP)", async () => {
+    const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
+    const node = (n: TestNode) => ({
+      metadata: { name: n.name, resourceVersion: "5" },
+      spec: { podCIDR: n.podCIDR, podCIDRs: [n.podCIDR] },
+      status: { addresses: [{ type: "InternalIP", address: n.ip }] },
+    });
+    writeFileSync(join(dir, "nodes-k8s.json"), JSON.stringify([node(n1!), node(n2!)]));
+    writeFileSync(join(dir, "fake-api.mjs"), FAKE_API);
+    writeFileSync(
+      join(dir, "kubeconfig"),
+      `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "http://127.0.0.1:16443", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`,
+    );
+    const api = spawn("ip", ["netns", "exec", n1!.ns, process.execPath, join(dir, "fake-api.mjs"), join(dir, "nodes-k8s.json"), "16443"], {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: "" },
+    });
+    children.push(api);
+    await new Promise<void>((r) => api.stdout!.once("data", () => r()));
+
+    const a = startAgent(n1!, ["--cluster-cidr", CLUSTER], ["--nodes", "kubernetes", "--kubeconfig", join(dir, "kubeconfig")]);
+    await until("converged", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(expectedTunnel([n2!])));
+    await until("conflist", () => existsSync(join(n1!.confDir, "10-weft.conflist")), (v) => v);
+    expect(a.log()).toContain("nodes from kubernetes");
+    expect(a.log()).not.toMatch(/DeprecationWarning/);
+  });
+});
