@@ -23,6 +23,8 @@ export interface NativeAddon {
   nsRestore(savedFd: number): void;
   /** "ENOENT" for 2: the errno's name, or "" when unknown. */
   errnoName(errno: number): string;
+  /** _exit(2): ends the process at once, without the runtime's teardown. */
+  exitNow(code: number): never;
 }
 
 /** Errors thrown by the addon carry the errno name (`code`) and number (`errno`). */

@@ -1,0 +1,52 @@
+// Shared by the benchmark modules: clean-up that runs however the process ends, and the
+// Markdown table every module prints (measure | value | baseline | ratio | goal).
+import { spawnSync } from "node:child_process";
+
+const cleanups: Array<() => void> = [];
+
+/** Registers `fn` to run once when the bench ends (normally, on error, or on SIGINT/SIGTERM). */
+export function onCleanup(fn: () => void): void {
+  cleanups.push(fn);
+}
+
+/** Runs the registered clean-ups, newest first; each runs once, and one failing stops none. */
+export function runCleanups(): void {
+  for (let fn = cleanups.pop(); fn; fn = cleanups.pop()) {
+    try {
+      fn();
+    } catch (e) {
+      console.error(`bench clean-up: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+}
+
+export function sh(cmd: string, ...args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export interface Row {
+  measure: string;
+  value: string;
+  baseline?: string;
+  ratio?: string;
+  goal?: string;
+  /** true: met, false: missed, undefined: no goal */
+  ok?: boolean;
+}
+
+export function table(rows: Row[]): string {
+  const mark = (r: Row) => (r.ok === undefined ? "" : r.ok ? " ✓" : " ✗");
+  return [
+    "| measure | value | baseline | ratio | goal |",
+    "| --- | --- | --- | --- | --- |",
+    ...rows.map((r) => `| ${r.measure} | ${r.value} | ${r.baseline ?? "—"} | ${r.ratio ?? "—"} | ${(r.goal ?? "—") + mark(r)} |`),
+  ].join("\n");
+}
