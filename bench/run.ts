@@ -1,204 +1,52 @@
-// `npm run bench`: weft beside the Go reference plugins (Debian containernetworking-
-// plugins), in one run, on the same kernel, quoted as ratios (weft / reference).
-// Every namespace, link and table lives inside namespaces this script makes and removes.
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+// `npm run bench`: every benchmark in one run, each printing a Markdown table.
+//   plugins   weft's plugins beside the Go reference plugins (ADD/DEL time, RSS)   bench/plugins.ts
+//   datapath  iperf3 through the overlay beside the underlay and a bare veth pair  bench/datapath.ts
+//   scale     a 50-node namespace cluster: route convergence time, agent RSS       bench/scale.ts
+// BENCH_ONLY=plugins|datapath|scale (comma-separated for several) runs only those parts.
+// Every namespace, process and file a part makes is removed when the bench ends, also on
+// an error, SIGINT or SIGTERM.
+import { writeSync } from "node:fs";
+import { runCleanups } from "./common";
+import { benchDatapath } from "./datapath";
+import { benchPlugins } from "./plugins";
+import { benchScale } from "./scale";
 
-const WEFT = join(import.meta.dirname, "..", "dist", "bin");
-const GO = "/usr/lib/cni";
-const RUNS = Number(process.env["BENCH_RUNS"] ?? 30);
-const PREFIX = `wb${process.pid.toString(36)}`;
-const made: string[] = [];
-const dirs: string[] = [];
+const parts: Record<string, () => Promise<string>> = {
+  plugins: benchPlugins,
+  datapath: benchDatapath,
+  scale: benchScale,
+};
 
-// Node's start-up with NODE_EXTRA_CA_CERTS is not what we measure, and plugins don't need it.
-const baseEnv: NodeJS.ProcessEnv = { PATH: process.env["PATH"] };
+const say = (s: string) => writeSync(1, `${s}\n`);
 
-function sh(cmd: string, ...args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
-
-function netns(role: string): string {
-  const name = `${PREFIX}-${role}`;
-  sh("ip", "netns", "add", name);
-  made.push(name);
-  return name;
-}
-
-function cleanup(): void {
-  for (const n of made.splice(0)) spawnSync("ip", ["netns", "del", n]);
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-
-interface Impl {
-  label: string;
-  dir: string;
-}
-const impls: Impl[] = [
-  { label: "weft", dir: WEFT },
-  { label: "reference", dir: GO },
-];
-
-function pluginEnv(impl: Impl, command: string, id: string, ns: string): NodeJS.ProcessEnv {
-  return {
-    ...baseEnv,
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: id,
-    CNI_NETNS: `/run/netns/${ns}`,
-    CNI_IFNAME: "eth0",
-    CNI_PATH: impl.dir,
-  };
-}
-
-/** Runs a plugin inside the host netns `host` and returns its wall time in ms. */
-function timed(impl: Impl, host: string, command: string, id: string, ns: string, conf: object): number {
-  const t = process.hrtime.bigint();
-  const r = spawnSync("ip", ["netns", "exec", host, join(impl.dir, "bridge")], {
-    env: pluginEnv(impl, command, id, ns),
-    input: JSON.stringify(conf),
-    encoding: "utf8",
-  });
-  const ms = Number(process.hrtime.bigint() - t) / 1e6;
-  if (r.status !== 0) throw new Error(`${impl.label} ${command}: ${r.stdout}${r.stderr}`);
-  return ms;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-let bridges = 0;
-/** Each measurement gets its own bridge and subnet: a bridge holds one IPv4 gateway. */
-function bridgeConf(impl: Impl, ipMasq: boolean, subnet: string, dataDir: string): object {
-  return {
-    cniVersion: "1.0.0",
-    name: `bench-${impl.label}`,
-    type: "bridge",
-    bridge: `br-${impl.label.slice(0, 4)}-${bridges++}`,
-    isGateway: true,
-    ipMasq,
-    ipam: { type: "host-local", subnet, dataDir },
-  };
-}
-
-/** The `ip netns exec` wrapper costs the same for both; measure it to subtract it. */
-function execOverhead(host: string): number {
-  const xs: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const t = process.hrtime.bigint();
-    spawnSync("ip", ["netns", "exec", host, "/bin/true"]);
-    xs.push(Number(process.hrtime.bigint() - t) / 1e6);
+async function main(): Promise<number> {
+  const only = (process.env["BENCH_ONLY"] ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const unknown = only.filter((p) => !(p in parts));
+  if (unknown.length) {
+    writeSync(2, `BENCH_ONLY: unknown part ${unknown.join(", ")} (parts: ${Object.keys(parts).join(", ")})\n`);
+    return 2;
   }
-  return median(xs);
-}
-
-function benchVersion(): [number, number] {
-  const res = impls.map(() => [] as number[]);
-  for (let i = 0; i < RUNS * 2; i++) {
-    impls.forEach((impl, k) => {
-      const t = process.hrtime.bigint();
-      spawnSync(join(impl.dir, "bridge"), [], { env: { ...baseEnv, CNI_COMMAND: "VERSION" }, input: "" });
-      res[k]!.push(Number(process.hrtime.bigint() - t) / 1e6);
-    });
+  say(`weft bench, ${new Date().toISOString()}`);
+  for (const [name, fn] of Object.entries(parts)) {
+    if (only.length && !only.includes(name)) continue;
+    const t = Date.now();
+    say(`\n## ${name}\n`);
+    say(await fn());
+    runCleanups();
+    say(`\n(${name}: ${((Date.now() - t) / 1000).toFixed(0)} s)`);
   }
-  return [median(res[0]!), median(res[1]!)];
+  return 0;
 }
 
-function benchAddDel(host: string, pod: string, ipMasq: boolean, overhead: number): [number, number] {
-  const res = impls.map(() => [] as number[]);
-  const confs = impls.map((impl, k) => {
-    const dir = mkdtempSync(join(tmpdir(), "weft-bench-"));
-    dirs.push(dir);
-    return bridgeConf(impl, ipMasq, `10.${120 + k}.0.0/24`, dir);
-  });
-  for (let i = 0; i < RUNS; i++) {
-    impls.forEach((impl, k) => {
-      const id = `bench-${i}`;
-      const add = timed(impl, host, "ADD", id, pod, confs[k]!);
-      const del = timed(impl, host, "DEL", id, pod, confs[k]!);
-      res[k]!.push(add + del - 2 * overhead);
-    });
-  }
-  return [median(res[0]!), median(res[1]!)];
-}
-
-/** Wall time for 50 ADDs started at once (one pod netns each); impls run one after the other. */
-async function benchConcurrent(host: string, pods: string[], overhead: number): Promise<[number, number]> {
-  const out: number[] = [];
-  for (const [k, impl] of impls.entries()) {
-    const dir = mkdtempSync(join(tmpdir(), "weft-bench-"));
-    dirs.push(dir);
-    const conf = bridgeConf(impl, false, `10.${130 + k}.0.0/24`, dir);
-    const t = process.hrtime.bigint();
-    await Promise.all(
-      pods.map(
-        (pod, i) =>
-          new Promise<void>((resolve, reject) => {
-            const child = spawn("ip", ["netns", "exec", host, join(impl.dir, "bridge")], {
-              env: pluginEnv(impl, "ADD", `conc-${i}`, pod),
-            });
-            let text = "";
-            child.stdout.on("data", (d: Buffer) => (text += d.toString()));
-            child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${impl.label} ADD: ${text}`))));
-            child.stdin.end(JSON.stringify(conf));
-          }),
-      ),
-    );
-    out.push(Number(process.hrtime.bigint() - t) / 1e6 - overhead);
-    pods.forEach((pod, i) => timed(impl, host, "DEL", `conc-${i}`, pod, conf));
-  }
-  return [out[0]!, out[1]!];
-}
-
-/** Peak RSS (MB) of one ADD, measured by GNU time inside the host netns. */
-function peakRss(impl: Impl, host: string, pod: string): number {
-  const dir = mkdtempSync(join(tmpdir(), "weft-bench-"));
-  dirs.push(dir);
-  const conf = bridgeConf(impl, true, `10.${140 + impls.indexOf(impl)}.0.0/24`, dir);
-  const r = spawnSync("ip", ["netns", "exec", host, "/usr/bin/time", "-f", "%M", join(impl.dir, "bridge")], {
-    env: pluginEnv(impl, "ADD", "rss", pod),
-    input: JSON.stringify(conf),
-    encoding: "utf8",
-  });
-  const kb = Number(r.stderr.trim().split("\n").pop());
-  timed(impl, host, "DEL", "rss", pod, conf);
-  return kb / 1024;
-}
-
-function row(name: string, [w, g]: [number, number], unit: string, target: string): string {
-  const ratio = w / g;
-  return `| ${name} | ${w.toFixed(1)} ${unit} | ${g.toFixed(1)} ${unit} | ${ratio.toFixed(2)}× | ${target} |`;
-}
-
-async function main(): Promise<void> {
-  const host = netns("host");
-  const pod = netns("pod");
-  const pods = Array.from({ length: 50 }, (_, i) => netns(`c${i}`));
-  sh("ip", "netns", "exec", host, "ip", "link", "set", "lo", "up");
-  const overhead = execOverhead(host);
-  const rows = [
-    "| measure | weft | reference | ratio | target |",
-    "| --- | --- | --- | --- | --- |",
-    row("VERSION (median)", benchVersion(), "ms", "≤ 2×"),
-    row("ADD+DEL bridge+host-local (median)", benchAddDel(host, pod, false, overhead), "ms", "≤ 1.0×"),
-    row("ADD+DEL with ipMasq (median)", benchAddDel(host, pod, true, overhead), "ms", "≤ 0.7×"),
-    row("50 concurrent ADDs (wall)", await benchConcurrent(host, pods, overhead), "ms", "—"),
-    row("peak RSS of one ADD", [peakRss(impls[0]!, host, pod), peakRss(impls[1]!, host, pod)], "MB", "weft ≤ 35 MB"),
-  ];
-  console.log(`\nweft vs Go reference plugins (${GO}), ${RUNS} runs each, ${new Date().toISOString()}`);
-  console.log(`(plugin times exclude the ${overhead.toFixed(1)} ms of \`ip netns exec\` both pay)\n`);
-  console.log(rows.join("\n"));
-}
-
-process.on("exit", cleanup);
+process.on("exit", runCleanups);
 process.on("SIGINT", () => process.exit(130));
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exitCode = 1;
-});
+process.on("SIGTERM", () => process.exit(143));
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    writeSync(2, `bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -97,20 +97,26 @@ export class Cluster {
     mkdirSync(n.stateDir, { recursive: true });
   }
 
-  /** Writes the nodes file atomically (the agents re-read it when it changes). */
-  writeNodesFile(nodes: NodeSpec[] = this.nodes): void {
+  /**
+   * Writes the nodes file atomically (the agents re-read it when it changes). `path`: a
+   * file other than the shared one (an agent started with that file; the scale bench).
+   */
+  writeNodesFile(nodes: NodeSpec[] = this.nodes, path: string = this.nodesFile): void {
     const doc = { clusterCIDR: this.clusterCIDR, nodes: nodes.map((n) => ({ name: n.name, ip: n.ip, podCIDR: n.podCIDR })) };
-    const tmp = `${this.nodesFile}.tmp`;
+    const tmp = `${path}.tmp`;
     writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`);
-    renameSync(tmp, this.nodesFile);
+    renameSync(tmp, path);
   }
 
-  /** Starts `weft agent --nodes FILE` inside a node's namespace, logging to its state dir. */
-  startAgent(n: NodeSpec, extra: string[] = []): ChildProcess {
+  /**
+   * Starts `weft agent --nodes FILE` inside a node's namespace, logging to its state dir.
+   * `nodesFile`: the file this agent watches (default: the cluster's shared one).
+   */
+  startAgent(n: NodeSpec, extra: string[] = [], nodesFile: string = this.nodesFile): ChildProcess {
     const log = openSync(join(n.stateDir, "agent.log"), "a");
     const args = [
       "netns", "exec", n.ns, join(BIN, "weft"), "agent",
-      "--nodes", this.nodesFile,
+      "--nodes", nodesFile,
       "--node-name", n.name,
       "--state-dir", n.stateDir,
       "--cni-conf-dir", n.stateDir,
@@ -137,6 +143,15 @@ export class Cluster {
     for (let i = 0; i < 100 && alive(pid); i++) spawnSync("sleep", ["0.05"]);
     rmSync(pidFile, { force: true });
     this.agents.delete(n.name);
+  }
+
+  /** Underlay, nodes file and agents, then waits until every node routes to every other. */
+  async up(): Promise<void> {
+    this.createUnderlay();
+    this.writeNodesFile();
+    for (const n of this.nodes) this.startAgent(n);
+    await this.waitReady();
+    for (const n of this.nodes) await this.waitRoutes(n, this.nodes.filter((p) => p !== n));
   }
 
   /** Waits until every node wrote subnet.json and the conflist (the agent's "ready"). */
@@ -223,10 +238,10 @@ export function routeDsts(ns: string): string[] {
   }
 }
 
+/** Running, not a zombie: an exited child of ours stays one until our event loop reaps it. */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
   } catch {
     return false;
   }

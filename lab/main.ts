@@ -36,11 +36,7 @@ function overlayTable(): void {
 
 async function up(): Promise<PodSpec[]> {
   if (cluster.exists()) cluster.destroy();
-  cluster.createUnderlay();
-  cluster.writeNodesFile();
-  for (const n of cluster.nodes) cluster.startAgent(n);
-  await cluster.waitReady();
-  for (const n of cluster.nodes) await cluster.waitRoutes(n, cluster.nodes.filter((p) => p !== n));
+  await cluster.up();
   const pods: PodSpec[] = [];
   for (const [i, n] of cluster.nodes.entries()) {
     pods.push(cluster.addPod(n, `pod${2 * i + 1}`), cluster.addPod(n, `pod${2 * i + 2}`));

@@ -1,18 +1,26 @@
 // Links: look-up, creation (veth, bridge, vxlan), and the few attributes weft changes.
-import { formatLinkMessage, parseLinkMessage, type LinkMessage } from "netlink/dist/rt/structs.js";
-import { formatInfo, parseInfo, type LinkAttrs } from "netlink/dist/rt/ifla.js";
-import type { DeviceFlags } from "netlink/dist/rt/gen_structs.js";
-import { attr, encode, isErrno, NLM_F, NetlinkSocket } from "./socket";
+import { attr, cstr, eachAttr, ifinfomsg, strz, u32 } from "./encoding";
+import { isErrno, NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
 const RTM_GETLINK = 18;
 const AF_UNSPEC = 0;
 
+const IFF_UP = 0x1;
+const IFF_PROMISC = 0x100;
+
+const IFLA_ADDRESS = 1;
 const IFLA_IFNAME = 3;
 const IFLA_MTU = 4;
-const IFLA_ADDRESS = 1;
+const IFLA_LINK = 5;
+const IFLA_MASTER = 10;
+const IFLA_LINKINFO = 18;
 const IFLA_NET_NS_FD = 28;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const IFLA_INFO_SLAVE_KIND = 4;
+const IFLA_INFO_SLAVE_DATA = 5;
 const VETH_INFO_PEER = 1;
 
 export interface Link {
@@ -46,49 +54,84 @@ export function parseMac(s: string): Buffer {
   return Buffer.from(parts.map((p) => parseInt(p, 16)));
 }
 
-function linkPayload(data: LinkMessage["data"], attrs: LinkAttrs, extra: Buffer[] = []): Buffer[] {
-  return [encode((s) => formatLinkMessage({ kind: "link", data: { family: AF_UNSPEC, ...data }, attrs }, s)), ...extra];
+/** The link attributes weft sets. */
+interface LinkAttrs {
+  ifname?: string;
+  mtu?: number;
+  address?: Buffer;
+  master?: number;
+  /** move the link into the netns this fd refers to */
+  netnsFd?: number;
 }
 
-/** IFLA_LINKINFO with a kind and optional kind data (nested attributes, pre-encoded). */
-export function linkInfo(kind: string, data?: Buffer, slave?: { kind: string; data: Buffer }): Buffer {
-  return attr(
-    18, // IFLA_LINKINFO
-    encode(
-      formatInfo({
-        kind,
-        ...(data ? { data } : {}),
-        ...(slave ? { slaveKind: slave.kind, slaveData: slave.data } : {}),
-      }),
-    ),
-    true,
-  );
+/** Device flags weft changes (ifi_flags / ifi_change bits). */
+interface DeviceFlags {
+  up?: boolean;
+  promisc?: boolean;
 }
 
-function toLink(m: LinkMessage): Link {
-  const a = m.attrs;
-  const flags: DeviceFlags = m.data.flags ?? {};
+function deviceFlags(f: DeviceFlags): number {
+  return (f.up ? IFF_UP : 0) | (f.promisc ? IFF_PROMISC : 0);
+}
+
+function linkAttrs(a: LinkAttrs): Buffer[] {
+  const out: Buffer[] = [];
+  if (a.ifname !== undefined) out.push(attr(IFLA_IFNAME, strz(a.ifname)));
+  if (a.mtu) out.push(attr(IFLA_MTU, u32(a.mtu)));
+  if (a.address) out.push(attr(IFLA_ADDRESS, a.address));
+  if (a.master) out.push(attr(IFLA_MASTER, u32(a.master)));
+  if (a.netnsFd !== undefined) out.push(attr(IFLA_NET_NS_FD, u32(a.netnsFd)));
+  return out;
+}
+
+function linkPayload(hdr: { index?: number; flags?: number; change?: number }, attrs: LinkAttrs, extra: Buffer[] = []): Buffer[] {
+  return [ifinfomsg.format({ family: AF_UNSPEC, ...hdr }), ...linkAttrs(attrs), ...extra];
+}
+
+/**
+ * IFLA_LINKINFO with a kind and optional kind data (nested attributes, pre-encoded), or
+ * without a kind, only port (slave) data: the kernel then changes just the port's options.
+ */
+export function linkInfo(kind: string | undefined, data?: Buffer, slave?: { kind: string; data: Buffer }): Buffer {
+  const parts: Buffer[] = [];
+  if (kind !== undefined) parts.push(attr(IFLA_INFO_KIND, strz(kind)));
+  if (data) parts.push(attr(IFLA_INFO_DATA, data));
+  if (slave) parts.push(attr(IFLA_INFO_SLAVE_KIND, strz(slave.kind)), attr(IFLA_INFO_SLAVE_DATA, slave.data, true));
+  return attr(IFLA_LINKINFO, parts, true);
+}
+
+function toLink(m: NetlinkMessage): Link {
+  const h = ifinfomsg.parse(m.data);
+  const a = ifinfomsg.attrs(m.data);
+  const address = a.get(IFLA_ADDRESS);
+  const mtu = a.get(IFLA_MTU);
   const link: Link = {
-    index: m.data.index ?? 0,
-    name: a.ifname ?? "",
-    mac: a.address ? formatMac(a.address) : "",
-    mtu: a.mtu ?? 0,
-    up: !!flags.up,
-    promisc: !!flags.promisc,
+    index: h.index,
+    name: cstr(a.get(IFLA_IFNAME) ?? Buffer.alloc(0)),
+    mac: address ? formatMac(address) : "",
+    mtu: mtu ? mtu.readUInt32LE(0) : 0,
+    up: (h.flags & IFF_UP) !== 0,
+    promisc: (h.flags & IFF_PROMISC) !== 0,
   };
-  if (a.master) link.master = a.master;
-  if (a.linkinfo) {
-    const info = parseInfo(a.linkinfo);
-    if (info.kind) link.kind = info.kind;
-    if (info.data) link.infoData = info.data;
-    if (info.slaveData) link.slaveData = info.slaveData;
+  const master = a.get(IFLA_MASTER)?.readUInt32LE(0);
+  if (master) link.master = master;
+  const linkinfo = a.get(IFLA_LINKINFO);
+  if (linkinfo) {
+    const info = new Map(eachAttr(linkinfo));
+    const kind = info.get(IFLA_INFO_KIND);
+    const data = info.get(IFLA_INFO_DATA);
+    const slaveData = info.get(IFLA_INFO_SLAVE_DATA);
+    if (kind) link.kind = cstr(kind);
+    if (data) link.infoData = data;
+    if (slaveData) link.slaveData = slaveData;
   }
-  if (a.link !== undefined) link.peerIndex = a.link.readUInt32LE(0);
+  const peer = a.get(IFLA_LINK);
+  if (peer) link.peerIndex = peer.readUInt32LE(0);
   return link;
 }
 
-function parseLinks(msgs: { data: Buffer }[]): Link[] {
-  return msgs.map((m) => toLink(parseLinkMessage(m.data)));
+function parseLinks(msgs: NetlinkMessage[]): Link[] {
+  return msgs.map(toLink);
 }
 
 export function getLinkByName(nl: NetlinkSocket, name: string): Link | null {
@@ -146,17 +189,13 @@ export interface VethOptions extends NewLinkOptions {
   peerNetnsFd?: number;
 }
 
-/**
- * Creates a veth pair `name` ⇄ `peerName`. The codec has no VETH_INFO_PEER writer, so the
- * peer (an ifinfomsg followed by its own attributes) is encoded here.
- */
+/** Creates a veth pair `name` ⇄ `peerName`; VETH_INFO_PEER holds the peer's own ifinfomsg and attributes. */
 export function createVeth(nl: NetlinkSocket, name: string, o: VethOptions): void {
-  const peerAttrs: Buffer[] = [attr(IFLA_IFNAME, Buffer.from(`${o.peerName}\0`))];
-  if (o.mtu) peerAttrs.push(attr(IFLA_MTU, u32(o.mtu)));
-  if (o.peerMac) peerAttrs.push(attr(IFLA_ADDRESS, parseMac(o.peerMac)));
-  if (o.peerNetnsFd !== undefined) peerAttrs.push(attr(IFLA_NET_NS_FD, u32(o.peerNetnsFd)));
-  const ifinfomsg = Buffer.alloc(16);
-  const peer = attr(VETH_INFO_PEER, [ifinfomsg, ...peerAttrs]);
+  const peerAttrs: LinkAttrs = { ifname: o.peerName };
+  if (o.mtu) peerAttrs.mtu = o.mtu;
+  if (o.peerMac) peerAttrs.address = parseMac(o.peerMac);
+  if (o.peerNetnsFd !== undefined) peerAttrs.netnsFd = o.peerNetnsFd;
+  const peer = attr(VETH_INFO_PEER, linkPayload({}, peerAttrs));
   const info = linkInfo("veth", peer);
   nl.request(
     `create veth ${name}/${o.peerName}`,
@@ -166,19 +205,9 @@ export function createVeth(nl: NetlinkSocket, name: string, o: VethOptions): voi
   );
 }
 
-export function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-}
-
-export function u8(n: number): Buffer {
-  return Buffer.from([n]);
-}
-
 /** Changes attributes of an existing link (RTM_NEWLINK without CREATE modifies in place). */
 export function modifyLink(nl: NetlinkSocket, index: number, attrs: LinkAttrs, flags?: { set: DeviceFlags; change: DeviceFlags }, extra: Buffer[] = []): void {
-  const data = flags ? { index, flags: flags.set, change: flags.change } : { index };
+  const data = flags ? { index, flags: deviceFlags(flags.set), change: deviceFlags(flags.change) } : { index };
   nl.request(`change link #${index}`, RTM_NEWLINK, 0, linkPayload(data, attrs, extra));
 }
 

@@ -1,17 +1,7 @@
-// A synchronous rtnetlink request/response channel over the native transport.
-// Messages are encoded with the `netlink` package's codec; this file only frames
+// A synchronous netlink request/response channel over the native transport: frames
 // requests, matches replies by sequence number and turns NLMSG_ERROR into errors.
-import {
-  AttrStream,
-  formatAttribute,
-  formatMessage,
-  pad,
-  parseAttributes,
-  parseMessages,
-  readS32,
-  type NetlinkMessage,
-  type StreamData,
-} from "netlink/dist/structs.js";
+// Payloads are encoded by the callers, with ./encoding.
+import { align4, cstr, eachAttr, nlmsghdr } from "./encoding";
 import { native } from "../../native/index";
 
 export const NLM_F = {
@@ -53,27 +43,32 @@ export function isErrno(e: unknown, name: string): boolean {
   return e instanceof NetlinkError && e.code === name;
 }
 
-/** Encodes attributes, padded to the 4-byte boundary the next attribute needs (AttrStream pads only between items). */
-export function encode(data: StreamData): Buffer {
-  const s = new AttrStream();
-  s.emit(data);
-  return Buffer.concat(pad(s.bufs));
+export interface NetlinkMessage {
+  type: number;
+  flags: number;
+  seq: number;
+  /** the payload, past the nlmsghdr */
+  data: Buffer;
 }
 
-/** Encodes one raw attribute; `nested` sets NLA_F_NESTED, which some kernel parsers demand. */
-export function attr(type: number, data: Uint8Array | Uint8Array[], nested = false): Buffer {
-  return Buffer.concat(pad(formatAttribute({ type, data, nested })));
+function* messages(buf: Buffer): Generator<NetlinkMessage> {
+  for (let off = 0; off + nlmsghdr.size <= buf.length; ) {
+    const { len, type, flags, seq } = nlmsghdr.parse(buf.subarray(off));
+    if (len < nlmsghdr.size || off + len > buf.length) throw new Error(`malformed netlink message (length ${len} at ${off})`);
+    yield { type, flags, seq, data: buf.subarray(off + nlmsghdr.size, off + len) };
+    off += align4(len);
+  }
 }
 
+/** The extended-ack text: nlmsgerr is errno, the request's header (and payload unless capped), then TLVs. */
 function errorText(msg: NetlinkMessage): string {
   if (!(msg.flags & NLM_F_ACK_TLVS)) return "";
   const reqLen = msg.data.readUInt32LE(4);
-  const tlvOffset = 4 + (msg.flags & NLM_F_CAPPED ? 16 : reqLen);
-  let text = "";
-  parseAttributes(msg.data.subarray(tlvOffset), (a) => {
-    if (a.type === NLMSGERR_ATTR_MSG) text = a.data.toString("utf8").replace(/\0.*$/s, "");
-  });
-  return text;
+  const tlvOffset = 4 + (msg.flags & NLM_F_CAPPED ? nlmsghdr.size : reqLen);
+  for (const [type, data] of eachAttr(msg.data.subarray(tlvOffset))) {
+    if (type === NLMSGERR_ATTR_MSG) return cstr(data);
+  }
+  return "";
 }
 
 export class NetlinkSocket {
@@ -94,25 +89,21 @@ export class NetlinkSocket {
    * Sends one request and returns the payloads of its replies. Every request asks for
    * an ACK so failures surface here, synchronously, with the kernel's reason.
    */
-  request(op: string, type: number, flags: number, payload: StreamData): NetlinkMessage[] {
+  request(op: string, type: number, flags: number, payload: Uint8Array[]): NetlinkMessage[] {
     const seq = (this.seq = (this.seq + 1) & 0x7fffffff);
-    const parts = formatMessage({
-      type,
-      flags: NLM_F.REQUEST | NLM_F.ACK | flags,
-      seq,
-      port: 0,
-      data: encode(payload),
-    });
-    native.nlSend(this.fd, Buffer.concat(parts));
+    // Headers are multiples of 4 bytes and attr() pads, so the payload is aligned.
+    const len = payload.reduce((n, p) => n + p.length, nlmsghdr.size);
+    const header = nlmsghdr.format({ len, type, flags: NLM_F.REQUEST | NLM_F.ACK | flags, seq });
+    native.nlSend(this.fd, Buffer.concat([header, ...payload], len));
     const replies: NetlinkMessage[] = [];
     for (;;) {
       const buf = native.nlRecv(this.fd, RECV_TIMEOUT_MS);
       if (buf === null) throw new Error(`${op}: no reply from the kernel within ${RECV_TIMEOUT_MS} ms`);
-      for (const msg of parseMessages(buf)) {
+      for (const msg of messages(buf)) {
         if (msg.seq !== seq) continue; // a stale reply to an earlier, timed-out request
         if (msg.type === NLMSG_DONE) return replies;
         if (msg.type === NLMSG_ERROR) {
-          const errno = -readS32.call(msg.data, 0);
+          const errno = -msg.data.readInt32LE(0);
           if (errno === 0) return replies;
           throw new NetlinkError(op, errno, errorText(msg));
         }

@@ -60,12 +60,8 @@ describe("overlay across three nodes (VXLAN)", () => {
   beforeAll(async () => {
     requireBuild();
     c = new Cluster({ prefix: PREFIX, nodes: 3, workDir: mkdtempSync(join(tmpdir(), "weft-e2e-")), resyncSeconds: 2 });
-    c.createUnderlay();
+    await c.up();
     countVxlanOnWire(c);
-    c.writeNodesFile();
-    for (const n of c.nodes) c.startAgent(n);
-    await c.waitReady();
-    for (const n of c.nodes) await c.waitRoutes(n, c.nodes.filter((p) => p !== n));
     pods = c.nodes.flatMap((n, i) => [c.addPod(n, `p${i}a`), c.addPod(n, `p${i}b`)]);
   });
 
@@ -166,12 +162,8 @@ describe("overlay with direct routing (same L2)", () => {
   beforeAll(async () => {
     requireBuild();
     c = new Cluster({ prefix: `${PREFIX}d`, nodes: 2, workDir: mkdtempSync(join(tmpdir(), "weft-e2e-")), directRouting: "auto" });
-    c.createUnderlay();
+    await c.up();
     countVxlanOnWire(c);
-    c.writeNodesFile();
-    for (const n of c.nodes) c.startAgent(n);
-    await c.waitReady();
-    for (const n of c.nodes) await c.waitRoutes(n, c.nodes.filter((p) => p !== n));
     pods = c.nodes.map((n, i) => c.addPod(n, `q${i}`));
   });
 
