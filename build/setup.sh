@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(iproute2 nftables iptables containernetworking-plugins iputils-ping iperf3 tcpdump util-linux
-  containerd runc python3 make g++ time netcat-openbsd)
+  containerd runc busybox-static python3 make g++ time netcat-openbsd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,8 +26,8 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   npm install --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
 fi
-# .npmrc ignores install scripts (netlink's would compile an addon we don't use), so
-# put Bun's binary in place the way its own postinstall does (offline: the binary
+# .npmrc ignores install scripts (no dependency needs one but Bun's, and none may
+# download anything), so put Bun's binary in place the way its own postinstall does (offline: the binary
 # comes in the platform package npm just installed).
 if ! node_modules/.bin/bun --version >/dev/null 2>&1; then
   (cd node_modules/bun && node install.js >/dev/null)

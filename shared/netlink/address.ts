@@ -1,7 +1,6 @@
 // Interface addresses (RTM_*ADDR).
-import { formatAddressMessage, parseAddressMessage } from "netlink/dist/rt/structs.js";
-import { AttrStream } from "netlink/dist/structs.js";
 import { formatIP, ipFromBytes, ipToBytes, parseCIDR, type IPNet } from "../ip";
+import { attr, ifaddrmsg, u32 } from "./encoding";
 import { isErrno, NLM_F, NetlinkSocket } from "./socket";
 
 const RTM_NEWADDR = 20;
@@ -9,6 +8,10 @@ const RTM_DELADDR = 21;
 const RTM_GETADDR = 22;
 const AF_INET = 2;
 const AF_INET6 = 10;
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const IFA_FLAGS = 8;
+const IFA_F_NODAD = 0x02;
 
 export interface Address {
   index: number;
@@ -18,20 +21,14 @@ export interface Address {
   scope: number;
 }
 
-function payload(index: number, net: IPNet, flags: { nodad?: true } = {}): Buffer[] {
-  const s = new AttrStream();
+function payload(index: number, net: IPNet, flags = 0): Buffer[] {
   const bytes = ipToBytes(net.ip);
   const v4 = net.ip.family === 4;
-  formatAddressMessage(
-    {
-      kind: "address",
-      data: { family: v4 ? AF_INET : AF_INET6, prefixlen: net.prefix, index, flags },
-      // IPv4 needs IFA_LOCAL (the address) as well as IFA_ADDRESS (the peer/prefix address).
-      attrs: v4 ? { local: bytes, address: bytes } : { address: bytes, flags },
-    },
-    s,
-  );
-  return s.bufs as Buffer[];
+  const hdr = ifaddrmsg.format({ family: v4 ? AF_INET : AF_INET6, prefixlen: net.prefix, index, flags });
+  // IPv4 needs IFA_LOCAL (the address) as well as IFA_ADDRESS (the peer/prefix address).
+  return v4
+    ? [hdr, attr(IFA_LOCAL, bytes), attr(IFA_ADDRESS, bytes)]
+    : [hdr, attr(IFA_ADDRESS, bytes), attr(IFA_FLAGS, u32(flags))];
 }
 
 function cidrOf(s: string): IPNet {
@@ -46,7 +43,7 @@ export function addAddress(nl: NetlinkSocket, index: number, cidr: string, o: { 
     `add address ${cidr}`,
     RTM_NEWADDR,
     NLM_F.CREATE | NLM_F.EXCL,
-    payload(index, cidrOf(cidr), o.noDad ? { nodad: true } : {}),
+    payload(index, cidrOf(cidr), o.noDad ? IFA_F_NODAD : 0),
   );
 }
 
@@ -62,22 +59,16 @@ export function deleteAddress(nl: NetlinkSocket, index: number, cidr: string): b
 
 /** Addresses of one link (or of all links when `index` is 0). */
 export function listAddresses(nl: NetlinkSocket, index = 0, family?: 4 | 6): Address[] {
-  const s = new AttrStream();
   const fam = family === 4 ? AF_INET : family === 6 ? AF_INET6 : 0;
-  formatAddressMessage({ kind: "address", data: { family: fam, index }, attrs: {} }, s);
   const out: Address[] = [];
-  for (const m of nl.request("list addresses", RTM_GETADDR, NLM_F.DUMP, s.bufs)) {
-    const a = parseAddressMessage(m.data);
-    if (index && a.data.index !== index) continue;
-    const raw = a.attrs.local ?? a.attrs.address;
+  for (const m of nl.request("list addresses", RTM_GETADDR, NLM_F.DUMP, [ifaddrmsg.format({ family: fam, index })])) {
+    const h = ifaddrmsg.parse(m.data);
+    if (index && h.index !== index) continue;
+    const a = ifaddrmsg.attrs(m.data);
+    const raw = a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS);
     if (!raw) continue;
     const ip = ipFromBytes(raw);
-    out.push({
-      index: a.data.index ?? 0,
-      cidr: `${formatIP(ip)}/${a.data.prefixlen ?? 0}`,
-      family: ip.family,
-      scope: a.data.scope ?? 0,
-    });
+    out.push({ index: h.index, cidr: `${formatIP(ip)}/${h.prefixlen}`, family: ip.family, scope: h.scope });
   }
   return out;
 }

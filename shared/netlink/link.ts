@@ -77,9 +77,9 @@ function deviceFlags(f: DeviceFlags): number {
 function linkAttrs(a: LinkAttrs): Buffer[] {
   const out: Buffer[] = [];
   if (a.ifname !== undefined) out.push(attr(IFLA_IFNAME, strz(a.ifname)));
-  if (a.mtu) out.push(attr(IFLA_MTU, u32(a.mtu)));
+  if (a.mtu !== undefined) out.push(attr(IFLA_MTU, u32(a.mtu)));
   if (a.address) out.push(attr(IFLA_ADDRESS, a.address));
-  if (a.master) out.push(attr(IFLA_MASTER, u32(a.master)));
+  if (a.master !== undefined) out.push(attr(IFLA_MASTER, u32(a.master))); // 0: leave the bridge
   if (a.netnsFd !== undefined) out.push(attr(IFLA_NET_NS_FD, u32(a.netnsFd)));
   return out;
 }
@@ -103,11 +103,12 @@ export function linkInfo(kind: string | undefined, data?: Buffer, slave?: { kind
 function toLink(m: NetlinkMessage): Link {
   const h = ifinfomsg.parse(m.data);
   const a = ifinfomsg.attrs(m.data);
+  const name = a.get(IFLA_IFNAME);
   const address = a.get(IFLA_ADDRESS);
   const mtu = a.get(IFLA_MTU);
   const link: Link = {
     index: h.index,
-    name: cstr(a.get(IFLA_IFNAME) ?? Buffer.alloc(0)),
+    name: name ? cstr(name) : "",
     mac: address ? formatMac(address) : "",
     mtu: mtu ? mtu.readUInt32LE(0) : 0,
     up: (h.flags & IFF_UP) !== 0,
@@ -130,13 +131,9 @@ function toLink(m: NetlinkMessage): Link {
   return link;
 }
 
-function parseLinks(msgs: NetlinkMessage[]): Link[] {
-  return msgs.map(toLink);
-}
-
 export function getLinkByName(nl: NetlinkSocket, name: string): Link | null {
   try {
-    return parseLinks(nl.request(`get link ${name}`, RTM_GETLINK, 0, linkPayload({}, { ifname: name })))[0] ?? null;
+    return nl.request(`get link ${name}`, RTM_GETLINK, 0, linkPayload({}, { ifname: name })).map(toLink)[0] ?? null;
   } catch (e) {
     if (isErrno(e, "ENODEV")) return null;
     throw e;
@@ -145,7 +142,7 @@ export function getLinkByName(nl: NetlinkSocket, name: string): Link | null {
 
 export function getLinkByIndex(nl: NetlinkSocket, index: number): Link | null {
   try {
-    return parseLinks(nl.request(`get link #${index}`, RTM_GETLINK, 0, linkPayload({ index }, {})))[0] ?? null;
+    return nl.request(`get link #${index}`, RTM_GETLINK, 0, linkPayload({ index }, {})).map(toLink)[0] ?? null;
   } catch (e) {
     if (isErrno(e, "ENODEV")) return null;
     throw e;
@@ -153,7 +150,7 @@ export function getLinkByIndex(nl: NetlinkSocket, index: number): Link | null {
 }
 
 export function listLinks(nl: NetlinkSocket): Link[] {
-  return parseLinks(nl.request("list links", RTM_GETLINK, NLM_F.DUMP, linkPayload({}, {})));
+  return nl.request("list links", RTM_GETLINK, NLM_F.DUMP, linkPayload({}, {})).map(toLink);
 }
 
 /** Like getLinkByName but the link must exist. */

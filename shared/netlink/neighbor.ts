@@ -3,10 +3,8 @@
 // "remote gateway address → remote VTEP MAC" (so the kernel never ARPs across the tunnel)
 // and a permanent FDB entry "remote VTEP MAC → remote node IP" (so it knows where to send
 // the encapsulated frame; learning is off).
-import { formatNeighborMessage, parseNeighborMessage } from "netlink/dist/rt/structs.js";
-import type { NeighborAttrs } from "netlink/dist/rt/gen_structs.js";
-import { AttrStream } from "netlink/dist/structs.js";
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
+import { attr, ndmsg } from "./encoding";
 import { formatMac, parseMac } from "./link";
 import { isErrno, NLM_F, NetlinkSocket } from "./socket";
 
@@ -16,6 +14,8 @@ const RTM_GETNEIGH = 30;
 const AF_INET = 2;
 const AF_BRIDGE = 7;
 const AF_INET6 = 10;
+const NDA_DST = 1;
+const NDA_LLADDR = 2;
 
 /** NUD_* states (a bitmask in ndm_state). */
 export const NUD = {
@@ -59,24 +59,11 @@ function ipBytes(s: string): Buffer {
   return ipToBytes(ip);
 }
 
-function message(family: number, index: number, state: number, flags: number, attrs: NeighborAttrs): Buffer[] {
-  const s = new AttrStream();
-  // ndm_state/ndm_flags are bitmasks; pass them as raw numbers through the codec's
-  // `__unknown` escape rather than mapping each bit to a name and back.
-  formatNeighborMessage(
-    {
-      kind: "neighbor",
-      data: { family, ifindex: index, state: { __unknown: state }, flags: { __unknown: flags } },
-      attrs,
-    },
-    s,
-  );
-  return s.bufs as Buffer[];
-}
-
-/** Raw NUD/NTF bits of a parsed message (the codec decodes them into named flags). */
-function rawBits(m: Buffer): { state: number; flags: number; index: number; family: number } {
-  return { family: m.readUInt8(0), index: m.readInt32LE(4), state: m.readUInt16LE(8), flags: m.readUInt8(10) };
+function message(family: number, index: number, state: number, flags: number, attrs: { dst?: Buffer; lladdr?: Buffer }): Buffer[] {
+  const out = [ndmsg.format({ family, index, state, flags })];
+  if (attrs.dst) out.push(attr(NDA_DST, attrs.dst));
+  if (attrs.lladdr) out.push(attr(NDA_LLADDR, attrs.lladdr));
+  return out;
 }
 
 // ---- IP neighbors (ARP / NDP) ----------------------------------------------------------
@@ -111,12 +98,14 @@ export function deleteNeighbor(nl: NetlinkSocket, index: number, ip: string): bo
 export function listNeighbors(nl: NetlinkSocket, family: 4 | 6, index = 0): Neighbor[] {
   const out: Neighbor[] = [];
   for (const m of nl.request("list neighbors", RTM_GETNEIGH, NLM_F.DUMP, message(family === 4 ? AF_INET : AF_INET6, 0, 0, 0, {}))) {
-    const bits = rawBits(m.data);
-    if (index && bits.index !== index) continue;
-    const n = parseNeighborMessage(m.data);
-    if (!n.attrs.dst) continue;
-    const entry: Neighbor = { index: bits.index, ip: formatIP(ipFromBytes(n.attrs.dst)), state: bits.state };
-    if (n.attrs.lladdr && n.attrs.lladdr.length === 6) entry.mac = formatMac(n.attrs.lladdr);
+    const h = ndmsg.parse(m.data);
+    if (index && h.index !== index) continue;
+    const a = ndmsg.attrs(m.data);
+    const dst = a.get(NDA_DST);
+    const lladdr = a.get(NDA_LLADDR);
+    if (!dst) continue;
+    const entry: Neighbor = { index: h.index, ip: formatIP(ipFromBytes(dst)), state: h.state };
+    if (lladdr && lladdr.length === 6) entry.mac = formatMac(lladdr);
     out.push(entry);
   }
   return out;
@@ -143,8 +132,7 @@ export function replaceFdb(nl: NetlinkSocket, index: number, mac: string, dst: s
  * several); without, the whole entry. False when there was none.
  */
 export function deleteFdb(nl: NetlinkSocket, index: number, mac: string, dst?: string): boolean {
-  const attrs: NeighborAttrs = { lladdr: parseMac(mac) };
-  if (dst) attrs.dst = ipBytes(dst);
+  const attrs = { lladdr: parseMac(mac), ...(dst ? { dst: ipBytes(dst) } : {}) };
   try {
     nl.request(`delete fdb ${mac}${dst ? ` dst ${dst}` : ""}`, RTM_DELNEIGH, 0, message(AF_BRIDGE, index, 0, NTF.SELF, attrs));
     return true;
@@ -161,12 +149,14 @@ export function deleteFdb(nl: NetlinkSocket, index: number, mac: string, dst?: s
 export function listFdb(nl: NetlinkSocket, index = 0): FdbEntry[] {
   const out: FdbEntry[] = [];
   for (const m of nl.request("list fdb", RTM_GETNEIGH, NLM_F.DUMP, message(AF_BRIDGE, 0, 0, 0, {}))) {
-    const bits = rawBits(m.data);
-    if (bits.family !== AF_BRIDGE || (index && bits.index !== index)) continue;
-    const n = parseNeighborMessage(m.data);
-    if (!n.attrs.lladdr || n.attrs.lladdr.length !== 6) continue;
-    const entry: FdbEntry = { index: bits.index, mac: formatMac(n.attrs.lladdr), state: bits.state, flags: bits.flags };
-    if (n.attrs.dst && (n.attrs.dst.length === 4 || n.attrs.dst.length === 16)) entry.dst = formatIP(ipFromBytes(n.attrs.dst));
+    const h = ndmsg.parse(m.data);
+    if (h.family !== AF_BRIDGE || (index && h.index !== index)) continue;
+    const a = ndmsg.attrs(m.data);
+    const lladdr = a.get(NDA_LLADDR);
+    const dst = a.get(NDA_DST);
+    if (!lladdr || lladdr.length !== 6) continue;
+    const entry: FdbEntry = { index: h.index, mac: formatMac(lladdr), state: h.state, flags: h.flags };
+    if (dst && (dst.length === 4 || dst.length === 16)) entry.dst = formatIP(ipFromBytes(dst));
     out.push(entry);
   }
   return out;

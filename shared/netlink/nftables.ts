@@ -5,8 +5,8 @@
 // exist, is a rule there. Only GET requests: no batch framing (NFNL_MSG_BATCH_BEGIN/END) needed.
 // (Closing this socket, like any netfilter netlink socket, waits for the grace period of a
 // deletion committed just before by anyone in the netns; see shared/firewall/nft.ts.)
-import { parseAttributes } from "netlink/dist/structs.js";
-import { attr, isErrno, NETLINK_NETFILTER, NLM_F, NetlinkSocket } from "./socket";
+import { attr, cstr, eachAttr, nfgenmsg, strz } from "./encoding";
+import { isErrno, NETLINK_NETFILTER, NLM_F, NetlinkSocket } from "./socket";
 
 /** nfgenmsg.nfgen_family values. */
 export const NFPROTO = { INET: 1, IPV4: 2, IPV6: 10 } as const;
@@ -41,19 +41,7 @@ export function openNetfilter(): NetlinkSocket {
   return NetlinkSocket.open(undefined, NETLINK_NETFILTER);
 }
 
-/** struct nfgenmsg: family, version NFNETLINK_V0, res_id 0 (big-endian). */
-function nfgenmsg(family: NfFamily): Buffer {
-  return Buffer.from([family, 0, 0, 0]);
-}
-
-const str = (type: number, s: string): Buffer => attr(type, Buffer.from(`${s}\0`));
-
-/** Attributes of a reply, past its nfgenmsg header. */
-function attrsOf(data: Buffer): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
-  parseAttributes(data.subarray(4), (a) => void out.set(a.type, a.data));
-  return out;
-}
+const str = (type: number, s: string): Buffer => attr(type, strz(s));
 
 /** Runs a single-object GET; null when the kernel says ENOENT (no such table, chain, set or element). */
 function getOne(nl: NetlinkSocket, what: string, op: number, payload: Buffer[]): Buffer | null {
@@ -67,7 +55,7 @@ function getOne(nl: NetlinkSocket, what: string, op: number, payload: Buffer[]):
 }
 
 export function tableExists(nl: NetlinkSocket, family: NfFamily, table: string): boolean {
-  return getOne(nl, `nft get table ${table}`, NFT_MSG_GETTABLE, [nfgenmsg(family), str(NFTA_TABLE_NAME, table)]) !== null;
+  return getOne(nl, `nft get table ${table}`, NFT_MSG_GETTABLE, [nfgenmsg.format({ family }), str(NFTA_TABLE_NAME, table)]) !== null;
 }
 
 /**
@@ -76,11 +64,11 @@ export function tableExists(nl: NetlinkSocket, family: NfFamily, table: string):
  */
 export function chainPolicy(nl: NetlinkSocket, family: NfFamily, table: string, chain: string): "drop" | "accept" | null {
   const reply = getOne(nl, `nft get chain ${table} ${chain}`, NFT_MSG_GETCHAIN, [
-    nfgenmsg(family),
+    nfgenmsg.format({ family }),
     str(NFTA_CHAIN_TABLE, table),
     str(NFTA_CHAIN_NAME, chain),
   ]);
-  const policy = reply && attrsOf(reply).get(NFTA_CHAIN_POLICY);
+  const policy = reply && nfgenmsg.attrs(reply).get(NFTA_CHAIN_POLICY);
   if (!policy) return null;
   return policy.readUInt32BE(0) === NF_DROP ? "drop" : "accept";
 }
@@ -93,7 +81,7 @@ export function chainPolicy(nl: NetlinkSocket, family: NfFamily, table: string, 
 export function hasElement(nl: NetlinkSocket, family: NfFamily, table: string, set: string, key: Uint8Array): boolean {
   const elem = attr(NFTA_LIST_ELEM, [attr(NFTA_SET_ELEM_KEY, [attr(NFTA_DATA_VALUE, key)], true)], true);
   const reply = getOne(nl, `nft get element ${table} ${set}`, NFT_MSG_GETSETELEM, [
-    nfgenmsg(family),
+    nfgenmsg.format({ family }),
     str(NFTA_SET_ELEM_LIST_TABLE, table),
     str(NFTA_SET_ELEM_LIST_SET, set),
     attr(NFTA_SET_ELEM_LIST_ELEMENTS, [elem], true),
@@ -111,7 +99,7 @@ export function listElements(nl: NetlinkSocket, family: NfFamily, table: string,
   let replies;
   try {
     replies = nl.request(`nft list set ${table} ${set}`, msgType(NFT_MSG_GETSETELEM), NLM_F.DUMP, [
-      nfgenmsg(family),
+      nfgenmsg.format({ family }),
       str(NFTA_SET_ELEM_LIST_TABLE, table),
       str(NFTA_SET_ELEM_LIST_SET, set),
     ]);
@@ -121,21 +109,18 @@ export function listElements(nl: NetlinkSocket, family: NfFamily, table: string,
   }
   const found: SetElement[] = [];
   for (const reply of replies) {
-    const list = attrsOf(reply.data).get(NFTA_SET_ELEM_LIST_ELEMENTS);
+    const list = nfgenmsg.attrs(reply.data).get(NFTA_SET_ELEM_LIST_ELEMENTS);
     if (!list) continue;
-    parseAttributes(list, (item) => {
-      if (item.type !== NFTA_LIST_ELEM) return;
-      const elem: Partial<SetElement> = {};
-      parseAttributes(item.data, ({ type, data }) => {
-        if (type === NFTA_SET_ELEM_KEY) {
-          parseAttributes(data, (v) => void (v.type === NFTA_DATA_VALUE && (elem.key = v.data)));
-        } else if (type === NFTA_SET_ELEM_USERDATA) {
-          const comment = udataString(data, NFTNL_UDATA_SET_ELEM_COMMENT);
-          if (comment !== undefined) elem.comment = comment;
-        }
-      });
-      if (elem.key) found.push(elem as SetElement);
-    });
+    for (const [type, item] of eachAttr(list)) {
+      if (type !== NFTA_LIST_ELEM) continue;
+      const elem = new Map(eachAttr(item));
+      const key = elem.get(NFTA_SET_ELEM_KEY);
+      const value = key && new Map(eachAttr(key)).get(NFTA_DATA_VALUE);
+      if (!value) continue;
+      const udata = elem.get(NFTA_SET_ELEM_USERDATA);
+      const comment = udata && udataString(udata, NFTNL_UDATA_SET_ELEM_COMMENT);
+      found.push(comment !== undefined ? { key: value, comment } : { key: value });
+    }
   }
   return found;
 }
@@ -143,7 +128,7 @@ export function listElements(nl: NetlinkSocket, family: NfFamily, table: string,
 /** A string entry of libnftnl's user data TLVs (u8 type, u8 length, value ending in NUL). */
 function udataString(data: Buffer, wanted: number): string | undefined {
   for (let i = 0; i + 2 <= data.length; i += 2 + data[i + 1]!) {
-    if (data[i] === wanted) return data.subarray(i + 2, i + 2 + data[i + 1]!).toString("utf8").replace(/\0.*$/s, "");
+    if (data[i] === wanted) return cstr(data.subarray(i + 2, i + 2 + data[i + 1]!));
   }
   return undefined;
 }
@@ -158,7 +143,7 @@ export function countRulesContaining(nl: NetlinkSocket, family: NfFamily, table:
   let replies;
   try {
     replies = nl.request(`nft list chain ${table} ${chain}`, msgType(NFT_MSG_GETRULE), NLM_F.DUMP, [
-      nfgenmsg(family),
+      nfgenmsg.format({ family }),
       str(NFTA_RULE_TABLE, table),
       str(NFTA_RULE_CHAIN, chain),
     ]);

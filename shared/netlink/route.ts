@@ -1,9 +1,6 @@
 // Routes (RTM_*ROUTE) in the main table.
-import { formatRouteMessage, parseRouteMessage } from "netlink/dist/rt/structs.js";
-import { RouteProtocol, RouteScope, RouteType, type RouteAttrs, type RouteFlags } from "netlink/dist/rt/gen_structs.js";
-import { AttrStream } from "netlink/dist/structs.js";
 import { formatCIDR, formatIP, ipFromBytes, ipToBytes, networkOf, parseCIDR, parseIP } from "../ip";
-import { u32 } from "./link";
+import { attr, rtmsg, u32 } from "./encoding";
 import { isErrno, NLM_F, NetlinkSocket } from "./socket";
 
 const RTM_NEWROUTE = 24;
@@ -16,8 +13,15 @@ const RTPROT_BOOT = 3;
 const RTN_UNICAST = 1;
 const RT_SCOPE_UNIVERSE = 0;
 const RT_SCOPE_LINK = 253;
-/** RTNH_F_ONLINK: the codec has no name for it. */
+/** RTNH_F_ONLINK, in rtm_flags: the gateway is reachable on the link even outside its subnets. */
 const RTNH_F_ONLINK = 4;
+const RTA_DST = 1;
+const RTA_OIF = 4;
+const RTA_GATEWAY = 5;
+const RTA_PRIORITY = 6;
+const RTA_METRICS = 8;
+const RTA_TABLE = 15;
+const RTAX_MTU = 2;
 
 export interface RouteSpec {
   /** destination CIDR; "0.0.0.0/0" or "::/0" for the default route */
@@ -53,43 +57,22 @@ function payload(r: RouteSpec, forDelete = false): Buffer[] {
   const net = parseCIDR(r.dst);
   if (!net) throw new Error(`invalid route destination "${r.dst}"`);
   const family = net.ip.family;
-  const attrs: RouteAttrs = { table: RT_TABLE_MAIN };
-  if (net.prefix > 0) attrs.dst = ipToBytes(networkOf(net));
+  const common = { family: family === 4 ? AF_INET : AF_INET6, dstLen: net.prefix, table: RT_TABLE_MAIN };
+  const scope = r.scope === "link" || (!r.gw && r.scope !== "universe") ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+  const hdr = forDelete
+    ? rtmsg.format({ ...common, protocol: r.protocol ?? 0 })
+    : rtmsg.format({ ...common, protocol: r.protocol ?? RTPROT_BOOT, scope, type: RTN_UNICAST, flags: r.onlink ? RTNH_F_ONLINK : 0 });
+  const out = [hdr, attr(RTA_TABLE, u32(RT_TABLE_MAIN))];
+  if (net.prefix > 0) out.push(attr(RTA_DST, ipToBytes(networkOf(net))));
   if (r.gw) {
     const gw = parseIP(r.gw);
     if (!gw || gw.family !== family) throw new Error(`invalid gateway "${r.gw}" for ${r.dst}`);
-    attrs.gateway = ipToBytes(gw);
+    out.push(attr(RTA_GATEWAY, ipToBytes(gw)));
   }
-  if (r.index) attrs.oif = r.index;
-  if (r.priority !== undefined) attrs.priority = r.priority;
-  if (r.mtu) attrs.metrics = { mtu: u32(r.mtu) };
-  const scope = r.scope === "link" || (!r.gw && r.scope !== "universe") ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
-  const flags: RouteFlags = r.onlink ? { __unknown: RTNH_F_ONLINK } : {};
-  const s = new AttrStream();
-  formatRouteMessage(
-    {
-      kind: "route",
-      data: forDelete
-        ? {
-            family: family === 4 ? AF_INET : AF_INET6,
-            dstLen: net.prefix,
-            table: RT_TABLE_MAIN,
-            ...(r.protocol !== undefined ? { protocol: r.protocol } : {}),
-          }
-        : {
-            family: family === 4 ? AF_INET : AF_INET6,
-            dstLen: net.prefix,
-            table: RT_TABLE_MAIN,
-            protocol: r.protocol ?? RTPROT_BOOT,
-            scope,
-            type: RTN_UNICAST,
-            flags,
-          },
-      attrs,
-    },
-    s,
-  );
-  return s.bufs as Buffer[];
+  if (r.index) out.push(attr(RTA_OIF, u32(r.index)));
+  if (r.priority !== undefined) out.push(attr(RTA_PRIORITY, u32(r.priority)));
+  if (r.mtu) out.push(attr(RTA_METRICS, attr(RTAX_MTU, u32(r.mtu))));
+  return out;
 }
 
 export function addRoute(nl: NetlinkSocket, r: RouteSpec, o: { replace?: boolean } = {}): void {
@@ -107,34 +90,28 @@ export function deleteRoute(nl: NetlinkSocket, r: RouteSpec): boolean {
   }
 }
 
-/** The codec decodes known enum values to their names; we compare numbers. */
-function enumValue(e: Record<string, string | number>, v: string | number | undefined): number {
-  if (v === undefined) return 0;
-  return typeof v === "number" ? v : Number(e[v]);
-}
-
 /** Main-table unicast routes of one family. */
 export function listRoutes(nl: NetlinkSocket, family: 4 | 6): Route[] {
-  const s = new AttrStream();
-  formatRouteMessage({ kind: "route", data: { family: family === 4 ? AF_INET : AF_INET6 }, attrs: {} }, s);
   const out: Route[] = [];
-  for (const m of nl.request("list routes", RTM_GETROUTE, NLM_F.DUMP, s.bufs)) {
-    const r = parseRouteMessage(m.data);
-    const table = r.attrs.table ?? r.data.table;
-    if (table !== RT_TABLE_MAIN || enumValue(RouteType, r.data.type) !== RTN_UNICAST) continue;
-    const dst = r.attrs.dst
-      ? formatCIDR(ipFromBytes(r.attrs.dst), r.data.dstLen ?? 0)
-      : family === 4 ? "0.0.0.0/0" : "::/0";
+  for (const m of nl.request("list routes", RTM_GETROUTE, NLM_F.DUMP, [rtmsg.format({ family: family === 4 ? AF_INET : AF_INET6 })])) {
+    const h = rtmsg.parse(m.data);
+    const a = rtmsg.attrs(m.data);
+    const table = a.get(RTA_TABLE)?.readUInt32LE(0) ?? h.table;
+    if (table !== RT_TABLE_MAIN || h.type !== RTN_UNICAST) continue;
+    const dst = a.get(RTA_DST);
     const route: Route = {
-      dst,
+      dst: dst ? formatCIDR(ipFromBytes(dst), h.dstLen) : family === 4 ? "0.0.0.0/0" : "::/0",
       family,
-      scope: enumValue(RouteScope, r.data.scope),
-      onlink: ((r.data.flags?.__unknown ?? 0) & RTNH_F_ONLINK) !== 0,
-      protocol: enumValue(RouteProtocol, r.data.protocol),
+      scope: h.scope,
+      onlink: (h.flags & RTNH_F_ONLINK) !== 0,
+      protocol: h.protocol,
     };
-    if (r.attrs.gateway) route.gw = formatIP(ipFromBytes(r.attrs.gateway));
-    if (r.attrs.oif) route.index = r.attrs.oif;
-    if (r.attrs.priority !== undefined) route.priority = r.attrs.priority;
+    const gw = a.get(RTA_GATEWAY);
+    const oif = a.get(RTA_OIF)?.readUInt32LE(0);
+    const priority = a.get(RTA_PRIORITY);
+    if (gw) route.gw = formatIP(ipFromBytes(gw));
+    if (oif) route.index = oif;
+    if (priority) route.priority = priority.readUInt32LE(0);
     out.push(route);
   }
   return out;

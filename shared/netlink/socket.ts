@@ -51,6 +51,7 @@ export interface NetlinkMessage {
   data: Buffer;
 }
 
+/** The messages of one received datagram. */
 function* messages(buf: Buffer): Generator<NetlinkMessage> {
   for (let off = 0; off + nlmsghdr.size <= buf.length; ) {
     const { len, type, flags, seq } = nlmsghdr.parse(buf.subarray(off));

@@ -1,10 +1,16 @@
 // VXLAN devices: create one with exactly the parameters the overlay needs, and read a
 // device's parameters back so a reconciler can tell a correct device from one somebody
 // (or an older weft) configured differently.
-import { formatVxlan, parseVxlan, type Vxlan } from "netlink/dist/rt/ifla.js";
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
+import { attr, be16, eachAttr, u32, u8 } from "./encoding";
 import { createLink, type Link } from "./link";
-import { encode, NetlinkSocket } from "./socket";
+import type { NetlinkSocket } from "./socket";
+
+const IFLA_VXLAN_ID = 1;
+const IFLA_VXLAN_LINK = 3;
+const IFLA_VXLAN_LOCAL = 4;
+const IFLA_VXLAN_LEARNING = 7;
+const IFLA_VXLAN_PORT = 15;
 
 export interface VxlanSpec {
   /** VNI (VXLAN_ID) */
@@ -30,13 +36,6 @@ export interface VxlanInfo {
   learning?: boolean;
 }
 
-/** Big-endian u16: the codec passes VXLAN_PORT through as raw bytes, and the kernel wants network order. */
-function be16(n: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(n);
-  return b;
-}
-
 function ipv4Bytes(s: string): Buffer {
   const ip = parseIP(s);
   if (!ip || ip.family !== 4) throw new Error(`VXLAN local address must be IPv4, not "${s}"`);
@@ -45,14 +44,13 @@ function ipv4Bytes(s: string): Buffer {
 
 /** IFLA_INFO_DATA for a vxlan link. */
 export function vxlanData(s: VxlanSpec): Buffer {
-  const x: Vxlan = {
-    id: s.vni,
-    local: ipv4Bytes(s.local),
-    link: s.link,
-    port: be16(s.port),
-    learning: s.learning ? 1 : 0,
-  };
-  return encode(formatVxlan(x));
+  return Buffer.concat([
+    attr(IFLA_VXLAN_ID, u32(s.vni)),
+    attr(IFLA_VXLAN_LOCAL, ipv4Bytes(s.local)),
+    attr(IFLA_VXLAN_LINK, u32(s.link)),
+    attr(IFLA_VXLAN_PORT, be16(s.port)), // the one VXLAN attribute in network byte order
+    attr(IFLA_VXLAN_LEARNING, u8(s.learning ? 1 : 0)),
+  ]);
 }
 
 /** Creates the VXLAN device `name` (fails with EEXIST when the name is taken). Left down. */
@@ -68,13 +66,18 @@ export function createVxlan(nl: NetlinkSocket, name: string, s: VxlanSpec): void
 export function vxlanInfo(link: Link): VxlanInfo | null {
   if (link.kind !== "vxlan") return null;
   if (!link.infoData) return {};
-  const x = parseVxlan(link.infoData);
+  const x = new Map(eachAttr(link.infoData));
+  const id = x.get(IFLA_VXLAN_ID);
+  const local = x.get(IFLA_VXLAN_LOCAL);
+  const dev = x.get(IFLA_VXLAN_LINK);
+  const port = x.get(IFLA_VXLAN_PORT);
+  const learning = x.get(IFLA_VXLAN_LEARNING);
   const info: VxlanInfo = {};
-  if (x.id !== undefined) info.vni = x.id;
-  if (x.local && x.local.length === 4) info.local = formatIP(ipFromBytes(x.local));
-  if (x.link !== undefined) info.link = x.link;
-  if (x.port && x.port.length === 2) info.port = x.port.readUInt16BE(0);
-  if (x.learning !== undefined) info.learning = x.learning !== 0;
+  if (id) info.vni = id.readUInt32LE(0);
+  if (local && local.length === 4) info.local = formatIP(ipFromBytes(local));
+  if (dev) info.link = dev.readUInt32LE(0);
+  if (port && port.length === 2) info.port = port.readUInt16BE(0);
+  if (learning) info.learning = learning[0] !== 0;
   return info;
 }
 

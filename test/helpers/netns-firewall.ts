@@ -57,8 +57,8 @@ export async function bundleFirewall(): Promise<void> {
     format: "esm",
     outfile: join(dir, "firewall.mjs"),
     logLevel: "error",
-    // As build/build.mjs does: a real `require` for the CommonJS netlink codec, and the
-    // native addon (netfilter netlink queries) loaded from where node-gyp built it.
+    // The native addon (netfilter netlink queries) is loaded with a real `require`, from
+    // where node-gyp built it.
     banner: { js: "import { createRequire as __weftRequire } from 'node:module'; const require = __weftRequire(import.meta.url);" },
     define: { WEFT_NATIVE_PATH: JSON.stringify(ADDON) },
     external: ["*.node"],
