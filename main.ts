@@ -21,10 +21,9 @@ async function main(): Promise<number> {
   if (load && (name !== "weft" || process.env["CNI_COMMAND"] !== undefined)) {
     const { runPlugin } = await import("./shared/cni/skeleton");
     const code = await runPlugin(load);
-    // The reply is already written (synchronously). Past VERSION the addon is loaded
-    // anyway, and _exit skips Bun's VM teardown, which costs more than a whole DEL's work.
-    if (process.env["CNI_COMMAND"] !== "VERSION") (await import("./native/index")).native.exitNow(code);
-    return code;
+    // The reply is already written (synchronously); _exit skips Bun's VM teardown, which
+    // costs more than loading the addon (VERSION) or a whole DEL's work.
+    return (await import("./native/index")).native.exitNow(code);
   }
   const { runCli } = await import("./cli/main");
   return runCli(process.argv.slice(2), PLUGIN_NAMES);
