@@ -1,0 +1,31 @@
+// The configs users copy from conf-examples/ work as shipped (only the bridge name and
+// the IPAM data dir are pointed at this test's own).
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { ROOT } from "../helpers/cni";
+import { leftovers, ping } from "../helpers/netns";
+import { addPod, call, createNode, destroyNode, type Node } from "../helpers/pods";
+
+let node: Node;
+beforeEach(() => {
+  node = createNode();
+});
+afterEach(() => {
+  destroyNode(node);
+  expect(leftovers()).toEqual([]);
+});
+
+const dir = join(ROOT, "conf-examples");
+
+for (const file of readdirSync(dir)) {
+  it(`${file}: ADD wires a pod that reaches its gateway, DEL releases it`, () => {
+    const list = JSON.parse(readFileSync(join(dir, file), "utf8")) as { cniVersion: string; name: string; plugins: Array<Record<string, any>> };
+    const plugin = list.plugins[0]!;
+    const conf = { cniVersion: list.cniVersion, name: list.name, ...plugin, bridge: node.bridge, ipam: { ...plugin["ipam"], dataDir: node.dataDir } };
+    const pod = addPod(node, conf);
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    for (const ip of pod.reply.json!["ips"] as Array<{ gateway: string }>) expect(ping(pod.ns, ip.gateway)).toBe(true);
+    expect(call(node, { plugin: "bridge", command: "DEL", conf, containerId: pod.id, netns: pod.path }).code).toBe(0);
+  });
+}
