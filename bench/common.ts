@@ -1,6 +1,7 @@
 // Shared by the benchmark modules: clean-up that runs however the process ends, and the
 // Markdown table every module prints (measure | value | baseline | ratio | goal).
 import { spawnSync } from "node:child_process";
+import { writeSync } from "node:fs";
 
 const cleanups: Array<() => void> = [];
 
@@ -18,6 +19,11 @@ export function runCleanups(): void {
       console.error(`bench clean-up: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
+}
+
+/** A progress line on stderr (the tables go to stdout). */
+export function progress(line: string): void {
+  writeSync(2, `  … ${line}\n`);
 }
 
 export function sh(cmd: string, ...args: string[]): string {

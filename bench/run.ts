@@ -41,12 +41,11 @@ async function main(): Promise<number> {
 process.on("exit", runCleanups);
 process.on("SIGINT", () => process.exit(130));
 process.on("SIGTERM", () => process.exit(143));
+// Clean up and exit explicitly: agents a part started keep the event loop alive.
 main().then(
-  (code) => {
-    process.exitCode = code;
-  },
+  (code) => process.exit(code),
   (e: unknown) => {
     writeSync(2, `bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );
