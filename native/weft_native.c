@@ -50,6 +50,17 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   return 0;
 }
 
+// The one integer argument of a call.
+static int get_int_arg(napi_env env, napi_callback_info info, int *out) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv)) return -1;
+  if (napi_get_value_int32(env, argv[0], out) != napi_ok) {
+    napi_throw_type_error(env, NULL, "argument must be a number");
+    return -1;
+  }
+  return 0;
+}
+
 static int get_fd(napi_env env, napi_value v, int *fd) {
   if (napi_get_value_int32(env, v, fd) != napi_ok) {
     napi_throw_type_error(env, NULL, "fd must be a number");
@@ -250,10 +261,8 @@ static napi_value ns_restore(napi_env env, napi_callback_info info) {
 
 // Node's errno table lives in node:os, which costs a module load; libc has the names.
 static napi_value errno_name(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (get_args(env, info, 1, argv)) return NULL;
   int n;
-  napi_get_value_int32(env, argv[0], &n);
+  if (get_int_arg(env, info, &n)) return NULL;
   const char *name = strerrorname_np(n);
   napi_value r;
   napi_create_string_utf8(env, name ? name : "", NAPI_AUTO_LENGTH, &r);
@@ -263,10 +272,8 @@ static napi_value errno_name(napi_env env, napi_callback_info info) {
 // A plugin's reply is written synchronously before it exits, so the runtime's VM
 // teardown (several ms in Bun, longer than the work itself) can be skipped.
 static napi_value exit_now(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (get_args(env, info, 1, argv)) return NULL;
   int code;
-  napi_get_value_int32(env, argv[0], &code);
+  if (get_int_arg(env, info, &code)) return NULL;
   _exit(code);
 }
 

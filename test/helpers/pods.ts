@@ -4,7 +4,8 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cni, requireBuild, type CniCall, type CniReply } from "./cni";
-import { cleanupAll, createNetns, netnsPath, uniqueName } from "./netns";
+import { afterEach, beforeEach, expect } from "vitest";
+import { cleanupAll, createNetns, leftovers, netnsPath, uniqueName } from "./netns";
 
 export interface Node {
   host: string;
@@ -16,6 +17,19 @@ export function createNode(): Node {
   requireBuild();
   const host = createNetns("host");
   return { host, dataDir: mkdtempSync(join(tmpdir(), "weft-it-")), bridge: uniqueName("br") };
+}
+
+/** A fresh node per test, removed after it; the run must leave no namespace behind. */
+export function useNode(set: (node: Node) => void): void {
+  let current: Node | undefined;
+  beforeEach(() => {
+    current = createNode();
+    set(current);
+  });
+  afterEach(() => {
+    destroyNode(current);
+    expect(leftovers()).toEqual([]);
+  });
 }
 
 export function destroyNode(node: Node | undefined): void {

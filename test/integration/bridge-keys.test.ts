@@ -1,7 +1,7 @@
 // Every bridge config key changes what the kernel shows.
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createNetns, deleteNetns, ipJson, leftovers, nsExec, nsTry, ping, uniqueName } from "../helpers/netns";
-import { addPod, bridgeConf, createNode, delPod, destroyNode, podIP, reservations, type Node } from "../helpers/pods";
+import { describe, expect, it } from "vitest";
+import { createNetns, deleteNetns, ipJson, nsExec, nsTry, ping, uniqueName } from "../helpers/netns";
+import { addPod, bridgeConf, delPod, type Node, podIP, reservations, useNode } from "../helpers/pods";
 
 interface Link {
   ifname: string;
@@ -14,13 +14,7 @@ interface Link {
 }
 
 let node: Node;
-beforeEach(() => {
-  node = createNode();
-});
-afterEach(() => {
-  destroyNode(node);
-  expect(leftovers()).toEqual([]);
-});
+useNode((n) => (node = n));
 
 function hostLink(name: string): Link {
   return ipJson<Link[]>(node.host, "-d", "addr", "show", "dev", name)[0]!;

@@ -1,8 +1,8 @@
 // The bridge plugin, compiled, in real network namespaces: what a user would check with
 // `ip`, `ping` and `nft` after the runtime called it.
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { deleteNetns, ipJson, leftovers, nsExec, nsTry, ping } from "../helpers/netns";
-import { addPod, bridgeConf, call, createNode, delPod, destroyNode, podIP, reservations, type Node } from "../helpers/pods";
+import { describe, expect, it } from "vitest";
+import { deleteNetns, ipJson, nsExec, nsTry, ping } from "../helpers/netns";
+import { addPod, bridgeConf, call, delPod, type Node, podIP, reservations, useNode } from "../helpers/pods";
 
 interface IpAddr {
   ifname: string;
@@ -14,13 +14,7 @@ interface IpAddr {
 }
 
 let node: Node;
-beforeEach(() => {
-  node = createNode();
-});
-afterEach(() => {
-  destroyNode(node);
-  expect(leftovers()).toEqual([]);
-});
+useNode((n) => (node = n));
 
 describe("bridge ADD", () => {
   it("connects two pods to each other and to the gateway, IPv4 and IPv6", () => {

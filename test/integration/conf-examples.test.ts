@@ -2,19 +2,13 @@
 // the IPAM data dir are pointed at this test's own).
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { ROOT } from "../helpers/cni";
-import { leftovers, ping } from "../helpers/netns";
-import { addPod, call, createNode, destroyNode, type Node } from "../helpers/pods";
+import { ping } from "../helpers/netns";
+import { addPod, call, type Node, useNode } from "../helpers/pods";
 
 let node: Node;
-beforeEach(() => {
-  node = createNode();
-});
-afterEach(() => {
-  destroyNode(node);
-  expect(leftovers()).toEqual([]);
-});
+useNode((n) => (node = n));
 
 const dir = join(ROOT, "conf-examples");
 

@@ -1,17 +1,10 @@
 // Bad input gets the right CNI error code on stdout and leaves nothing behind.
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ipJson, leftovers, nsExec } from "../helpers/netns";
-import { addPod, bridgeConf, call, createNode, destroyNode, reservations, type Node } from "../helpers/pods";
-import { createNetns, netnsPath } from "../helpers/netns";
+import { describe, expect, it } from "vitest";
+import { createNetns, ipJson, netnsPath, nsExec } from "../helpers/netns";
+import { addPod, bridgeConf, call, type Node, reservations, useNode } from "../helpers/pods";
 
 let node: Node;
-beforeEach(() => {
-  node = createNode();
-});
-afterEach(() => {
-  destroyNode(node);
-  expect(leftovers()).toEqual([]);
-});
+useNode((n) => (node = n));
 
 /** Links in the host netns besides lo (and the bridge, which may legitimately stay). */
 function hostLinks(): string[] {
