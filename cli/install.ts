@@ -19,6 +19,16 @@ function replaceWith(target: string, make: (tmp: string) => void): void {
 }
 
 export function install(o: InstallOptions): void {
+  // Checked first: a conf the runtime could not read must stop the install before it
+  // changes anything.
+  const text = o.conf === undefined ? undefined : readFileSync(o.conf, "utf8");
+  if (text !== undefined) {
+    try {
+      JSON.parse(text);
+    } catch (e) {
+      throw new Error(`${o.conf} is not valid JSON: ${(e as Error).message}`);
+    }
+  }
   mkdirSync(o.binDir, { recursive: true });
   const exe = join(o.binDir, "weft");
   replaceWith(exe, (tmp) => copyFileSync(process.execPath, tmp));
@@ -27,9 +37,7 @@ export function install(o: InstallOptions): void {
     replaceWith(join(o.binDir, name), (tmp) => linkSync(exe, tmp));
   }
   writeSync(1, `installed ${exe} and ${o.pluginNames.join(", ")}\n`);
-  if (o.conf) {
-    const text = readFileSync(o.conf, "utf8");
-    JSON.parse(text); // refuse to install a file the runtime could not read
+  if (o.conf && text !== undefined) {
     mkdirSync(o.confDir, { recursive: true });
     const target = join(o.confDir, basename(o.conf));
     replaceWith(target, (tmp) => writeFileSync(tmp, text));

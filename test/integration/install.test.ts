@@ -1,0 +1,43 @@
+// `weft install`, the README's hand install: the executable and its plugin links in a
+// bin dir, a conf file written atomically into a conf dir, bad JSON refused.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, expect, it } from "vitest";
+import { BIN_DIR, ROOT, requireBuild } from "../helpers/cni";
+
+let dir: string;
+beforeEach(() => {
+  requireBuild();
+  dir = mkdtempSync(join(tmpdir(), "weft-install-"));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function install(...args: string[]) {
+  return spawnSync(join(BIN_DIR, "weft"), ["install", "--bin-dir", join(dir, "bin"), "--conf-dir", join(dir, "net.d"), ...args], { encoding: "utf8" });
+}
+
+it("puts the executable and its plugin links into the bin dir, and the conf into the conf dir", () => {
+  const conf = join(ROOT, "conf-examples", "10-bridge.conflist");
+  const r = install("--conf", conf);
+  expect(r.status, r.stderr).toBe(0);
+  const bin = join(dir, "bin");
+  expect(readdirSync(bin).sort()).toEqual(["bridge", "host-local", "loopback", "weft"]);
+  const inode = statSync(join(bin, "weft")).ino;
+  for (const name of ["bridge", "host-local", "loopback"]) expect(statSync(join(bin, name)).ino).toBe(inode);
+  expect(readFileSync(join(dir, "net.d", "10-bridge.conflist"), "utf8")).toBe(readFileSync(conf, "utf8"));
+  // The installed plugins work under their names.
+  const version = spawnSync(join(bin, "loopback"), [], { env: { CNI_COMMAND: "VERSION" }, encoding: "utf8", input: "" });
+  expect(JSON.parse(version.stdout)).toMatchObject({ supportedVersions: expect.arrayContaining(["1.1.0"]) });
+  expect(readdirSync(join(dir, "net.d"))).toEqual(["10-bridge.conflist"]); // no temp file left
+});
+
+it("refuses a conf file that is not JSON before installing anything", () => {
+  const bad = join(dir, "99-bad.conflist");
+  writeFileSync(bad, "{not json");
+  const r = install("--conf", bad);
+  expect(r.status).not.toBe(0);
+  expect(r.stderr).toContain("99-bad.conflist is not valid JSON");
+  expect(readdirSync(dir)).toEqual(["99-bad.conflist"]);
+});
