@@ -2,7 +2,6 @@
 // (links to this file) it is that CNI plugin; as `weft` it is the overlay plugin when
 // CNI_COMMAND is set and the CLI otherwise. Modules load lazily so each plugin pays
 // only for its own code at start-up.
-import { writeSync } from "node:fs";
 import type { Plugin } from "./shared/cni/skeleton";
 
 const PLUGINS: Record<string, () => Promise<Plugin<never>>> = {
@@ -29,10 +28,11 @@ async function main(): Promise<number> {
   return runCli(process.argv.slice(2), PLUGIN_NAMES);
 }
 
-// Output goes through writeSync: Bun's process.stdout costs ~10 ms to set up.
+// Never process.stdout/stderr: Bun's cost ~10 ms to set up. node:fs only on failure.
 main().then(
   (code) => process.exit(code),
-  (e: unknown) => {
+  async (e: unknown) => {
+    const { writeSync } = await import("node:fs");
     writeSync(2, `weft: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
   },

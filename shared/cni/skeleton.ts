@@ -1,7 +1,7 @@
 // The dispatcher every plugin's main calls: env and stdin in, one JSON document and an
 // exit code out. Errors never escape as stack traces; libcni only understands the
 // error JSON on stdout.
-import { fstatSync, readFileSync, writeSync } from "node:fs";
+import { native } from "../../native/index";
 import { checkKnownArgs } from "./args";
 import { type CniEnv, readEnv } from "./env";
 import { CniError, cniErrorJson, ErrorCode } from "./errors";
@@ -43,18 +43,17 @@ export interface PluginIO {
   stdout?: (s: string) => void;
 }
 
-// Synchronous so the whole reply is written before the caller exits the process.
+// Through the native addon rather than node:fs, which VERSION would otherwise load just
+// for this. Synchronous, so the whole reply is written before the process exits.
 function writeStdout(s: string): void {
-  const buf = Buffer.from(s);
-  for (let off = 0; off < buf.length; ) off += writeSync(1, buf, off);
+  native.writeAll(1, s);
 }
 
 function readStdin(command: CniEnv["command"]): string {
   try {
-    // VERSION needs no input: don't block on a terminal when run by hand. (fstat, not
-    // isatty: node:tty is costly to load; /dev/null, also a character device, is empty.)
-    if (command === "VERSION" && fstatSync(0).isCharacterDevice()) return "";
-    return readFileSync(0, "utf8");
+    // null: a terminal. VERSION needs no input; any other verb then gets a decode error
+    // instead of waiting for a person to type a config.
+    return native.readAll(0)?.toString("utf8") ?? "";
   } catch (e) {
     if (command === "VERSION") return "";
     throw new CniError(ErrorCode.IO, `error reading from stdin: ${(e as Error).message}`);
@@ -164,7 +163,7 @@ export async function runPlugin<C>(pluginOrLoader: Plugin<C> | (() => Promise<Pl
     await dispatch(plugin, env, raw, version, out);
     return 0;
   } catch (e) {
-    if (vars["WEFT_DEBUG"] === "1") writeSync(2, `weft: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    if (vars["WEFT_DEBUG"] === "1") native.writeAll(2, `weft: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     out(`${cniErrorJson(toCniError(e), version)}\n`);
     return 1;
   }
