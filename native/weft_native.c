@@ -190,10 +190,8 @@ static napi_value nl_recv(napi_env env, napi_callback_info info) {
 }
 
 static napi_value fd_close(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (get_args(env, info, 1, argv)) return NULL;
   int fd;
-  if (get_fd(env, argv[0], &fd)) return NULL;
+  if (get_int_arg(env, info, &fd)) return NULL;
   if (close(fd) < 0) return throw_errno(env, errno, "close");
   return NULL;
 }
@@ -250,10 +248,8 @@ static napi_value ns_enter(napi_env env, napi_callback_info info) {
 }
 
 static napi_value ns_restore(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (get_args(env, info, 1, argv)) return NULL;
   int fd;
-  if (get_fd(env, argv[0], &fd)) return NULL;
+  if (get_int_arg(env, info, &fd)) return NULL;
   if (setns(fd, CLONE_NEWNET) < 0) abort();
   close(fd);
   return NULL;
