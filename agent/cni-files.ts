@@ -2,9 +2,9 @@
 // (read by the weft plugin on every ADD) and the network config list (read by the
 // runtime). Both are written only once the overlay is ready, atomically (temp + rename),
 // and only when their content changes.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import type { Subnet } from "../plugins/weft/config";
+import { writeFileAtomic } from "../shared/atomic-file";
 
 export const CONFLIST_NAME = "10-weft.conflist";
 export const SUBNET_FILE = "subnet.json";
@@ -37,29 +37,6 @@ export function conflistContent(o: Pick<CniFilesOptions, "stateDir" | "ipamDir">
     plugins: conflistPlugins(o),
   };
   return `${JSON.stringify(list, null, 2)}\n`;
-}
-
-/**
- * Writes `content` to `path` unless it already holds exactly that: a temp file in the same
- * directory, then rename, so a reader sees the old file or the new one, never a partial
- * one. Returns whether it wrote.
- */
-export function writeFileAtomic(path: string, content: string): boolean {
-  try {
-    if (readFileSync(path, "utf8") === content) return false;
-  } catch {
-    // missing or unreadable: write it
-  }
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}`);
-  try {
-    writeFileSync(tmp, content, { mode: 0o644 });
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  return true;
 }
 
 /**

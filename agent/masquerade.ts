@@ -15,7 +15,7 @@
 // as wanted is then a netlink rule dump counting rules with and without that hash — no `nft`
 // process (~4 ms, ~20 ms for a batch that flushes) on a resync where nothing changed.
 import { createHash } from "node:crypto";
-import { spawnSync } from "node:child_process";
+import { mustRun } from "../shared/process";
 import { countRulesContaining, NFPROTO, openNetfilter, tableExists } from "../shared/netlink/nftables";
 
 export const NAT_TABLE = "weft-overlay";
@@ -63,9 +63,7 @@ export function removeBatch(): string {
 }
 
 function nft(batch: string): void {
-  const r = spawnSync("nft", ["-f", "-"], { input: batch, encoding: "utf8" });
-  if (r.error) throw new Error(`nft: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`nft: ${(r.stderr || r.stdout).trim()}`);
+  mustRun("nft", "nft", ["-f", "-"], batch);
 }
 
 /** Whether the table holds exactly the rules of `s` (checked over netlink). */

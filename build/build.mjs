@@ -12,8 +12,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = join(root, "dist");
 const bin = join(dist, "bin");
 const nodeBin = join(root, "node_modules", ".bin");
-export const PLUGIN_NAMES = ["bridge", "host-local", "loopback"];
-// `weft` itself is the executable; as a plugin it is the overlay plugin.
+// Links beside `weft` (the executable itself, which is also the overlay plugin).
+const PLUGIN_NAMES = ["bridge", "host-local", "loopback"];
 
 function run(cmd, args, cwd = root) {
   execFileSync(cmd, args, { cwd, stdio: "inherit" });

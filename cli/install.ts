@@ -1,21 +1,15 @@
 // `weft install`: puts the executable and its plugin links into a CNI bin dir and,
 // optionally, a network config into a conf dir. Every file appears atomically (write
 // to a temp name, then rename), so the runtime never executes or loads a partial file.
-import { copyFileSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { copyFileSync, linkSync, mkdirSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
+import { replaceFile } from "../shared/atomic-file";
 
 export interface InstallOptions {
   binDir: string;
   confDir: string;
   conf?: string;
   pluginNames: string[];
-}
-
-function replaceWith(target: string, make: (tmp: string) => void): void {
-  const tmp = join(target, "..", `.${basename(target)}.tmp-${process.pid}`);
-  rmSync(tmp, { force: true });
-  make(tmp);
-  renameSync(tmp, target);
 }
 
 export function install(o: InstallOptions): void {
@@ -31,16 +25,16 @@ export function install(o: InstallOptions): void {
   }
   mkdirSync(o.binDir, { recursive: true });
   const exe = join(o.binDir, "weft");
-  replaceWith(exe, (tmp) => copyFileSync(process.execPath, tmp));
+  replaceFile(exe, (tmp) => copyFileSync(process.execPath, tmp));
   for (const name of o.pluginNames) {
     if (name === "weft") continue;
-    replaceWith(join(o.binDir, name), (tmp) => linkSync(exe, tmp));
+    replaceFile(join(o.binDir, name), (tmp) => linkSync(exe, tmp));
   }
   writeSync(1, `installed ${exe} and ${o.pluginNames.join(", ")}\n`);
   if (o.conf && text !== undefined) {
     mkdirSync(o.confDir, { recursive: true });
     const target = join(o.confDir, basename(o.conf));
-    replaceWith(target, (tmp) => writeFileSync(tmp, text));
+    replaceFile(target, (tmp) => writeFileSync(tmp, text));
     writeSync(1, `installed ${target}\n`);
   }
 }

@@ -11,6 +11,8 @@ export interface IpamCall {
   raw: Record<string, unknown>;
   networkName: string;
   cniVersion: string;
+  /** host-local's config when the caller already validated it (bridge does, at parse time) */
+  hostLocal?: hostLocal.HostLocalConfig;
 }
 
 function ipamType(raw: Record<string, unknown>): string {
@@ -23,7 +25,7 @@ function hostLocalRequest(c: IpamCall) {
     networkName: c.networkName,
     containerId: c.env.containerId,
     ifname: c.env.ifname,
-    ipam: hostLocal.parseHostLocalConfig(c.raw["ipam"], c.networkName),
+    ipam: c.hostLocal ?? hostLocal.parseHostLocalConfig(c.raw["ipam"], c.networkName),
   };
 }
 

@@ -4,8 +4,9 @@
 // Used by `npm run lab`, the multi-node e2e tests and the datapath benchmark. Nothing
 // touches the host's own interfaces: every address lives inside these namespaces.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../shared/atomic-file";
 
 export const BIN = join(import.meta.dirname, "..", "dist", "bin");
 
@@ -103,9 +104,7 @@ export class Cluster {
    */
   writeNodesFile(nodes: NodeSpec[] = this.nodes, path: string = this.nodesFile): void {
     const doc = { clusterCIDR: this.clusterCIDR, nodes: nodes.map((n) => ({ name: n.name, ip: n.ip, podCIDR: n.podCIDR })) };
-    const tmp = `${path}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(doc, null, 2)}\n`);
-    renameSync(tmp, path);
+    writeFileAtomic(path, `${JSON.stringify(doc, null, 2)}\n`);
   }
 
   /**

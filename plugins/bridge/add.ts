@@ -9,7 +9,7 @@ import { addPortVlan, deletePortVlan, setHairpin } from "../../shared/netlink/br
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { withSocket } from "../../shared/netlink/socket";
 import { ipamAdd, ipamDel } from "../../ipam/index";
-import type { BridgeConf } from "./config";
+import { ipamCall, type BridgeConf } from "./config";
 import { enableHostSysctls, ensureBridge, ensureGatewayAddresses } from "./host";
 import { configurePodInterface, createPodVeth, withDefaultRoutes, withGateways } from "./pod";
 
@@ -42,9 +42,9 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
         if (conf.isGateway) addPortVlan(nl, br.index, conf.vlan, { self: true });
       }
 
-      const ipamCall = { env, raw: ctx.raw, networkName: conf.name, cniVersion: conf.cniVersion };
-      const ipam = ipamAdd(ipamCall);
-      undo.push(() => void ipamDel(ipamCall));
+      const call = ipamCall(ctx);
+      const ipam = ipamAdd(call);
+      undo.push(() => void ipamDel(call));
       const ips = withGateways(ipam.ips ?? [], conf.isGateway).map((ip) => ({ ...ip, interface: 2 }));
       const routes = withDefaultRoutes(ipam.routes ?? [], ips, conf.isDefaultGateway);
 

@@ -1,8 +1,10 @@
 // The bridge plugin's network configuration: the reference plugin's keys, validated at
 // the boundary so a bad config is one clear CNI error.
 import { CniError, ErrorCode } from "../../shared/cni/errors";
+import type { PluginContext } from "../../shared/cni/skeleton";
 import { compileValidator } from "../../shared/cni/validate";
-import { parseHostLocalConfig } from "../../ipam/host-local/index";
+import type { IpamCall } from "../../ipam/index";
+import { parseHostLocalConfig, type HostLocalConfig } from "../../ipam/host-local/index";
 import { getRuntimeConfigKey } from "../../shared/cni/runtime-config";
 import { MAC, bridgeSchema } from "./schema";
 
@@ -22,6 +24,8 @@ export interface BridgeConf {
   preserveDefaultVlan: boolean;
   enabledad: boolean;
   ipam: { type: string };
+  /** the validated host-local config, when IPAM is host-local (parsed once, used by IPAM) */
+  hostLocal?: HostLocalConfig;
   /** MAC for the container interface: runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC= */
   mac?: string;
 }
@@ -53,7 +57,7 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
     ipam: c.ipam,
   };
   // In-process IPAM config errors surface before anything touches the kernel.
-  if (c.ipam.type === "host-local") parseHostLocalConfig(raw["ipam"], conf.name);
+  if (c.ipam.type === "host-local") conf.hostLocal = parseHostLocalConfig(raw["ipam"], conf.name);
   // Precedence as in the reference: runtimeConfig, then args, then CNI_ARGS.
   const mac = getRuntimeConfigKey(c.runtimeConfig, "mac") ?? c.args?.cni?.mac ?? cniArgs.get("MAC");
   if (mac !== undefined) {
@@ -63,4 +67,10 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
     conf.mac = mac.toLowerCase().replace(/-/g, ":");
   }
   return conf;
+}
+
+/** The IPAM step's inputs for this call (host-local's config already validated). */
+export function ipamCall(ctx: PluginContext<BridgeConf>): IpamCall {
+  const { env, conf } = ctx;
+  return { env, raw: ctx.raw, networkName: conf.name, cniVersion: conf.cniVersion, ...(conf.hostLocal ? { hostLocal: conf.hostLocal } : {}) };
 }

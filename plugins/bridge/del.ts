@@ -7,11 +7,11 @@ import { formatIP, parseCIDR } from "../../shared/ip";
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { withSocket } from "../../shared/netlink/socket";
 import { ipamDel } from "../../ipam/index";
-import type { BridgeConf } from "./config";
+import { ipamCall, type BridgeConf } from "./config";
 
 export function del(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
-  const released = ipamDel({ env, raw: ctx.raw, networkName: conf.name, cniVersion: conf.cniVersion });
+  const released = ipamDel(ipamCall(ctx));
   const fromPrev = (ctx.prevResult?.ips ?? []).map((ip) => formatIP(parseCIDR(ip.address)!.ip));
   const ips = released.length ? released : fromPrev;
   removePodRules({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) });

@@ -1,5 +1,5 @@
 // host-local as a standalone IPAM plugin (interface plugins run it in-process instead).
-import type { Plugin } from "../../shared/cni/skeleton";
+import type { Plugin, PluginContext } from "../../shared/cni/skeleton";
 import { ipamAdd, ipamCheck, ipamDel, ipamGc } from "../../ipam/index";
 
 interface HostLocalNetConf {
@@ -7,13 +7,17 @@ interface HostLocalNetConf {
   name: string;
 }
 
+function call(ctx: PluginContext<HostLocalNetConf>) {
+  return { env: ctx.env, raw: ctx.raw, networkName: ctx.conf.name, cniVersion: ctx.conf.cniVersion };
+}
+
 export const hostLocal: Plugin<HostLocalNetConf> = {
   name: "host-local",
   knownArgs: ["IP"],
   // The ipam section is validated by the allocator's own schema on first use.
   parseConfig: (raw) => ({ cniVersion: String(raw["cniVersion"]), name: String(raw["name"]) }),
-  add: (ctx) => ipamAdd({ env: ctx.env, raw: ctx.raw, networkName: ctx.conf.name, cniVersion: ctx.conf.cniVersion }),
-  del: (ctx) => void ipamDel({ env: ctx.env, raw: ctx.raw, networkName: ctx.conf.name, cniVersion: ctx.conf.cniVersion }),
-  check: (ctx) => ipamCheck({ env: ctx.env, raw: ctx.raw, networkName: ctx.conf.name, cniVersion: ctx.conf.cniVersion }),
+  add: (ctx) => ipamAdd(call(ctx)),
+  del: (ctx) => void ipamDel(call(ctx)),
+  check: (ctx) => ipamCheck(call(ctx)),
   gc: ({ conf, raw, validAttachments }) => void ipamGc(raw, conf.name, validAttachments),
 };

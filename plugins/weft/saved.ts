@@ -1,6 +1,7 @@
 // The delegated config of each attachment, saved at ADD so DEL (and CHECK) act on the
 // exact config ADD used, even after subnet.json changed or disappeared.
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { replaceFile } from "../../shared/atomic-file";
 import { join } from "node:path";
 import type { WeftConf } from "./config";
 
@@ -15,10 +16,7 @@ function file(conf: WeftConf, containerId: string, ifname: string): string {
 
 export function saveDelegate(conf: WeftConf, containerId: string, ifname: string, delegate: Record<string, unknown>): void {
   mkdirSync(dir(conf), { recursive: true });
-  const target = file(conf, containerId, ifname);
-  const tmp = `${target}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(delegate));
-  renameSync(tmp, target);
+  replaceFile(file(conf, containerId, ifname), (tmp) => writeFileSync(tmp, JSON.stringify(delegate)));
 }
 
 export function loadDelegate(conf: WeftConf, containerId: string, ifname: string): Record<string, unknown> | null {

@@ -2,23 +2,15 @@
 // found on CNI_PATH, config on stdin, CNI_* in the environment, result or error JSON
 // on stdout.
 import { spawnSync } from "node:child_process";
-import { accessSync, constants } from "node:fs";
-import { join } from "node:path";
+import { findExecutable } from "../process";
 import type { CniEnv } from "./env";
 import { CniError, ErrorCode } from "./errors";
 import { parsePrevResult, type Result } from "./result";
 
 function findPlugin(type: string, path: string[]): string {
-  for (const dir of path) {
-    const candidate = join(dir, type);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
-  }
-  throw new CniError(ErrorCode.InvalidConfig, `failed to find plugin "${type}" in path [${path.join(" ")}]`);
+  const bin = findExecutable(type, path);
+  if (!bin) throw new CniError(ErrorCode.InvalidConfig, `failed to find plugin "${type}" in path [${path.join(" ")}]`);
+  return bin;
 }
 
 /** Runs plugin `type` for `command` with `conf` as stdin; returns its result for ADD. */

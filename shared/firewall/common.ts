@@ -1,8 +1,5 @@
-// Small helpers shared by the nftables and iptables backends: running a tool, finding it
-// on PATH, and the normalised description of a pod both backends work from.
-import { spawnSync } from "node:child_process";
-import { accessSync, constants } from "node:fs";
-import { delimiter, join } from "node:path";
+// Small helpers shared by the nftables and iptables backends: the normalised description
+// of a pod both backends work from, and its names.
 import { type Family, formatCIDR, formatIP, networkOf, parseCIDR, parseIP } from "../ip";
 
 export type { Family };
@@ -18,48 +15,6 @@ export interface Pod {
   /** "<network>/<containerId>/<ifname>": written as a comment on every rule and element of the pod. */
   key: string;
   addrs: PodAddr[];
-}
-
-const located = new Map<string, string | null>();
-
-/** Absolute path of `name` on PATH, or null; looked up once per process. */
-export function which(name: string): string | null {
-  let path = located.get(name);
-  if (path === undefined) {
-    path = null;
-    for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-      if (!dir) continue;
-      try {
-        accessSync(join(dir, name), constants.X_OK);
-        path = join(dir, name);
-        break;
-      } catch {
-        // not in this directory
-      }
-    }
-    located.set(name, path);
-  }
-  return path;
-}
-
-export interface RunResult {
-  ok: boolean;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `file args` synchronously, feeding `input` on stdin. Never throws for a non-zero exit. */
-export function run(file: string, args: string[], input?: string): RunResult {
-  const r = spawnSync(file, args, { input, encoding: "utf8", maxBuffer: 64 << 20 });
-  const stderr = r.error ? r.error.message : (r.stderr ?? "").trim();
-  return { ok: !r.error && r.status === 0, stdout: r.stdout ?? "", stderr };
-}
-
-/** Like run(), but throws `what failed: <tool stderr>` on failure. */
-export function mustRun(what: string, file: string, args: string[], input?: string): string {
-  const r = run(file, args, input);
-  if (!r.ok) throw new Error(`${what}: ${r.stderr || "exit status non-zero"}`);
-  return r.stdout;
 }
 
 // Both nft and iptables cap comments (nft at 128 bytes); CNI container IDs are usually 64 hex

@@ -13,7 +13,8 @@
 // Without `nft`, per-pod iptables chains like the reference plugins.
 import { openNetfilter } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
-import { type Pod, parseIp, parseSubnet, podKey, which } from "./common";
+import { which } from "../process";
+import { type Pod, parseIp, parseSubnet, podKey } from "./common";
 import * as iptables from "./iptables";
 import * as nft from "./nft";
 

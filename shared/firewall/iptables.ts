@@ -5,7 +5,8 @@
 import { readFileSync, realpathSync } from "node:fs";
 import { NFPROTO, chainPolicy, countRulesContaining } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
-import { type Family, type Pod, MULTICAST, hash, mustRun, run, which } from "./common";
+import { mustRun, run, which } from "../process";
+import { type Family, type Pod, MULTICAST, hash } from "./common";
 import { POD_MARK } from "./nft";
 
 const bin = (f: Family, tool = ""): string => (f === 4 ? "iptables" : "ip6tables") + tool;

@@ -43,7 +43,8 @@
 import { NFPROTO, hasElement, listElements, tableExists } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
-import { type Family, type Pod, type PodAddr, MULTICAST, mustRun, run, which } from "./common";
+import { mustRun, run, which } from "../process";
+import { type Family, type Pod, type PodAddr, MULTICAST } from "./common";
 
 /** The skb mark bit set on forwarded pod traffic; iptables' FORWARD chain accepts it (see iptables.ts). */
 export const POD_MARK = 0x1000;

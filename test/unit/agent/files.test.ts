@@ -3,7 +3,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { conflistContent, conflistPlugins, publishCniFiles, subnetFileContent, writeFileAtomic } from "../../../agent/cni-files";
+import { conflistContent, conflistPlugins, publishCniFiles, subnetFileContent } from "../../../agent/cni-files";
+import { writeFileAtomic } from "../../../shared/atomic-file";
 import { masqueradeBatch, masqueradeRules, removeBatch, rulesTag } from "../../../agent/masquerade";
 import { parseWeftConf, readSubnet } from "../../../plugins/weft/config";
 
