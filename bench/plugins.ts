@@ -2,7 +2,7 @@
 // plugins), in one run, on the same kernel, quoted as ratios (weft / reference).
 // Every namespace, link and table lives inside namespaces this module makes and removes.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { median, onCleanup, sh } from "./common";
@@ -145,19 +145,33 @@ async function benchConcurrent(host: string, pods: string[], overhead: number): 
   return [out[0]!, out[1]!];
 }
 
-/** Peak RSS (MB) of one ADD, measured by GNU time inside the host netns. */
+/**
+ * Median peak RSS (MB) of an ADD with ipMasq (the most code), measured by GNU time inside
+ * the host netns. Both executables are first dropped from the page cache (`dd
+ * iflag=nocache`) and run once, so both are mapped as an installed binary read from disk
+ * is. Without that, weft's executable, written moments ago by the build, sits in the page
+ * cache in the large folios the write left, and every page fault maps a whole folio:
+ * ~5 MB more RSS for the same program, which no node would see.
+ */
 function peakRss(impl: Impl, host: string, pod: string): number {
   const dir = mkdtempSync(join(tmpdir(), "weft-bench-"));
   dirs.push(dir);
   const conf = bridgeConf(impl, true, `10.${140 + impls.indexOf(impl)}.0.0/24`, dir);
-  const r = spawnSync("ip", ["netns", "exec", host, "/usr/bin/time", "-f", "%M", join(impl.dir, "bridge")], {
-    env: pluginEnv(impl, "ADD", "rss", pod),
-    input: JSON.stringify(conf),
-    encoding: "utf8",
-  });
-  const kb = Number(r.stderr.trim().split("\n").pop());
-  timed(impl, host, "DEL", "rss", pod, conf);
-  return kb / 1024;
+  const exe = realpathSync(join(impl.dir, "bridge"));
+  sh("dd", `if=${exe}`, "iflag=nocache", "count=0", "status=none");
+  spawnSync(exe, [], { env: { ...baseEnv, CNI_COMMAND: "VERSION" }, input: "" });
+  const kbs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = spawnSync("ip", ["netns", "exec", host, "/usr/bin/time", "-f", "%M", exe], {
+      env: pluginEnv(impl, "ADD", `rss${i}`, pod),
+      input: JSON.stringify(conf),
+      encoding: "utf8",
+    });
+    if (r.status !== 0) throw new Error(`${impl.label} ADD: ${r.stdout}${r.stderr}`);
+    kbs.push(Number(r.stderr.trim().split("\n").pop()));
+    timed(impl, host, "DEL", `rss${i}`, pod, conf);
+  }
+  return median(kbs) / 1024;
 }
 
 function row(name: string, [w, g]: [number, number], unit: string, target: string): string {
@@ -180,7 +194,7 @@ export async function benchPlugins(): Promise<string> {
     row("ADD+DEL bridge+host-local (median)", benchAddDel(host, pod, false, overhead), "ms", "≤ 1.0×"),
     row("ADD+DEL with ipMasq (median)", benchAddDel(host, pod, true, overhead), "ms", "≤ 0.7×"),
     row("50 concurrent ADDs (wall)", await benchConcurrent(host, pods, overhead), "ms", "—"),
-    row("peak RSS of one ADD", [peakRss(impls[0]!, host, pod), peakRss(impls[1]!, host, pod)], "MB", "weft ≤ 35 MB"),
+    row("peak RSS of an ADD with ipMasq (median)", [peakRss(impls[0]!, host, pod), peakRss(impls[1]!, host, pod)], "MB", "weft ≤ 35 MB"),
   ];
   cleanup();
   return [

@@ -41,6 +41,9 @@ export async function runCli(argv: string[], pluginNames: string[]): Promise<num
       // In the executable this import is a separate bundle (agent.cjs, see build/build.mjs),
       // loaded only here: plugin calls never pay for the agent's code.
       const { runAgent } = await import("../agent/main");
+      // The executable starts with JIT tier-up made 1000× more reluctant (build/build.mjs):
+      // right for a plugin call that runs once and exits, wrong for a daemon.
+      (globalThis as { Bun?: { unsafe: { setJITPolicy(scale: number): void } } }).Bun?.unsafe.setJITPolicy(1);
       return runAgent(rest);
     }
     case "install": {

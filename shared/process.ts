@@ -1,13 +1,13 @@
 // Finding and running other programs: the tools (nft, iptables) and delegated plugins.
-import { spawnSync } from "node:child_process";
+// node:child_process is fetched on first use, not imported: in the compiled executable
+// loading it costs ~2 ms and several MB, and most plugin calls never spawn anything.
 import { accessSync, constants } from "node:fs";
-import { join } from "node:path";
 
 /** The first executable `name` in `dirs`, or null. */
 export function findExecutable(name: string, dirs: readonly string[]): string | null {
   for (const dir of dirs) {
     if (!dir) continue;
-    const candidate = join(dir, name);
+    const candidate = dir.endsWith("/") ? dir + name : `${dir}/${name}`;
     try {
       accessSync(candidate, constants.X_OK);
       return candidate;
@@ -32,15 +32,18 @@ export function which(name: string): string | null {
 
 export interface RunResult {
   ok: boolean;
+  /** The exit status; null when the program could not be started or was killed. */
+  status: number | null;
   stdout: string;
   stderr: string;
 }
 
 /** Runs `file args` synchronously, feeding `input` on stdin. Never throws for a non-zero exit. */
-export function run(file: string, args: string[], input?: string): RunResult {
-  const r = spawnSync(file, args, { input, encoding: "utf8", maxBuffer: 64 << 20 });
+export function run(file: string, args: string[], input?: string, env?: NodeJS.ProcessEnv): RunResult {
+  const { spawnSync } = process.getBuiltinModule("node:child_process");
+  const r = spawnSync(file, args, { input, encoding: "utf8", maxBuffer: 64 << 20, ...(env ? { env } : {}) });
   const stderr = r.error ? r.error.message : (r.stderr ?? "").trim();
-  return { ok: !r.error && r.status === 0, stdout: r.stdout ?? "", stderr };
+  return { ok: !r.error && r.status === 0, status: r.error ? null : r.status, stdout: r.stdout ?? "", stderr };
 }
 
 /** Like run(), but throws `what failed: <tool stderr>` on failure. */

@@ -1,8 +1,7 @@
 // Executing another CNI plugin (a delegated IPAM plugin) by the standard protocol:
 // found on CNI_PATH, config on stdin, CNI_* in the environment, result or error JSON
 // on stdout.
-import { spawnSync } from "node:child_process";
-import { findExecutable } from "../process";
+import { findExecutable, run } from "../process";
 import type { CniEnv } from "./env";
 import { CniError, ErrorCode } from "./errors";
 import { parsePrevResult, type Result } from "./result";
@@ -17,20 +16,16 @@ function findPlugin(type: string, path: string[]): string {
 export function execPlugin(type: string, command: "ADD" | "DEL" | "CHECK", conf: Record<string, unknown>, env: CniEnv): Result | undefined {
   const bin = findPlugin(type, env.path);
   const args = [...env.args].map(([k, v]) => `${k}=${v}`).join(";");
-  const child = spawnSync(bin, [], {
-    input: JSON.stringify(conf),
-    encoding: "utf8",
-    env: {
-      ...process.env,
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: env.containerId,
-      CNI_NETNS: env.netns,
-      CNI_IFNAME: env.ifname,
-      CNI_ARGS: args,
-      CNI_PATH: env.path.join(":"),
-    },
+  const child = run(bin, [], JSON.stringify(conf), {
+    ...process.env,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: env.containerId,
+    CNI_NETNS: env.netns,
+    CNI_IFNAME: env.ifname,
+    CNI_ARGS: args,
+    CNI_PATH: env.path.join(":"),
   });
-  if (child.error) throw new CniError(ErrorCode.IO, `failed to run ${type}: ${child.error.message}`);
+  if (child.status === null) throw new CniError(ErrorCode.IO, `failed to run ${type}: ${child.stderr}`);
   const out = child.stdout.trim();
   if (child.status !== 0) {
     let err: { code?: number; msg?: string; details?: string } = {};
@@ -41,7 +36,7 @@ export function execPlugin(type: string, command: "ADD" | "DEL" | "CHECK", conf:
     }
     throw new CniError(
       err.code ?? ErrorCode.Internal,
-      err.msg ?? `${type} failed (exit ${child.status}): ${out || child.stderr.trim()}`,
+      err.msg ?? `${type} failed (exit ${child.status}): ${out || child.stderr}`,
       err.details ?? "",
     );
   }
