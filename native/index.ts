@@ -26,6 +26,13 @@ export interface NativeAddon {
   readAll(fd: number): Buffer | null;
   /** Writes all of `text` to `fd`. */
   writeAll(fd: number, text: string): void;
+  /**
+   * Starts `file` (searched on PATH without a slash) with `args`, `input` written whole to
+   * its stdin, and `env` (null: ours). Returns [pid, stdoutFd, stderrFd] for reap().
+   */
+  spawn(file: string, args: string[], input: string, env: string[] | null): [pid: number, stdout: number, stderr: number];
+  /** Reads the child's outputs to EOF and waits for it: [exit status, terminating signal, stdout, stderr]. */
+  reap(pid: number, stdout: number, stderr: number): [status: number | null, signal: number | null, stdout: string, stderr: string];
   /** _exit(2): ends the process at once, without the runtime's teardown. */
   exitNow(code: number): never;
 }

@@ -1,18 +1,23 @@
 // weft_native: the few syscalls Node and Bun lack — setns, netlink sockets with
-// synchronous I/O, and flock. No libuv: the same addon loads in Node and in Bun.
+// synchronous I/O, and flock — and a child-process spawn that Bun would otherwise load
+// node:child_process for. No libuv: the same addon loads in Node and in Bun.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <node_api.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef NETLINK_EXT_ACK
@@ -321,6 +326,180 @@ static napi_value write_all(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Copies a JS array of strings into a NULL-terminated, malloc'd argv/envp.
+static char **get_strings(napi_env env, napi_value arr, const char *first) {
+  uint32_t n = 0;
+  if (napi_get_array_length(env, arr, &n) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected an array of strings");
+    return NULL;
+  }
+  size_t at = first ? 1 : 0;
+  char **v = calloc(n + at + 1, sizeof *v);
+  if (first) v[0] = strdup(first);
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    int failed;
+    napi_get_element(env, arr, i, &e);
+    v[at + i] = get_path(env, e, &failed);
+    if (failed || !v[at + i]) {
+      for (size_t k = 0; k < at + i; k++) free(v[k]);
+      free(v);
+      if (!failed) napi_throw_type_error(env, NULL, "expected an array of strings");
+      return NULL;
+    }
+  }
+  return v;
+}
+
+static void free_strings(char **v) {
+  if (!v) return;
+  for (char **p = v; *p; p++) free(*p);
+  free(v);
+}
+
+extern char **environ;
+
+// spawn(file, args, input, env|null) -> [pid, stdoutFd, stderrFd]. Starts `file` (looked
+// up on PATH when it has no slash) with `input` written whole to its stdin, which is then
+// closed: fine for what weft runs (nft, iptables, CNI plugins), which read all input before
+// they write much. The child gets default signal handling and an empty signal mask (Node
+// and Bun ignore SIGPIPE, and exec keeps ignored signals ignored). reap() collects it, so
+// the caller can do other work while it runs.
+static napi_value spawn_child(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (get_args(env, info, 4, argv)) return NULL;
+  int failed;
+  char *file = get_path(env, argv[0], &failed);
+  if (failed || !file) {
+    if (!failed) napi_throw_type_error(env, NULL, "file must be a string");
+    return NULL;
+  }
+  char **args = get_strings(env, argv[1], file);
+  char *input = args ? get_path(env, argv[2], &failed) : NULL;
+  napi_valuetype envType;
+  napi_typeof(env, argv[3], &envType);
+  char **envp = NULL;
+  if (args && !failed && envType != napi_null && envType != napi_undefined) envp = get_strings(env, argv[3], NULL);
+  if (!args || failed || (envType != napi_null && envType != napi_undefined && !envp)) {
+    free(file), free_strings(args), free(input);
+    return NULL;
+  }
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+  int rc = 0;
+  pid_t pid = -1;
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) rc = errno;
+  if (!rc) {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    rc = posix_spawnp(&pid, file, &fa, &attr, args, envp ? envp : environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+  }
+  const char *what = rc ? (in[0] < 0 || out[0] < 0 || err[0] < 0 ? "pipe" : file) : NULL;
+  char whatBuf[256];
+  if (what) snprintf(whatBuf, sizeof whatBuf, "spawn %s", what);
+  for (int i = 0; i < 2; i++) {
+    if (in[i] >= 0 && (rc || i == 0)) close(in[i]);
+    if (out[i] >= 0 && (rc || i == 1)) close(out[i]);
+    if (err[i] >= 0 && (rc || i == 1)) close(err[i]);
+  }
+  free(file), free_strings(args), free_strings(envp);
+  if (rc) {
+    free(input);
+    return throw_errno(env, rc, whatBuf);
+  }
+  // The child may exit without reading: its stdin is then a broken pipe, not a signal.
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  size_t len = input ? strlen(input) : 0;
+  for (size_t off = 0; off < len;) {
+    ssize_t n = write(in[1], input + off, len - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break; // EPIPE: it exited; reap() reports how
+    off += (size_t)n;
+  }
+  close(in[1]);
+  struct timespec zero = {0, 0};
+  while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  free(input);
+  napi_value r;
+  napi_create_array_with_length(env, 3, &r);
+  napi_set_element(env, r, 0, make_int(env, pid));
+  napi_set_element(env, r, 1, make_int(env, out[0]));
+  napi_set_element(env, r, 2, make_int(env, err[0]));
+  return r;
+}
+
+// Appends everything readable on fd to a growing buffer; returns false at EOF or error.
+static bool drain(int fd, char **buf, size_t *len, size_t *cap) {
+  if (*len == *cap) *buf = realloc(*buf, *cap *= 2);
+  ssize_t n = read(fd, *buf + *len, *cap - *len);
+  if (n < 0 && errno == EINTR) return true;
+  if (n <= 0) return false;
+  *len += (size_t)n;
+  return true;
+}
+
+// reap(pid, stdoutFd, stderrFd) -> [status|null, signal|null, stdout, stderr]: reads both
+// outputs to EOF, closes them, and waits for the child to exit.
+static napi_value reap_child(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (get_args(env, info, 3, argv)) return NULL;
+  int pid, fds[2];
+  if (get_fd(env, argv[0], &pid) || get_fd(env, argv[1], &fds[0]) || get_fd(env, argv[2], &fds[1])) return NULL;
+  char *bufs[2] = {malloc(4096), malloc(4096)};
+  size_t lens[2] = {0, 0}, caps[2] = {4096, 4096};
+  bool open_[2] = {true, true};
+  while (open_[0] || open_[1]) {
+    struct pollfd p[2] = {{open_[0] ? fds[0] : -1, POLLIN, 0}, {open_[1] ? fds[1] : -1, POLLIN, 0}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; i++) {
+      if (open_[i] && p[i].revents && !drain(fds[i], &bufs[i], &lens[i], &caps[i])) open_[i] = false;
+    }
+  }
+  close(fds[0]);
+  close(fds[1]);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0) {
+    if (errno == EINTR) continue;
+    int e = errno;
+    free(bufs[0]), free(bufs[1]);
+    return throw_errno(env, e, "waitpid");
+  }
+  napi_value r, v;
+  napi_create_array_with_length(env, 4, &r);
+  if (WIFEXITED(st)) v = make_int(env, WEXITSTATUS(st));
+  else napi_get_null(env, &v);
+  napi_set_element(env, r, 0, v);
+  if (WIFSIGNALED(st)) v = make_int(env, WTERMSIG(st));
+  else napi_get_null(env, &v);
+  napi_set_element(env, r, 1, v);
+  for (int i = 0; i < 2; i++) {
+    napi_create_string_utf8(env, bufs[i], lens[i], &v);
+    napi_set_element(env, r, 2 + i, v);
+    free(bufs[i]);
+  }
+  return r;
+}
+
 // A plugin's reply is written synchronously before it exits, so the runtime's VM
 // teardown (several ms in Bun, longer than the work itself) can be skipped.
 static napi_value exit_now(napi_env env, napi_callback_info info) {
@@ -343,6 +522,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"exitNow", NULL, exit_now, NULL, NULL, NULL, napi_default, NULL},
       {"readAll", NULL, read_all, NULL, NULL, NULL, napi_default, NULL},
       {"writeAll", NULL, write_all, NULL, NULL, NULL, napi_default, NULL},
+      {"spawn", NULL, spawn_child, NULL, NULL, NULL, napi_default, NULL},
+      {"reap", NULL, reap_child, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof *props, props);
   return exports;

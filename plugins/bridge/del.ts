@@ -14,11 +14,15 @@ export function del(ctx: PluginContext<BridgeConf>): void {
   const released = ipamDel(ipamCall(ctx));
   const fromPrev = (ctx.prevResult?.ips ?? []).map((ip) => formatIP(parseCIDR(ip.address)!.ip));
   const ips = released.length ? released : fromPrev;
-  removePodRules({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) });
-  if (!env.netns) return;
+  const ref = { network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) };
+  removePodRules(ref, () => deleteVeth(env.netns, env.ifname));
+}
+
+function deleteVeth(netns: string, ifname: string): void {
+  if (!netns) return;
   try {
     // Deleting the container end removes the host end too.
-    withSocket(env.netns, (nl) => deleteLinkByName(nl, env.ifname));
+    withSocket(netns, (nl) => deleteLinkByName(nl, ifname));
   } catch (e) {
     // The netns is gone (ENOENT) or its mount point no longer holds one (EINVAL): the
     // kernel destroyed the veth with it.

@@ -13,7 +13,7 @@
 // Without `nft`, per-pod iptables chains like the reference plugins.
 import { openNetfilter } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
-import { which } from "../process";
+import { okOrThrow, which } from "../process";
 import { type Pod, parseIp, parseSubnet, podKey } from "./common";
 import * as iptables from "./iptables";
 import * as nft from "./nft";
@@ -54,21 +54,41 @@ export function addPodRules(spec: PodRuleSpec): void {
   }
 }
 
-/** Removes the pod's rules; succeeds when there are none. Without `ips`, finds them by pod. */
-export function removePodRules(ref: PodRuleRef): void {
+/**
+ * Removes the pod's rules; succeeds when there are none. Without `ips`, finds them by pod.
+ * `meanwhile` runs while `nft` does: a batch that deletes waits out an RCU grace period
+ * (~20 ms, see nft.ts), and so does deleting a veth, so DEL overlaps the two waits.
+ */
+export function removePodRules(ref: PodRuleRef, meanwhile: () => void = () => {}): void {
   const pod: Pod = {
     key: podKey(ref.network, ref.containerId, ref.ifname),
     addrs: (ref.ips ?? []).map(parseIp),
   };
   const known = pod.addrs.length > 0;
-  if (which("nft")) withNetfilter((nl) => nft.removePod(nl, pod, known));
-  else iptables.removePod(pod, known);
+  if (!which("nft")) {
+    iptables.removePod(pod, known);
+    meanwhile();
+    return;
+  }
+  // Our netfilter socket is closed before nft commits: releasing one while the kernel still
+  // has deleted objects to free waits for them.
+  const batch = withNetfilter((nl) => nft.removalBatch(nl, pod, known));
+  const running = batch === null ? null : nft.startBatch(batch);
+  let failure: unknown;
+  try {
+    meanwhile();
+  } catch (e) {
+    failure = e;
+  }
+  const result = running?.wait();
+  if (failure !== undefined) throw failure;
+  if (result) okOrThrow(`removing nftables rules for pod ${pod.key}: nft -f - failed`, result);
 }
 
-function withNetfilter(fn: (nl: NetlinkSocket) => void): void {
+function withNetfilter<T>(fn: (nl: NetlinkSocket) => T): T {
   const nl = openNetfilter();
   try {
-    fn(nl);
+    return fn(nl);
   } finally {
     nl.close();
   }

@@ -43,7 +43,7 @@
 import { NFPROTO, hasElement, listElements, tableExists } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
-import { mustRun, run, which } from "../process";
+import { mustRun, run, start, which, type Running } from "../process";
 import { type Family, type Pod, type PodAddr, MULTICAST } from "./common";
 
 /** The skb mark bit set on forwarded pod traffic; iptables' FORWARD chain accepts it (see iptables.ts). */
@@ -172,7 +172,8 @@ export function addPod(nl: NetlinkSocket, pod: Pod, masquerade: boolean, marked:
   if (!wanted) {
     // Nothing to add; only leftovers of these addresses (an earlier ADD under a DROP policy
     // or with ipMasq, whose DEL never came) to remove.
-    removeFound(pod.key, found);
+    const batch = removalOf(found);
+    if (batch) mustRun(`removing stale nftables rules for pod ${pod.key}: nft -f - failed`, nftPath(), ["-f", "-"], batch);
     return;
   }
   if (table && !stale && run(nftPath(), ["-f", "-"], script(createPod(pod, masquerade, marked))).ok) return;
@@ -181,21 +182,25 @@ export function addPod(nl: NetlinkSocket, pod: Pod, masquerade: boolean, marked:
 }
 
 /**
- * Removes the pod's elements and chains; with `addrs` unknown, finds them by the pod's
- * comment. Spawns `nft` only when something of the pod exists.
+ * The `nft -f -` batch removing the pod's elements and chains, or null when nothing of the
+ * pod exists; with `addrs` unknown, finds them by the pod's comment.
  */
-export function removePod(nl: NetlinkSocket, pod: Pod, addrsKnown: boolean): void {
-  if (!tableExists(nl, NFPROTO.INET, "weft")) return;
-  removeFound(pod.key, addrsKnown ? lookUp(nl, pod.addrs) : findByComment(nl, pod.key));
+export function removalBatch(nl: NetlinkSocket, pod: Pod, addrsKnown: boolean): string | null {
+  if (!tableExists(nl, NFPROTO.INET, "weft")) return null;
+  return removalOf(addrsKnown ? lookUp(nl, pod.addrs) : findByComment(nl, pod.key));
 }
 
-function removeFound(key: string, found: Found[]): void {
+function removalOf(found: Found[]): string | null {
   const cmds = found.flatMap(({ addr, marked, masq }) => [
     ...(marked ? dropElement(`pods${addr.family}`, addr.ip, addr.ip) : []),
     ...(masq ? dropMasq(addr) : []),
   ]);
-  if (cmds.length === 0) return;
-  mustRun(`removing nftables rules for pod ${key}: nft -f - failed`, nftPath(), ["-f", "-"], script([...DECLARE, ...cmds]));
+  return cmds.length ? script([...DECLARE, ...cmds]) : null;
+}
+
+/** Starts `nft -f -` on `batch`; see removalBatch(). */
+export function startBatch(batch: string): Running {
+  return start(nftPath(), ["-f", "-"], batch);
 }
 
 const script = (cmds: string[]): string => cmds.join("\n") + "\n";
