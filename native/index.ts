@@ -33,6 +33,15 @@ export interface NativeAddon {
   spawn(file: string, args: string[], input: string, env: string[] | null): [pid: number, stdout: number, stderr: number];
   /** Reads the child's outputs to EOF and waits for it: [exit status, terminating signal, stdout, stderr]. */
   reap(pid: number, stdout: number, stderr: number): [status: number | null, signal: number | null, stdout: string, stderr: string];
+  /** open(2) with O_CLOEXEC; `how` as in shared/fs.ts. */
+  open(path: string, how: "r" | "w" | "wx" | "c" | "d", mode: number): number;
+  mkdir(path: string, mode: number): void;
+  unlink(path: string): void;
+  access(path: string, mode: number): void;
+  rename(from: string, to: string): void;
+  realpath(path: string): string;
+  /** The names in a directory, without "." and "..". */
+  readdir(path: string): string[];
   /** _exit(2): ends the process at once, without the runtime's teardown. */
   exitNow(code: number): never;
 }
@@ -54,7 +63,9 @@ function load(): NativeAddon {
   // From the sources (ES modules) there is no `require`. node:module is fetched here, not
   // imported: a static import would make the bundle load it on every call (Bun: ~1 ms, 3 MB).
   const { createRequire } = (process as unknown as { getBuiltinModule(id: string): typeof import("node:module") }).getBuiltinModule("node:module");
-  return createRequire(import.meta.url)("./build/Release/weft_native.node") as NativeAddon;
+  // "../native/…" rather than "./…": the same path then also holds from the lab's and the
+  // bench's bundles in dist/, which use shared/ modules too.
+  return createRequire(import.meta.url)("../native/build/Release/weft_native.node") as NativeAddon;
 }
 
 export const native: NativeAddon = load();

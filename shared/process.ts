@@ -2,20 +2,15 @@
 // Through the addon's posix_spawn rather than node:child_process, which in the compiled
 // executable costs ~2.5 ms and ~4 MB to load; and a started program can run while the
 // caller does other work (see start()).
-import { accessSync, constants } from "node:fs";
 import { native } from "../native/index";
+import { isExecutable, joinPath } from "./fs";
 
 /** The first executable `name` in `dirs`, or null. */
 export function findExecutable(name: string, dirs: readonly string[]): string | null {
   for (const dir of dirs) {
     if (!dir) continue;
-    const candidate = dir.endsWith("/") ? dir + name : `${dir}/${name}`;
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this directory
-    }
+    const candidate = joinPath(dir, name);
+    if (isExecutable(candidate)) return candidate;
   }
   return null;
 }

@@ -1,11 +1,11 @@
 // sysctl reads and writes through /proc/sys. Keys are slash-separated
 // ("net/ipv4/conf/weft.1/forwarding") because interface names may contain dots.
 // net.* keys act on the netns of the thread that opens the file.
-import { readFileSync, writeFileSync } from "node:fs";
+import { readText, writeText } from "./fs";
 
 export function readSysctl(key: string): string | null {
   try {
-    return readFileSync(`/proc/sys/${key}`, "utf8").trim();
+    return readText(`/proc/sys/${key}`).trim();
   } catch {
     return null;
   }
@@ -15,6 +15,6 @@ export function readSysctl(key: string): string | null {
 export function writeSysctl(key: string, value: string): boolean {
   const current = readSysctl(key);
   if (current === null) return false;
-  if (current !== value) writeFileSync(`/proc/sys/${key}`, value);
+  if (current !== value) writeText(`/proc/sys/${key}`, value);
   return true;
 }

@@ -1,13 +1,13 @@
 // Reads a resolv.conf into a result's `dns`, as the reference's dns.go does: nameserver,
 // domain, search and options lines; comments and anything else are skipped.
-import { readFileSync } from "node:fs";
+import { readText } from "../../shared/fs";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { DNS } from "../../shared/cni/result";
 
 export function parseResolvConf(path: string): DNS {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readText(path);
   } catch (e) {
     throw new CniError(ErrorCode.IO, `host-local: cannot read resolvConf ${path}: ${(e as Error).message}`);
   }

@@ -4,20 +4,8 @@
 //                                             (files from before 0.7 hold just "<containerID>")
 //   <dataDir>/<network>/last_reserved_ip.<i>  the IP last handed out from range set i
 //   <dataDir>/<network>/lock                  flock(LOCK_EX) held for a whole operation
-import {
-  closeSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-  constants as fsc,
-} from "node:fs";
-import { join } from "node:path";
 import { native } from "../../native/index";
+import { closeFile, isDirectory, isFsErrno, joinPath as join, listDir, makeDirs, openFile, readText, removeFile, writeText } from "../../shared/fs";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import { formatIP, parseIP, type IP } from "../../shared/ip";
 
@@ -36,9 +24,6 @@ function ioError(what: string, path: string, e: unknown): CniError {
   return new CniError(ErrorCode.IO, `host-local: cannot ${what} ${path}: ${(e as Error).message}`);
 }
 
-function isErrno(e: unknown, code: string): boolean {
-  return (e as NodeJS.ErrnoException).code === code;
-}
 
 /** Whether a reservation belongs to the attachment; old one-line files match on the ID alone. */
 export function ownedBy(r: Reservation, containerId: string, ifname: string): boolean {
@@ -52,7 +37,7 @@ export class Store {
   static withLock<T>(dataDir: string, network: string, fn: (s: Store) => T): T {
     const dir = join(dataDir, network);
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o755 });
+      makeDirs(dir);
     } catch (e) {
       throw ioError("create", dir, e);
     }
@@ -66,9 +51,8 @@ export class Store {
   static withExistingLock<T>(dataDir: string, network: string, fn: (s: Store) => T): T | undefined {
     const dir = join(dataDir, network);
     try {
-      if (!statSync(dir).isDirectory()) return undefined;
+      if (!isDirectory(dir)) return undefined;
     } catch (e) {
-      if (isErrno(e, "ENOENT")) return undefined;
       throw ioError("stat", dir, e);
     }
     return Store.locked(dir, fn);
@@ -78,8 +62,8 @@ export class Store {
     const lockPath = join(dir, "lock");
     let fd: number;
     try {
-      // Node opens with O_CLOEXEC, so commands we spawn never inherit the lock.
-      fd = openSync(lockPath, fsc.O_RDONLY | fsc.O_CREAT, 0o644);
+      // Opened with O_CLOEXEC, so commands we spawn never inherit the lock.
+      fd = openFile(lockPath, "c");
     } catch (e) {
       throw ioError("open", lockPath, e);
     }
@@ -91,7 +75,7 @@ export class Store {
       try {
         native.funlock(fd);
       } finally {
-        closeSync(fd);
+        closeFile(fd);
       }
     }
   }
@@ -104,10 +88,10 @@ export class Store {
       if (ip === null) continue;
       let text: string;
       try {
-        text = readFileSync(join(this.dir, file), "utf8").trim();
+        text = readText(join(this.dir, file)).trim();
       } catch (e) {
         // Gone since the listing, or a directory someone made: no reservation either way.
-        if (isErrno(e, "ENOENT") || isErrno(e, "EISDIR")) continue;
+        if (isFsErrno(e, "ENOENT") || isFsErrno(e, "EISDIR")) continue;
         throw ioError("read", join(this.dir, file), e);
       }
       const brk = text.indexOf(LINE_BREAK);
@@ -131,19 +115,19 @@ export class Store {
     const path = join(this.dir, formatIP(ip));
     let fd: number;
     try {
-      fd = openSync(path, "wx", 0o644);
+      fd = openFile(path, "wx");
     } catch (e) {
-      if (isErrno(e, "EEXIST")) return false;
+      if (isFsErrno(e, "EEXIST")) return false;
       throw ioError("create", path, e);
     }
     try {
-      writeSync(fd, containerId.trim() + LINE_BREAK + ifname);
+      native.writeAll(fd, containerId.trim() + LINE_BREAK + ifname);
     } catch (e) {
-      closeSync(fd);
-      unlinkSync(path);
+      removeFile(path, { force: true });
       throw ioError("write", path, e);
+    } finally {
+      closeFile(fd);
     }
-    closeSync(fd);
     this.setLastReserved(ip, rangeSetIndex);
     return true;
   }
@@ -151,7 +135,7 @@ export class Store {
   /** The IP last handed out from range set `i`, or null if unknown or unreadable. */
   lastReserved(rangeSetIndex: number): IP | null {
     try {
-      return parseIP(readFileSync(join(this.dir, LAST_RESERVED_PREFIX + rangeSetIndex), "utf8").trim());
+      return parseIP(readText(join(this.dir, LAST_RESERVED_PREFIX + rangeSetIndex)).trim());
     } catch {
       // Only the round-robin position depends on it: a missing or torn file restarts it.
       return null;
@@ -162,9 +146,9 @@ export class Store {
   remove(file: string): void {
     const path = join(this.dir, file);
     try {
-      unlinkSync(path);
+      removeFile(path, { force: true });
     } catch (e) {
-      if (!isErrno(e, "ENOENT")) throw ioError("remove", path, e);
+      throw ioError("remove", path, e);
     }
   }
 
@@ -172,7 +156,7 @@ export class Store {
     const path = join(this.dir, LAST_RESERVED_PREFIX + rangeSetIndex);
     try {
       // A plain overwrite, as the reference does: see lastReserved() for why a torn one is harmless.
-      writeFileSync(path, formatIP(ip), { mode: 0o644 });
+      writeText(path, formatIP(ip));
     } catch (e) {
       throw ioError("write", path, e);
     }
@@ -180,7 +164,7 @@ export class Store {
 
   private list(): string[] {
     try {
-      return readdirSync(this.dir);
+      return listDir(this.dir);
     } catch (e) {
       throw ioError("list", this.dir, e);
     }

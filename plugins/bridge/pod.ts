@@ -1,7 +1,7 @@
 // Pod side of the bridge plugin: the veth pair and the container interface's
 // addresses and routes.
-import { closeSync, openSync } from "node:fs";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { closeFile, openFile } from "../../shared/fs";
 import type { IPConfig, Route } from "../../shared/cni/result";
 import { formatIP, networkOf, nextIP, parseCIDR } from "../../shared/ip";
 import { addAddress } from "../../shared/netlink/address";
@@ -17,7 +17,7 @@ function randomHex(bytes: number): string {
 /** Opens the container's netns file; a missing one is a clear error, not a stack trace. */
 export function openNetns(path: string): number {
   try {
-    return openSync(path, "r");
+    return openFile(path, "r");
   } catch (e) {
     throw new CniError(ErrorCode.Internal, `failed to open netns "${path}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
@@ -53,7 +53,7 @@ export function createPodVeth(
       return host;
     }
   } finally {
-    closeSync(fd);
+    closeFile(fd);
   }
 }
 

@@ -1,8 +1,7 @@
 // The weft plugin's config, and the bridge config it delegates to. The agent owns the
 // node's subnet (subnet.json in the state dir); this plugin turns it into a bridge +
 // host-local config with the overlay's MTU and a route to the whole cluster.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { isFsErrno, joinPath as join, readText } from "../../shared/fs";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import { compileValidator } from "../../shared/cni/validate";
 import { weftSchema } from "./schema";
@@ -46,9 +45,9 @@ export function subnetPath(conf: WeftConf): string {
 export function readSubnet(conf: WeftConf): Subnet | null {
   let text: string;
   try {
-    text = readFileSync(subnetPath(conf), "utf8");
+    text = readText(subnetPath(conf));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
+    if (isFsErrno(e, "ENOENT")) return null;
     throw e;
   }
   try {

@@ -1,8 +1,7 @@
 // The delegated config of each attachment, saved at ADD so DEL (and CHECK) act on the
 // exact config ADD used, even after subnet.json changed or disappeared.
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { replaceFile } from "../../shared/atomic-file";
-import { join } from "node:path";
+import { joinPath as join, listDir, makeDirs, readText, removeFile, writeText } from "../../shared/fs";
 import type { WeftConf } from "./config";
 
 function dir(conf: WeftConf): string {
@@ -15,27 +14,27 @@ function file(conf: WeftConf, containerId: string, ifname: string): string {
 }
 
 export function saveDelegate(conf: WeftConf, containerId: string, ifname: string, delegate: Record<string, unknown>): void {
-  mkdirSync(dir(conf), { recursive: true });
-  replaceFile(file(conf, containerId, ifname), (tmp) => writeFileSync(tmp, JSON.stringify(delegate)));
+  makeDirs(dir(conf));
+  replaceFile(file(conf, containerId, ifname), (tmp) => writeText(tmp, JSON.stringify(delegate)));
 }
 
 export function loadDelegate(conf: WeftConf, containerId: string, ifname: string): Record<string, unknown> | null {
   try {
-    return JSON.parse(readFileSync(file(conf, containerId, ifname), "utf8")) as Record<string, unknown>;
+    return JSON.parse(readText(file(conf, containerId, ifname))) as Record<string, unknown>;
   } catch {
     return null;
   }
 }
 
 export function forgetDelegate(conf: WeftConf, containerId: string, ifname: string): void {
-  rmSync(file(conf, containerId, ifname), { force: true });
+  removeFile(file(conf, containerId, ifname), { force: true });
 }
 
 /** Saved attachments of this network: [containerId, ifname] pairs. */
 export function savedAttachments(conf: WeftConf): Array<{ containerID: string; ifname: string }> {
   let names: string[];
   try {
-    names = readdirSync(dir(conf));
+    names = listDir(dir(conf));
   } catch {
     return [];
   }

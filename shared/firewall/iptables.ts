@@ -2,7 +2,7 @@
 // for hosts without the `nft` binary. The fallback uses `iptables`/`ip6tables` as the host's
 // PATH (Debian: update-alternatives) selects them, nft or legacy, i.e. the same ones Docker
 // and kube-proxy write their rules with.
-import { readFileSync, realpathSync } from "node:fs";
+import { readText, realPath } from "../fs";
 import { NFPROTO, chainPolicy, countRulesContaining } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import { mustRun, run, which } from "../process";
@@ -105,7 +105,7 @@ function fixRuleCount(f: Family, path: string, count: number): void {
 /** Legacy ip(6)_tables keep a table per netns once it is used; the kernel lists them here. */
 function legacyFilterExists(f: Family): boolean {
   try {
-    return readFileSync(`/proc/net/ip${f === 4 ? "" : "6"}_tables_names`, "utf8").split("\n").includes("filter");
+    return readText(`/proc/net/ip${f === 4 ? "" : "6"}_tables_names`).split("\n").includes("filter");
   } catch {
     return false; // ip(6)_tables not loaded
   }
@@ -122,7 +122,7 @@ function tool(f: Family, kind: "nft" | "legacy"): string | null {
   if (!plain) return null;
   let target = plain;
   try {
-    target = realpathSync(plain);
+    target = realPath(plain);
   } catch {
     // a dangling link: use the name as it is
   }
