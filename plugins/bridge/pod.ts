@@ -8,6 +8,8 @@ import { addAddress } from "../../shared/netlink/address";
 import { createVeth, getLinkByName, setLinkUp, setMaster, type Link } from "../../shared/netlink/link";
 import { addRoute } from "../../shared/netlink/route";
 import { isErrno, withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
+import { inNetns } from "../../shared/netns";
+import { writeSysctl } from "../../shared/sysctl";
 
 /** The Web Crypto global: node:crypto costs ~3 ms to load in the compiled executable. */
 function randomHex(bytes: number): string {
@@ -94,6 +96,9 @@ export function configurePodInterface(
   return withSocket(netns, (nl) => {
     const link = getLinkByName(nl, ifname);
     if (!link) throw new CniError(ErrorCode.Internal, `interface ${ifname} not found in ${netns}`);
+    // Before it comes up, as the reference does: its link-local address then skips DAD
+    // too, instead of staying tentative (and its timers running) for the pod's first second.
+    if (!o.enableDad) inNetns(netns, () => writeSysctl(`net/ipv6/conf/${ifname}/accept_dad`, "0"));
     setLinkUp(nl, link.index);
     for (const ip of ips) addAddress(nl, link.index, ip.address, { noDad: !o.enableDad });
     for (const r of routes) {

@@ -1,5 +1,5 @@
 // Interface addresses (RTM_*ADDR).
-import { formatIP, ipFromBytes, ipToBytes, parseCIDR, type IPNet } from "../ip";
+import { formatIP, ipFromBytes, ipToBytes, lastOf, parseCIDR, type IPNet } from "../ip";
 import { attr, ifaddrmsg, u32 } from "./encoding";
 import { isErrno, NLM_F, NetlinkSocket } from "./socket";
 
@@ -10,6 +10,7 @@ const AF_INET = 2;
 const AF_INET6 = 10;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
+const IFA_BROADCAST = 4;
 const IFA_FLAGS = 8;
 const IFA_F_NODAD = 0x02;
 
@@ -31,6 +32,11 @@ function payload(index: number, net: IPNet, flags = 0): Buffer[] {
     : [hdr, attr(IFA_ADDRESS, bytes), attr(IFA_FLAGS, u32(flags))];
 }
 
+/** The subnet's broadcast address, as `ip addr add … brd +` and the reference plugins set it (IPv4 below /31). */
+function broadcast(net: IPNet): Buffer[] {
+  return net.ip.family === 4 && net.prefix < 31 ? [attr(IFA_BROADCAST, ipToBytes(lastOf(net)))] : [];
+}
+
 function cidrOf(s: string): IPNet {
   const net = parseCIDR(s);
   if (!net) throw new Error(`invalid address "${s}"`);
@@ -39,11 +45,12 @@ function cidrOf(s: string): IPNet {
 
 /** Adds `cidr` to the link; `noDad` skips IPv6 duplicate address detection. */
 export function addAddress(nl: NetlinkSocket, index: number, cidr: string, o: { noDad?: boolean } = {}): void {
+  const net = cidrOf(cidr);
   nl.request(
     `add address ${cidr}`,
     RTM_NEWADDR,
     NLM_F.CREATE | NLM_F.EXCL,
-    payload(index, cidrOf(cidr), o.noDad ? IFA_F_NODAD : 0),
+    [...payload(index, net, o.noDad ? IFA_F_NODAD : 0), ...broadcast(net)],
   );
 }
 

@@ -90,12 +90,25 @@ describe("bridge config keys", () => {
     expect(hostLink(node.bridge).flags).toContain("PROMISC");
   });
 
-  it("enabledad controls IPv6 duplicate address detection on the pod's addresses", () => {
+  it("enabledad controls IPv6 duplicate address detection on the pod's interface", () => {
     const v6 = (ns: string) => podLink(ns).addr_info.find((a) => a.local.startsWith("fd77"))!;
+    const linkLocal = (ns: string) => podLink(ns).addr_info.find((a) => a.local.startsWith("fe80"))!;
+    const acceptDad = (ns: string) => nsExec(ns, "cat", "/proc/sys/net/ipv6/conf/eth0/accept_dad").trim();
     const noDad = addPod(node, bridgeConf(node));
     expect(v6(noDad.ns).nodad).toBe(true);
+    // The kernel's own link-local address skips DAD too: usable at once, never tentative.
+    expect(acceptDad(noDad.ns)).toBe("0");
+    expect(linkLocal(noDad.ns)).not.toHaveProperty("tentative");
     const dad = addPod(node, bridgeConf(node, { enabledad: true }));
     expect(v6(dad.ns).nodad).toBeUndefined();
+    expect(acceptDad(dad.ns)).toBe("1");
+  });
+
+  it("pod IPv4 addresses carry the subnet's broadcast address, as the reference sets it", () => {
+    const pod = addPod(node, bridgeConf(node));
+    const v4 = podLink(pod.ns).addr_info.find((a) => a.family === "inet") as { broadcast?: string; prefixlen: number };
+    expect(v4.prefixlen).toBe(24);
+    expect(v4.broadcast).toMatch(/\.255$/);
   });
 
   it("vlan puts the pod's port in that VLAN (or fails cleanly where the kernel lacks VLAN filtering)", () => {
