@@ -7,7 +7,9 @@ import { writeSync } from "node:fs";
 import { formatCIDR } from "../shared/ip";
 import { withSocket } from "../shared/netlink/socket";
 import { readSysctl, writeSysctl } from "../shared/sysctl";
-import { publishCniFiles } from "./cni-files";
+import { parseWeftConf } from "../plugins/weft/config";
+import { collectOrphans } from "../plugins/weft/gc";
+import { CONFLIST_VERSION, NETWORK_NAME, publishCniFiles, weftPluginConf } from "./cni-files";
 import { computeDesired, normaliseCIDR, selfNode, type Desired, type DirectRouting } from "./desired";
 import { convergePeers, ensureAddress, ensureDevice, findUnderlay, VXLAN_OVERHEAD } from "./dataplane";
 import { convergeMasquerade } from "./masquerade";
@@ -177,6 +179,17 @@ export class Agent {
     // The device is up with its address: the node can take pods. subnet.json first, then
     // the conflist, so the runtime never finds the network before the plugin can serve it.
     for (const line of publishCniFiles(this.o, { podCIDR: self.podCIDR, clusterCIDR, mtu })) log(line);
+    this.collectOrphans(log, problems);
     return { ready: true, desired: desired! };
+  }
+
+  /** Runs DEL for the node's attachments whose pod netns is gone (plugins/weft/gc.ts). */
+  private collectOrphans(log: (line: string) => void, problems: string[]): void {
+    const conf = parseWeftConf({ cniVersion: CONFLIST_VERSION, name: NETWORK_NAME, ...weftPluginConf(this.o) });
+    try {
+      for (const a of collectOrphans(conf)) log(`gc: released ${a.containerID}/${a.ifname} (its netns ${a.netns} is gone)`);
+    } catch (e) {
+      problems.push(`gc: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 }

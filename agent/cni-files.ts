@@ -9,6 +9,7 @@ import { writeFileAtomic } from "../shared/atomic-file";
 export const CONFLIST_NAME = "10-weft.conflist";
 export const SUBNET_FILE = "subnet.json";
 export const NETWORK_NAME = "weft";
+export const CONFLIST_VERSION = "1.0.0";
 
 export interface CniFilesOptions {
   stateDir: string;
@@ -26,12 +27,17 @@ export function subnetFileContent(s: Subnet): string {
  * plugins (portmap, once it exists) are appended here.
  */
 export function conflistPlugins(o: Pick<CniFilesOptions, "stateDir" | "ipamDir">): Array<Record<string, unknown>> {
-  return [{ type: "weft", stateDir: o.stateDir, dataDir: o.ipamDir }];
+  return [weftPluginConf(o)];
+}
+
+/** The weft plugin's entry in the conflist. */
+export function weftPluginConf(o: Pick<CniFilesOptions, "stateDir" | "ipamDir">): Record<string, unknown> {
+  return { type: "weft", stateDir: o.stateDir, dataDir: o.ipamDir };
 }
 
 export function conflistContent(o: Pick<CniFilesOptions, "stateDir" | "ipamDir">): string {
   const list = {
-    cniVersion: "1.0.0",
+    cniVersion: CONFLIST_VERSION,
     cniVersions: ["1.0.0", "1.1.0"],
     name: NETWORK_NAME,
     plugins: conflistPlugins(o),

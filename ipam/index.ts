@@ -70,7 +70,7 @@ export function ipamCheck(c: IpamCall): void {
   hostLocal.check(hostLocalRequest(c));
 }
 
-export function ipamGc(raw: Record<string, unknown>, networkName: string, valid: Array<{ containerID: string; ifname: string }>): string[] {
+export function ipamGc(raw: Record<string, unknown>, networkName: string, valid: ReadonlyArray<{ containerID: string; ifname: string }>): string[] {
   if (ipamType(raw) !== "host-local") return [];
   return hostLocal.gc(hostLocal.parseHostLocalConfig(raw["ipam"], networkName), networkName, valid);
 }

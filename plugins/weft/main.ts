@@ -3,13 +3,13 @@
 // (VXLAN routes to other nodes, masquerade to the outside).
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { Plugin, PluginContext } from "../../shared/cni/skeleton";
-import { ipamGc } from "../../ipam/index";
 import { add as bridgeAdd } from "../bridge/add";
 import { check as bridgeCheck } from "../bridge/check";
 import { parseBridgeConf, type BridgeConf } from "../bridge/config";
 import { del as bridgeDel } from "../bridge/del";
 import { delegateConf, parseWeftConf, readSubnet, subnetPath, type WeftConf } from "./config";
-import { forgetDelegate, loadDelegate, saveDelegate, savedAttachments } from "./saved";
+import { collect } from "./gc";
+import { forgetDelegate, loadDelegate, saveDelegate } from "./saved";
 
 function bridgeContext(ctx: PluginContext<WeftConf>, raw: Record<string, unknown>): PluginContext<BridgeConf> {
   const out: PluginContext<BridgeConf> = {
@@ -35,7 +35,7 @@ export const weft: Plugin<WeftConf> = {
     if (!subnet) throw notReady(ctx.conf);
     const delegate = delegateConf(ctx.conf, subnet, ctx.raw);
     // Saved first: a DEL after a failed or interrupted ADD must find what to undo.
-    saveDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname, delegate);
+    saveDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname, ctx.env.netns, delegate);
     try {
       return bridgeAdd(bridgeContext(ctx, delegate));
     } catch (e) {
@@ -61,11 +61,6 @@ export const weft: Plugin<WeftConf> = {
     if (!readSubnet(conf)) throw notReady(conf);
   },
   gc: ({ conf, raw, validAttachments }) => {
-    const valid = new Set(validAttachments.map((a) => `${a.containerID}:${a.ifname}`));
-    for (const a of savedAttachments(conf)) {
-      if (!valid.has(`${a.containerID}:${a.ifname}`)) forgetDelegate(conf, a.containerID, a.ifname);
-    }
-    const subnet = readSubnet(conf);
-    if (subnet) ipamGc(delegateConf(conf, subnet, raw), conf.name, validAttachments);
+    collect(conf, raw, validAttachments);
   },
 };

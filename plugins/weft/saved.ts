@@ -1,8 +1,22 @@
 // The delegated config of each attachment, saved at ADD so DEL (and CHECK) act on the
-// exact config ADD used, even after subnet.json changed or disappeared.
+// exact config ADD used, even after subnet.json changed or disappeared. The pod's netns
+// path is saved with it: the agent collects attachments whose netns is gone (gc.ts).
 import { replaceFile } from "../../shared/atomic-file";
 import { joinPath as join, listDir, makeDirs, readText, removeFile, writeText } from "../../shared/fs";
 import type { WeftConf } from "./config";
+
+/** One saved attachment file: `{"netns": …, "delegate": {…}}`. */
+interface Saved {
+  netns?: string;
+  delegate: Record<string, unknown>;
+}
+
+export interface SavedAttachment {
+  containerID: string;
+  ifname: string;
+  /** the netns path ADD was given */
+  netns?: string;
+}
 
 function dir(conf: WeftConf): string {
   return join(conf.stateDir, "attachments");
@@ -13,25 +27,30 @@ function file(conf: WeftConf, containerId: string, ifname: string): string {
   return join(dir(conf), `${conf.name}:${containerId}:${ifname}.json`);
 }
 
-export function saveDelegate(conf: WeftConf, containerId: string, ifname: string, delegate: Record<string, unknown>): void {
-  makeDirs(dir(conf));
-  replaceFile(file(conf, containerId, ifname), (tmp) => writeText(tmp, JSON.stringify(delegate)));
-}
-
-export function loadDelegate(conf: WeftConf, containerId: string, ifname: string): Record<string, unknown> | null {
+function load(conf: WeftConf, containerId: string, ifname: string): Saved | null {
   try {
-    return JSON.parse(readText(file(conf, containerId, ifname))) as Record<string, unknown>;
+    return JSON.parse(readText(file(conf, containerId, ifname))) as Saved;
   } catch {
     return null;
   }
+}
+
+export function saveDelegate(conf: WeftConf, containerId: string, ifname: string, netns: string, delegate: Record<string, unknown>): void {
+  makeDirs(dir(conf));
+  const saved: Saved = { netns, delegate };
+  replaceFile(file(conf, containerId, ifname), (tmp) => writeText(tmp, JSON.stringify(saved)));
+}
+
+export function loadDelegate(conf: WeftConf, containerId: string, ifname: string): Record<string, unknown> | null {
+  return load(conf, containerId, ifname)?.delegate ?? null;
 }
 
 export function forgetDelegate(conf: WeftConf, containerId: string, ifname: string): void {
   removeFile(file(conf, containerId, ifname), { force: true });
 }
 
-/** Saved attachments of this network: [containerId, ifname] pairs. */
-export function savedAttachments(conf: WeftConf): Array<{ containerID: string; ifname: string }> {
+/** Saved attachments of this network. */
+export function savedAttachments(conf: WeftConf): SavedAttachment[] {
   let names: string[];
   try {
     names = listDir(dir(conf));
@@ -42,5 +61,8 @@ export function savedAttachments(conf: WeftConf): Array<{ containerID: string; i
     .filter((n) => n.endsWith(".json"))
     .map((n) => n.slice(0, -".json".length).split(":"))
     .filter((parts) => parts.length === 3 && parts[0] === conf.name)
-    .map(([, containerID, ifname]) => ({ containerID: containerID!, ifname: ifname! }));
+    .map(([, containerID, ifname]) => {
+      const netns = load(conf, containerID!, ifname!)?.netns;
+      return { containerID: containerID!, ifname: ifname!, ...(netns ? { netns } : {}) };
+    });
 }

@@ -6,8 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { BIN_DIR, requireBuild } from "../helpers/cni";
-import { cleanupAll, createNetns, ipJson, leftovers, nsExec, nsTry, ping } from "../helpers/netns";
+import { BIN_DIR, cni, requireBuild } from "../helpers/cni";
+import { cleanupAll, createNetns, deleteNetns, ipJson, leftovers, netnsPath, nsExec, nsTry, ping } from "../helpers/netns";
 
 interface TestNode {
   name: string;
@@ -359,6 +359,35 @@ describe("weft agent --nodes FILE", () => {
     await stopAgent(a);
     startAgent(n1, ["--masquerade=false"]);
     await until("no NAT table", () => nsTry(n1.ns, "nft", "list", "table", "ip", "weft-overlay").ok, (v) => !v);
+  });
+
+  it("releases the address of a pod whose netns vanished without a DEL, within one resync; live pods keep theirs", async () => {
+    const n1 = addNode(1, "192.168.77.11");
+    writeNodes([n1]);
+    const a = startAgent(n1);
+    const conflist = join(n1.confDir, "10-weft.conflist");
+    await until("conflist", () => existsSync(conflist), (v) => v);
+    const list = JSON.parse(readFileSync(conflist, "utf8")) as { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> };
+    const conf = { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] };
+    const pods = ["lost", "live"].map((id) => {
+      const ns = createNetns(id);
+      const r = cni({ plugin: "weft", command: "ADD", conf, hostNs: n1.ns, containerId: `ctr-${id}`, netns: netnsPath(ns) });
+      expect(r.code, r.stdout).toBe(0);
+      const ip = (r.json!["ips"][0].address as string).split("/")[0]!;
+      return { id, ns, ip, reservation: join(n1.stateDir, "ipam", "weft", ip), saved: join(n1.stateDir, "attachments", `weft:ctr-${id}:eth0.json`) };
+    });
+    const [lost, live] = pods as [(typeof pods)[0], (typeof pods)[0]];
+    for (const p of pods) expect(existsSync(p.reservation) && existsSync(p.saved), p.id).toBe(true);
+
+    deleteNetns(lost.ns); // the runtime tore the pod down and never called DEL
+    await until("the GC log line", () => a.log(), (l) => l.includes("gc: released ctr-lost/eth0"), 4000); // --resync 2
+    expect(existsSync(lost.reservation)).toBe(false);
+    expect(existsSync(lost.saved)).toBe(false);
+    expect(existsSync(live.reservation) && existsSync(live.saved)).toBe(true);
+    expect(a.log()).not.toContain("ctr-live");
+    // The freed address goes to the next pod that asks for it.
+    const again = cni({ plugin: "weft", command: "ADD", conf, hostNs: n1.ns, containerId: "ctr-next", netns: netnsPath(createNetns("next")), args: `IP=${lost.ip}` });
+    expect(again.code, again.stdout).toBe(0);
   });
 });
 

@@ -398,6 +398,11 @@ describe("deploy/weft.yaml", () => {
     expect(volumes.find((v) => at(v, "hostPath.path") === "/run/xtables.lock")?.["hostPath"]).toMatchObject({ type: "FileOrCreate" });
     const modules = objs(agent["volumeMounts"], "volumeMounts").find((m) => m["mountPath"] === "/lib/modules");
     expect(modules?.["readOnly"]).toBe(true);
+    // The GC pass reads pod netns files at the paths CNI_NETNS names (containerd: /var/run/netns),
+    // including ones created after the agent started.
+    expect(hostPathAt(agent, "/var/run/netns")).toBe("/var/run/netns");
+    const netns = objs(agent["volumeMounts"], "volumeMounts").find((m) => m["mountPath"] === "/var/run/netns");
+    expect(netns).toMatchObject({ readOnly: true, mountPropagation: "HostToContainer" });
   });
 
   it("uses the locally loaded image without pulling", () => {
