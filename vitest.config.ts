@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    globalSetup: ["test/helpers/global-tmpdir.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Integration tests share the kernel; files run one at a time so namespaces and

@@ -200,8 +200,9 @@ export class Cluster {
     return spawnSync("ip", ["netns", "exec", node.ns, join(BIN, "weft")], {
       input: JSON.stringify(plugin),
       encoding: "utf8",
+      // Our whole environment, as a runtime passes its own (containerd: os.Environ()).
       env: {
-        PATH: process.env["PATH"],
+        ...process.env,
         CNI_COMMAND: command,
         CNI_CONTAINERID: id,
         CNI_NETNS: `/run/netns/${ns}`,

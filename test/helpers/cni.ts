@@ -40,6 +40,8 @@ function prepare(c: CniCall): { cmd: string; argv: string[]; env: NodeJS.Process
   const bin = join(c.binDir ?? BIN_DIR, c.plugin);
   const env: NodeJS.ProcessEnv = {
     PATH: process.env["PATH"],
+    // where the executable unpacks its addon (test/helpers/global-tmpdir.ts)
+    ...(process.env["TMPDIR"] ? { TMPDIR: process.env["TMPDIR"] } : {}),
     CNI_COMMAND: c.command,
     CNI_CONTAINERID: c.containerId ?? "",
     CNI_NETNS: c.netns ?? "",

@@ -28,7 +28,7 @@ it("puts the executable and its plugin links into the bin dir, and the conf into
   for (const name of ["bridge", "host-local", "loopback"]) expect(statSync(join(bin, name)).ino).toBe(inode);
   expect(readFileSync(join(dir, "net.d", "10-bridge.conflist"), "utf8")).toBe(readFileSync(conf, "utf8"));
   // The installed plugins work under their names.
-  const version = spawnSync(join(bin, "loopback"), [], { env: { CNI_COMMAND: "VERSION" }, encoding: "utf8", input: "" });
+  const version = spawnSync(join(bin, "loopback"), [], { env: { ...process.env, CNI_COMMAND: "VERSION" }, encoding: "utf8", input: "" });
   expect(JSON.parse(version.stdout)).toMatchObject({ supportedVersions: expect.arrayContaining(["1.1.0"]) });
   expect(readdirSync(join(dir, "net.d"))).toEqual(["10-bridge.conflist"]); // no temp file left
 });
