@@ -12,6 +12,7 @@ import { collectOrphans } from "../plugins/weft/gc";
 import { CONFLIST_VERSION, NETWORK_NAME, publishCniFiles, weftPluginConf } from "./cni-files";
 import { computeDesired, normaliseCIDR, selfNode, type Desired, type DirectRouting } from "./desired";
 import { convergePeers, ensureAddress, ensureDevice, findUnderlay, VXLAN_OVERHEAD } from "./dataplane";
+import { watchLinks } from "./link-watch";
 import { convergeMasquerade } from "./masquerade";
 import type { NodeSnapshot, NodeSource } from "./types";
 
@@ -58,6 +59,7 @@ export class Agent {
   private snapshot: NodeSnapshot | null = null;
   private scheduled: ReturnType<typeof setTimeout> | null = null;
   private ticker: ReturnType<typeof setInterval> | null = null;
+  private unwatch: (() => void) | null = null;
   private running = false;
   private lastProblems = new Set<string>();
   private readonly log: (line: string) => void;
@@ -80,6 +82,8 @@ export class Agent {
       (m) => this.log(m),
     );
     this.ticker = setInterval(() => this.trigger(), this.o.resyncSeconds * 1000);
+    // Our device deleted or changed by hand: repaired now, not at the next tick.
+    this.unwatch = watchLinks(() => [deviceName(this.o.vni)], () => this.trigger(), (m) => this.log(m));
   }
 
   /** Stops watching and ticking; the dataplane stays as it is. */
@@ -87,7 +91,8 @@ export class Agent {
     this.source.stop();
     if (this.ticker) clearInterval(this.ticker);
     if (this.scheduled) clearTimeout(this.scheduled);
-    this.ticker = this.scheduled = null;
+    this.unwatch?.();
+    this.ticker = this.scheduled = this.unwatch = null;
   }
 
   /** Asks for a reconcile soon; any number of asks before it runs make one run. */

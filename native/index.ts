@@ -12,6 +12,8 @@ export interface NativeAddon {
   nlSend(fd: number, data: Uint8Array): void;
   /** Receives one datagram; null when nothing arrived within `timeoutMs`. */
   nlRecv(fd: number, timeoutMs: number): Buffer | null;
+  /** Joins netlink multicast group `group` (RTNLGRP_*). */
+  nlJoin(fd: number, group: number): void;
   close(fd: number): void;
   /** flock(2): `exclusive` picks LOCK_EX over LOCK_SH; blocks until granted. */
   flock(fd: number, exclusive: boolean): void;

@@ -174,6 +174,21 @@ static napi_value nl_send(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Joins a netlink multicast group: the kernel then also sends the socket its
+// notifications of that kind (RTNLGRP_LINK: links added, changed, deleted).
+static napi_value nl_join(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv)) return NULL;
+  int fd, group;
+  if (get_fd(env, argv[0], &fd)) return NULL;
+  if (napi_get_value_int32(env, argv[1], &group) != napi_ok) {
+    napi_throw_type_error(env, NULL, "group must be a number");
+    return NULL;
+  }
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0) return throw_errno(env, errno, "netlink join");
+  return NULL;
+}
+
 static napi_value nl_recv(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (get_args(env, info, 2, argv)) return NULL;
@@ -629,6 +644,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"nlOpen", NULL, nl_open, NULL, NULL, NULL, napi_default, NULL},
       {"nlSend", NULL, nl_send, NULL, NULL, NULL, napi_default, NULL},
       {"nlRecv", NULL, nl_recv, NULL, NULL, NULL, napi_default, NULL},
+      {"nlJoin", NULL, nl_join, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
       {"flock", NULL, fd_flock, NULL, NULL, NULL, napi_default, NULL},
       {"funlock", NULL, fd_funlock, NULL, NULL, NULL, napi_default, NULL},

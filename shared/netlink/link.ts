@@ -100,6 +100,11 @@ export function linkInfo(kind: string | undefined, data?: Buffer, slave?: { kind
   return attr(IFLA_LINKINFO, parts, true);
 }
 
+/** The links an RTM_NEWLINK/RTM_DELLINK notification is about (others are skipped). */
+export function linkNotifications(msgs: NetlinkMessage[]): Array<{ deleted: boolean; link: Link }> {
+  return msgs.filter((m) => m.type === RTM_NEWLINK || m.type === RTM_DELLINK).map((m) => ({ deleted: m.type === RTM_DELLINK, link: toLink(m) }));
+}
+
 function toLink(m: NetlinkMessage): Link {
   const h = ifinfomsg.parse(m.data);
   const a = ifinfomsg.attrs(m.data);

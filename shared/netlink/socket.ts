@@ -86,6 +86,21 @@ export class NetlinkSocket {
     native.close(this.fd);
   }
 
+  /** Joins multicast group `group` (RTNLGRP_*): the kernel then sends us its notifications. */
+  join(group: number): void {
+    native.nlJoin(this.fd, group);
+  }
+
+  /**
+   * The notifications received so far, without waiting. Throws ENOBUFS when the kernel
+   * dropped some because we read too late: the caller then knows only that something changed.
+   */
+  pending(): NetlinkMessage[] {
+    const out: NetlinkMessage[] = [];
+    for (let buf = native.nlRecv(this.fd, 0); buf !== null; buf = native.nlRecv(this.fd, 0)) out.push(...messages(buf));
+    return out;
+  }
+
   /**
    * Sends one request and returns the payloads of its replies. Every request asks for
    * an ACK so failures surface here, synchronously, with the kernel's reason.

@@ -273,14 +273,30 @@ describe("weft agent --nodes FILE", () => {
     expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
 
     // Someone recreates it with the wrong VNI and takes it down: recreated and up again.
-    nsExec(n1!.ns, "ip", "link", "del", "weft.1");
-    nsExec(n1!.ns, "ip", "link", "add", "weft.1", "type", "vxlan", "id", "9", "local", n1!.ip, "dev", "eth0", "dstport", "4789");
+    // One shell, so the agent (which hears link changes at once) cannot slip in between.
+    nsExec(n1!.ns, "sh", "-c", `ip link del weft.1 && ip link add weft.1 type vxlan id 9 local ${n1!.ip} dev eth0 dstport 4789`);
     await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.vni === 1 && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
     await until("the log line", () => agents[0]!.log(), (l) => /link del weft\.1 \(vni 9 != 1, .*learning true != false\)/.test(l));
     // A stray entry on our device, and a wrong neighbor MAC, are corrected too.
     nsExec(n1!.ns, "ip", "neigh", "replace", "10.244.2.0", "lladdr", "0e:fe:00:00:00:99", "dev", "weft.1", "nud", "permanent");
     nsExec(n1!.ns, "bridge", "fdb", "append", "0e:fe:00:00:00:99", "dev", "weft.1", "dst", "192.168.77.99", "self", "permanent");
     await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 4000);
+  });
+
+  it("repairs a deleted device at once, from the kernel's link notifications, without waiting for the resync", async () => {
+    const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
+    writeNodes([n1!, n2!]);
+    startAgent(n1!, ["--resync", "300"]);
+    startAgent(n2!, ["--resync", "300"]);
+    const want = expectedTunnel([n2!]);
+    await until("converged", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want));
+    nsExec(n1!.ns, "ip", "link", "del", "weft.1");
+    await until("device back", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 3000);
+    expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
+    // A wrong MTU set by hand is put back the same way.
+    const mtu = overlay(n1!.ns).device!.mtu;
+    nsExec(n1!.ns, "ip", "link", "set", "weft.1", "mtu", "1200");
+    await until("MTU back", () => overlay(n1!.ns).device?.mtu, (m) => m === mtu, 3000);
   });
 
   it("writes subnet.json and the conflist only once its own subnet is known and the device is up", async () => {
