@@ -1,7 +1,7 @@
 // Shared by the benchmark modules: clean-up that runs however the process ends, and the
 // Markdown table every module prints (measure | value | baseline | ratio | goal).
 import { spawnSync } from "node:child_process";
-import { writeSync } from "node:fs";
+import { realpathSync, writeSync } from "node:fs";
 
 const cleanups: Array<() => void> = [];
 
@@ -55,4 +55,15 @@ export function table(rows: Row[]): string {
     "| --- | --- | --- | --- | --- |",
     ...rows.map((r) => `| ${r.measure} | ${r.value} | ${r.baseline ?? "—"} | ${r.ratio ?? "—"} | ${(r.goal ?? "—") + mark(r)} |`),
   ].join("\n");
+}
+
+/**
+ * Drops an executable from the page cache (`dd iflag=nocache`), so the next run maps it as
+ * an installed binary read from disk is mapped. Memory is measured that way for weft and
+ * the reference alike: weft's executable, written moments ago by the build, otherwise sits
+ * in the page cache in the large folios the write left, and every page fault maps a whole
+ * folio: ~5 MB more RSS for the same program, which no node would see.
+ */
+export function settleInPageCache(exe: string): void {
+  sh("dd", `if=${realpathSync(exe)}`, "iflag=nocache", "count=0", "status=none");
 }

@@ -2,10 +2,10 @@
 // plugins), in one run, on the same kernel, quoted as ratios (weft / reference).
 // Every namespace, link and table lives inside namespaces this module makes and removes.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { median, onCleanup, sh } from "./common";
+import { median, onCleanup, settleInPageCache, sh } from "./common";
 
 const WEFT = join(import.meta.dirname, "..", "dist", "bin");
 const GO = "/usr/lib/cni";
@@ -147,18 +147,15 @@ async function benchConcurrent(host: string, pods: string[], overhead: number): 
 
 /**
  * Median peak RSS (MB) of an ADD with ipMasq (the most code), measured by GNU time inside
- * the host netns. Both executables are first dropped from the page cache (`dd
- * iflag=nocache`) and run once, so both are mapped as an installed binary read from disk
- * is. Without that, weft's executable, written moments ago by the build, sits in the page
- * cache in the large folios the write left, and every page fault maps a whole folio:
- * ~5 MB more RSS for the same program, which no node would see.
+ * the host netns, with both executables settled in the page cache (settleInPageCache) and
+ * run once first.
  */
 function peakRss(impl: Impl, host: string, pod: string): number {
   const dir = mkdtempSync(join(tmpdir(), "weft-bench-"));
   dirs.push(dir);
   const conf = bridgeConf(impl, true, `10.${140 + impls.indexOf(impl)}.0.0/24`, dir);
-  const exe = realpathSync(join(impl.dir, "bridge"));
-  sh("dd", `if=${exe}`, "iflag=nocache", "count=0", "status=none");
+  const exe = join(impl.dir, "bridge");
+  settleInPageCache(exe);
   spawnSync(exe, [], { env: { ...baseEnv, CNI_COMMAND: "VERSION" }, input: "" });
   const kbs: number[] = [];
   for (let i = 0; i < 5; i++) {

@@ -14,8 +14,8 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Cluster, routeDsts, tryInNs, type NodeSpec, type PodSpec } from "../lab/cluster";
-import { median, onCleanup, table } from "./common";
+import { BIN, Cluster, routeDsts, tryInNs, type NodeSpec, type PodSpec } from "../lab/cluster";
+import { median, onCleanup, settleInPageCache, table } from "./common";
 
 const NODES = Number(process.env["BENCH_SCALE_NODES"] ?? 50);
 const PINGS = 5;
@@ -76,6 +76,7 @@ export async function benchScale(): Promise<string> {
   });
 
   c.createUnderlay();
+  settleInPageCache(join(BIN, "weft")); // agents' memory as on a node (see bench/common.ts)
   const own = (n: NodeSpec) => join(n.stateDir, "nodes.json");
   const tStart = Date.now();
   for (const n of c.nodes) {

@@ -82,7 +82,8 @@ module.exports = require(join(dirname(require.main.filename), ${JSON.stringify(a
 const bundles = [
   // Schemas are compiled here, to ajv standalone code: no ajv compiler in the binary.
   { entry: "main.ts", out: "weft.cjs", plugins: [precompiledValidators(), apart("../agent/main", "agent.cjs")] },
-  { entry: "agent/main.ts", out: "agent.cjs", plugins: [apart("./kube-source", "kube.cjs")] },
+  // The agent runs the weft plugin's GC code, and with it the bridge's config validation.
+  { entry: "agent/main.ts", out: "agent.cjs", plugins: [precompiledValidators(), apart("./kube-source", "kube.cjs")] },
   { entry: "agent/kube-source.ts", out: "kube.cjs", plugins: [] },
 ];
 for (const { entry, out, plugins } of bundles) {
