@@ -12,7 +12,7 @@ import { collectOrphans } from "../plugins/weft/gc";
 import { CONFLIST_VERSION, NETWORK_NAME, publishCniFiles, weftPluginConf } from "./cni-files";
 import { computeDesired, normaliseCIDR, selfNode, type Desired, type DirectRouting } from "./desired";
 import { convergePeers, ensureAddress, ensureDevice, findUnderlay, VXLAN_OVERHEAD } from "./dataplane";
-import { watchLinks } from "./link-watch";
+import { watchLinks, type LinkWatch } from "./link-watch";
 import { convergeMasquerade } from "./masquerade";
 import type { NodeSnapshot, NodeSource } from "./types";
 
@@ -59,7 +59,7 @@ export class Agent {
   private snapshot: NodeSnapshot | null = null;
   private scheduled: ReturnType<typeof setTimeout> | null = null;
   private ticker: ReturnType<typeof setInterval> | null = null;
-  private unwatch: (() => void) | null = null;
+  private links: LinkWatch | null = null;
   private running = false;
   private lastProblems = new Set<string>();
   private readonly log: (line: string) => void;
@@ -83,7 +83,7 @@ export class Agent {
     );
     this.ticker = setInterval(() => this.trigger(), this.o.resyncSeconds * 1000);
     // Our device deleted or changed by hand: repaired now, not at the next tick.
-    this.unwatch = watchLinks(() => [deviceName(this.o.vni)], () => this.trigger(), (m) => this.log(m));
+    this.links = watchLinks(() => [deviceName(this.o.vni)], () => this.trigger(), (m) => this.log(m));
   }
 
   /** Stops watching and ticking; the dataplane stays as it is. */
@@ -91,8 +91,8 @@ export class Agent {
     this.source.stop();
     if (this.ticker) clearInterval(this.ticker);
     if (this.scheduled) clearTimeout(this.scheduled);
-    this.unwatch?.();
-    this.ticker = this.scheduled = this.unwatch = null;
+    this.links?.stop();
+    this.ticker = this.scheduled = this.links = null;
   }
 
   /** Asks for a reconcile soon; any number of asks before it runs make one run. */
@@ -127,6 +127,7 @@ export class Agent {
       result = { ready: false, changes, problems };
     } finally {
       this.running = false;
+      this.links?.discard();
     }
     // Problems are logged when they appear, not again on every resync while they last.
     const now = new Set(problems);
@@ -192,7 +193,9 @@ export class Agent {
   private collectOrphans(log: (line: string) => void, problems: string[]): void {
     const conf = parseWeftConf({ cniVersion: CONFLIST_VERSION, name: NETWORK_NAME, ...weftPluginConf(this.o) });
     try {
-      for (const a of collectOrphans(conf)) log(`gc: released ${a.containerID}/${a.ifname} (its netns ${a.netns} is gone)`);
+      const { removed, failed } = collectOrphans(conf);
+      for (const a of removed) log(`gc: released ${a.containerID}/${a.ifname} (its netns ${a.netns} is gone)`);
+      for (const f of failed) problems.push(`gc: ${f}`);
     } catch (e) {
       problems.push(`gc: ${e instanceof Error ? e.message : String(e)}`);
     }

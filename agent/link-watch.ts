@@ -8,11 +8,18 @@ import { NetlinkSocket } from "../shared/netlink/socket";
 const RTNLGRP_LINK = 1;
 const POLL_MS = 200;
 
-/**
- * Calls `onChange` (at most once per poll) when a link named in `names()` is added,
- * changed or deleted. Returns a function that stops watching.
- */
-export function watchLinks(names: () => readonly string[], onChange: () => void, onError: (message: string) => void): () => void {
+export interface LinkWatch {
+  /**
+   * Drops the notifications received so far: called after a reconcile, so the changes it
+   * made itself never trigger another (one that cannot settle would otherwise loop). A
+   * change someone else made during that reconcile waits for the next resync.
+   */
+  discard(): void;
+  stop(): void;
+}
+
+/** Calls `onChange` (at most once per poll) when a link named in `names()` is added, changed or deleted. */
+export function watchLinks(names: () => readonly string[], onChange: () => void, onError: (message: string) => void): LinkWatch {
   const nl = NetlinkSocket.open();
   nl.join(RTNLGRP_LINK);
   const timer = setInterval(() => {
@@ -25,8 +32,17 @@ export function watchLinks(names: () => readonly string[], onChange: () => void,
       else onError(`link watch: ${e instanceof Error ? e.message : String(e)}`);
     }
   }, POLL_MS);
-  return () => {
-    clearInterval(timer);
-    nl.close();
+  return {
+    discard() {
+      try {
+        nl.pending();
+      } catch {
+        // ENOBUFS: dropped anyway
+      }
+    },
+    stop() {
+      clearInterval(timer);
+      nl.close();
+    },
   };
 }

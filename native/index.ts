@@ -29,10 +29,10 @@ export interface NativeAddon {
   /** Writes all of `text` to `fd`. */
   writeAll(fd: number, text: string): void;
   /**
-   * Starts `file` (searched on PATH without a slash) with `args`, `input` written whole to
-   * its stdin, and `env` (null: ours). Returns [pid, stdoutFd, stderrFd] for reap().
+   * Starts `file` (searched on our PATH without a slash) with `args`, `input` written whole
+   * to its stdin, and `env` ("K=V"). Returns [pid, stdoutFd, stderrFd] for reap().
    */
-  spawn(file: string, args: string[], input: string, env: string[] | null): [pid: number, stdout: number, stderr: number];
+  spawn(file: string, args: string[], input: string, env: string[]): [pid: number, stdout: number, stderr: number];
   /** Reads the child's outputs to EOF and waits for it: [exit status, terminating signal, stdout, stderr]. */
   reap(pid: number, stdout: number, stderr: number): [status: number | null, signal: number | null, stdout: string, stderr: string];
   /** open(2) with O_CLOEXEC; `how` as in shared/fs.ts. */

@@ -80,18 +80,23 @@ static int get_fd(napi_env env, napi_value v, int *fd) {
 }
 
 // Returns a malloc'd copy of a JS string argument, or NULL for null/undefined.
-static char *get_path(napi_env env, napi_value v, int *failed) {
+static char *get_string(napi_env env, napi_value v, int *failed) {
   napi_valuetype t;
   *failed = 0;
   napi_typeof(env, v, &t);
   if (t == napi_null || t == napi_undefined) return NULL;
   size_t len;
   if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "path must be a string");
+    napi_throw_type_error(env, NULL, "expected a string");
     *failed = 1;
     return NULL;
   }
   char *s = malloc(len + 1);
+  if (!s) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    *failed = 1;
+    return NULL;
+  }
   napi_get_value_string_utf8(env, v, s, len + 1, &len);
   return s;
 }
@@ -113,7 +118,7 @@ static napi_value nl_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int failed;
-  char *path = get_path(env, argv[0], &failed);
+  char *path = get_string(env, argv[0], &failed);
   if (failed) return NULL;
   int saved = -1, target = -1;
   if (path) {
@@ -247,7 +252,7 @@ static napi_value ns_enter(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (get_args(env, info, 1, argv)) return NULL;
   int failed;
-  char *path = get_path(env, argv[0], &failed);
+  char *path = get_string(env, argv[0], &failed);
   if (failed) return NULL;
   if (!path) {
     napi_throw_type_error(env, NULL, "netns path required");
@@ -346,12 +351,12 @@ static napi_value write_all(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// The path argument at argv[0] as a malloc'd string; NULL (with a JS exception) otherwise.
-static char *path_arg(napi_env env, napi_value v) {
+// A required string argument as a malloc'd string; NULL (with a JS exception) otherwise.
+static char *required_string(napi_env env, napi_value v) {
   int failed;
-  char *path = get_path(env, v, &failed);
-  if (!failed && !path) napi_throw_type_error(env, NULL, "path must be a string");
-  return path;
+  char *s = get_string(env, v, &failed);
+  if (!failed && !s) napi_throw_type_error(env, NULL, "expected a string");
+  return s;
 }
 
 // open(path, how, mode) -> fd, always O_CLOEXEC. `how` names the few ways weft opens
@@ -378,7 +383,7 @@ static napi_value fs_open(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "open: unknown mode");
     return NULL;
   }
-  char *path = path_arg(env, argv[0]);
+  char *path = required_string(env, argv[0]);
   if (!path) return NULL;
   int fd = open(path, flags | O_CLOEXEC, (mode_t)mode);
   int err = errno;
@@ -401,10 +406,10 @@ static napi_value path_call(napi_env env, napi_callback_info info, enum path_op 
       napi_throw_type_error(env, NULL, "mode must be a number");
       return NULL;
     }
-  } else if (op == OP_RENAME && !(other = path_arg(env, argv[1]))) {
+  } else if (op == OP_RENAME && !(other = required_string(env, argv[1]))) {
     return NULL;
   }
-  char *path = path_arg(env, argv[0]);
+  char *path = required_string(env, argv[0]);
   if (!path) {
     free(other);
     return NULL;
@@ -436,7 +441,7 @@ static napi_value fs_realpath(napi_env env, napi_callback_info info) { return pa
 static napi_value fs_readdir(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (get_args(env, info, 1, argv)) return NULL;
-  char *path = path_arg(env, argv[0]);
+  char *path = required_string(env, argv[0]);
   if (!path) return NULL;
   DIR *d = opendir(path);
   int err = errno;
@@ -466,12 +471,16 @@ static char **get_strings(napi_env env, napi_value arr, const char *first) {
   }
   size_t at = first ? 1 : 0;
   char **v = calloc(n + at + 1, sizeof *v);
-  if (first) v[0] = strdup(first);
+  if (!v || (first && !(v[0] = strdup(first)))) {
+    free(v);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
   for (uint32_t i = 0; i < n; i++) {
     napi_value e;
     int failed;
     napi_get_element(env, arr, i, &e);
-    v[at + i] = get_path(env, e, &failed);
+    v[at + i] = get_string(env, e, &failed);
     if (failed || !v[at + i]) {
       for (size_t k = 0; k < at + i; k++) free(v[k]);
       free(v);
@@ -488,30 +497,21 @@ static void free_strings(char **v) {
   free(v);
 }
 
-extern char **environ;
-
-// spawn(file, args, input, env|null) -> [pid, stdoutFd, stderrFd]. Starts `file` (looked
-// up on PATH when it has no slash) with `input` written whole to its stdin, which is then
-// closed: fine for what weft runs (nft, iptables, CNI plugins), which read all input before
-// they write much. The child gets default signal handling and an empty signal mask (Node
-// and Bun ignore SIGPIPE, and exec keeps ignored signals ignored). reap() collects it, so
-// the caller can do other work while it runs.
+// spawn(file, args, input, env) -> [pid, stdoutFd, stderrFd]. Starts `file` (looked up
+// on the caller's PATH when it has no slash) with `input` on its stdin, which is then
+// closed, and `env` ("K=V" strings) as its environment. The stdin pipe is sized to hold
+// all of `input` (up to fs.pipe-max-size, 1 MiB by default), so writing it never waits
+// for the child, which may be writing its own output meanwhile. The child gets default
+// signal handling and an empty signal mask (Node and Bun ignore SIGPIPE, and exec keeps
+// ignored signals ignored). reap() collects it, so the caller can work while it runs.
 static napi_value spawn_child(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   if (get_args(env, info, 4, argv)) return NULL;
-  int failed;
-  char *file = get_path(env, argv[0], &failed);
-  if (failed || !file) {
-    if (!failed) napi_throw_type_error(env, NULL, "file must be a string");
-    return NULL;
-  }
-  char **args = get_strings(env, argv[1], file);
-  char *input = args ? get_path(env, argv[2], &failed) : NULL;
-  napi_valuetype envType;
-  napi_typeof(env, argv[3], &envType);
-  char **envp = NULL;
-  if (args && !failed && envType != napi_null && envType != napi_undefined) envp = get_strings(env, argv[3], NULL);
-  if (!args || failed || (envType != napi_null && envType != napi_undefined && !envp)) {
+  char *file = required_string(env, argv[0]);
+  char **args = file ? get_strings(env, argv[1], file) : NULL;
+  char *input = args ? required_string(env, argv[2]) : NULL;
+  char **envp = input ? get_strings(env, argv[3], NULL) : NULL;
+  if (!envp) {
     free(file), free_strings(args), free(input);
     return NULL;
   }
@@ -533,7 +533,7 @@ static napi_value spawn_child(napi_env env, napi_callback_info info) {
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    rc = posix_spawnp(&pid, file, &fa, &attr, args, envp ? envp : environ);
+    rc = posix_spawnp(&pid, file, &fa, &attr, args, envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
   }
@@ -555,7 +555,8 @@ static napi_value spawn_child(napi_env env, napi_callback_info info) {
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  size_t len = input ? strlen(input) : 0;
+  size_t len = strlen(input);
+  if (len > 65536) fcntl(in[1], F_SETPIPE_SZ, (int)(len < (1 << 20) ? len : (1 << 20)));
   for (size_t off = 0; off < len;) {
     ssize_t n = write(in[1], input + off, len - off);
     if (n < 0 && errno == EINTR) continue;
@@ -576,9 +577,15 @@ static napi_value spawn_child(napi_env env, napi_callback_info info) {
   return r;
 }
 
-// Appends everything readable on fd to a growing buffer; returns false at EOF or error.
+// Appends everything readable on fd to a growing buffer; returns false at EOF, on error,
+// or when the buffer cannot grow (the output is then cut short).
 static bool drain(int fd, char **buf, size_t *len, size_t *cap) {
-  if (*len == *cap) *buf = realloc(*buf, *cap *= 2);
+  if (*len == *cap) {
+    char *bigger = realloc(*buf, *cap * 2);
+    if (!bigger) return false;
+    *buf = bigger;
+    *cap *= 2;
+  }
   ssize_t n = read(fd, *buf + *len, *cap - *len);
   if (n < 0 && errno == EINTR) return true;
   if (n <= 0) return false;
@@ -595,19 +602,25 @@ static napi_value reap_child(napi_env env, napi_callback_info info) {
   if (get_fd(env, argv[0], &pid) || get_fd(env, argv[1], &fds[0]) || get_fd(env, argv[2], &fds[1])) return NULL;
   char *bufs[2] = {malloc(4096), malloc(4096)};
   size_t lens[2] = {0, 0}, caps[2] = {4096, 4096};
-  bool open_[2] = {true, true};
+  // Without buffers, read nothing: the child then sees closed pipes and still exits.
+  bool open_[2] = {bufs[0] && bufs[1], bufs[0] && bufs[1]};
+  for (int i = 0; i < 2; i++) {
+    if (!open_[i]) close(fds[i]);
+  }
   while (open_[0] || open_[1]) {
     struct pollfd p[2] = {{open_[0] ? fds[0] : -1, POLLIN, 0}, {open_[1] ? fds[1] : -1, POLLIN, 0}};
-    if (poll(p, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
+    if (poll(p, 2, -1) < 0 && errno != EINTR) break;
     for (int i = 0; i < 2; i++) {
-      if (open_[i] && p[i].revents && !drain(fds[i], &bufs[i], &lens[i], &caps[i])) open_[i] = false;
+      // Closed as soon as we stop reading it, so a child still writing there cannot block.
+      if (open_[i] && p[i].revents && !drain(fds[i], &bufs[i], &lens[i], &caps[i])) {
+        close(fds[i]);
+        open_[i] = false;
+      }
     }
   }
-  close(fds[0]);
-  close(fds[1]);
+  for (int i = 0; i < 2; i++) {
+    if (open_[i]) close(fds[i]);
+  }
   int st = 0;
   while (waitpid(pid, &st, 0) < 0) {
     if (errno == EINTR) continue;

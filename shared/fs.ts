@@ -48,7 +48,7 @@ export function readText(path: string): string {
   try {
     return onPath(path, () => native.readAll(fd)?.toString("utf8") ?? "");
   } finally {
-    native.close(fd);
+    closeFile(fd);
   }
 }
 
@@ -58,7 +58,7 @@ export function writeText(path: string, text: string, how: "w" | "wx" = "w", mod
   try {
     onPath(path, () => native.writeAll(fd, text));
   } finally {
-    native.close(fd);
+    closeFile(fd);
   }
 }
 
@@ -68,8 +68,8 @@ export function makeDirs(path: string, mode = 0o755): void {
     onPath(path, () => native.mkdir(path, mode));
   } catch (e) {
     if (isFsErrno(e, "EEXIST") && isDirectory(path)) return;
-    const parent = path.slice(0, path.lastIndexOf("/"));
-    if (!isFsErrno(e, "ENOENT") || !parent) throw e;
+    const parent = dirName(path.replace(/\/+$/, ""));
+    if (!isFsErrno(e, "ENOENT") || parent === "." || parent === "/") throw e;
     makeDirs(parent, mode);
     makeDirs(path, mode);
   }
@@ -78,7 +78,7 @@ export function makeDirs(path: string, mode = 0o755): void {
 /** False when `path` is missing or not a directory. */
 export function isDirectory(path: string): boolean {
   try {
-    native.close(native.open(path, "d", 0));
+    closeFile(openFile(path, "d", 0));
     return true;
   } catch (e) {
     if (isFsErrno(e, "ENOENT") || isFsErrno(e, "ENOTDIR")) return false;
@@ -100,7 +100,7 @@ export function removeFile(path: string, o: { force?: boolean } = {}): void {
 }
 
 export function renameFile(from: string, to: string): void {
-  onPath(from, () => native.rename(from, to));
+  onPath(`${from}' -> '${to}`, () => native.rename(from, to));
 }
 
 export function isExecutable(path: string): boolean {

@@ -42,12 +42,12 @@ export interface Running {
 }
 
 /**
- * Starts `file args` with `input` on its stdin and returns at once; the program runs while
- * the caller goes on, until wait(). Never throws: a program that cannot be started is a
- * failed RunResult.
+ * Starts `file args` with `input` on its stdin and `env` (default: ours) and returns at
+ * once; the program runs while the caller goes on, until wait(). Never throws: a program
+ * that cannot be started is a failed RunResult.
  */
-export function start(file: string, args: string[], input = "", env?: NodeJS.ProcessEnv): Running {
-  const envList = env ? Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])) : null;
+export function start(file: string, args: string[], input = "", env: NodeJS.ProcessEnv = process.env): Running {
+  const envList = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
   let child: [number, number, number];
   try {
     child = native.spawn(file, args, input, envList);

@@ -24,7 +24,6 @@ function ioError(what: string, path: string, e: unknown): CniError {
   return new CniError(ErrorCode.IO, `host-local: cannot ${what} ${path}: ${(e as Error).message}`);
 }
 
-
 /** Whether a reservation belongs to the attachment; old one-line files match on the ID alone. */
 export function ownedBy(r: Reservation, containerId: string, ifname: string): boolean {
   return r.containerId === containerId && (r.ifname === null || r.ifname === ifname);

@@ -4,32 +4,56 @@
 // a forced removal), and would otherwise hold its IP until the node reboots.
 import type { CniEnv } from "../../shared/cni/env";
 import type { Attachment } from "../../shared/cni/skeleton";
+import { removeFallbackPodRules } from "../../shared/firewall/index";
 import { closeFile, dirName, isDirectory, isFsErrno, openFile } from "../../shared/fs";
 import { ipamGc } from "../../ipam/index";
 import { parseBridgeConf } from "../bridge/config";
 import { del as bridgeDel } from "../bridge/del";
 import { delegateConf, readSubnet, type WeftConf } from "./config";
-import { forgetDelegate, loadDelegate, savedAttachments, type SavedAttachment } from "./saved";
+import { forgetDelegate, loadAttachment, savedAttachments, type SavedAttachment } from "./saved";
 
 /**
- * Runs DEL for every saved attachment not in `valid` (its IP, its packet-filter rules;
- * its veth went with its netns), then releases any other reservation not in `valid`.
- * Returns the attachments it removed.
+ * DEL for one saved attachment, as the runtime would run it: its address, its packet-filter
+ * rules (the iptables fallback's too: the agent runs with its own PATH, which may have had
+ * `nft` where the plugin's did not), its veth if its netns still holds it; then its file.
  */
-export function collect(conf: WeftConf, raw: Record<string, unknown>, valid: readonly Attachment[]): SavedAttachment[] {
-  const keep = new Set(valid.map((a) => `${a.containerID}:${a.ifname}`));
-  const stale = savedAttachments(conf).filter((a) => !keep.has(`${a.containerID}:${a.ifname}`));
-  for (const a of stale) {
-    const delegate = loadDelegate(conf, a.containerID, a.ifname);
-    if (delegate) {
-      const env: CniEnv = { command: "DEL", containerId: a.containerID, netns: "", ifname: a.ifname, args: new Map(), path: [] };
-      bridgeDel({ env, conf: parseBridgeConf(delegate, env.args), raw: delegate, stdinVersion: conf.cniVersion });
-    }
-    forgetDelegate(conf, a.containerID, a.ifname);
+function delAttachment(conf: WeftConf, a: SavedAttachment): void {
+  const saved = loadAttachment(conf, a.containerID, a.ifname);
+  if (saved) {
+    const env: CniEnv = { command: "DEL", containerId: a.containerID, netns: saved.netns ?? "", ifname: a.ifname, args: new Map(), path: [] };
+    bridgeDel({ env, conf: parseBridgeConf(saved.delegate, env.args), raw: saved.delegate, stdinVersion: conf.cniVersion });
+    removeFallbackPodRules({ network: conf.name, containerId: a.containerID, ifname: a.ifname });
   }
+  forgetDelegate(conf, a.containerID, a.ifname);
+}
+
+/** Runs `fn` on each item; one failure does not stop the rest. Returns the failures. */
+function forEach<T>(items: T[], fn: (item: T) => void, name: (item: T) => string): string[] {
+  const failures: string[] = [];
+  for (const item of items) {
+    try {
+      fn(item);
+    } catch (e) {
+      failures.push(`${name(item)}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return failures;
+}
+
+const label = (a: Attachment): string => `${a.containerID}/${a.ifname}`;
+
+/**
+ * The GC verb: DEL for every saved attachment not in `valid`, then the release of any
+ * other reservation not in `valid` (the runtime names every attachment it has, including
+ * any ADD it has in flight).
+ */
+export function collect(conf: WeftConf, raw: Record<string, unknown>, valid: readonly Attachment[]): void {
+  const keep = new Set(valid.map(label));
+  const stale = savedAttachments(conf).filter((a) => !keep.has(label(a)));
+  const failures = forEach(stale, (a) => delAttachment(conf, a), label);
   const subnet = readSubnet(conf);
   if (subnet) ipamGc(delegateConf(conf, subnet, raw), conf.name, valid);
-  return stale;
+  if (failures.length) throw new Error(`GC: ${failures.join("; ")}`);
 }
 
 /**
@@ -48,13 +72,22 @@ function netnsGone(path: string): boolean {
 }
 
 /**
- * The agent's GC pass: attachments whose netns is gone are collected. An attachment saved
- * without a netns is kept. Returns what was collected (nothing, and no IPAM scan, when
- * every attachment is alive).
+ * The agent's pass: DEL for each saved attachment whose netns is gone, and nothing else
+ * (an ADD in flight meanwhile is never touched). Re-read just before its DEL, so an
+ * attachment a new ADD took over (same container and ifname, a new netns) is left alone.
+ * Returns what it removed and what it could not (one line each).
  */
-export function collectOrphans(conf: WeftConf): SavedAttachment[] {
-  const saved = savedAttachments(conf);
-  const alive = saved.filter((a) => !a.netns || !netnsGone(a.netns));
-  if (alive.length === saved.length) return [];
-  return collect(conf, {}, alive);
+export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; failed: string[] } {
+  const orphans = savedAttachments(conf).filter((a) => a.netns !== undefined && netnsGone(a.netns));
+  const removed: SavedAttachment[] = [];
+  const failed = forEach(
+    orphans,
+    (a) => {
+      if (loadAttachment(conf, a.containerID, a.ifname)?.netns !== a.netns) return;
+      delAttachment(conf, a);
+      removed.push(a);
+    },
+    label,
+  );
+  return { removed, failed };
 }

@@ -5,7 +5,10 @@ import { replaceFile } from "../../shared/atomic-file";
 import { joinPath as join, listDir, makeDirs, readText, removeFile, writeText } from "../../shared/fs";
 import type { WeftConf } from "./config";
 
-/** One saved attachment file: `{"netns": …, "delegate": {…}}`. */
+/**
+ * One saved attachment file: `{"netns": …, "delegate": {…}}`. Files from before the netns
+ * was saved hold the delegate alone, and still load.
+ */
 interface Saved {
   netns?: string;
   delegate: Record<string, unknown>;
@@ -27,13 +30,17 @@ function file(conf: WeftConf, containerId: string, ifname: string): string {
   return join(dir(conf), `${conf.name}:${containerId}:${ifname}.json`);
 }
 
-function load(conf: WeftConf, containerId: string, ifname: string): Saved | null {
+/** The saved attachment of (containerId, ifname), or null. */
+export function loadAttachment(conf: WeftConf, containerId: string, ifname: string): Saved | null {
+  let v: Record<string, unknown>;
   try {
-    return JSON.parse(readText(file(conf, containerId, ifname))) as Saved;
+    v = JSON.parse(readText(file(conf, containerId, ifname))) as Record<string, unknown>;
   } catch {
     return null;
   }
+  return "delegate" in v ? (v as unknown as Saved) : { delegate: v };
 }
+
 
 export function saveDelegate(conf: WeftConf, containerId: string, ifname: string, netns: string, delegate: Record<string, unknown>): void {
   makeDirs(dir(conf));
@@ -42,7 +49,7 @@ export function saveDelegate(conf: WeftConf, containerId: string, ifname: string
 }
 
 export function loadDelegate(conf: WeftConf, containerId: string, ifname: string): Record<string, unknown> | null {
-  return load(conf, containerId, ifname)?.delegate ?? null;
+  return loadAttachment(conf, containerId, ifname)?.delegate ?? null;
 }
 
 export function forgetDelegate(conf: WeftConf, containerId: string, ifname: string): void {
@@ -62,7 +69,7 @@ export function savedAttachments(conf: WeftConf): SavedAttachment[] {
     .map((n) => n.slice(0, -".json".length).split(":"))
     .filter((parts) => parts.length === 3 && parts[0] === conf.name)
     .map(([, containerID, ifname]) => {
-      const netns = load(conf, containerID!, ifname!)?.netns;
+      const netns = loadAttachment(conf, containerID!, ifname!)?.netns;
       return { containerID: containerID!, ifname: ifname!, ...(netns ? { netns } : {}) };
     });
 }

@@ -81,8 +81,25 @@ export function removePodRules(ref: PodRuleRef, meanwhile: () => void = () => {}
     failure = e;
   }
   const result = running?.wait();
-  if (failure !== undefined) throw failure;
-  if (result) okOrThrow(`removing nftables rules for pod ${pod.key}: nft -f - failed`, result);
+  const what = `removing nftables rules for pod ${pod.key}: nft -f - failed`;
+  if (failure === undefined) {
+    if (result) okOrThrow(what, result);
+    return;
+  }
+  // Both failed: report both.
+  if (result && !result.ok && failure instanceof Error) failure.message += `; also ${what}: ${result.stderr}`;
+  throw failure;
+}
+
+/**
+ * Removes a pod's rules from the iptables fallback too, where `nft` is on our PATH: for
+ * clean-up run outside the plugin (the agent's GC, in its own container), which cannot
+ * know whether the plugin, on the host's PATH, had `nft` or fell back to iptables.
+ */
+export function removeFallbackPodRules(ref: Omit<PodRuleRef, "ips">): void {
+  if (!which("nft")) return; // then removePodRules() used the fallback already
+  // Found by the pod's comment, in each family whose iptables-save exists.
+  iptables.removePod({ key: podKey(ref.network, ref.containerId, ref.ifname), addrs: [] }, false);
 }
 
 function withNetfilter<T>(fn: (nl: NetlinkSocket) => T): T {

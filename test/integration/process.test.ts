@@ -40,6 +40,13 @@ describe("run", () => {
     expect(r.stderr.length).toBe(200000);
   });
 
+  it("feeds a large input to a program that writes a large output before it reads", () => {
+    const r = run("/bin/sh", ["-c", "head -c 200000 /dev/zero; wc -c"], "y".repeat(300000));
+    expect(r.ok).toBe(true);
+    expect(r.stdout.length).toBe(200000 + "300000\n".length);
+    expect(r.stdout.endsWith("300000\n")).toBe(true);
+  });
+
   it("survives a program that exits without reading its input", () => {
     const r = run("/bin/true", [], "x".repeat(1 << 20));
     expect(r).toMatchObject({ ok: true, status: 0 });

@@ -1,9 +1,9 @@
 // The weft overlay plugin on one node: it waits for the agent's subnet.json, then wires
 // pods with the overlay's subnet and MTU, and DEL keeps working when the subnet changes.
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ipJson, leftovers, nsExec, ping } from "../helpers/netns";
+import { ipJson, leftovers, nsExec, nsTry, ping } from "../helpers/netns";
 import { addPod, call, createNode, destroyNode, type Node } from "../helpers/pods";
 
 let node: Node;
@@ -82,5 +82,22 @@ describe("weft plugin", () => {
     expect(held).toEqual(["10.244.1.2"]);
     expect(readdirSync(join(stateDir, "attachments"))).toEqual([`weft:${a.id}:eth0.json`]);
     expect(b.reply.code).toBe(0);
+    // GC ran DEL for b: its interface is gone too, a's is not.
+    expect(nsTry(b.ns, "ip", "link", "show", "eth0").ok).toBe(false);
+    expect(nsTry(a.ns, "ip", "link", "show", "eth0").ok).toBe(true);
+  });
+
+  it("DEL still reads attachments saved in the older format (the delegated config alone)", () => {
+    writeSubnet("10.244.1.0/24");
+    const a = addPod(node, conf(), { plugin: "weft" });
+    const file = join(stateDir, "attachments", `weft:${a.id}:eth0.json`);
+    const saved = JSON.parse(readFileSync(file, "utf8")) as { netns: string; delegate: Record<string, unknown> };
+    expect(saved.netns).toBe(a.path);
+    writeFileSync(file, JSON.stringify(saved.delegate));
+    writeSubnet("10.244.9.0/24"); // DEL must use the saved config, not this one
+    const del = call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: a.id, netns: a.path });
+    expect(del.code, del.stdout).toBe(0);
+    expect(readdirSync(join(stateDir, "ipam", "weft")).filter((f) => f.startsWith("10."))).toEqual([]);
+    expect(nsTry(a.ns, "ip", "link", "show", "eth0").ok).toBe(false);
   });
 });
