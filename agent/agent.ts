@@ -13,7 +13,9 @@ import { CONFLIST_VERSION, NETWORK_NAME, publishCniFiles, weftPluginConf } from 
 import { computeDesired, normaliseCIDR, selfNode, type Desired, type DirectRouting } from "./desired";
 import { convergePeers, ensureAddress, ensureDevice, findUnderlay, VXLAN_OVERHEAD } from "./dataplane";
 import { watchLinks, type LinkWatch } from "./link-watch";
-import { convergeMasquerade } from "./masquerade";
+import { forwardAccept } from "../shared/firewall/iptables";
+import { openNetfilter } from "../shared/netlink/nftables";
+import { convergeOverlayRules } from "./overlay-rules";
 import type { NodeSnapshot, NodeSource } from "./types";
 
 export interface AgentOptions {
@@ -176,10 +178,18 @@ export class Agent {
     }
 
     try {
-      const line = convergeMasquerade(this.o.masquerade ? { podCIDR: self.podCIDR, clusterCIDR } : null);
+      // Checked on every run: Docker may switch FORWARD to DROP long after pods started.
+      const nf = openNetfilter();
+      let forwardMarks: boolean;
+      try {
+        forwardMarks = forwardAccept(nf, [4]).has(4);
+      } finally {
+        nf.close();
+      }
+      const line = convergeOverlayRules({ podCIDR: self.podCIDR, clusterCIDR, masquerade: this.o.masquerade, forwardMarks });
       if (line) log(line);
     } catch (e) {
-      problems.push(`masquerade: ${e instanceof Error ? e.message : String(e)}`);
+      problems.push(`packet filter: ${e instanceof Error ? e.message : String(e)}`);
     }
 
     // The device is up with its address: the node can take pods. subnet.json first, then

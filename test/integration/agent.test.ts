@@ -377,6 +377,36 @@ describe("weft agent --nodes FILE", () => {
     await until("no NAT table", () => nsTry(n1.ns, "nft", "list", "table", "ip", "weft-overlay").ok, (v) => !v);
   });
 
+  it("keeps pods talking across nodes when FORWARD's policy turns to DROP after they started", async () => {
+    const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
+    writeNodes([n1!, n2!]);
+    for (const n of [n1!, n2!]) startAgent(n);
+    const pods = await Promise.all(
+      [n1!, n2!].map(async (n, i) => {
+        const conflist = join(n.confDir, "10-weft.conflist");
+        await until("conflist", () => existsSync(conflist), (v) => v);
+        const list = JSON.parse(readFileSync(conflist, "utf8")) as { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> };
+        const ns = createNetns(`fp${i}`);
+        const r = cni({ plugin: "weft", command: "ADD", conf: { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] }, hostNs: n.ns, containerId: `fwd-${i}`, netns: netnsPath(ns) });
+        expect(r.code, r.stdout).toBe(0);
+        return { ns, ip: (r.json!["ips"][0].address as string).split("/")[0]! };
+      }),
+    );
+    const [p1, p2] = pods as [(typeof pods)[0], (typeof pods)[0]];
+    expect(ping(p1.ns, p2.ip)).toBe(true);
+
+    // What Docker does when it starts: the pods were wired before, under ACCEPT.
+    for (const n of [n1!, n2!]) nsExec(n.ns, "iptables", "-P", "FORWARD", "DROP");
+    await until("the agents mark pod traffic", () => agents.every((a) => a.log().includes("for FORWARD accept")), (v) => v, 4000); // --resync 2
+    expect(ping(p1.ns, p2.ip)).toBe(true);
+    expect(nsExec(n1!.ns, "iptables", "-S", "FORWARD")).toMatch(/-m mark --mark 0x1000\/0x1000 .*-j ACCEPT/);
+
+    // Back to ACCEPT: the marks go; pods still talk.
+    for (const n of [n1!, n2!]) nsExec(n.ns, "iptables", "-P", "FORWARD", "ACCEPT");
+    await until("no forward chain", () => nsTry(n1!.ns, "nft", "list", "chain", "ip", "weft-overlay", "forward").ok, (v) => !v, 4000);
+    expect(ping(p1.ns, p2.ip)).toBe(true);
+  });
+
   it("releases the address of a pod whose netns vanished without a DEL, within one resync; live pods keep theirs", async () => {
     const n1 = addNode(1, "192.168.77.11");
     writeNodes([n1]);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { conflistContent, conflistPlugins, publishCniFiles, subnetFileContent } from "../../../agent/cni-files";
 import { writeFileAtomic } from "../../../shared/atomic-file";
-import { masqueradeBatch, masqueradeRules, removeBatch, rulesTag } from "../../../agent/masquerade";
+import { overlayBatch, overlayChains, removeBatch, rulesTag } from "../../../agent/overlay-rules";
 import { parseWeftConf, readSubnet } from "../../../plugins/weft/config";
 
 let dir: string;
@@ -83,28 +83,45 @@ describe("writeFileAtomic", () => {
   });
 });
 
-describe("masquerade batch", () => {
-  const spec = { podCIDR: "10.244.1.0/24", clusterCIDR: "10.244.0.0/16" };
+describe("overlay packet-filter batch", () => {
+  const spec = { podCIDR: "10.244.1.0/24", clusterCIDR: "10.244.0.0/16", masquerade: true, forwardMarks: false };
 
   it("returns pod-to-pod untouched and masquerades the rest, except multicast", () => {
-    expect(masqueradeRules(spec)).toEqual([
-      "ip saddr 10.244.1.0/24 ip daddr 10.244.0.0/16 return",
-      "ip saddr 10.244.1.0/24 ip daddr != 224.0.0.0/4 masquerade fully-random",
+    expect(overlayChains(spec)).toEqual([
+      expect.objectContaining({
+        name: "postrouting",
+        rules: ["ip saddr 10.244.1.0/24 ip daddr 10.244.0.0/16 return", "ip saddr 10.244.1.0/24 ip daddr != 224.0.0.0/4 masquerade fully-random"],
+      }),
     ]);
   });
 
-  it("flushes and refills its own table in one batch, each rule tagged with the set's hash", () => {
-    const tag = rulesTag(masqueradeRules(spec));
+  it("marks the node's pod traffic for FORWARD only while that chain drops; nothing wanted, no chain", () => {
+    const marks = overlayChains({ ...spec, masquerade: false, forwardMarks: true });
+    expect(marks).toEqual([
+      expect.objectContaining({
+        name: "forward",
+        declaration: "type filter hook forward priority filter - 1; policy accept;",
+        rules: ["ip saddr 10.244.1.0/24 meta mark set meta mark | 0x1000", "ip daddr 10.244.1.0/24 meta mark set meta mark | 0x1000"],
+      }),
+    ]);
+    expect(overlayChains({ ...spec, masquerade: false })).toEqual([]);
+  });
+
+  it("replaces its own table in one batch, each rule tagged with the set's hash", () => {
+    const chains = overlayChains(spec);
+    const tag = rulesTag(chains);
     expect(tag).toMatch(/^weft-overlay [0-9a-f]{8}$/);
-    expect(masqueradeBatch(spec).split("\n")).toEqual([
+    expect(overlayBatch(chains).split("\n")).toEqual([
       "add table ip weft-overlay",
-      "flush table ip weft-overlay",
+      "delete table ip weft-overlay",
+      "add table ip weft-overlay",
       "add chain ip weft-overlay postrouting { type nat hook postrouting priority srcnat; policy accept; }",
       `add rule ip weft-overlay postrouting ip saddr 10.244.1.0/24 ip daddr 10.244.0.0/16 return comment "${tag}"`,
       `add rule ip weft-overlay postrouting ip saddr 10.244.1.0/24 ip daddr != 224.0.0.0/4 masquerade fully-random comment "${tag}"`,
       "",
     ]);
-    expect(rulesTag(masqueradeRules({ ...spec, podCIDR: "10.244.2.0/24" }))).not.toBe(tag);
+    expect(rulesTag(overlayChains({ ...spec, podCIDR: "10.244.2.0/24" }))).not.toBe(tag);
+    expect(rulesTag(overlayChains({ ...spec, forwardMarks: true }))).not.toBe(tag);
   });
 
   it("removes the table idempotently", () => {
