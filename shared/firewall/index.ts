@@ -13,7 +13,7 @@
 // Without `nft`, per-pod iptables chains like the reference plugins.
 import { openNetfilter } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
-import { okOrThrow, which } from "../process";
+import { okOrThrow, which, type Running } from "../process";
 import { type Pod, parseIp, parseSubnet, podKey } from "./common";
 import * as iptables from "./iptables";
 import * as nft from "./nft";
@@ -65,30 +65,29 @@ export function removePodRules(ref: PodRuleRef, meanwhile: () => void = () => {}
     addrs: (ref.ips ?? []).map(parseIp),
   };
   const known = pod.addrs.length > 0;
-  if (!which("nft")) {
-    iptables.removePod(pod, known);
-    meanwhile();
-    return;
-  }
-  // Our netfilter socket is closed before nft commits: releasing one while the kernel still
-  // has deleted objects to free waits for them.
-  const batch = withNetfilter((nl) => nft.removalBatch(nl, pod, known));
-  const running = batch === null ? null : nft.startBatch(batch);
-  let failure: unknown;
-  try {
-    meanwhile();
-  } catch (e) {
-    failure = e;
-  }
-  const result = running?.wait();
-  const what = `removing nftables rules for pod ${pod.key}: nft -f - failed`;
-  if (failure === undefined) {
-    if (result) okOrThrow(what, result);
-    return;
-  }
-  // Both failed: report both.
-  if (result && !result.ok && failure instanceof Error) failure.message += `; also ${what}: ${result.stderr}`;
-  throw failure;
+  // Each part runs even when another failed; every failure is reported.
+  const errors: unknown[] = [];
+  const attempt = (fn: () => void): void => {
+    try {
+      fn();
+    } catch (e) {
+      errors.push(e);
+    }
+  };
+  let running: Running | undefined;
+  attempt(() => {
+    if (!which("nft")) return iptables.removePod(pod, known);
+    // Our netfilter socket is closed before nft commits: releasing one while the kernel
+    // still has deleted objects to free waits for them.
+    const batch = withNetfilter((nl) => nft.removalBatch(nl, pod, known));
+    if (batch !== null) running = nft.startBatch(batch);
+  });
+  attempt(meanwhile);
+  if (running) attempt(() => okOrThrow(`removing nftables rules for pod ${pod.key}: nft -f - failed`, running!.wait()));
+  if (errors.length === 0) return;
+  const [first, ...rest] = errors.map((e) => (e instanceof Error ? e : new Error(String(e))));
+  if (rest.length) first!.message += `; also: ${rest.map((e) => e.message).join("; ")}`;
+  throw first;
 }
 
 /**
