@@ -15,7 +15,8 @@ const made: string[] = [];
 const dirs: string[] = [];
 
 // Node's start-up with NODE_EXTRA_CA_CERTS is not what we measure, and plugins don't need it.
-const baseEnv: NodeJS.ProcessEnv = { PATH: process.env["PATH"] };
+// TMPDIR: where the executable unpacks its addon (bench/run.ts points it at a temp dir).
+const baseEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env["PATH"], TMPDIR: process.env["TMPDIR"] });
 
 function netns(role: string): string {
   const name = `${PREFIX}-${role}`;
@@ -40,7 +41,7 @@ const impls: Impl[] = [
 
 function pluginEnv(impl: Impl, command: string, id: string, ns: string): NodeJS.ProcessEnv {
   return {
-    ...baseEnv,
+    ...baseEnv(),
     CNI_COMMAND: command,
     CNI_CONTAINERID: id,
     CNI_NETNS: `/run/netns/${ns}`,
@@ -92,7 +93,7 @@ function benchVersion(): [number, number] {
   for (let i = 0; i < RUNS * 2; i++) {
     impls.forEach((impl, k) => {
       const t = process.hrtime.bigint();
-      spawnSync(join(impl.dir, "bridge"), [], { env: { ...baseEnv, CNI_COMMAND: "VERSION" }, input: "" });
+      spawnSync(join(impl.dir, "bridge"), [], { env: { ...baseEnv(), CNI_COMMAND: "VERSION" }, input: "" });
       res[k]!.push(Number(process.hrtime.bigint() - t) / 1e6);
     });
   }
@@ -156,7 +157,7 @@ function peakRss(impl: Impl, host: string, pod: string): number {
   const conf = bridgeConf(impl, true, `10.${140 + impls.indexOf(impl)}.0.0/24`, dir);
   const exe = join(impl.dir, "bridge");
   settleInPageCache(exe);
-  spawnSync(exe, [], { env: { ...baseEnv, CNI_COMMAND: "VERSION" }, input: "" });
+  spawnSync(exe, [], { env: { ...baseEnv(), CNI_COMMAND: "VERSION" }, input: "" });
   const kbs: number[] = [];
   for (let i = 0; i < 5; i++) {
     const r = spawnSync("ip", ["netns", "exec", host, "/usr/bin/time", "-f", "%M", exe], {

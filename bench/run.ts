@@ -5,7 +5,9 @@
 // BENCH_ONLY=plugins|datapath|scale (comma-separated for several) runs only those parts.
 // Every namespace, process and file a part makes is removed when the bench ends, also on
 // an error, SIGINT or SIGTERM.
-import { writeSync } from "node:fs";
+import { mkdtempSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { runCleanups } from "./common";
 import { benchDatapath } from "./datapath";
 import { benchPlugins } from "./plugins";
@@ -38,7 +40,15 @@ async function main(): Promise<number> {
   return 0;
 }
 
-process.on("exit", runCleanups);
+// The executables unpack their addon to $TMPDIR/.bun-<hash>.node: a dir of the bench's
+// own, removed last (every part runs executables), so the bench leaves nothing in /tmp.
+const tmp = mkdtempSync(join(tmpdir(), "weft-bench-tmp-"));
+process.env["TMPDIR"] = tmp;
+
+process.on("exit", () => {
+  runCleanups();
+  rmSync(tmp, { recursive: true, force: true });
+});
 process.on("SIGINT", () => process.exit(130));
 process.on("SIGTERM", () => process.exit(143));
 // Clean up and exit explicitly: agents a part started keep the event loop alive.
