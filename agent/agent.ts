@@ -10,9 +10,9 @@ import { readSysctl, writeSysctl } from "../shared/sysctl";
 import { parseWeftConf } from "../plugins/weft/config";
 import { collectOrphans } from "../plugins/weft/gc";
 import { CONFLIST_VERSION, NETWORK_NAME, publishCniFiles, weftPluginConf } from "./cni-files";
-import { computeDesired, normaliseCIDR, selfNode, type Desired, type DirectRouting } from "./desired";
+import { computeDesired, normaliseCIDR, selfNode, WEFT_RTPROT, type Desired, type DirectRouting } from "./desired";
 import { convergePeers, ensureAddress, ensureDevice, findUnderlay, VXLAN_OVERHEAD } from "./dataplane";
-import { watchLinks, type LinkWatch } from "./link-watch";
+import { watchKernel, type KernelWatch } from "./kernel-watch";
 import { forwardAccept } from "../shared/firewall/iptables";
 import { openNetfilter } from "../shared/netlink/nftables";
 import { convergeOverlayRules } from "./overlay-rules";
@@ -61,7 +61,8 @@ export class Agent {
   private snapshot: NodeSnapshot | null = null;
   private scheduled: ReturnType<typeof setTimeout> | null = null;
   private ticker: ReturnType<typeof setInterval> | null = null;
-  private links: LinkWatch | null = null;
+  private kernel: KernelWatch | null = null;
+  private deviceIndex: number | undefined;
   private running = false;
   private lastProblems = new Set<string>();
   private readonly log: (line: string) => void;
@@ -84,8 +85,9 @@ export class Agent {
       (m) => this.log(m),
     );
     this.ticker = setInterval(() => this.trigger(), this.o.resyncSeconds * 1000);
-    // Our device deleted or changed by hand: repaired now, not at the next tick.
-    this.links = watchLinks(() => [deviceName(this.o.vni)], () => this.trigger(), (m) => this.log(m));
+    // Our device, its entries or our routes changed by hand: repaired now, not at the next tick.
+    const watched = { device: deviceName(this.o.vni), deviceIndex: () => this.deviceIndex, routeProtocol: WEFT_RTPROT };
+    this.kernel = watchKernel(watched, () => this.trigger(), (m) => this.log(m));
   }
 
   /** Stops watching and ticking; the dataplane stays as it is. */
@@ -93,8 +95,8 @@ export class Agent {
     this.source.stop();
     if (this.ticker) clearInterval(this.ticker);
     if (this.scheduled) clearTimeout(this.scheduled);
-    this.links?.stop();
-    this.ticker = this.scheduled = this.links = null;
+    this.kernel?.stop();
+    this.ticker = this.scheduled = this.kernel = null;
   }
 
   /** Asks for a reconcile soon; any number of asks before it runs make one run. */
@@ -129,7 +131,7 @@ export class Agent {
       result = { ready: false, changes, problems };
     } finally {
       this.running = false;
-      this.links?.discard();
+      this.kernel?.discard();
     }
     // Problems are logged when they appear, not again on every resync while they last.
     const now = new Set(problems);
@@ -166,6 +168,7 @@ export class Agent {
       mtu = this.o.mtu ?? underlay.mtu - VXLAN_OVERHEAD;
       desired = computeDesired(snap, self, { directRouting: this.o.directRouting, underlay: underlay.cidr });
       const dev = ensureDevice(nl, { name, vni: this.o.vni, port: this.o.port, mtu }, desired, underlay, log);
+      this.deviceIndex = dev.index;
       ensureAddress(nl, dev, self.address, log);
       return convergePeers(nl, dev, underlay, desired, log);
     });

@@ -6,7 +6,7 @@
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
 import { attr, ndmsg } from "./encoding";
 import { formatMac, parseMac } from "./link";
-import { isErrno, NLM_F, NetlinkSocket } from "./socket";
+import { isErrno, NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWNEIGH = 28;
 const RTM_DELNEIGH = 29;
@@ -160,4 +160,9 @@ export function listFdb(nl: NetlinkSocket, index = 0): FdbEntry[] {
     out.push(entry);
   }
   return out;
+}
+
+/** For an RTM_NEWNEIGH/RTM_DELNEIGH notification (neighbor or FDB entry), its link's index; else null. */
+export function neighborNotificationIndex(m: NetlinkMessage): number | null {
+  return m.type === RTM_NEWNEIGH || m.type === RTM_DELNEIGH ? ndmsg.parse(m.data).index : null;
 }

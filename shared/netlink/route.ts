@@ -1,7 +1,7 @@
 // Routes (RTM_*ROUTE) in the main table.
 import { formatCIDR, formatIP, ipFromBytes, ipToBytes, networkOf, parseCIDR, parseIP } from "../ip";
 import { attr, rtmsg, u32 } from "./encoding";
-import { isErrno, NLM_F, NetlinkSocket } from "./socket";
+import { isErrno, NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
@@ -115,4 +115,9 @@ export function listRoutes(nl: NetlinkSocket, family: 4 | 6): Route[] {
     out.push(route);
   }
   return out;
+}
+
+/** For an RTM_NEWROUTE/RTM_DELROUTE notification, the route's protocol (RTPROT_*); else null. */
+export function routeNotificationProtocol(m: NetlinkMessage): number | null {
+  return m.type === RTM_NEWROUTE || m.type === RTM_DELROUTE ? rtmsg.parse(m.data).protocol : null;
 }

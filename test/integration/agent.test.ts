@@ -283,7 +283,7 @@ describe("weft agent --nodes FILE", () => {
     await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 4000);
   });
 
-  it("repairs a deleted device at once, from the kernel's link notifications, without waiting for the resync", async () => {
+  it("repairs its device, routes, neighbors and FDB entries at once, from kernel notifications, without waiting for the resync", async () => {
     const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
     writeNodes([n1!, n2!]);
     startAgent(n1!, ["--resync", "300"]);
@@ -297,6 +297,14 @@ describe("weft agent --nodes FILE", () => {
     const mtu = overlay(n1!.ns).device!.mtu;
     nsExec(n1!.ns, "ip", "link", "set", "weft.1", "mtu", "1200");
     await until("MTU back", () => overlay(n1!.ns).device?.mtu, (m) => m === mtu, 3000);
+    // So are a route, a neighbor and an FDB entry deleted by hand.
+    nsExec(n1!.ns, "ip", "route", "del", n2!.podCIDR);
+    await until("route back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
+    nsExec(n1!.ns, "ip", "neigh", "del", "10.244.2.0", "dev", "weft.1");
+    await until("neighbor back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
+    nsExec(n1!.ns, "bridge", "fdb", "del", mac(n2!.ip), "dev", "weft.1", "dst", n2!.ip, "self");
+    await until("FDB entry back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
+    expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
   });
 
   it("writes subnet.json and the conflist only once its own subnet is known and the device is up", async () => {
