@@ -273,8 +273,9 @@ describe("weft agent --nodes FILE", () => {
     expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
 
     // Someone recreates it with the wrong VNI and takes it down: recreated and up again.
-    // One shell, so the agent (which hears link changes at once) cannot slip in between.
-    nsExec(n1!.ns, "sh", "-c", `ip link del weft.1 && ip link add weft.1 type vxlan id 9 local ${n1!.ip} dev eth0 dstport 4789`);
+    // One `ip -batch`, microseconds apart: the agent (which hears link changes within a
+    // poll, then takes milliseconds to act) cannot recreate it in between.
+    nsExec(n1!.ns, "sh", "-c", `printf 'link del weft.1\nlink add weft.1 type vxlan id 9 local ${n1!.ip} dev eth0 dstport 4789\n' | ip -batch -`);
     await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.vni === 1 && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
     await until("the log line", () => agents[0]!.log(), (l) => /link del weft\.1 \(vni 9 != 1, .*learning true != false\)/.test(l));
     // A stray entry on our device, and a wrong neighbor MAC, are corrected too.
