@@ -207,7 +207,7 @@ export class Agent {
     const conf = parseWeftConf({ cniVersion: CONFLIST_VERSION, name: NETWORK_NAME, ...weftPluginConf(this.o) });
     try {
       const { removed, failed } = collectOrphans(conf);
-      for (const a of removed) log(`gc: released ${a.containerID}/${a.ifname} (its netns ${a.netns} is gone)`);
+      for (const a of removed) log(`gc: released ${a.containerID}/${a.ifname} (its netns ${a.saved?.netns} is gone)`);
       for (const f of failed) problems.push(`gc: ${f}`);
     } catch (e) {
       problems.push(`gc: ${e instanceof Error ? e.message : String(e)}`);

@@ -24,8 +24,8 @@ export interface NativeAddon {
   nsRestore(savedFd: number): void;
   /** "ENOENT" for 2: the errno's name, or "" when unknown. */
   errnoName(errno: number): string;
-  /** Reads `fd` to EOF; null when it is a terminal. */
-  readAll(fd: number): Buffer | null;
+  /** Reads `fd` to EOF, as UTF-8 text; null when it is a terminal. */
+  readAll(fd: number): string | null;
   /** Writes all of `text` to `fd`. */
   writeAll(fd: number, text: string): void;
   /**

@@ -308,8 +308,17 @@ static napi_value read_all(napi_env env, napi_callback_info info) {
   }
   size_t len = 0, cap = 1 << 14;
   char *buf = malloc(cap);
+  if (!buf) return throw_errno(env, ENOMEM, "read");
   for (;;) {
-    if (len == cap) buf = realloc(buf, cap *= 2);
+    if (len == cap) {
+      char *bigger = realloc(buf, cap * 2);
+      if (!bigger) {
+        free(buf);
+        return throw_errno(env, ENOMEM, "read");
+      }
+      buf = bigger;
+      cap *= 2;
+    }
     ssize_t n = read(fd, buf + len, cap - len);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
@@ -320,7 +329,8 @@ static napi_value read_all(napi_env env, napi_callback_info info) {
     if (n == 0) break;
     len += (size_t)n;
   }
-  napi_create_buffer_copy(env, len, buf, NULL, &r);
+  // A string, not a Buffer: every caller wants text (stdin, sysctls, small state files).
+  napi_create_string_utf8(env, buf, len, &r);
   free(buf);
   return r;
 }

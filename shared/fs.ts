@@ -46,7 +46,7 @@ export function closeFile(fd: number): void {
 export function readText(path: string): string {
   const fd = openFile(path, "r");
   try {
-    return onPath(path, () => native.readAll(fd)?.toString("utf8") ?? "");
+    return onPath(path, () => native.readAll(fd) ?? "");
   } finally {
     closeFile(fd);
   }

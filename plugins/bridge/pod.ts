@@ -93,12 +93,14 @@ export function configurePodInterface(
   routes: Route[],
   o: { enableDad: boolean },
 ): Link {
-  return withSocket(netns, (nl) => {
+  // One entry into the netns serves the sysctl (per-netns, by the writing thread's netns)
+  // and the netlink socket (it stays in the netns it was opened in).
+  return inNetns(netns, () => withSocket(undefined, (nl) => {
     const link = getLinkByName(nl, ifname);
     if (!link) throw new CniError(ErrorCode.Internal, `interface ${ifname} not found in ${netns}`);
     // Before it comes up, as the reference does: its link-local address then skips DAD
     // too, instead of staying tentative (and its timers running) for the pod's first second.
-    if (!o.enableDad) inNetns(netns, () => writeSysctl(`net/ipv6/conf/${ifname}/accept_dad`, "0"));
+    if (!o.enableDad) writeSysctl(`net/ipv6/conf/${ifname}/accept_dad`, "0");
     setLinkUp(nl, link.index);
     for (const ip of ips) addAddress(nl, link.index, ip.address, { noDad: !o.enableDad });
     for (const r of routes) {
@@ -112,5 +114,5 @@ export function configurePodInterface(
       }
     }
     return link;
-  });
+  }));
 }

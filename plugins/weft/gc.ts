@@ -14,15 +14,13 @@ import { forgetDelegate, loadAttachment, savedAttachments, type SavedAttachment 
 
 /**
  * DEL for one saved attachment, as the runtime would run it: its address, its packet-filter
- * rules (the iptables fallback's too: the agent runs with its own PATH, which may have had
- * `nft` where the plugin's did not), its veth if its netns still holds it; then its file.
+ * rules, its veth if its netns still holds it; then its file.
  */
 function delAttachment(conf: WeftConf, a: SavedAttachment): void {
-  const saved = loadAttachment(conf, a.containerID, a.ifname);
+  const { saved } = a;
   if (saved) {
     const env: CniEnv = { command: "DEL", containerId: a.containerID, netns: saved.netns ?? "", ifname: a.ifname, args: new Map(), path: [] };
     bridgeDel({ env, conf: parseBridgeConf(saved.delegate, env.args), raw: saved.delegate, stdinVersion: conf.cniVersion });
-    removeFallbackPodRules({ network: conf.name, containerId: a.containerID, ifname: a.ifname });
   }
   forgetDelegate(conf, a.containerID, a.ifname);
 }
@@ -78,13 +76,17 @@ function netnsGone(path: string): boolean {
  * Returns what it removed and what it could not (one line each).
  */
 export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; failed: string[] } {
-  const orphans = savedAttachments(conf).filter((a) => a.netns !== undefined && netnsGone(a.netns));
+  const orphans = savedAttachments(conf).filter((a) => a.saved?.netns !== undefined && netnsGone(a.saved.netns));
   const removed: SavedAttachment[] = [];
   const failed = forEach(
     orphans,
     (a) => {
-      if (loadAttachment(conf, a.containerID, a.ifname)?.netns !== a.netns) return;
-      delAttachment(conf, a);
+      const now = loadAttachment(conf, a.containerID, a.ifname);
+      if (now?.netns !== a.saved!.netns) return;
+      delAttachment(conf, { ...a, saved: now });
+      // The agent runs with its own PATH, which may have had `nft` where the plugin's,
+      // on the host, did not: the iptables fallback's rules go too.
+      removeFallbackPodRules({ network: conf.name, containerId: a.containerID, ifname: a.ifname });
       removed.push(a);
     },
     label,

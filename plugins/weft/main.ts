@@ -45,8 +45,10 @@ export const weft: Plugin<WeftConf> = {
   },
   del: (ctx) => {
     const { conf, env } = ctx;
-    const subnet = readSubnet(conf);
-    const delegate = loadDelegate(conf, env.containerId, env.ifname) ?? (subnet && delegateConf(conf, subnet, ctx.raw));
+    const saved = loadDelegate(conf, env.containerId, env.ifname);
+    // subnet.json only without a saved config: what ADD would have used.
+    const subnet = saved ? null : readSubnet(conf);
+    const delegate = saved ?? (subnet && delegateConf(conf, subnet, ctx.raw));
     // Neither a saved config nor a subnet: ADD never got far enough to leave anything.
     if (!delegate) return;
     bridgeDel(bridgeContext(ctx, delegate));

@@ -2,14 +2,15 @@
 // exact config ADD used, even after subnet.json changed or disappeared. The pod's netns
 // path is saved with it: the agent collects attachments whose netns is gone (gc.ts).
 import { replaceFile } from "../../shared/atomic-file";
-import { joinPath as join, listDir, makeDirs, readText, removeFile, writeText } from "../../shared/fs";
+import { joinPath as join, listDir, readText, removeFile, writeText } from "../../shared/fs";
 import type { WeftConf } from "./config";
 
 /**
  * One saved attachment file: `{"netns": …, "delegate": {…}}`. Files from before the netns
  * was saved hold the delegate alone, and still load.
  */
-interface Saved {
+export interface Saved {
+  /** the netns path ADD was given */
   netns?: string;
   delegate: Record<string, unknown>;
 }
@@ -17,8 +18,8 @@ interface Saved {
 export interface SavedAttachment {
   containerID: string;
   ifname: string;
-  /** the netns path ADD was given */
-  netns?: string;
+  /** its file's content, null when unreadable */
+  saved: Saved | null;
 }
 
 function dir(conf: WeftConf): string {
@@ -43,7 +44,6 @@ export function loadAttachment(conf: WeftConf, containerId: string, ifname: stri
 
 
 export function saveDelegate(conf: WeftConf, containerId: string, ifname: string, netns: string, delegate: Record<string, unknown>): void {
-  makeDirs(dir(conf));
   const saved: Saved = { netns, delegate };
   replaceFile(file(conf, containerId, ifname), (tmp) => writeText(tmp, JSON.stringify(saved)));
 }
@@ -68,8 +68,5 @@ export function savedAttachments(conf: WeftConf): SavedAttachment[] {
     .filter((n) => n.endsWith(".json"))
     .map((n) => n.slice(0, -".json".length).split(":"))
     .filter((parts) => parts.length === 3 && parts[0] === conf.name)
-    .map(([, containerID, ifname]) => {
-      const netns = loadAttachment(conf, containerID!, ifname!)?.netns;
-      return { containerID: containerID!, ifname: ifname!, ...(netns ? { netns } : {}) };
-    });
+    .map(([, containerID, ifname]) => ({ containerID: containerID!, ifname: ifname!, saved: loadAttachment(conf, containerID!, ifname!) }));
 }

@@ -53,7 +53,7 @@ function readStdin(command: CniEnv["command"]): string {
   try {
     // null: a terminal. VERSION needs no input; any other verb then gets a decode error
     // instead of waiting for a person to type a config.
-    return native.readAll(0)?.toString("utf8") ?? "";
+    return native.readAll(0) ?? "";
   } catch (e) {
     if (command === "VERSION") return "";
     throw new CniError(ErrorCode.IO, `error reading from stdin: ${(e as Error).message}`);

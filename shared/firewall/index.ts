@@ -24,7 +24,6 @@ export interface PodRuleSpec {
   ifname: string;
   ips: Array<{ address: string /* pod IP, no prefix */; subnet: string /* the pod's subnet CIDR */ }>;
   masquerade: boolean; // conf ipMasq
-  bridge: string; // bridge device name, e.g. cni0
 }
 
 export interface PodRuleRef {

@@ -30,7 +30,6 @@ const pod = (name: string, last: number, masquerade = true) => ({
     { address: `fd00:1::${last}`, subnet: "fd00:1::/64" },
   ],
   masquerade,
-  bridge: "br0",
 });
 const A = pod("a", 2);
 const B = pod("b", 3);
