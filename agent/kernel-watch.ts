@@ -6,7 +6,7 @@
 import { linkNotifications } from "../shared/netlink/link";
 import { neighborNotificationIndex } from "../shared/netlink/neighbor";
 import { routeNotificationProtocol } from "../shared/netlink/route";
-import { NetlinkSocket, type NetlinkMessage } from "../shared/netlink/socket";
+import { isErrno, NetlinkSocket, type NetlinkMessage } from "../shared/netlink/socket";
 
 const RTNLGRP_LINK = 1;
 const RTNLGRP_NEIGH = 3;
@@ -50,7 +50,7 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
       if (concerns(w, nl.pending())) onChange();
     } catch (e) {
       // ENOBUFS: notifications were dropped, so whatever they said may have happened.
-      if ((e as { code?: string }).code === "ENOBUFS") onChange();
+      if (isErrno(e, "ENOBUFS")) onChange();
       else onError(`kernel watch: ${e instanceof Error ? e.message : String(e)}`);
     }
   }, POLL_MS);

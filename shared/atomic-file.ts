@@ -1,7 +1,7 @@
 // Files other programs read while we write them (conf files, subnet.json, executables):
 // made under a temp name in the same directory, then renamed over the target, so a reader
 // sees the old file or the new one, never a partial one.
-import { dirName, isFsErrno, makeDirs, readText, removeFile, renameFile, writeText } from "./fs";
+import { dirName, isErrno, makeDirs, readText, removeFile, renameFile, writeText } from "./fs";
 
 /** Removes a temp file if it is there; a failure to is not the caller's problem. */
 function discard(tmp: string): void {
@@ -30,8 +30,8 @@ export function replaceFile(target: string, make: (tmp: string) => void): void {
     return;
   } catch (e) {
     discard(tmp);
-    if (isFsErrno(e, "ENOENT")) makeDirs(dirName(target));
-    else if (!isFsErrno(e, "EEXIST")) throw e;
+    if (isErrno(e, "ENOENT")) makeDirs(dirName(target));
+    else if (!isErrno(e, "EEXIST")) throw e;
   }
   try {
     attempt();

@@ -1,7 +1,7 @@
 // File I/O for plugin calls, through the addon rather than node:fs: in the compiled
 // executable node:fs costs every call ~1.3 ms and ~3 MB to load (native/weft_native.c).
 // Errors carry `code` (the errno name) and the path, like node:fs's.
-import { native, type NativeError } from "../native/index";
+import { isErrno, native, type NativeError } from "../native/index";
 
 /** How a file is opened: read, write (create/truncate), write a new file, read creating it, a directory. */
 export type OpenHow = "r" | "w" | "wx" | "c" | "d";
@@ -30,10 +30,7 @@ export function dirName(path: string): string {
   return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
 }
 
-/** Whether `e` is a file error with errno name `code` ("ENOENT"). */
-export function isFsErrno(e: unknown, code: string): boolean {
-  return (e as NativeError | null)?.code === code;
-}
+export { isErrno };
 
 export function openFile(path: string, how: OpenHow, mode = 0o644): number {
   return onPath(path, () => native.open(path, how, mode));
@@ -67,9 +64,9 @@ export function makeDirs(path: string, mode = 0o755): void {
   try {
     onPath(path, () => native.mkdir(path, mode));
   } catch (e) {
-    if (isFsErrno(e, "EEXIST") && isDirectory(path)) return;
+    if (isErrno(e, "EEXIST") && isDirectory(path)) return;
     const parent = dirName(path.replace(/\/+$/, ""));
-    if (!isFsErrno(e, "ENOENT") || parent === "." || parent === "/") throw e;
+    if (!isErrno(e, "ENOENT") || parent === "." || parent === "/") throw e;
     makeDirs(parent, mode);
     makeDirs(path, mode);
   }
@@ -81,7 +78,7 @@ export function isDirectory(path: string): boolean {
     closeFile(openFile(path, "d", 0));
     return true;
   } catch (e) {
-    if (isFsErrno(e, "ENOENT") || isFsErrno(e, "ENOTDIR")) return false;
+    if (isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR")) return false;
     throw e;
   }
 }
@@ -95,7 +92,7 @@ export function removeFile(path: string, o: { force?: boolean } = {}): void {
   try {
     onPath(path, () => native.unlink(path));
   } catch (e) {
-    if (!o.force || !isFsErrno(e, "ENOENT")) throw e;
+    if (!o.force || !isErrno(e, "ENOENT")) throw e;
   }
 }
 

@@ -5,7 +5,7 @@
 //   <dataDir>/<network>/last_reserved_ip.<i>  the IP last handed out from range set i
 //   <dataDir>/<network>/lock                  flock(LOCK_EX) held for a whole operation
 import { native } from "../../native/index";
-import { closeFile, isDirectory, isFsErrno, joinPath as join, listDir, makeDirs, openFile, readText, removeFile, writeText } from "../../shared/fs";
+import { closeFile, isDirectory, isErrno, joinPath as join, listDir, makeDirs, openFile, readText, removeFile, writeText } from "../../shared/fs";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import { formatIP, parseIP, type IP } from "../../shared/ip";
 
@@ -90,7 +90,7 @@ export class Store {
         text = readText(join(this.dir, file)).trim();
       } catch (e) {
         // Gone since the listing, or a directory someone made: no reservation either way.
-        if (isFsErrno(e, "ENOENT") || isFsErrno(e, "EISDIR")) continue;
+        if (isErrno(e, "ENOENT") || isErrno(e, "EISDIR")) continue;
         throw ioError("read", join(this.dir, file), e);
       }
       const brk = text.indexOf(LINE_BREAK);
@@ -116,7 +116,7 @@ export class Store {
     try {
       fd = openFile(path, "wx");
     } catch (e) {
-      if (isFsErrno(e, "EEXIST")) return false;
+      if (isErrno(e, "EEXIST")) return false;
       throw ioError("create", path, e);
     }
     try {

@@ -5,7 +5,7 @@ import type { PluginContext } from "../../shared/cni/skeleton";
 import { removePodRules } from "../../shared/firewall/index";
 import { formatIP, parseCIDR } from "../../shared/ip";
 import { deleteLinkByName } from "../../shared/netlink/link";
-import { withSocket } from "../../shared/netlink/socket";
+import { isErrno, withSocket } from "../../shared/netlink/socket";
 import { ipamDel } from "../../ipam/index";
 import { ipamCall, type BridgeConf } from "./config";
 
@@ -26,7 +26,6 @@ function deleteVeth(netns: string, ifname: string): void {
   } catch (e) {
     // The netns is gone (ENOENT) or its mount point no longer holds one (EINVAL): the
     // kernel destroyed the veth with it.
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code !== "ENOENT" && code !== "EINVAL") throw e;
+    if (!isErrno(e, "ENOENT") && !isErrno(e, "EINVAL")) throw e;
   }
 }

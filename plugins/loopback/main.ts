@@ -2,7 +2,7 @@
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { Plugin } from "../../shared/cni/skeleton";
 import { getLinkByName, setLinkUp, type Link } from "../../shared/netlink/link";
-import { withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
+import { isErrno, withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
 
 interface LoopbackConf {
   cniVersion: string;
@@ -37,8 +37,7 @@ export const loopback: Plugin<LoopbackConf> = {
       withSocket(env.netns, (nl) => setLinkUp(nl, lo(nl, env.netns).index, false));
     } catch (e) {
       // DEL is best effort: a netns already gone needs no loopback taken down.
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== "ENOENT" && code !== "EINVAL") throw e;
+      if (!isErrno(e, "ENOENT") && !isErrno(e, "EINVAL")) throw e;
     }
   },
   check: ({ env }) =>

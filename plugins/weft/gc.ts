@@ -5,7 +5,7 @@
 import type { CniEnv } from "../../shared/cni/env";
 import type { Attachment } from "../../shared/cni/skeleton";
 import { removeFallbackPodRules } from "../../shared/firewall/index";
-import { closeFile, dirName, isDirectory, isFsErrno, openFile } from "../../shared/fs";
+import { closeFile, dirName, isDirectory, isErrno, openFile } from "../../shared/fs";
 import { ipamGc } from "../../ipam/index";
 import { parseBridgeConf } from "../bridge/config";
 import { del as bridgeDel } from "../bridge/del";
@@ -65,7 +65,7 @@ function netnsGone(path: string): boolean {
     closeFile(openFile(path, "r"));
     return false;
   } catch (e) {
-    return isFsErrno(e, "ENOENT") && isDirectory(dirName(path));
+    return isErrno(e, "ENOENT") && isDirectory(dirName(path));
   }
 }
 

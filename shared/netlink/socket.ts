@@ -26,22 +26,19 @@ const RECV_TIMEOUT_MS = 5000;
 
 /** A kernel refusal: errno name/number plus the kernel's extended-ack text when given. */
 export class NetlinkError extends Error {
+  readonly code: string;
   constructor(
     readonly op: string,
     readonly errno: number,
     readonly kernelMessage: string,
   ) {
-    const code = native.errnoName(errno) || `errno ${errno}`;
-    super(`${op}: ${code}${kernelMessage ? ` (${kernelMessage})` : ""}`);
-  }
-  get code(): string {
-    return native.errnoName(this.errno);
+    const code = native.errnoName(errno);
+    super(`${op}: ${code || `errno ${errno}`}${kernelMessage ? ` (${kernelMessage})` : ""}`);
+    this.code = code;
   }
 }
 
-export function isErrno(e: unknown, name: string): boolean {
-  return e instanceof NetlinkError && e.code === name;
-}
+export { isErrno } from "../../native/index";
 
 export interface NetlinkMessage {
   type: number;

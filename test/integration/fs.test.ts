@@ -8,7 +8,7 @@ import {
   dirName,
   isDirectory,
   isExecutable,
-  isFsErrno,
+  isErrno,
   joinPath,
   listDir,
   makeDirs,
@@ -46,11 +46,11 @@ describe("shared/fs", () => {
     const f = join(dir, "b.txt");
     writeText(f, "first", "wx");
     const e = thrown(() => writeText(f, "second", "wx"));
-    expect(isFsErrno(e, "EEXIST")).toBe(true);
+    expect(isErrno(e, "EEXIST")).toBe(true);
     expect(e.message).toContain(f);
     expect(readText(f)).toBe("first");
     const missing = thrown(() => readText(join(dir, "nope")));
-    expect(isFsErrno(missing, "ENOENT")).toBe(true);
+    expect(isErrno(missing, "ENOENT")).toBe(true);
     expect(missing.message).toContain(join(dir, "nope"));
   });
 
@@ -66,8 +66,8 @@ describe("shared/fs", () => {
     expect(listDir(deep).sort()).toEqual(["f1", "f2"]);
     removeFile(join(deep, "f1"));
     removeFile(join(deep, "f1"), { force: true });
-    expect(isFsErrno(thrown(() => removeFile(join(deep, "f1"))), "ENOENT")).toBe(true);
-    expect(isFsErrno(thrown(() => makeDirs(join(dir, "b.txt", "sub"))), "ENOTDIR")).toBe(true);
+    expect(isErrno(thrown(() => removeFile(join(deep, "f1"))), "ENOENT")).toBe(true);
+    expect(isErrno(thrown(() => makeDirs(join(dir, "b.txt", "sub"))), "ENOTDIR")).toBe(true);
   });
 
   it("renames, resolves links and checks execute permission", () => {
