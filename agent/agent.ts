@@ -7,7 +7,7 @@ import { writeSync } from "node:fs";
 import { formatCIDR } from "../shared/ip";
 import { withSocket } from "../shared/netlink/socket";
 import { readSysctl, writeSysctl } from "../shared/sysctl";
-import { parseWeftConf } from "../plugins/weft/config";
+import { parseWeftConf, type WeftConf } from "../plugins/weft/config";
 import { collectOrphans } from "../plugins/weft/gc";
 import { CONFLIST_VERSION, NETWORK_NAME, publishCniFiles, weftPluginConf } from "./cni-files";
 import { computeDesired, normaliseCIDR, selfNode, WEFT_RTPROT, type Desired, type DirectRouting } from "./desired";
@@ -63,6 +63,7 @@ export class Agent {
   private ticker: ReturnType<typeof setInterval> | null = null;
   private kernel: KernelWatch | null = null;
   private deviceIndex: number | undefined;
+  private weftConf: WeftConf | undefined;
   private running = false;
   private lastProblems = new Set<string>();
   private readonly log: (line: string) => void;
@@ -175,22 +176,18 @@ export class Agent {
     problems.push(...peerErrors);
     for (const s of desired!.skipped) problems.push(`skipping node ${s.name}: ${s.reason}`);
 
-    if (readSysctl("net/ipv4/ip_forward") !== "1") {
-      writeSysctl("net/ipv4/ip_forward", "1");
-      log("sysctl net.ipv4.ip_forward=1");
-    }
+    if (readSysctl("net/ipv4/ip_forward") !== "1" && writeSysctl("net/ipv4/ip_forward", "1")) log("sysctl net.ipv4.ip_forward=1");
 
     try {
-      // Checked on every run: Docker may switch FORWARD to DROP long after pods started.
       const nf = openNetfilter();
-      let forwardMarks: boolean;
       try {
-        forwardMarks = forwardAccept(nf, [4]).has(4);
+        // Checked on every run: Docker may switch FORWARD to DROP long after pods started.
+        const forwardMarks = forwardAccept(nf, [4]).has(4);
+        const line = convergeOverlayRules({ podCIDR: self.podCIDR, clusterCIDR, masquerade: this.o.masquerade, forwardMarks }, nf);
+        if (line) log(line);
       } finally {
         nf.close();
       }
-      const line = convergeOverlayRules({ podCIDR: self.podCIDR, clusterCIDR, masquerade: this.o.masquerade, forwardMarks });
-      if (line) log(line);
     } catch (e) {
       problems.push(`packet filter: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -204,9 +201,10 @@ export class Agent {
 
   /** Runs DEL for the node's attachments whose pod netns is gone (plugins/weft/gc.ts). */
   private collectOrphans(log: (line: string) => void, problems: string[]): void {
-    const conf = parseWeftConf({ cniVersion: CONFLIST_VERSION, name: NETWORK_NAME, ...weftPluginConf(this.o) });
     try {
-      const { removed, failed } = collectOrphans(conf);
+      // The weft plugin's config as the conflist gives it; it never changes while we run.
+      this.weftConf ??= parseWeftConf({ cniVersion: CONFLIST_VERSION, name: NETWORK_NAME, ...weftPluginConf(this.o) });
+      const { removed, failed } = collectOrphans(this.weftConf);
       for (const a of removed) log(`gc: released ${a.containerID}/${a.ifname} (its netns ${a.saved?.netns} is gone)`);
       for (const f of failed) problems.push(`gc: ${f}`);
     } catch (e) {

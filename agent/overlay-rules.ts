@@ -23,14 +23,14 @@
 // Every rule carries a hash of the whole rule set in its comment. Checking that the table is
 // as wanted is then a netlink rule dump counting rules with and without that hash — no `nft`
 // process (~4 ms, ~20 ms for a batch that flushes) on a resync where nothing changed.
-import { createHash } from "node:crypto";
+import { hash, MULTICAST } from "../shared/firewall/common";
 import { POD_MARK } from "../shared/firewall/nft";
 import { mustRun } from "../shared/process";
-import { countRulesContaining, NFPROTO, openNetfilter, tableExists } from "../shared/netlink/nftables";
+import { countRules, NFPROTO, tableExists } from "../shared/netlink/nftables";
+import type { NetlinkSocket } from "../shared/netlink/socket";
 
 export const OVERLAY_TABLE = "weft-overlay";
 const FAMILY = "ip";
-const MULTICAST = "224.0.0.0/4";
 
 export interface OverlayRulesSpec {
   podCIDR: string;
@@ -55,7 +55,7 @@ export function overlayChains(s: OverlayRulesSpec): Chain[] {
           {
             name: "postrouting",
             declaration: "type nat hook postrouting priority srcnat; policy accept;",
-            rules: [`ip saddr ${s.podCIDR} ip daddr ${s.clusterCIDR} return`, `ip saddr ${s.podCIDR} ip daddr != ${MULTICAST} masquerade fully-random`],
+            rules: [`ip saddr ${s.podCIDR} ip daddr ${s.clusterCIDR} return`, `ip saddr ${s.podCIDR} ip daddr != ${MULTICAST[4]} masquerade fully-random`],
           },
         ]
       : []),
@@ -75,7 +75,7 @@ export function overlayChains(s: OverlayRulesSpec): Chain[] {
 /** Short hash that identifies a rule set; written into each rule's comment. */
 export function rulesTag(chains: Chain[]): string {
   const text = chains.map((c) => `${c.name}: ${c.rules.join("\n")}`).join("\n");
-  return `${OVERLAY_TABLE} ${createHash("sha256").update(text).digest("hex").slice(0, 8)}`;
+  return `${OVERLAY_TABLE} ${hash(text, 8)}`;
 }
 
 /** The `nft -f -` batch that (re)creates the table with exactly these chains. */
@@ -98,43 +98,31 @@ export function removeBatch(): string {
   return `add table ${FAMILY} ${OVERLAY_TABLE}\ndelete table ${FAMILY} ${OVERLAY_TABLE}\n`;
 }
 
-/** Whether the table holds exactly these chains' rules (checked over netlink). */
-function inPlace(chains: Chain[]): boolean {
+/**
+ * Whether the table holds exactly these chains' rules: one rule dump per chain (a missing
+ * table or chain counts no rules, never the wanted number).
+ */
+function inPlace(nl: NetlinkSocket, chains: Chain[]): boolean {
   const tag = rulesTag(chains);
-  const nl = openNetfilter();
-  try {
-    if (!tableExists(nl, NFPROTO.IPV4, OVERLAY_TABLE)) return false;
-    return ["postrouting", "forward"].every((name) => {
-      const want = chains.find((c) => c.name === name)?.rules.length ?? 0;
-      const total = countRulesContaining(nl, NFPROTO.IPV4, OVERLAY_TABLE, name, "");
-      return total === want && countRulesContaining(nl, NFPROTO.IPV4, OVERLAY_TABLE, name, tag) === want;
-    });
-  } finally {
-    nl.close();
-  }
-}
-
-function tableInPlace(): boolean {
-  const nl = openNetfilter();
-  try {
-    return tableExists(nl, NFPROTO.IPV4, OVERLAY_TABLE);
-  } finally {
-    nl.close();
-  }
+  return ["postrouting", "forward"].every((name) => {
+    const want = chains.find((c) => c.name === name)?.rules.length ?? 0;
+    const { total, matching } = countRules(nl, NFPROTO.IPV4, OVERLAY_TABLE, name, tag);
+    return total === want && matching === want;
+  });
 }
 
 /**
- * Converges the table to the spec (no table when it wants no chain). Returns a log line
- * for the change made, or null when none was needed.
+ * Converges the table to the spec (no table when it wants no chain), reading what is there
+ * over `nl`, a netfilter socket. Returns a log line for the change made, or null.
  */
-export function convergeOverlayRules(s: OverlayRulesSpec): string | null {
+export function convergeOverlayRules(s: OverlayRulesSpec, nl: NetlinkSocket): string | null {
   const chains = overlayChains(s);
   if (chains.length === 0) {
-    if (!tableInPlace()) return null;
+    if (!tableExists(nl, NFPROTO.IPV4, OVERLAY_TABLE)) return null;
     mustRun("nft", "nft", ["-f", "-"], removeBatch());
     return `nft delete table ${FAMILY} ${OVERLAY_TABLE}`;
   }
-  if (inPlace(chains)) return null;
+  if (inPlace(nl, chains)) return null;
   mustRun("nft", "nft", ["-f", "-"], overlayBatch(chains));
   const what = [
     ...(s.masquerade ? [`masquerade ${s.podCIDR} -> !${s.clusterCIDR}`] : []),

@@ -3,7 +3,7 @@
 // PATH (Debian: update-alternatives) selects them, nft or legacy, i.e. the same ones Docker
 // and kube-proxy write their rules with.
 import { readText, realPath } from "../fs";
-import { NFPROTO, chainPolicy, countRulesContaining } from "../netlink/nftables";
+import { NFPROTO, chainPolicy, countRules } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import { mustRun, run, which } from "../process";
 import { type Family, type Pod, MULTICAST, hash } from "./common";
@@ -72,7 +72,7 @@ export function forwardAccept(nl: NetlinkSocket, families: Iterable<Family>): Se
 }
 
 function ensureNftBacked(nl: NetlinkSocket, f: Family): void {
-  const count = countRulesContaining(nl, f === 4 ? NFPROTO.IPV4 : NFPROTO.IPV6, "filter", "FORWARD", FORWARD_COMMENT);
+  const count = countRules(nl, f === 4 ? NFPROTO.IPV4 : NFPROTO.IPV6, "filter", "FORWARD", FORWARD_COMMENT).matching;
   if (count === 1) return;
   // A chain someone made with plain nft and no iptables-nft to write into it: nothing we can
   // add our rule with (as before, when there was no iptables at all).

@@ -134,12 +134,13 @@ function udataString(data: Buffer, wanted: number): string | undefined {
 }
 
 /**
- * How many rules of the chain contain `needle` anywhere in their netlink encoding; 0 when
- * the chain does not exist. Used to find a rule by its comment without decoding expressions:
+ * How many rules the chain holds, and how many of them contain `needle` anywhere in their
+ * netlink encoding; 0 and 0 when the chain does not exist. Finds a rule by its comment
+ * without decoding expressions:
  * iptables-nft keeps `-m comment` either as an xt `comment` match (its info holds the text,
  * iptables 1.8.9) or as rule user data (newer releases); either way the bytes are there.
  */
-export function countRulesContaining(nl: NetlinkSocket, family: NfFamily, table: string, chain: string, needle: string): number {
+export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, chain: string, needle: string): { total: number; matching: number } {
   let replies;
   try {
     replies = nl.request(`nft list chain ${table} ${chain}`, msgType(NFT_MSG_GETRULE), NLM_F.DUMP, [
@@ -148,9 +149,9 @@ export function countRulesContaining(nl: NetlinkSocket, family: NfFamily, table:
       str(NFTA_RULE_CHAIN, chain),
     ]);
   } catch (e) {
-    if (isErrno(e, "ENOENT")) return 0;
+    if (isErrno(e, "ENOENT")) return { total: 0, matching: 0 };
     throw e;
   }
   const bytes = Buffer.from(needle);
-  return replies.filter((r) => r.data.includes(bytes)).length;
+  return { total: replies.length, matching: replies.filter((r) => r.data.includes(bytes)).length };
 }
