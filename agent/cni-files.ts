@@ -3,11 +3,10 @@
 // runtime). Both are written only once the overlay is ready, atomically (temp + rename),
 // and only when their content changes.
 import { join } from "node:path";
-import type { Subnet } from "../plugins/weft/config";
+import { subnetPath, type Subnet } from "../plugins/weft/config";
 import { writeFileAtomic } from "../shared/atomic-file";
 
 export const CONFLIST_NAME = "10-weft.conflist";
-export const SUBNET_FILE = "subnet.json";
 export const NETWORK_NAME = "weft";
 export const CONFLIST_VERSION = "1.0.0";
 
@@ -52,9 +51,9 @@ export function conflistContent(o: Pick<CniFilesOptions, "stateDir" | "ipamDir">
  */
 export function publishCniFiles(o: CniFilesOptions, s: Subnet): string[] {
   const changes: string[] = [];
-  const subnetPath = join(o.stateDir, SUBNET_FILE);
-  if (writeFileAtomic(subnetPath, subnetFileContent(s))) {
-    changes.push(`write ${subnetPath} (podCIDR ${s.podCIDR}, clusterCIDR ${s.clusterCIDR}, mtu ${s.mtu})`);
+  const subnet = subnetPath(o);
+  if (writeFileAtomic(subnet, subnetFileContent(s))) {
+    changes.push(`write ${subnet} (podCIDR ${s.podCIDR}, clusterCIDR ${s.clusterCIDR}, mtu ${s.mtu})`);
   }
   const conflistPath = join(o.cniConfDir, CONFLIST_NAME);
   if (writeFileAtomic(conflistPath, conflistContent(o))) changes.push(`write ${conflistPath}`);

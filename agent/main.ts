@@ -2,6 +2,7 @@
 import { writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { DEFAULT_STATE_DIR } from "../plugins/weft/config";
 import { formatCIDR } from "../shared/ip";
 import { normaliseCIDR, type DirectRouting } from "./desired";
 import { Agent, type AgentOptions } from "./agent";
@@ -102,7 +103,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
   const clusterCIDR = values.get("cluster-cidr") ?? "10.244.0.0/16";
   const cluster = normaliseCIDR(clusterCIDR);
   if (!cluster) throw new Error(`--cluster-cidr: "${clusterCIDR}" is not an IPv4 CIDR`);
-  const stateDir = values.get("state-dir") ?? "/run/weft";
+  const stateDir = values.get("state-dir") ?? DEFAULT_STATE_DIR;
   const mtu = values.get("mtu");
   const iface = values.get("iface");
   const kubeconfig = values.get("kubeconfig");

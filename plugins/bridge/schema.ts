@@ -3,11 +3,14 @@
 
 export const MAC = "^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$";
 
+/** A Linux interface name usable as a bridge (also the weft plugin's `bridge` key). */
+export const bridgeName = { type: "string", minLength: 1, maxLength: 15, pattern: "^[^/:\\s]+$" };
+
 export const bridgeSchema = {
   type: "object",
   required: ["ipam"],
   properties: {
-    bridge: { type: "string", minLength: 1, maxLength: 15, pattern: "^[^/:\\s]+$" },
+    bridge: bridgeName,
     isGateway: { type: "boolean" },
     isDefaultGateway: { type: "boolean" },
     forceAddress: { type: "boolean" },

@@ -37,7 +37,7 @@ export function parseWeftConf(raw: Record<string, unknown>): WeftConf {
   };
 }
 
-export function subnetPath(conf: WeftConf): string {
+export function subnetPath(conf: Pick<WeftConf, "stateDir">): string {
   return join(conf.stateDir, "subnet.json");
 }
 
