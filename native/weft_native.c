@@ -71,10 +71,22 @@ static int get_int_arg(napi_env env, napi_callback_info info, int *out) {
   return 0;
 }
 
-static int get_fd(napi_env env, napi_value v, int *fd) {
-  if (napi_get_value_int32(env, v, fd) != napi_ok) {
-    napi_throw_type_error(env, NULL, "fd must be a number");
+// An integer argument (fd, pid, mode, protocol, group, timeout).
+static int get_int(napi_env env, napi_value v, int *out) {
+  if (napi_get_value_int32(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a number");
     return -1;
+  }
+  return 0;
+}
+
+// Writes all of buf; 0, or the errno of the write that failed.
+static int write_full(int fd, const char *buf, size_t len) {
+  for (size_t off = 0; off < len;) {
+    ssize_t n = write(fd, buf + off, len - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    off += (size_t)n;
   }
   return 0;
 }
@@ -101,6 +113,14 @@ static char *get_string(napi_env env, napi_value v, int *failed) {
   return s;
 }
 
+// A required string argument as a malloc'd string; NULL (with a JS exception) otherwise.
+static char *required_string(napi_env env, napi_value v) {
+  int failed;
+  char *s = get_string(env, v, &failed);
+  if (!failed && !s) napi_throw_type_error(env, NULL, "expected a string");
+  return s;
+}
+
 static napi_value make_int(napi_env env, int v) {
   napi_value r;
   napi_create_int32(env, v, &r);
@@ -113,10 +133,7 @@ static napi_value nl_open(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (get_args(env, info, 2, argv)) return NULL;
   int protocol;
-  if (napi_get_value_int32(env, argv[1], &protocol) != napi_ok) {
-    napi_throw_type_error(env, NULL, "protocol must be a number");
-    return NULL;
-  }
+  if (get_int(env, argv[1], &protocol)) return NULL;
   int failed;
   char *path = get_string(env, argv[0], &failed);
   if (failed) return NULL;
@@ -164,7 +181,7 @@ static napi_value nl_send(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (get_args(env, info, 2, argv)) return NULL;
   int fd;
-  if (get_fd(env, argv[0], &fd)) return NULL;
+  if (get_int(env, argv[0], &fd)) return NULL;
   void *data;
   size_t len;
   if (napi_get_typedarray_info(env, argv[1], NULL, &len, &data, NULL, NULL) != napi_ok) {
@@ -185,11 +202,7 @@ static napi_value nl_join(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (get_args(env, info, 2, argv)) return NULL;
   int fd, group;
-  if (get_fd(env, argv[0], &fd)) return NULL;
-  if (napi_get_value_int32(env, argv[1], &group) != napi_ok) {
-    napi_throw_type_error(env, NULL, "group must be a number");
-    return NULL;
-  }
+  if (get_int(env, argv[0], &fd) || get_int(env, argv[1], &group)) return NULL;
   if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0) return throw_errno(env, errno, "netlink join");
   return NULL;
 }
@@ -198,8 +211,7 @@ static napi_value nl_recv(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (get_args(env, info, 2, argv)) return NULL;
   int fd, timeout;
-  if (get_fd(env, argv[0], &fd)) return NULL;
-  napi_get_value_int32(env, argv[1], &timeout);
+  if (get_int(env, argv[0], &fd) || get_int(env, argv[1], &timeout)) return NULL;
   struct pollfd p = {.fd = fd, .events = POLLIN};
   int r;
   do r = poll(&p, 1, timeout);
@@ -230,7 +242,7 @@ static napi_value do_flock(napi_env env, napi_callback_info info, int op) {
   napi_value argv[2];
   if (get_args(env, info, 1, argv)) return NULL;
   int fd;
-  if (get_fd(env, argv[0], &fd)) return NULL;
+  if (get_int(env, argv[0], &fd)) return NULL;
   if (op != LOCK_UN) {
     bool excl = true;
     size_t argc = 2;
@@ -251,13 +263,8 @@ static napi_value fd_funlock(napi_env env, napi_callback_info info) { return do_
 static napi_value ns_enter(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (get_args(env, info, 1, argv)) return NULL;
-  int failed;
-  char *path = get_string(env, argv[0], &failed);
-  if (failed) return NULL;
-  if (!path) {
-    napi_throw_type_error(env, NULL, "netns path required");
-    return NULL;
-  }
+  char *path = required_string(env, argv[0]);
+  if (!path) return NULL;
   int target = open(path, O_RDONLY | O_CLOEXEC);
   free(path);
   if (target < 0) return throw_errno(env, errno, "open netns");
@@ -339,35 +346,14 @@ static napi_value write_all(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (get_args(env, info, 2, argv)) return NULL;
   int fd;
-  if (get_fd(env, argv[0], &fd)) return NULL;
-  size_t len;
-  if (napi_get_value_string_utf8(env, argv[1], NULL, 0, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "data must be a string");
-    return NULL;
-  }
-  char *buf = malloc(len + 1);
-  napi_get_value_string_utf8(env, argv[1], buf, len + 1, &len);
-  for (size_t off = 0; off < len;) {
-    ssize_t n = write(fd, buf + off, len - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      free(buf);
-      return throw_errno(env, err, "write");
-    }
-    off += (size_t)n;
-  }
-  free(buf);
-  return NULL;
+  if (get_int(env, argv[0], &fd)) return NULL;
+  char *text = required_string(env, argv[1]);
+  if (!text) return NULL;
+  int err = write_full(fd, text, strlen(text));
+  free(text);
+  return err ? throw_errno(env, err, "write") : NULL;
 }
 
-// A required string argument as a malloc'd string; NULL (with a JS exception) otherwise.
-static char *required_string(napi_env env, napi_value v) {
-  int failed;
-  char *s = get_string(env, v, &failed);
-  if (!failed && !s) napi_throw_type_error(env, NULL, "expected a string");
-  return s;
-}
 
 // open(path, how, mode) -> fd, always O_CLOEXEC. `how` names the few ways weft opens
 // files, so no O_* numbers (which differ between architectures) cross into JS:
@@ -379,10 +365,11 @@ static napi_value fs_open(napi_env env, napi_callback_info info) {
   char how[4] = "";
   size_t len;
   int mode;
-  if (napi_get_value_string_utf8(env, argv[1], how, sizeof how, &len) != napi_ok || napi_get_value_int32(env, argv[2], &mode) != napi_ok) {
+  if (napi_get_value_string_utf8(env, argv[1], how, sizeof how, &len) != napi_ok) {
     napi_throw_type_error(env, NULL, "open(path, how, mode)");
     return NULL;
   }
+  if (get_int(env, argv[2], &mode)) return NULL;
   int flags = !strcmp(how, "r")    ? O_RDONLY
               : !strcmp(how, "w")  ? O_WRONLY | O_CREAT | O_TRUNC
               : !strcmp(how, "wx") ? O_WRONLY | O_CREAT | O_EXCL
@@ -412,10 +399,7 @@ static napi_value path_call(napi_env env, napi_callback_info info, enum path_op 
   int n = 0;
   char *other = NULL;
   if (op == OP_MKDIR || op == OP_ACCESS) {
-    if (napi_get_value_int32(env, argv[1], &n) != napi_ok) {
-      napi_throw_type_error(env, NULL, "mode must be a number");
-      return NULL;
-    }
+    if (get_int(env, argv[1], &n)) return NULL;
   } else if (op == OP_RENAME && !(other = required_string(env, argv[1]))) {
     return NULL;
   }
@@ -567,12 +551,7 @@ static napi_value spawn_child(napi_env env, napi_callback_info info) {
   pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
   size_t len = strlen(input);
   if (len > 65536) fcntl(in[1], F_SETPIPE_SZ, (int)(len < (1 << 20) ? len : (1 << 20)));
-  for (size_t off = 0; off < len;) {
-    ssize_t n = write(in[1], input + off, len - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break; // EPIPE: it exited; reap() reports how
-    off += (size_t)n;
-  }
+  write_full(in[1], input, len); // EPIPE: it exited without reading; reap() reports how
   close(in[1]);
   struct timespec zero = {0, 0};
   while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {
@@ -609,7 +588,7 @@ static napi_value reap_child(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   if (get_args(env, info, 3, argv)) return NULL;
   int pid, fds[2];
-  if (get_fd(env, argv[0], &pid) || get_fd(env, argv[1], &fds[0]) || get_fd(env, argv[2], &fds[1])) return NULL;
+  if (get_int(env, argv[0], &pid) || get_int(env, argv[1], &fds[0]) || get_int(env, argv[2], &fds[1])) return NULL;
   char *bufs[2] = {malloc(4096), malloc(4096)};
   size_t lens[2] = {0, 0}, caps[2] = {4096, 4096};
   // Without buffers, read nothing: the child then sees closed pipes and still exits.
