@@ -64,14 +64,6 @@ export async function benchScale(): Promise<string> {
   const monitors: RouteMonitor[] = [];
   onCleanup(() => {
     for (const m of monitors) m.stop();
-    // SIGTERM every agent first so they stop together; destroy() then waits for each.
-    for (const n of c.nodes) {
-      try {
-        process.kill(Number(readFileSync(join(n.stateDir, "agent.pid"), "utf8")), "SIGTERM");
-      } catch {
-        // not started or gone
-      }
-    }
     c.destroy();
   });
 

@@ -59,7 +59,6 @@ export class Cluster {
   readonly pods: PodSpec[] = [];
   readonly switchNs: string;
   readonly clusterCIDR: string;
-  private readonly agents = new Map<string, ChildProcess>();
 
   constructor(readonly opts: ClusterOptions) {
     this.switchNs = `${opts.prefix}-sw`;
@@ -124,24 +123,32 @@ export class Cluster {
       ...extra,
     ];
     const child = spawn("ip", args, { stdio: ["ignore", log, log], detached: true });
-    this.agents.set(n.name, child);
     writeFileSync(join(n.stateDir, "agent.pid"), String(child.pid));
     return child;
   }
 
   stopAgent(n: NodeSpec): void {
-    const pidFile = join(n.stateDir, "agent.pid");
-    if (!existsSync(pidFile)) return;
-    const pid = Number(readFileSync(pidFile, "utf8"));
-    try {
-      process.kill(pid, "SIGTERM");
-    } catch {
-      // already gone
+    this.stopAgents([n]);
+  }
+
+  /** SIGTERMs the agents of `nodes` all at once, then waits for each to exit. */
+  private stopAgents(nodes: NodeSpec[]): void {
+    const stopping = nodes.flatMap((n) => {
+      const pidFile = join(n.stateDir, "agent.pid");
+      if (!existsSync(pidFile)) return [];
+      const pid = Number(readFileSync(pidFile, "utf8"));
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+      return [{ pid, pidFile }];
+    });
+    // Wait for them: a next agent (a restart) must not race one still running.
+    for (const { pid, pidFile } of stopping) {
+      for (let i = 0; i < 100 && alive(pid); i++) spawnSync("sleep", ["0.05"]);
+      rmSync(pidFile, { force: true });
     }
-    // Wait for it: the next agent (a restart) must not race this one.
-    for (let i = 0; i < 100 && alive(pid); i++) spawnSync("sleep", ["0.05"]);
-    rmSync(pidFile, { force: true });
-    this.agents.delete(n.name);
   }
 
   /** Underlay, nodes file and agents, then waits until every node routes to every other. */
@@ -214,7 +221,7 @@ export class Cluster {
 
   /** Stops the agents and removes every namespace and file this cluster made. */
   destroy(): void {
-    for (const n of this.nodes) this.stopAgent(n);
+    this.stopAgents(this.nodes);
     for (const p of [...this.pods]) spawnSync("ip", ["netns", "del", p.ns]);
     this.pods.length = 0;
     // Pods of an earlier `--keep` run are found by prefix.

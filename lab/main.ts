@@ -14,14 +14,22 @@ function pingOk(from: PodSpec, to: PodSpec): boolean {
   return tryInNs(from.ns, "ping", "-c", "1", "-W", "1", to.ip);
 }
 
-function matrix(pods: PodSpec[]): void {
+/** Prints who reaches whom; returns how many pairs failed. */
+function matrix(pods: PodSpec[]): number {
+  let failures = 0;
   const label = (p: PodSpec) => `${p.name}@${p.node.name} ${p.ip}`;
   const width = Math.max(...pods.map((p) => label(p).length));
   say(`${"from \\ to".padEnd(width)}  ${pods.map((p) => p.name.padEnd(6)).join(" ")}`);
   for (const from of pods) {
-    const cells = pods.map((to) => (from === to ? "-" : pingOk(from, to) ? "ok" : "FAIL").padEnd(6));
+    const cells = pods.map((to) => {
+      if (from === to) return "-".padEnd(6);
+      if (pingOk(from, to)) return "ok".padEnd(6);
+      failures++;
+      return "FAIL".padEnd(6);
+    });
     say(`${label(from).padEnd(width)}  ${cells.join(" ")}`);
   }
+  return failures;
 }
 
 function overlayTable(): void {
@@ -55,9 +63,8 @@ async function main(): Promise<number> {
   try {
     say("weft lab: underlay switch + 2 nodes (network namespaces), weft agent on each, 2 pods per node\n");
     const pods = await up();
-    matrix(pods);
+    const failures = matrix(pods);
     overlayTable();
-    const failures = pods.flatMap((a) => pods.filter((b) => a !== b && !pingOk(a, b))).length;
     say(`\n${failures === 0 ? "all pods reach each other" : `${failures} pod pairs FAILED`}`);
     if (keep) {
       say(`\nleft up (--keep): try \`ip netns exec ${pods[0]!.ns} ping ${pods[3]!.ip}\`; logs in ${cluster.opts.workDir}`);
