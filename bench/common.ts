@@ -1,7 +1,7 @@
 // Shared by the benchmark modules: clean-up that runs however the process ends, and the
 // Markdown table every module prints (measure | value | baseline | ratio | goal).
-import { spawnSync } from "node:child_process";
 import { realpathSync, writeSync } from "node:fs";
+import { run } from "../lab/cluster";
 
 const cleanups: Array<() => void> = [];
 
@@ -26,11 +26,6 @@ export function progress(line: string): void {
   writeSync(2, `  … ${line}\n`);
 }
 
-export function sh(cmd: string, ...args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${(r.stderr || r.stdout).trim()}`);
-  return r.stdout;
-}
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -65,5 +60,5 @@ export function table(rows: Row[]): string {
  * folio: ~5 MB more RSS for the same program, which no node would see.
  */
 export function settleInPageCache(exe: string): void {
-  sh("dd", `if=${realpathSync(exe)}`, "iflag=nocache", "count=0", "status=none");
+  run("dd", `if=${realpathSync(exe)}`, "iflag=nocache", "count=0", "status=none");
 }

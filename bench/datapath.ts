@@ -23,8 +23,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { Cluster, inNs, type NodeSpec, type PodSpec } from "../lab/cluster";
-import { median, onCleanup, progress, sh, table, type Row } from "./common";
+import { Cluster, inNs, run, sleep, type NodeSpec, type PodSpec } from "../lab/cluster";
+import { median, onCleanup, progress, table, type Row } from "./common";
 
 const ROUNDS = Number(process.env["BENCH_DATAPATH_ROUNDS"] ?? 8);
 const SHAPED_ROUNDS = 5;
@@ -33,10 +33,6 @@ const SHAPED_GBIT = 3;
 const SECONDS = Number(process.env["BENCH_DATAPATH_SECONDS"] ?? 2);
 const AFFINITY = availableParallelism() > 1 ? "0,1" : "0,0";
 const PREFIX = `wbd${process.pid.toString(36)}`;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 /** Stops the iperf3 servers still running (a bench interrupted mid-run). */
 const servers = new Set<() => void>();
@@ -138,14 +134,14 @@ function vethPair(): { a: string; b: string; bIp: string } {
     spawnSync("ip", ["netns", "del", a]);
     spawnSync("ip", ["netns", "del", b]);
   });
-  sh("ip", "netns", "add", a);
-  sh("ip", "netns", "add", b);
-  for (const ns of [a, b]) sh("ip", "-n", ns, "link", "set", "lo", "up");
-  sh("ip", "-n", a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b);
-  sh("ip", "-n", a, "addr", "add", "10.250.0.1/24", "dev", "eth0");
-  sh("ip", "-n", b, "addr", "add", "10.250.0.2/24", "dev", "eth0");
-  sh("ip", "-n", a, "link", "set", "eth0", "up");
-  sh("ip", "-n", b, "link", "set", "eth0", "up");
+  run("ip", "netns", "add", a);
+  run("ip", "netns", "add", b);
+  for (const ns of [a, b]) run("ip", "-n", ns, "link", "set", "lo", "up");
+  run("ip", "-n", a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b);
+  run("ip", "-n", a, "addr", "add", "10.250.0.1/24", "dev", "eth0");
+  run("ip", "-n", b, "addr", "add", "10.250.0.2/24", "dev", "eth0");
+  run("ip", "-n", a, "link", "set", "eth0", "up");
+  run("ip", "-n", b, "link", "set", "eth0", "up");
   return { a, b, bIp: "10.250.0.2" };
 }
 
@@ -164,8 +160,8 @@ function referencePods(mtu: number): { a: string; b: string; bIp: string } | nul
     for (const ns of [...pods, host]) spawnSync("ip", ["netns", "del", ns]);
     rmSync(dataDir, { recursive: true, force: true });
   });
-  for (const ns of [host, ...pods]) sh("ip", "netns", "add", ns);
-  sh("ip", "-n", host, "link", "set", "lo", "up");
+  for (const ns of [host, ...pods]) run("ip", "netns", "add", ns);
+  run("ip", "-n", host, "link", "set", "lo", "up");
   const conf = { cniVersion: "1.0.0", name: "bench-ref", type: "bridge", bridge: "cni0", isGateway: true, ipMasq: true, mtu, ipam: { type: "host-local", subnet: "10.251.0.0/24", dataDir } };
   const ips = pods.map((ns) => {
     const r = spawnSync("ip", ["netns", "exec", host, join(dir, "bridge")], {

@@ -5,7 +5,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { median, onCleanup, settleInPageCache, sh } from "./common";
+import { run } from "../lab/cluster";
+import { median, onCleanup, settleInPageCache } from "./common";
 
 const WEFT = join(import.meta.dirname, "..", "dist", "bin");
 const GO = "/usr/lib/cni";
@@ -20,7 +21,7 @@ const baseEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env["PATH"], TMPDIR: p
 
 function netns(role: string): string {
   const name = `${PREFIX}-${role}`;
-  sh("ip", "netns", "add", name);
+  run("ip", "netns", "add", name);
   made.push(name);
   return name;
 }
@@ -183,7 +184,7 @@ export async function benchPlugins(): Promise<string> {
   const host = netns("host");
   const pod = netns("pod");
   const pods = Array.from({ length: 50 }, (_, i) => netns(`c${i}`));
-  sh("ip", "netns", "exec", host, "ip", "link", "set", "lo", "up");
+  run("ip", "netns", "exec", host, "ip", "link", "set", "lo", "up");
   const overhead = execOverhead(host);
   const rows = [
     "| measure | weft | reference | ratio | target |",

@@ -14,7 +14,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, Cluster, routeDsts, tryInNs, type NodeSpec, type PodSpec } from "../lab/cluster";
+import { BIN, Cluster, routeDsts, sleep, tryInNs, type NodeSpec, type PodSpec } from "../lab/cluster";
 import { median, onCleanup, settleInPageCache, table } from "./common";
 
 const NODES = Number(process.env["BENCH_SCALE_NODES"] ?? 50);
@@ -22,10 +22,6 @@ const PINGS = 5;
 const PREFIX = `wbs${process.pid.toString(36)}`;
 /** An address no agent routes: a probe that each route monitor is listening. */
 const PROBE = "198.51.100.1/32";
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 /** `ip -ts monitor route` in one node namespace: when each destination was last added. */
 class RouteMonitor {

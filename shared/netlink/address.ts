@@ -1,13 +1,11 @@
 // Interface addresses (RTM_*ADDR).
 import { formatIP, ipFromBytes, ipToBytes, lastOf, parseCIDR, type IPNet } from "../ip";
-import { attr, ifaddrmsg, u32 } from "./encoding";
+import { afOf, attr, ifaddrmsg, u32 } from "./encoding";
 import { isErrno, NLM_F, NetlinkSocket } from "./socket";
 
 const RTM_NEWADDR = 20;
 const RTM_DELADDR = 21;
 const RTM_GETADDR = 22;
-const AF_INET = 2;
-const AF_INET6 = 10;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 const IFA_BROADCAST = 4;
@@ -25,7 +23,7 @@ export interface Address {
 function payload(index: number, net: IPNet, flags = 0): Buffer[] {
   const bytes = ipToBytes(net.ip);
   const v4 = net.ip.family === 4;
-  const hdr = ifaddrmsg.format({ family: v4 ? AF_INET : AF_INET6, prefixlen: net.prefix, index, flags });
+  const hdr = ifaddrmsg.format({ family: afOf(net.ip.family), prefixlen: net.prefix, index, flags });
   // IPv4 needs IFA_LOCAL (the address) as well as IFA_ADDRESS (the peer/prefix address).
   return v4
     ? [hdr, attr(IFA_LOCAL, bytes), attr(IFA_ADDRESS, bytes)]
@@ -66,7 +64,7 @@ export function deleteAddress(nl: NetlinkSocket, index: number, cidr: string): b
 
 /** Addresses of one link (or of all links when `index` is 0). */
 export function listAddresses(nl: NetlinkSocket, index = 0, family?: 4 | 6): Address[] {
-  const fam = family === 4 ? AF_INET : family === 6 ? AF_INET6 : 0;
+  const fam = family ? afOf(family) : 0;
   const out: Address[] = [];
   for (const m of nl.request("list addresses", RTM_GETADDR, NLM_F.DUMP, [ifaddrmsg.format({ family: fam, index })])) {
     const h = ifaddrmsg.parse(m.data);

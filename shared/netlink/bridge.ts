@@ -1,6 +1,6 @@
 // Linux bridge specifics: creating a bridge and setting per-port options.
-import { attr, eachAttr, ifinfomsg, u16, u32, u8 } from "./encoding";
-import { NLM_F, NetlinkSocket } from "./socket";
+import { attr, ifinfomsg, u16, u8 } from "./encoding";
+import type { NetlinkSocket } from "./socket";
 import { createLink, linkInfo, modifyLink, type NewLinkOptions } from "./link";
 
 const RTM_NEWLINK = 16;

@@ -70,6 +70,9 @@ function struct<K extends string>(size: number, fields: Record<K, Field>) {
   };
 }
 
+/** The rtnetlink address family (AF_INET, AF_INET6) of IP family 4 or 6. */
+export const afOf = (family: 4 | 6): number => (family === 4 ? 2 : 10);
+
 export const nlmsghdr = struct(16, { len: [0, 4], type: [4, 2], flags: [6, 2], seq: [8, 4], port: [12, 4] });
 export const ifinfomsg = struct(16, { family: [0, 1], type: [2, 2], index: [4, 4], flags: [8, 4], change: [12, 4] });
 export const ifaddrmsg = struct(8, { family: [0, 1], prefixlen: [1, 1], flags: [2, 1], scope: [3, 1], index: [4, 4] });

@@ -4,16 +4,14 @@
 // and a permanent FDB entry "remote VTEP MAC → remote node IP" (so it knows where to send
 // the encapsulated frame; learning is off).
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
-import { attr, ndmsg } from "./encoding";
+import { afOf, attr, ndmsg } from "./encoding";
 import { formatMac, parseMac } from "./link";
 import { isErrno, NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWNEIGH = 28;
 const RTM_DELNEIGH = 29;
 const RTM_GETNEIGH = 30;
-const AF_INET = 2;
 const AF_BRIDGE = 7;
-const AF_INET6 = 10;
 const NDA_DST = 1;
 const NDA_LLADDR = 2;
 
@@ -53,10 +51,11 @@ export interface FdbEntry {
   flags: number;
 }
 
-function ipBytes(s: string): Buffer {
+/** The address family and bytes of an IP given as text. */
+function ipOf(s: string): { af: number; bytes: Buffer } {
   const ip = parseIP(s);
   if (!ip) throw new Error(`invalid IP address "${s}"`);
-  return ipToBytes(ip);
+  return { af: afOf(ip.family), bytes: ipToBytes(ip) };
 }
 
 function message(family: number, index: number, state: number, flags: number, attrs: { dst?: Buffer; lladdr?: Buffer }): Buffer[] {
@@ -73,20 +72,20 @@ function message(family: number, index: number, state: number, flags: number, at
  * by default. Replace semantics make it idempotent and let it fix a wrong MAC in one step.
  */
 export function replaceNeighbor(nl: NetlinkSocket, index: number, ip: string, mac: string, state: number = NUD.PERMANENT): void {
-  const family = parseIP(ip)?.family === 6 ? AF_INET6 : AF_INET;
+  const dst = ipOf(ip);
   nl.request(
     `replace neighbor ${ip} lladdr ${mac}`,
     RTM_NEWNEIGH,
     NLM_F.CREATE | NLM_F.REPLACE,
-    message(family, index, state, 0, { dst: ipBytes(ip), lladdr: parseMac(mac) }),
+    message(dst.af, index, state, 0, { dst: dst.bytes, lladdr: parseMac(mac) }),
   );
 }
 
 /** Deletes the neighbor entry for `ip` on the link; false when there was none. */
 export function deleteNeighbor(nl: NetlinkSocket, index: number, ip: string): boolean {
-  const family = parseIP(ip)?.family === 6 ? AF_INET6 : AF_INET;
+  const dst = ipOf(ip);
   try {
-    nl.request(`delete neighbor ${ip}`, RTM_DELNEIGH, 0, message(family, index, 0, 0, { dst: ipBytes(ip) }));
+    nl.request(`delete neighbor ${ip}`, RTM_DELNEIGH, 0, message(dst.af, index, 0, 0, { dst: dst.bytes }));
     return true;
   } catch (e) {
     if (isErrno(e, "ENOENT") || isErrno(e, "ESRCH")) return false;
@@ -97,7 +96,7 @@ export function deleteNeighbor(nl: NetlinkSocket, index: number, ip: string): bo
 /** IP neighbor entries of one family, of one link (or all links when `index` is 0). */
 export function listNeighbors(nl: NetlinkSocket, family: 4 | 6, index = 0): Neighbor[] {
   const out: Neighbor[] = [];
-  for (const m of nl.request("list neighbors", RTM_GETNEIGH, NLM_F.DUMP, message(family === 4 ? AF_INET : AF_INET6, 0, 0, 0, {}))) {
+  for (const m of nl.request("list neighbors", RTM_GETNEIGH, NLM_F.DUMP, message(afOf(family), 0, 0, 0, {}))) {
     const h = ndmsg.parse(m.data);
     if (index && h.index !== index) continue;
     const a = ndmsg.attrs(m.data);
@@ -123,7 +122,7 @@ export function replaceFdb(nl: NetlinkSocket, index: number, mac: string, dst: s
     `replace fdb ${mac} dst ${dst}`,
     RTM_NEWNEIGH,
     NLM_F.CREATE | NLM_F.REPLACE,
-    message(AF_BRIDGE, index, NUD.PERMANENT, NTF.SELF, { lladdr: parseMac(mac), dst: ipBytes(dst) }),
+    message(AF_BRIDGE, index, NUD.PERMANENT, NTF.SELF, { lladdr: parseMac(mac), dst: ipOf(dst).bytes }),
   );
 }
 
@@ -132,7 +131,7 @@ export function replaceFdb(nl: NetlinkSocket, index: number, mac: string, dst: s
  * several); without, the whole entry. False when there was none.
  */
 export function deleteFdb(nl: NetlinkSocket, index: number, mac: string, dst?: string): boolean {
-  const attrs = { lladdr: parseMac(mac), ...(dst ? { dst: ipBytes(dst) } : {}) };
+  const attrs = { lladdr: parseMac(mac), ...(dst ? { dst: ipOf(dst).bytes } : {}) };
   try {
     nl.request(`delete fdb ${mac}${dst ? ` dst ${dst}` : ""}`, RTM_DELNEIGH, 0, message(AF_BRIDGE, index, 0, NTF.SELF, attrs));
     return true;

@@ -1,13 +1,11 @@
 // Routes (RTM_*ROUTE) in the main table.
 import { formatCIDR, formatIP, ipFromBytes, ipToBytes, networkOf, parseCIDR, parseIP } from "../ip";
-import { attr, rtmsg, u32 } from "./encoding";
+import { afOf, attr, rtmsg, u32 } from "./encoding";
 import { isErrno, NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
 const RTM_GETROUTE = 26;
-const AF_INET = 2;
-const AF_INET6 = 10;
 const RT_TABLE_MAIN = 254;
 const RTPROT_BOOT = 3;
 const RTN_UNICAST = 1;
@@ -57,7 +55,7 @@ function payload(r: RouteSpec, forDelete = false): Buffer[] {
   const net = parseCIDR(r.dst);
   if (!net) throw new Error(`invalid route destination "${r.dst}"`);
   const family = net.ip.family;
-  const common = { family: family === 4 ? AF_INET : AF_INET6, dstLen: net.prefix, table: RT_TABLE_MAIN };
+  const common = { family: afOf(family), dstLen: net.prefix, table: RT_TABLE_MAIN };
   const scope = r.scope === "link" || (!r.gw && r.scope !== "universe") ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
   const hdr = forDelete
     ? rtmsg.format({ ...common, protocol: r.protocol ?? 0 })
@@ -93,7 +91,7 @@ export function deleteRoute(nl: NetlinkSocket, r: RouteSpec): boolean {
 /** Main-table unicast routes of one family. */
 export function listRoutes(nl: NetlinkSocket, family: 4 | 6): Route[] {
   const out: Route[] = [];
-  for (const m of nl.request("list routes", RTM_GETROUTE, NLM_F.DUMP, [rtmsg.format({ family: family === 4 ? AF_INET : AF_INET6 })])) {
+  for (const m of nl.request("list routes", RTM_GETROUTE, NLM_F.DUMP, [rtmsg.format({ family: afOf(family) })])) {
     const h = rtmsg.parse(m.data);
     const a = rtmsg.attrs(m.data);
     const table = a.get(RTA_TABLE)?.readUInt32LE(0) ?? h.table;

@@ -28,8 +28,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { sleep } from "../../lab/cluster";
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function run(cmd: string, args: string[], input?: string): { ok: boolean; out: string; err: string } {
   const r = spawnSync(cmd, args, { encoding: "utf8", input, timeout: 30_000 });
