@@ -3,6 +3,7 @@
 import type { CniEnv } from "../shared/cni/env";
 import { execPlugin } from "../shared/cni/exec";
 import type { Result } from "../shared/cni/result";
+import type { PluginContext } from "../shared/cni/skeleton";
 import * as hostLocal from "./host-local/index";
 
 export interface IpamCall {
@@ -13,6 +14,11 @@ export interface IpamCall {
   cniVersion: string;
   /** host-local's config when the caller already validated it (bridge does, at parse time) */
   hostLocal?: hostLocal.HostLocalConfig;
+}
+
+/** The IPAM step's inputs for a plugin call; `hostLocal` when the caller already validated it. */
+export function ipamCallOf(ctx: PluginContext<{ name: string; cniVersion: string }>, hostLocal?: hostLocal.HostLocalConfig): IpamCall {
+  return { env: ctx.env, raw: ctx.raw, networkName: ctx.conf.name, cniVersion: ctx.conf.cniVersion, ...(hostLocal ? { hostLocal } : {}) };
 }
 
 function ipamType(raw: Record<string, unknown>): string {

@@ -3,7 +3,7 @@
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { PluginContext } from "../../shared/cni/skeleton";
 import { compileValidator } from "../../shared/cni/validate";
-import type { IpamCall } from "../../ipam/index";
+import { ipamCallOf, type IpamCall } from "../../ipam/index";
 import { parseHostLocalConfig, type HostLocalConfig } from "../../ipam/host-local/index";
 import { getRuntimeConfigKey } from "../../shared/cni/runtime-config";
 import { MAC, bridgeSchema } from "./schema";
@@ -71,6 +71,5 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
 
 /** The IPAM step's inputs for this call (host-local's config already validated). */
 export function ipamCall(ctx: PluginContext<BridgeConf>): IpamCall {
-  const { env, conf } = ctx;
-  return { env, raw: ctx.raw, networkName: conf.name, cniVersion: conf.cniVersion, ...(conf.hostLocal ? { hostLocal: conf.hostLocal } : {}) };
+  return ipamCallOf(ctx, ctx.conf.hostLocal);
 }

@@ -1,14 +1,10 @@
 // host-local as a standalone IPAM plugin (interface plugins run it in-process instead).
-import type { Plugin, PluginContext } from "../../shared/cni/skeleton";
-import { ipamAdd, ipamCheck, ipamDel, ipamGc } from "../../ipam/index";
+import type { Plugin } from "../../shared/cni/skeleton";
+import { ipamAdd, ipamCallOf as call, ipamCheck, ipamDel, ipamGc } from "../../ipam/index";
 
 interface HostLocalNetConf {
   cniVersion: string;
   name: string;
-}
-
-function call(ctx: PluginContext<HostLocalNetConf>) {
-  return { env: ctx.env, raw: ctx.raw, networkName: ctx.conf.name, cniVersion: ctx.conf.cniVersion };
 }
 
 export const hostLocal: Plugin<HostLocalNetConf> = {
