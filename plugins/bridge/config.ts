@@ -28,6 +28,11 @@ export interface BridgeConf {
   hostLocal?: HostLocalConfig;
   /** MAC for the container interface: runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC= */
   mac?: string;
+  /**
+   * Accept the pod's forwarded traffic where FORWARD drops by policy. Not a config key:
+   * always on, but for the weft plugin, whose agent accepts its whole pod CIDR.
+   */
+  forwardAccept: boolean;
 }
 
 const validate = compileValidator<Partial<BridgeConf> & { ipam: { type: string }; runtimeConfig?: unknown; args?: { cni?: { mac?: string } } }>(
@@ -55,6 +60,7 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
     preserveDefaultVlan: c.preserveDefaultVlan ?? true,
     enabledad: c.enabledad ?? false,
     ipam: c.ipam,
+    forwardAccept: true,
   };
   // In-process IPAM config errors surface before anything touches the kernel.
   if (c.ipam.type === "host-local") conf.hostLocal = parseHostLocalConfig(raw["ipam"], conf.name);

@@ -14,7 +14,9 @@ import { forgetDelegate, loadDelegate, saveDelegate } from "./saved";
 function bridgeContext(ctx: PluginContext<WeftConf>, raw: Record<string, unknown>): PluginContext<BridgeConf> {
   const out: PluginContext<BridgeConf> = {
     env: ctx.env,
-    conf: parseBridgeConf(raw, ctx.env.args),
+    // The agent accepts forwarding for the node's whole pod CIDR (agent/overlay-rules.ts),
+    // before it writes subnet.json: per-pod rules would only duplicate that.
+    conf: { ...parseBridgeConf(raw, ctx.env.args), forwardAccept: false },
     raw,
     stdinVersion: ctx.stdinVersion,
   };

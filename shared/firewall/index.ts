@@ -14,7 +14,7 @@
 import { openNetfilter } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import { okOrThrow, which, type Running } from "../process";
-import { type Pod, parseIp, parseSubnet, podKey } from "./common";
+import { type Family, type Pod, parseIp, parseSubnet, podKey } from "./common";
 import * as iptables from "./iptables";
 import * as nft from "./nft";
 
@@ -24,6 +24,8 @@ export interface PodRuleSpec {
   ifname: string;
   ips: Array<{ address: string /* pod IP, no prefix */; subnet: string /* the pod's subnet CIDR */ }>;
   masquerade: boolean; // conf ipMasq
+  /** accept the pod's forwarded traffic (false: the caller's own rules do, as the weft agent's) */
+  forwardAccept: boolean;
 }
 
 export interface PodRuleRef {
@@ -45,11 +47,11 @@ export function addPodRules(spec: PodRuleSpec): void {
   if (which("nft")) {
     withNetfilter((nl) => {
       // The static rule first: it is not the pod's, so a failure after it leaves nothing of the pod.
-      const marked = iptables.forwardAccept(nl, new Set(pod.addrs.map((a) => a.family)));
+      const marked = spec.forwardAccept ? iptables.forwardAccept(nl, new Set(pod.addrs.map((a) => a.family))) : new Set<Family>();
       nft.addPod(nl, pod, spec.masquerade, marked);
     });
-  } else {
-    iptables.addPod(pod, spec.masquerade);
+  } else if (spec.masquerade || spec.forwardAccept) {
+    iptables.addPod(pod, spec.masquerade, spec.forwardAccept);
   }
 }
 

@@ -21,7 +21,7 @@ import {
   spyPath,
 } from "../helpers/netns-firewall";
 
-const pod = (name: string, last: number, masquerade = true) => ({
+const pod = (name: string, last: number, masquerade = true, forwardAccept = true) => ({
   network: "testnet",
   containerId: `ctr-${name}`,
   ifname: "eth0",
@@ -30,6 +30,7 @@ const pod = (name: string, last: number, masquerade = true) => ({
     { address: `fd00:1::${last}`, subnet: "fd00:1::/64" },
   ],
   masquerade,
+  forwardAccept,
 });
 const A = pod("a", 2);
 const B = pod("b", 3);
@@ -255,6 +256,23 @@ describe("nftables backend", () => {
     expect(ping(b.podB, OUT6)).toBe(true);
   });
 
+  test("without forwardAccept (the weft plugin: its agent accepts the pod CIDR), a DROP policy gets no per-pod rule", () => {
+    const spy = spyPath("noforward");
+    dropForward(b.host);
+    ok(call(b.host, "addPodRules", pod("a", 2, false, false), spy.path));
+    expect(spy.spawned()).toEqual([]);
+    expect(weftState(b.host)).toEqual([]);
+    expect(sh(b.host, "iptables -S FORWARD")).not.toContain("weft");
+    expect(ping(b.podA, OUT4)).toBe(false); // the policy holds: accepting is the caller's job
+    // ipMasq still works without it.
+    sh(b.host, "iptables -P FORWARD ACCEPT && ip6tables -P FORWARD ACCEPT");
+    ok(call(b.host, "addPodRules", pod("a", 2, true, false), spy.path));
+    expect(ping(b.podA, OUT4)).toBe(true);
+    expect(sources(b.outside)).toEqual(["192.0.2.1"]);
+    ok(call(b.host, "removePodRules", ref(A), spy.path));
+    expect(weftState(b.host)).toEqual([]);
+  });
+
   test("keeps pods reachable under an iptables-legacy FORWARD DROP policy", () => {
     const path = pathWith("legacy", {
       nft: "/usr/sbin/nft",
@@ -342,6 +360,18 @@ describe("iptables fallback (no nft on PATH)", () => {
     for (const tool of ["iptables", "ip6tables"]) {
       expect(saved(tool)).toEqual([":WEFT-FORWARD -", "-A FORWARD -j WEFT-FORWARD"]);
     }
+  });
+
+  test("without forwardAccept, only the pod's NAT chain, no forward rule", () => {
+    const path = noNft();
+    ok(call(b.host, "addPodRules", pod("a", 2, false, false), path));
+    expect([saved("iptables"), saved("ip6tables")]).toEqual([[], []]);
+    ok(call(b.host, "addPodRules", pod("a", 2, true, false), path));
+    const a4 = saved("iptables");
+    expect(a4.filter((l) => l.includes("-j MASQUERADE"))).toHaveLength(1);
+    expect(a4.filter((l) => l.includes("FORWARD"))).toEqual([]);
+    ok(call(b.host, "removePodRules", ref(A), path));
+    expect([saved("iptables"), saved("ip6tables")]).toEqual([[], []]);
   });
 
   test("a failing iptables-restore is reported and undone", () => {
