@@ -16,10 +16,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { cleanupAll as cleanupNetns, createNetns, deleteNetns, leftovers, ping as pingOnce } from "./netns";
 
-export const PREFIX = `wft-fw-${process.pid}`;
 const IP = "/usr/sbin/ip";
-const made = new Set<string>();
 let scratch: string | undefined;
 let runner: string | undefined;
 
@@ -31,16 +30,11 @@ export function sh(ns: string | null, cmd: string): string {
   return r.stdout;
 }
 
-export function succeeds(ns: string, cmd: string): boolean {
-  return spawnSync(IP, ["netns", "exec", ns, "sh", "-c", cmd], { stdio: "ignore" }).status === 0;
-}
-
-export function ping(ns: string, dst: string): boolean {
-  return succeeds(ns, `ping -${dst.includes(":") ? 6 : 4} -c 1 -W 1 ${dst}`);
-}
+/** One echo request, a second to answer: most pings here are expected to fail. */
+export const ping = (ns: string, dst: string): boolean => pingOnce(ns, dst, 1);
 
 export function scratchDir(): string {
-  scratch ??= mkdtempSync(join(tmpdir(), `${PREFIX}-`));
+  scratch ??= mkdtempSync(join(tmpdir(), "weft-fw-"));
   return scratch;
 }
 
@@ -144,14 +138,9 @@ export interface Bench {
   outside: string;
 }
 
-let benches = 0;
-
 export function createBench(): Bench {
-  const n = benches++;
   const ns = (role: string): string => {
-    const name = `${PREFIX}-${n}${role}`;
-    sh(null, `${IP} netns add ${name}`);
-    made.add(name);
+    const name = createNetns(`fw${role}`);
     // No duplicate address detection for the links made below: their link-local addresses
     // would stay tentative for a second, and un-NATed IPv6 pings miss it (neighbour discovery).
     sh(name, "ip link set lo up && sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
@@ -223,24 +212,14 @@ export function sources(ns: string): string[] {
 }
 
 export function destroyBench(b: Bench | undefined): void {
-  if (!b) return;
-  for (const name of [b.host, b.podA, b.podB, b.outside]) {
-    spawnSync(IP, ["netns", "del", name]);
-    made.delete(name);
-  }
+  if (b) for (const name of [b.host, b.podA, b.podB, b.outside]) deleteNetns(name);
 }
 
+/** Removes every namespace and the scratch directory. */
 export function cleanupAll(): void {
-  for (const name of [...made]) spawnSync(IP, ["netns", "del", name]);
-  made.clear();
+  cleanupNetns();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
   scratch = undefined;
 }
 
-/** Namespaces with this process's prefix that still exist. */
-export function leftovers(): string[] {
-  return sh(null, `${IP} netns list`)
-    .split("\n")
-    .map((l) => l.split(" ")[0] ?? "")
-    .filter((n) => n.startsWith(PREFIX));
-}
+export { leftovers };

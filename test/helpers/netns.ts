@@ -2,6 +2,7 @@
 // test process, and `cleanupAll` removes everything made (also after a failure), so a
 // run leaves the host exactly as it found it.
 import { execFileSync, spawnSync } from "node:child_process";
+import { inNs } from "../../lab/cluster";
 
 const PREFIX = `wt${process.pid.toString(36)}`;
 const made = new Set<string>();
@@ -27,26 +28,23 @@ export function deleteNetns(name: string): void {
   made.delete(name);
 }
 
-/** Runs a command inside netns `ns`; returns stdout, throws with stderr on failure. */
-export function nsExec(ns: string, cmd: string, ...args: string[]): string {
-  const r = spawnSync("ip", ["netns", "exec", ns, cmd, ...args], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} in ${ns} failed: ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
+/** The lab's: runs a command inside netns `ns`; returns stdout, throws with stderr on failure. */
+export { inNs };
 
-/** Like nsExec but reports success instead of throwing. */
+/** Like inNs but reports success instead of throwing. */
 export function nsTry(ns: string, cmd: string, ...args: string[]): { ok: boolean; out: string } {
   const r = spawnSync("ip", ["netns", "exec", ns, cmd, ...args], { encoding: "utf8" });
   return { ok: r.status === 0, out: r.stdout + r.stderr };
 }
 
-export function ping(fromNs: string, ip: string): boolean {
-  return nsTry(fromNs, "ping", "-c", "1", "-W", "2", ip.includes(":") ? "-6" : "-4", ip).ok;
+/** One echo request from `fromNs`; true when answered within `waitSeconds`. */
+export function ping(fromNs: string, ip: string, waitSeconds = 2): boolean {
+  return nsTry(fromNs, "ping", "-c", "1", "-W", String(waitSeconds), ip.includes(":") ? "-6" : "-4", ip).ok;
 }
 
 /** `ip -j` output parsed (addresses, routes, links) inside a netns. */
 export function ipJson<T = unknown>(ns: string, ...args: string[]): T {
-  return JSON.parse(nsExec(ns, "ip", "-j", ...args) || "[]") as T;
+  return JSON.parse(inNs(ns, "ip", "-j", ...args) || "[]") as T;
 }
 
 export function cleanupAll(): void {

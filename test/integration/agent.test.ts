@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BIN_DIR, cni, requireBuild } from "../helpers/cni";
-import { cleanupAll, createNetns, deleteNetns, ipJson, leftovers, netnsPath, nsExec, nsTry, ping } from "../helpers/netns";
+import { cleanupAll, createNetns, deleteNetns, ipJson, leftovers, netnsPath, inNs, nsTry, ping } from "../helpers/netns";
 
 interface TestNode {
   name: string;
@@ -39,12 +39,12 @@ let children: ChildProcess[];
 function addNode(i: number, ip: string, o: { onLinkRoutes?: string[] } = {}): TestNode {
   const ns = createNetns(`n${i}`);
   const port = `p${i}`;
-  nsExec(sw, "ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
-  nsExec(sw, "ip", "link", "set", port, "master", "br0", "up");
-  nsExec(ns, "ip", "link", "set", "lo", "up");
-  nsExec(ns, "ip", "addr", "add", `${ip}/24`, "dev", "eth0");
-  nsExec(ns, "ip", "link", "set", "eth0", "up");
-  for (const r of o.onLinkRoutes ?? []) nsExec(ns, "ip", "route", "add", r, "dev", "eth0");
+  inNs(sw, "ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns);
+  inNs(sw, "ip", "link", "set", port, "master", "br0", "up");
+  inNs(ns, "ip", "link", "set", "lo", "up");
+  inNs(ns, "ip", "addr", "add", `${ip}/24`, "dev", "eth0");
+  inNs(ns, "ip", "link", "set", "eth0", "up");
+  for (const r of o.onLinkRoutes ?? []) inNs(ns, "ip", "route", "add", r, "dev", "eth0");
   const node = {
     name: `n${i}`,
     ns,
@@ -61,7 +61,7 @@ function writeNodes(list: TestNode[]): void {
   const tmp = `${nodesFile}.tmp`;
   writeFileSync(tmp, JSON.stringify({ clusterCIDR: CLUSTER, nodes: list.map((n) => ({ name: n.name, ip: n.ip, podCIDR: n.podCIDR })) }));
   // rename: the agents never see a half-written file
-  nsExec(sw, "mv", tmp, nodesFile);
+  inNs(sw, "mv", tmp, nodesFile);
 }
 
 function startAgent(node: TestNode, extra: string[] = [], source: string[] = ["--nodes", nodesFile]): Agent {
@@ -129,6 +129,14 @@ interface Overlay {
  * What a node's kernel holds for the overlay, as sorted one-line strings. The agent may
  * delete and recreate the device while we read; a read that loses it counts as "no device".
  */
+/** The weft plugin's config as the node's conflist gives it, once the agent wrote it. */
+async function weftConf(n: TestNode): Promise<Record<string, unknown>> {
+  const conflist = join(n.confDir, "10-weft.conflist");
+  await until("conflist", () => existsSync(conflist), (v) => v);
+  const list = JSON.parse(readFileSync(conflist, "utf8")) as { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> };
+  return { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] };
+}
+
 function overlay(ns: string): Overlay {
   try {
     return readOverlay(ns);
@@ -160,7 +168,7 @@ function readOverlay(ns: string): Overlay {
     neigh: ipJson<Array<{ dst: string; lladdr?: string; state: string[] }>>(ns, "-4", "neigh", "show", "dev", "weft.1")
       .map((n) => `${n.dst} ${n.lladdr ?? "-"} ${n.state.join(",")}`)
       .sort(),
-    fdb: (JSON.parse(nsExec(ns, "bridge", "-j", "fdb", "show", "dev", "weft.1") || "[]") as Array<{ mac: string; dst?: string; flags: string[]; state: string }>)
+    fdb: (JSON.parse(inNs(ns, "bridge", "-j", "fdb", "show", "dev", "weft.1") || "[]") as Array<{ mac: string; dst?: string; flags: string[]; state: string }>)
       .map((f) => `${f.mac} dst ${f.dst ?? "-"} ${f.flags.join(",")} ${f.state}`)
       .sort(),
   };
@@ -193,8 +201,8 @@ beforeEach(() => {
   agents = [];
   children = [];
   sw = createNetns("sw");
-  nsExec(sw, "ip", "link", "add", "br0", "type", "bridge");
-  nsExec(sw, "ip", "link", "set", "br0", "up");
+  inNs(sw, "ip", "link", "add", "br0", "type", "bridge");
+  inNs(sw, "ip", "link", "set", "br0", "up");
 });
 
 afterEach(async () => {
@@ -217,8 +225,8 @@ describe("weft agent --nodes FILE", () => {
       const o = overlay(n.ns);
       expect(o.device).toEqual({ mac: mac(n.ip), mtu: 1450, up: true, vni: 1, local: n.ip, link: "eth0", port: 4789, learning: false });
       expect(o.addrs).toEqual([n.podCIDR.replace("/24", "/32")]);
-      expect(nsExec(n.ns, "cat", "/proc/sys/net/ipv4/ip_forward").trim()).toBe("1");
-      const nat = nsExec(n.ns, "nft", "list", "table", "ip", "weft-overlay");
+      expect(inNs(n.ns, "cat", "/proc/sys/net/ipv4/ip_forward").trim()).toBe("1");
+      const nat = inNs(n.ns, "nft", "list", "table", "ip", "weft-overlay");
       expect(nat).toContain(`ip saddr ${n.podCIDR} ip daddr ${CLUSTER} return`);
       expect(nat).toMatch(new RegExp(`ip saddr ${n.podCIDR.replace(/\./g, "\\.")} ip daddr != 224\\.0\\.0\\.0/4 masquerade`));
       await until(`${n.name} files`, () => existsSync(join(n.confDir, "10-weft.conflist")), (v) => v);
@@ -267,7 +275,7 @@ describe("weft agent --nodes FILE", () => {
     // The log arrives through a pipe, after the kernel state it describes.
     await until("the first log line", adds, (n) => n === 1);
     const t0 = Date.now();
-    nsExec(n1!.ns, "ip", "link", "del", "weft.1"); // the kernel drops the routes with it
+    inNs(n1!.ns, "ip", "link", "del", "weft.1"); // the kernel drops the routes with it
     await until("device back", () => overlay(n1!.ns), (o) => o.device !== null && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
     expect(Date.now() - t0).toBeLessThan(3000); // --resync 2
     await until("the log line", adds, (n) => n === 2);
@@ -275,19 +283,19 @@ describe("weft agent --nodes FILE", () => {
 
     // Someone turns learning on (changed in place, so the agent, which hears of it at once,
     // never races a second command): it is made again as it should be.
-    nsExec(n1!.ns, "ip", "link", "set", "weft.1", "type", "vxlan", "learning");
+    inNs(n1!.ns, "ip", "link", "set", "weft.1", "type", "vxlan", "learning");
     await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.learning === false && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
     await until("the log line", () => agents[0]!.log(), (l) => /link del weft\.1 \(learning true != false\)/.test(l));
     // A device with the wrong VNI, made while no agent ran, is made again at start.
     await stopAgent(agents[0]!);
-    nsExec(n1!.ns, "ip", "link", "del", "weft.1");
-    nsExec(n1!.ns, "ip", "link", "add", "weft.1", "type", "vxlan", "id", "9", "local", n1!.ip, "dev", "eth0", "dstport", "4789");
+    inNs(n1!.ns, "ip", "link", "del", "weft.1");
+    inNs(n1!.ns, "ip", "link", "add", "weft.1", "type", "vxlan", "id", "9", "local", n1!.ip, "dev", "eth0", "dstport", "4789");
     const again = startAgent(n1!);
     await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.vni === 1 && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
     await until("the log line", () => again.log(), (l) => /link del weft\.1 \(vni 9 != 1, .*learning true != false\)/.test(l));
     // A stray entry on our device, and a wrong neighbor MAC, are corrected too.
-    nsExec(n1!.ns, "ip", "neigh", "replace", "10.244.2.0", "lladdr", "0e:fe:00:00:00:99", "dev", "weft.1", "nud", "permanent");
-    nsExec(n1!.ns, "bridge", "fdb", "append", "0e:fe:00:00:00:99", "dev", "weft.1", "dst", "192.168.77.99", "self", "permanent");
+    inNs(n1!.ns, "ip", "neigh", "replace", "10.244.2.0", "lladdr", "0e:fe:00:00:00:99", "dev", "weft.1", "nud", "permanent");
+    inNs(n1!.ns, "bridge", "fdb", "append", "0e:fe:00:00:00:99", "dev", "weft.1", "dst", "192.168.77.99", "self", "permanent");
     await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 4000);
   });
 
@@ -298,19 +306,19 @@ describe("weft agent --nodes FILE", () => {
     startAgent(n2!, ["--resync", "300"]);
     const want = expectedTunnel([n2!]);
     await until("converged", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want));
-    nsExec(n1!.ns, "ip", "link", "del", "weft.1");
+    inNs(n1!.ns, "ip", "link", "del", "weft.1");
     await until("device back", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 3000);
     expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
     // A wrong MTU set by hand is put back the same way.
     const mtu = overlay(n1!.ns).device!.mtu;
-    nsExec(n1!.ns, "ip", "link", "set", "weft.1", "mtu", "1200");
+    inNs(n1!.ns, "ip", "link", "set", "weft.1", "mtu", "1200");
     await until("MTU back", () => overlay(n1!.ns).device?.mtu, (m) => m === mtu, 3000);
     // So are a route, a neighbor and an FDB entry deleted by hand.
-    nsExec(n1!.ns, "ip", "route", "del", n2!.podCIDR);
+    inNs(n1!.ns, "ip", "route", "del", n2!.podCIDR);
     await until("route back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
-    nsExec(n1!.ns, "ip", "neigh", "del", "10.244.2.0", "dev", "weft.1");
+    inNs(n1!.ns, "ip", "neigh", "del", "10.244.2.0", "dev", "weft.1");
     await until("neighbor back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
-    nsExec(n1!.ns, "bridge", "fdb", "del", mac(n2!.ip), "dev", "weft.1", "dst", n2!.ip, "self");
+    inNs(n1!.ns, "bridge", "fdb", "del", mac(n2!.ip), "dev", "weft.1", "dst", n2!.ip, "self");
     await until("FDB entry back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
     expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
   });
@@ -360,8 +368,8 @@ describe("weft agent --nodes FILE", () => {
   it("leaves foreign routes alone, and the dataplane in place on SIGTERM; a restart changes nothing", async () => {
     const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
     // Not ours: same prefix family, other protocol. Ours but stale: protocol 87, unwanted.
-    nsExec(n1!.ns, "ip", "route", "add", "10.244.9.0/24", "via", "192.168.77.99", "dev", "eth0");
-    nsExec(n1!.ns, "ip", "route", "add", "10.244.8.0/24", "via", "192.168.77.98", "dev", "eth0", "proto", "87");
+    inNs(n1!.ns, "ip", "route", "add", "10.244.9.0/24", "via", "192.168.77.99", "dev", "eth0");
+    inNs(n1!.ns, "ip", "route", "add", "10.244.8.0/24", "via", "192.168.77.98", "dev", "eth0", "proto", "87");
     writeNodes([n1!, n2!]);
     const a = startAgent(n1!);
     const want = expectedTunnel([n2!]);
@@ -399,11 +407,9 @@ describe("weft agent --nodes FILE", () => {
     for (const n of [n1!, n2!]) startAgent(n);
     const pods = await Promise.all(
       [n1!, n2!].map(async (n, i) => {
-        const conflist = join(n.confDir, "10-weft.conflist");
-        await until("conflist", () => existsSync(conflist), (v) => v);
-        const list = JSON.parse(readFileSync(conflist, "utf8")) as { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> };
+        const conf = await weftConf(n);
         const ns = createNetns(`fp${i}`);
-        const r = cni({ plugin: "weft", command: "ADD", conf: { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] }, hostNs: n.ns, containerId: `fwd-${i}`, netns: netnsPath(ns) });
+        const r = cni({ plugin: "weft", command: "ADD", conf, hostNs: n.ns, containerId: `fwd-${i}`, netns: netnsPath(ns) });
         expect(r.code, r.stdout).toBe(0);
         return { ns, ip: (r.json!["ips"][0].address as string).split("/")[0]! };
       }),
@@ -412,13 +418,20 @@ describe("weft agent --nodes FILE", () => {
     expect(ping(p1.ns, p2.ip)).toBe(true);
 
     // What Docker does when it starts: the pods were wired before, under ACCEPT.
-    for (const n of [n1!, n2!]) nsExec(n.ns, "iptables", "-P", "FORWARD", "DROP");
+    for (const n of [n1!, n2!]) inNs(n.ns, "iptables", "-P", "FORWARD", "DROP");
     await until("the agents mark pod traffic", () => agents.every((a) => a.log().includes("for FORWARD accept")), (v) => v, 4000); // --resync 2
     expect(ping(p1.ns, p2.ip)).toBe(true);
-    expect(nsExec(n1!.ns, "iptables", "-S", "FORWARD")).toMatch(/-m mark --mark 0x1000\/0x1000 .*-j ACCEPT/);
+    expect(inNs(n1!.ns, "iptables", "-S", "FORWARD")).toMatch(/-m mark --mark 0x1000\/0x1000 .*-j ACCEPT/);
+
+    // A pod added now gets no rule of its own: the agent's marks cover the whole pod CIDR.
+    const late = createNetns("fpl");
+    const r = cni({ plugin: "weft", command: "ADD", conf: await weftConf(n1!), hostNs: n1!.ns, containerId: "fwd-late", netns: netnsPath(late) });
+    expect(r.code, r.stdout).toBe(0);
+    expect(nsTry(n1!.ns, "nft", "list", "table", "inet", "weft").ok).toBe(false);
+    expect(ping(late, p2.ip)).toBe(true);
 
     // Back to ACCEPT: the marks go; pods still talk.
-    for (const n of [n1!, n2!]) nsExec(n.ns, "iptables", "-P", "FORWARD", "ACCEPT");
+    for (const n of [n1!, n2!]) inNs(n.ns, "iptables", "-P", "FORWARD", "ACCEPT");
     await until("no forward chain", () => nsTry(n1!.ns, "nft", "list", "chain", "ip", "weft-overlay", "forward").ok, (v) => !v, 4000);
     expect(ping(p1.ns, p2.ip)).toBe(true);
   });
@@ -427,10 +440,7 @@ describe("weft agent --nodes FILE", () => {
     const n1 = addNode(1, "192.168.77.11");
     writeNodes([n1]);
     const a = startAgent(n1);
-    const conflist = join(n1.confDir, "10-weft.conflist");
-    await until("conflist", () => existsSync(conflist), (v) => v);
-    const list = JSON.parse(readFileSync(conflist, "utf8")) as { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> };
-    const conf = { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] };
+    const conf = await weftConf(n1);
     const pods = ["lost", "live"].map((id) => {
       const ns = createNetns(id);
       const r = cni({ plugin: "weft", command: "ADD", conf, hostNs: n1.ns, containerId: `ctr-${id}`, netns: netnsPath(ns) });

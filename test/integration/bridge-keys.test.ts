@@ -1,6 +1,6 @@
 // Every bridge config key changes what the kernel shows.
 import { describe, expect, it } from "vitest";
-import { createNetns, deleteNetns, ipJson, nsExec, nsTry, ping, uniqueName } from "../helpers/netns";
+import { createNetns, deleteNetns, ipJson, inNs, nsTry, ping, uniqueName } from "../helpers/netns";
 import { addPod, bridgeConf, delPod, type Node, podIP, reservations, useNode } from "../helpers/pods";
 
 interface Link {
@@ -57,8 +57,8 @@ describe("bridge config keys", () => {
   });
 
   it("forceAddress replaces a different bridge address instead of failing", () => {
-    nsExec(node.host, "ip", "link", "add", node.bridge, "type", "bridge");
-    nsExec(node.host, "ip", "addr", "add", "10.99.0.1/24", "dev", node.bridge);
+    inNs(node.host, "ip", "link", "add", node.bridge, "type", "bridge");
+    inNs(node.host, "ip", "addr", "add", "10.99.0.1/24", "dev", node.bridge);
     const refused = addPod(node, bridgeConf(node));
     expect(refused.reply.code).not.toBe(0);
     expect(refused.reply.json!["msg"]).toContain("already has an IP address different from 10.77.0.1/24");
@@ -93,7 +93,7 @@ describe("bridge config keys", () => {
   it("enabledad controls IPv6 duplicate address detection on the pod's interface", () => {
     const v6 = (ns: string) => podLink(ns).addr_info.find((a) => a.local.startsWith("fd77"))!;
     const linkLocal = (ns: string) => podLink(ns).addr_info.find((a) => a.local.startsWith("fe80"))!;
-    const acceptDad = (ns: string) => nsExec(ns, "cat", "/proc/sys/net/ipv6/conf/eth0/accept_dad").trim();
+    const acceptDad = (ns: string) => inNs(ns, "cat", "/proc/sys/net/ipv6/conf/eth0/accept_dad").trim();
     const noDad = addPod(node, bridgeConf(node));
     expect(v6(noDad.ns).nodad).toBe(true);
     // The kernel's own link-local address skips DAD too: usable at once, never tentative.
@@ -118,7 +118,7 @@ describe("bridge config keys", () => {
     if (supported) {
       expect(pod.reply.code, pod.reply.stdout).toBe(0);
       const port = pod.reply.json!["interfaces"][1].name as string;
-      expect(nsExec(node.host, "bridge", "vlan", "show", "dev", port)).toMatch(/42 PVID Egress Untagged/);
+      expect(inNs(node.host, "bridge", "vlan", "show", "dev", port)).toMatch(/42 PVID Egress Untagged/);
     } else {
       expect(pod.reply.code).not.toBe(0);
       expect(pod.reply.json!["msg"]).toContain("VLAN filtering");
@@ -143,16 +143,16 @@ describe("ipMasq", () => {
   function outside(): { ns: string; ip: string } {
     const ns = createNetns("out");
     const hostEnd = uniqueName("up");
-    nsExec(node.host, "ip", "link", "add", hostEnd, "type", "veth", "peer", "name", "uplink", "netns", ns);
-    nsExec(node.host, "ip", "addr", "add", "198.18.0.1/24", "dev", hostEnd);
-    nsExec(node.host, "ip", "link", "set", hostEnd, "up");
-    nsExec(ns, "ip", "addr", "add", "198.18.0.2/24", "dev", "uplink");
-    nsExec(ns, "ip", "link", "set", "uplink", "up");
+    inNs(node.host, "ip", "link", "add", hostEnd, "type", "veth", "peer", "name", "uplink", "netns", ns);
+    inNs(node.host, "ip", "addr", "add", "198.18.0.1/24", "dev", hostEnd);
+    inNs(node.host, "ip", "link", "set", hostEnd, "up");
+    inNs(ns, "ip", "addr", "add", "198.18.0.2/24", "dev", "uplink");
+    inNs(ns, "ip", "link", "set", "uplink", "up");
     return { ns, ip: "198.18.0.2" };
   }
 
   function ruleset(): string {
-    return nsExec(node.host, "nft", "list", "ruleset");
+    return inNs(node.host, "nft", "list", "ruleset");
   }
 
   it("lets pods reach the outside only masqueraded, and DEL removes exactly that pod's rules", () => {
@@ -186,8 +186,8 @@ describe("ipMasq", () => {
   });
 
   it("keeps pod traffic flowing when the host's iptables FORWARD policy is DROP", () => {
-    nsExec(node.host, "iptables", "-P", "FORWARD", "DROP");
-    nsExec(node.host, "ip6tables", "-P", "FORWARD", "DROP");
+    inNs(node.host, "iptables", "-P", "FORWARD", "DROP");
+    inNs(node.host, "ip6tables", "-P", "FORWARD", "DROP");
     const out = outside();
     const a = addPod(node, bridgeConf(node, { isDefaultGateway: true, ipMasq: true }));
     const b = addPod(node, bridgeConf(node, { isDefaultGateway: true, ipMasq: true }));
@@ -195,6 +195,6 @@ describe("ipMasq", () => {
     expect(ping(a.ns, podIP(b, 6))).toBe(true);
     expect(ping(a.ns, out.ip)).toBe(true);
     expect(delPod(node, a, bridgeConf(node, { ipMasq: true })).code).toBe(0);
-    expect(nsExec(node.host, "iptables-save")).not.toContain(podIP(a, 4));
+    expect(inNs(node.host, "iptables-save")).not.toContain(podIP(a, 4));
   });
 });

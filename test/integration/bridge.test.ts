@@ -1,7 +1,7 @@
 // The bridge plugin, compiled, in real network namespaces: what a user would check with
 // `ip`, `ping` and `nft` after the runtime called it.
 import { describe, expect, it } from "vitest";
-import { deleteNetns, ipJson, nsExec, nsTry, ping } from "../helpers/netns";
+import { deleteNetns, ipJson, inNs, nsTry, ping } from "../helpers/netns";
 import { addPod, bridgeConf, call, delPod, type Node, podIP, reservations, useNode } from "../helpers/pods";
 
 interface IpAddr {
@@ -47,7 +47,7 @@ describe("bridge ADD", () => {
     expect(br.addr_info.map((x) => `${x.local}/${x.prefixlen}`)).toEqual(expect.arrayContaining(["10.77.0.1/24", "fd77::1/64"]));
     const veth = links.find((l) => l.ifname === r["interfaces"][1].name)!;
     expect(veth.master).toBe(node.bridge);
-    expect(nsExec(node.host, "cat", "/proc/sys/net/ipv4/ip_forward").trim()).toBe("1");
+    expect(inNs(node.host, "cat", "/proc/sys/net/ipv4/ip_forward").trim()).toBe("1");
   });
 
   it("answers in the result format of the config's cniVersion", () => {
@@ -66,7 +66,7 @@ describe("bridge CHECK", () => {
     const conf = bridgeConf(node);
     const a = addPod(node, conf);
     expect(check(a, conf).code, check(a, conf).stdout).toBe(0);
-    nsExec(a.ns, "ip", "addr", "del", "10.77.0.2/24", "dev", "eth0");
+    inNs(a.ns, "ip", "addr", "del", "10.77.0.2/24", "dev", "eth0");
     const r = check(a, conf);
     expect(r.code).not.toBe(0);
     expect(r.json!["msg"]).toContain("10.77.0.2/24");
@@ -76,7 +76,7 @@ describe("bridge CHECK", () => {
     const conf = bridgeConf(node, {}, { routes: [{ dst: "192.168.240.0/24" }] });
     const a = addPod(node, conf);
     expect(check(a, conf).code).toBe(0);
-    nsExec(a.ns, "ip", "route", "del", "192.168.240.0/24");
+    inNs(a.ns, "ip", "route", "del", "192.168.240.0/24");
     const r = check(a, conf);
     expect(r.code).not.toBe(0);
     expect(r.json!["msg"]).toContain("192.168.240.0/24");

@@ -1,6 +1,6 @@
 // Bad input gets the right CNI error code on stdout and leaves nothing behind.
 import { describe, expect, it } from "vitest";
-import { createNetns, ipJson, netnsPath, nsExec } from "../helpers/netns";
+import { createNetns, ipJson, netnsPath, inNs } from "../helpers/netns";
 import { addPod, bridgeConf, call, type Node, reservations, useNode } from "../helpers/pods";
 
 let node: Node;
@@ -14,7 +14,7 @@ function hostLinks(): string[] {
 }
 
 function nftTables(): string {
-  return nsExec(node.host, "nft", "list", "ruleset");
+  return inNs(node.host, "nft", "list", "ruleset");
 }
 
 function expectNothingLeft(podNs?: string): void {
@@ -80,7 +80,7 @@ describe("error codes", () => {
 
   it("an ifname already present in the netns fails cleanly", () => {
     const ns = createNetns("pod");
-    nsExec(ns, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1");
+    inNs(ns, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1");
     const { r } = add(bridgeConf(node), { netns: netnsPath(ns) });
     expect(r.code).not.toBe(0);
     expect(r.json!["msg"]).toContain('"eth0" already exists');

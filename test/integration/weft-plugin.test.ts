@@ -3,7 +3,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ipJson, leftovers, nsExec, nsTry, ping } from "../helpers/netns";
+import { ipJson, leftovers, inNs, nsTry, ping } from "../helpers/netns";
 import { addPod, call, createNode, destroyNode, type Node } from "../helpers/pods";
 
 let node: Node;
@@ -50,7 +50,7 @@ describe("weft plugin", () => {
     expect(ping(a.ns, "10.244.1.3")).toBe(true);
     expect(b.reply.code).toBe(0);
     // The agent masquerades; the plugin adds no NAT of its own.
-    expect(nsExec(node.host, "nft", "list", "ruleset")).not.toContain("masquerade");
+    expect(inNs(node.host, "nft", "list", "ruleset")).not.toContain("masquerade");
   });
 
   it("DEL uses the config ADD saved, after subnet.json changed or vanished", () => {
