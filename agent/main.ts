@@ -2,6 +2,7 @@
 import { writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { parseFlags } from "../cli/flags";
 import { DEFAULT_STATE_DIR } from "../plugins/weft/config";
 import { formatCIDR } from "../shared/ip";
 import { normaliseCIDR, type DirectRouting } from "./desired";
@@ -57,12 +58,6 @@ const VALUE_FLAGS = new Set([
   "resync",
 ]);
 
-function boolValue(name: string, v: string): boolean {
-  if (/^(true|1|yes|on)$/i.test(v)) return true;
-  if (/^(false|0|no|off)$/i.test(v)) return false;
-  throw new Error(`--${name}: expected true or false, not "${v}"`);
-}
-
 function intValue(name: string, v: string, min: number, max: number): number {
   if (!/^[0-9]+$/.test(v) || Number(v) < min || Number(v) > max) throw new Error(`--${name}: expected an integer ${min}-${max}, not "${v}"`);
   return Number(v);
@@ -70,31 +65,7 @@ function intValue(name: string, v: string, min: number, max: number): number {
 
 /** Parses `weft agent` arguments. Throws with a message naming the bad flag. */
 export function parseAgentArgs(argv: string[], env: Record<string, string | undefined> = process.env, host: () => string = hostname): AgentConfig {
-  const values = new Map<string, string>();
-  const bools = new Map<string, boolean>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith("--")) throw new Error(`unexpected argument "${arg}"`);
-    const eq = arg.indexOf("=");
-    const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
-    const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
-    if (name.startsWith("no-") && BOOLEAN_FLAGS.has(name.slice(3)) && inline === undefined) {
-      bools.set(name.slice(3), false);
-      continue;
-    }
-    if (BOOLEAN_FLAGS.has(name)) {
-      // `--masquerade`, `--masquerade=false`, or `--masquerade false`
-      const next = argv[i + 1];
-      if (inline !== undefined) bools.set(name, boolValue(name, inline));
-      else if (next !== undefined && /^(true|false)$/i.test(next)) bools.set(name, boolValue(name, argv[++i]!));
-      else bools.set(name, true);
-      continue;
-    }
-    if (!VALUE_FLAGS.has(name)) throw new Error(`unknown flag --${name}`);
-    const v = inline ?? argv[++i];
-    if (v === undefined) throw new Error(`--${name} needs a value`);
-    values.set(name, v);
-  }
+  const { values, bools } = parseFlags(argv, { values: VALUE_FLAGS, bools: BOOLEAN_FLAGS });
 
   const nodeName = values.get("node-name") || env["NODE_NAME"] || host();
   if (!nodeName) throw new Error("--node-name is required (no $NODE_NAME, no hostname)");

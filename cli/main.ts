@@ -1,5 +1,6 @@
 // `weft <subcommand>`: what the executable does when not run as a CNI plugin.
 import { writeSync } from "node:fs";
+import { parseFlags } from "./flags";
 import { install } from "./install";
 
 const USAGE = `usage: weft <command>
@@ -15,21 +16,7 @@ commands:
 
 export const VERSION = "0.1.0";
 
-function flags(args: string[]): Map<string, string> {
-  const out = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith("--")) throw new Error(`unexpected argument "${a}"\n\n${USAGE}`);
-    const eq = a.indexOf("=");
-    if (eq > 0) out.set(a.slice(2, eq), a.slice(eq + 1));
-    else {
-      const v = args[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      out.set(a.slice(2), v);
-    }
-  }
-  return out;
-}
+const INSTALL_FLAGS = new Set(["bin-dir", "conf", "conf-dir"]);
 
 export async function runCli(argv: string[], pluginNames: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -47,7 +34,7 @@ export async function runCli(argv: string[], pluginNames: string[]): Promise<num
       return runAgent(rest);
     }
     case "install": {
-      const f = flags(rest);
+      const f = parseFlags(rest, { values: INSTALL_FLAGS }).values;
       install({
         binDir: f.get("bin-dir") ?? "/opt/cni/bin",
         confDir: f.get("conf-dir") ?? "/etc/cni/net.d",

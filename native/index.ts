@@ -39,7 +39,8 @@ export interface NativeAddon {
   open(path: string, how: "r" | "w" | "wx" | "c" | "d", mode: number): number;
   mkdir(path: string, mode: number): void;
   unlink(path: string): void;
-  access(path: string, mode: number): void;
+  /** Whether access(2) grants `mode` on `path`. */
+  access(path: string, mode: number): boolean;
   rename(from: string, to: string): void;
   realpath(path: string): string;
   /** The names in a directory, without "." and "..". */

@@ -389,7 +389,8 @@ static napi_value fs_open(napi_env env, napi_callback_info info) {
 }
 
 // The calls that take a path and at most one integer: mkdir(path, mode), unlink(path),
-// access(path, mode), rename(from, to) and realpath(path).
+// access(path, mode), rename(from, to) and realpath(path). access answers true or false
+// rather than throwing: a PATH search asks it once per directory, and most say no.
 enum path_op { OP_MKDIR, OP_UNLINK, OP_ACCESS, OP_RENAME, OP_REALPATH };
 
 static napi_value path_call(napi_env env, napi_callback_info info, enum path_op op) {
@@ -418,9 +419,13 @@ static napi_value path_call(napi_env env, napi_callback_info info, enum path_op 
   free(path);
   free(other);
   static const char *names[] = {"mkdir", "unlink", "access", "rename", "realpath"};
+  napi_value r;
+  if (op == OP_ACCESS) {
+    napi_get_boolean(env, rc == 0, &r);
+    return r;
+  }
   if (rc < 0) return throw_errno(env, err, names[op]);
   if (op != OP_REALPATH) return NULL;
-  napi_value r;
   napi_create_string_utf8(env, resolved, NAPI_AUTO_LENGTH, &r);
   return r;
 }

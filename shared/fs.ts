@@ -101,12 +101,7 @@ export function renameFile(from: string, to: string): void {
 }
 
 export function isExecutable(path: string): boolean {
-  try {
-    native.access(path, X_OK);
-    return true;
-  } catch {
-    return false;
-  }
+  return native.access(path, X_OK);
 }
 
 export function realPath(path: string): string {

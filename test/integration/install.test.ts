@@ -41,3 +41,10 @@ it("refuses a conf file that is not JSON before installing anything", () => {
   expect(r.stderr).toContain("99-bad.conflist is not valid JSON");
   expect(readdirSync(dir)).toEqual(["99-bad.conflist"]);
 });
+
+it("refuses a misspelt flag before installing anything", () => {
+  const r = install("--conf-file", join(ROOT, "conf-examples", "10-bridge.conflist"));
+  expect(r.status).not.toBe(0);
+  expect(r.stderr).toContain("unknown flag --conf-file");
+  expect(readdirSync(dir)).toEqual([]);
+});
