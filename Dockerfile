@@ -24,9 +24,9 @@ RUN npm install --no-audit --no-fund --loglevel=error \
 
 COPY . .
 
-# node-gyp would otherwise download the Node headers; this image ships them under /usr/local.
-RUN if [ -f /usr/local/include/node/common.gypi ]; then export npm_config_nodedir=/usr/local; fi \
- && node build/build.mjs \
+# build.mjs points node-gyp at the running Node's own headers (here under /usr/local), so
+# nothing is downloaded.
+RUN node build/build.mjs \
  && dist/bin/weft version
 
 # ---- runtime ----

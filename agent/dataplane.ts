@@ -73,19 +73,23 @@ export function ensureDevice(nl: NetlinkSocket, d: DeviceSpec, desired: Desired,
     );
     link = requireLink(nl, d.name);
   }
+  let changed = false;
   if (link.mtu !== d.mtu) {
     setMtu(nl, link.index, d.mtu);
     log(`link set ${d.name} mtu ${d.mtu}`);
+    changed = true;
   }
   if (link.mac !== spec.mac) {
     setMac(nl, link.index, spec.mac!);
     log(`link set ${d.name} address ${spec.mac}`);
+    changed = true;
   }
   if (!link.up) {
     setLinkUp(nl, link.index);
     log(`link set ${d.name} up`);
+    changed = true;
   }
-  return requireLink(nl, d.name);
+  return changed ? requireLink(nl, d.name) : link;
 }
 
 /** Exactly one IPv4 address on the device: the pod CIDR's network address, /32. */

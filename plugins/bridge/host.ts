@@ -7,6 +7,7 @@ import { addAddress, deleteAddress, listAddresses } from "../../shared/netlink/a
 import { createBridge, setVlanFiltering } from "../../shared/netlink/bridge";
 import { formatMac, getLinkByName, setLinkUp, setPromisc, type Link } from "../../shared/netlink/link";
 import { isErrno, type NetlinkSocket } from "../../shared/netlink/socket";
+import { randomBytes } from "../../shared/random";
 import { writeSysctl } from "../../shared/sysctl";
 import type { BridgeConf } from "./config";
 
@@ -40,9 +41,9 @@ export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Link {
 
 /** A random locally administered unicast MAC. */
 function randomMac(): string {
-  const b = globalThis.crypto.getRandomValues(new Uint8Array(6));
+  const b = randomBytes(6);
   b[0] = (b[0]! & 0xfe) | 0x02;
-  return formatMac(Buffer.from(b));
+  return formatMac(b);
 }
 
 function vlanUnsupported(e: unknown, conf: BridgeConf): unknown {

@@ -7,14 +7,10 @@ import { formatIP, networkOf, nextIP, parseCIDR } from "../../shared/ip";
 import { addAddress } from "../../shared/netlink/address";
 import { createVeth, getLinkByName, setLinkUp, setMaster, type Link } from "../../shared/netlink/link";
 import { addRoute } from "../../shared/netlink/route";
+import { randomBytes } from "../../shared/random";
 import { isErrno, withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
 import { inNetns } from "../../shared/netns";
 import { writeSysctl } from "../../shared/sysctl";
-
-/** The Web Crypto global: node:crypto costs ~3 ms to load in the compiled executable. */
-function randomHex(bytes: number): string {
-  return Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(bytes))).toString("hex");
-}
 
 /** Opens the container's netns file; a missing one is a clear error, not a stack trace. */
 export function openNetns(path: string): number {
@@ -36,7 +32,7 @@ export function createPodVeth(
   const fd = openNetns(o.netns);
   try {
     for (let attempt = 0; ; attempt++) {
-      const name = `veth${randomHex(4)}`;
+      const name = `veth${randomBytes(4).toString("hex")}`;
       try {
         createVeth(nl, name, { mtu: o.mtu, peerName: o.ifname, peerNetnsFd: fd, ...(o.mac ? { peerMac: o.mac } : {}) });
       } catch (e) {

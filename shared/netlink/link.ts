@@ -92,7 +92,7 @@ function linkPayload(hdr: { index?: number; flags?: number; change?: number }, a
  * IFLA_LINKINFO with a kind and optional kind data (nested attributes, pre-encoded), or
  * without a kind, only port (slave) data: the kernel then changes just the port's options.
  */
-export function linkInfo(kind: string | undefined, data?: Buffer, slave?: { kind: string; data: Buffer }): Buffer {
+export function linkInfo(kind: string | undefined, data?: Uint8Array | Uint8Array[], slave?: { kind: string; data: Buffer }): Buffer {
   const parts: Buffer[] = [];
   if (kind !== undefined) parts.push(attr(IFLA_INFO_KIND, strz(kind)));
   if (data) parts.push(attr(IFLA_INFO_DATA, data));
@@ -178,7 +178,7 @@ function commonAttrs(name: string, o: NewLinkOptions): LinkAttrs {
 }
 
 /** Creates a link of `kind` (fails with EEXIST when the name is taken). */
-export function createLink(nl: NetlinkSocket, name: string, kind: string, o: NewLinkOptions & { data?: Buffer; master?: number } = {}): void {
+export function createLink(nl: NetlinkSocket, name: string, kind: string, o: NewLinkOptions & { data?: Uint8Array | Uint8Array[]; master?: number } = {}): void {
   const attrs = commonAttrs(name, o);
   if (o.master) attrs.master = o.master;
   nl.request(`create ${kind} ${name}`, RTM_NEWLINK, NLM_F.CREATE | NLM_F.EXCL, linkPayload({}, attrs, [linkInfo(kind, o.data)]));

@@ -43,14 +43,14 @@ function ipv4Bytes(s: string): Buffer {
 }
 
 /** IFLA_INFO_DATA for a vxlan link. */
-export function vxlanData(s: VxlanSpec): Buffer {
-  return Buffer.concat([
+function vxlanData(s: VxlanSpec): Buffer[] {
+  return [
     attr(IFLA_VXLAN_ID, u32(s.vni)),
     attr(IFLA_VXLAN_LOCAL, ipv4Bytes(s.local)),
     attr(IFLA_VXLAN_LINK, u32(s.link)),
     attr(IFLA_VXLAN_PORT, be16(s.port)), // the one VXLAN attribute in network byte order
     attr(IFLA_VXLAN_LEARNING, u8(s.learning ? 1 : 0)),
-  ]);
+  ];
 }
 
 /** Creates the VXLAN device `name` (fails with EEXIST when the name is taken). Left down. */
