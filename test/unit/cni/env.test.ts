@@ -1,18 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { readEnv } from "../../../shared/cni/env";
 import { CniError } from "../../../shared/cni/errors";
+import { cniErrorOf } from "../../helpers/cni-error";
 
 const base = { CNI_COMMAND: "ADD", CNI_CONTAINERID: "abc123", CNI_NETNS: "/var/run/netns/x", CNI_IFNAME: "eth0", CNI_PATH: "/opt/cni/bin" };
 
-function err(env: NodeJS.ProcessEnv): CniError {
-  try {
-    readEnv(env);
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error("readEnv did not throw");
-}
+const err = (env: NodeJS.ProcessEnv): CniError => cniErrorOf(() => readEnv(env));
 
 describe("readEnv", () => {
   it("reads a full ADD environment", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CniError } from "../../../shared/cni/errors";
+import { cniErrorOf } from "../../helpers/cni-error";
 import { compileValidator } from "../../../shared/cni/validate";
 
 interface Conf {
@@ -37,14 +37,9 @@ const schema = {
 const parse = compileValidator<Conf>(schema, "bridge");
 
 function msg(data: unknown): string {
-  try {
-    parse(data);
-  } catch (e) {
-    expect(e).toBeInstanceOf(CniError);
-    expect((e as CniError).code).toBe(7);
-    return (e as CniError).message;
-  }
-  throw new Error("validator accepted invalid data");
+  const e = cniErrorOf(() => parse(data));
+  expect(e.code).toBe(7);
+  return e.message;
 }
 
 describe("compileValidator", () => {

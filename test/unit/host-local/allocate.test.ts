@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { allocate, check, gc, release } from "../../../ipam/host-local/index";
 import { CniError } from "../../../shared/cni/errors";
+import { cniErrorOf } from "../../helpers/cni-error";
 import { filesOf, request, useDataDir } from "./fixture";
 
 const data = useDataDir();
@@ -12,16 +13,6 @@ const DUAL = { ranges: [[{ subnet: "10.1.0.0/29" }], [{ subnet: "fd00:1::/125" }
 
 const addrs = (id: string, ipam: Record<string, unknown> = V4, more = {}): string[] =>
   allocate(request(data.dir, ipam, id, more)).ips.map((i) => i.address);
-
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error("expected a CniError");
-}
 
 describe("allocate", () => {
   it("returns address, gateway, routes and no dns by default", () => {
@@ -44,13 +35,13 @@ describe("allocate", () => {
   it("never hands out the network or broadcast address, even when the range includes them", () => {
     const ipam = { ranges: [[{ subnet: "10.1.0.0/30", rangeStart: "10.1.0.0", rangeEnd: "10.1.0.3", gateway: "10.1.0.1" }]] };
     expect(addrs("a", ipam)).toEqual(["10.1.0.2/30"]);
-    const e = errorOf(() => addrs("b", ipam));
+    const e = cniErrorOf(() => addrs("b", ipam));
     expect(e.message).toBe("failed to allocate for range 0: no IP addresses available in range set: 10.1.0.0-10.1.0.3");
   });
 
   it("reports exhaustion with code 100 and the range set", () => {
     for (const id of ["a", "b", "c", "d", "e"]) addrs(id);
-    const e = errorOf(() => addrs("f"));
+    const e = cniErrorOf(() => addrs("f"));
     expect(e.code).toBe(100);
     expect(e.message).toBe("failed to allocate for range 0: no IP addresses available in range set: 10.1.0.1-10.1.0.6");
   });
@@ -90,7 +81,7 @@ describe("allocate", () => {
 
   it("refuses a second allocation for the same attachment, as the reference does", () => {
     addrs("c1");
-    const e = errorOf(() => addrs("c1"));
+    const e = cniErrorOf(() => addrs("c1"));
     expect(e.message).toBe("failed to allocate for range 0: 10.1.0.2 has been allocated to c1, duplicate allocation is not allowed");
     // Another interface of the same container is a different attachment.
     expect(addrs("c1", V4, { ifname: "net1" })).toEqual(["10.1.0.3/29"]);
@@ -112,7 +103,7 @@ describe("allocate", () => {
   });
 
   it("fails with an I/O error, reserving nothing, when resolvConf is unreadable", () => {
-    const e = errorOf(() => addrs("c1", { ...V4, resolvConf: join(data.dir, "missing") }));
+    const e = cniErrorOf(() => addrs("c1", { ...V4, resolvConf: join(data.dir, "missing") }));
     expect(e.code).toBe(5);
     expect(existsSync(data.netDir)).toBe(false);
   });
@@ -132,27 +123,27 @@ describe("requested addresses", () => {
 
   it("fails when the requested address is taken", () => {
     addrs("c1", V4, { args: new Map([["IP", "10.1.0.5"]]) });
-    const e = errorOf(() => addrs("c2", V4, { args: new Map([["IP", "10.1.0.5"]]) }));
+    const e = cniErrorOf(() => addrs("c2", V4, { args: new Map([["IP", "10.1.0.5"]]) }));
     expect(e.message).toBe("failed to allocate for range 0: requested IP address 10.1.0.5 is not available in range set 10.1.0.1-10.1.0.6");
   });
 
   it("fails for the gateway", () => {
-    const e = errorOf(() => addrs("c1", V4, { args: new Map([["IP", "10.1.0.1"]]) }));
+    const e = cniErrorOf(() => addrs("c1", V4, { args: new Map([["IP", "10.1.0.1"]]) }));
     expect(e.message).toBe("failed to allocate for range 0: requested ip 10.1.0.1 is subnet's gateway");
   });
 
   it("fails, reserving nothing, for an address in no range set or two in one set", () => {
-    let e = errorOf(() => addrs("c1", V4, { args: new Map([["IP", "10.9.9.9"]]) }));
+    let e = cniErrorOf(() => addrs("c1", V4, { args: new Map([["IP", "10.9.9.9"]]) }));
     expect(e.message).toBe("failed to allocate all requested IPs: 10.9.9.9");
-    e = errorOf(() => addrs("c1", V4, { argsCniIps: ["10.1.0.3", "10.1.0.4"] }));
+    e = cniErrorOf(() => addrs("c1", V4, { argsCniIps: ["10.1.0.3", "10.1.0.4"] }));
     expect(e.message).toBe("failed to allocate all requested IPs: 10.1.0.4");
     expect(Object.keys(filesOf(data.netDir)).filter((f) => f.startsWith("10."))).toEqual([]);
   });
 
   it("refuses text that is no address", () => {
-    expect(errorOf(() => addrs("c1", V4, { args: new Map([["IP", "ten"]]) })).code).toBe(4);
-    expect(errorOf(() => addrs("c1", V4, { argsCniIps: ["10.1.0.300"] })).code).toBe(7);
-    expect(errorOf(() => addrs("c1", V4, { runtimeConfig: { ips: "10.1.0.3" } })).message).toBe("runtimeConfig.ips must be a list of IP addresses");
+    expect(cniErrorOf(() => addrs("c1", V4, { args: new Map([["IP", "ten"]]) })).code).toBe(4);
+    expect(cniErrorOf(() => addrs("c1", V4, { argsCniIps: ["10.1.0.300"] })).code).toBe(7);
+    expect(cniErrorOf(() => addrs("c1", V4, { runtimeConfig: { ips: "10.1.0.3" } })).message).toBe("runtimeConfig.ips must be a list of IP addresses");
   });
 });
 
@@ -161,7 +152,7 @@ describe("all or nothing", () => {
     const ipam = { ranges: [[{ subnet: "10.1.0.0/29" }], [{ subnet: "10.2.0.0/30" }]] }; // set 1 has one address
     addrs("c1", ipam);
     const before = filesOf(data.netDir);
-    const e = errorOf(() => addrs("c2", ipam));
+    const e = cniErrorOf(() => addrs("c2", ipam));
     expect(e.message).toBe("failed to allocate for range 1: no IP addresses available in range set: 10.2.0.1-10.2.0.2");
     const after = filesOf(data.netDir);
     // Only last_reserved_ip.0 moved; no reservation for c2 is left behind.

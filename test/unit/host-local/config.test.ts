@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_DATA_DIR, parseHostLocalConfig, type HostLocalConfig } from "../../../ipam/host-local/index";
 import { withRuntimeRanges } from "../../../ipam/host-local/config";
-import { CniError } from "../../../shared/cni/errors";
+import { cniErrorOf } from "../../helpers/cni-error";
 import { formatCIDR, formatIP } from "../../../shared/ip";
 
 function parse(ipam: Record<string, unknown>, name = "net1"): HostLocalConfig {
@@ -16,16 +16,6 @@ function shape(c: HostLocalConfig): string[][] {
         `${formatCIDR(r.subnet.ip, r.subnet.prefix)} ${formatIP(r.rangeStart)}-${formatIP(r.rangeEnd)} gw ${formatIP(r.gateway)}`,
     ),
   );
-}
-
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error("expected a CniError");
 }
 
 describe("parseHostLocalConfig: defaults", () => {
@@ -112,18 +102,18 @@ describe("parseHostLocalConfig: errors are code 7 with a clear message", () => {
     ["wrong type", { type: "dhcp", subnet: "10.0.0.0/24" }, /type must be one of "host-local"/],
     ["empty dataDir", { subnet: "10.0.0.0/24", dataDir: "" }, /dataDir/],
   ])("%s", (_what, ipam, message) => {
-    const e = errorOf(() => parse(ipam));
+    const e = cniErrorOf(() => parse(ipam));
     expect(e.code).toBe(7);
     expect(e.message).toMatch(message);
   });
 
   it("needs an object", () => {
-    expect(errorOf(() => parseHostLocalConfig(undefined, "net1")).code).toBe(7);
-    expect(errorOf(() => parseHostLocalConfig("host-local", "net1")).code).toBe(7);
+    expect(cniErrorOf(() => parseHostLocalConfig(undefined, "net1")).code).toBe(7);
+    expect(cniErrorOf(() => parseHostLocalConfig("host-local", "net1")).code).toBe(7);
   });
 
   it.each(["", "../etc", "a/b", ".hidden", "-x"])("refuses network name %j", (name) => {
-    const e = errorOf(() => parse({ subnet: "10.0.0.0/24" }, name));
+    const e = cniErrorOf(() => parse({ subnet: "10.0.0.0/24" }, name));
     expect(e.code).toBe(7);
     expect(e.message).toMatch(/network name/);
   });
@@ -153,8 +143,8 @@ describe("withRuntimeRanges (ipRanges capability)", () => {
   });
 
   it("checks what it is given", () => {
-    expect(errorOf(() => withRuntimeRanges(base, [[{ subnet: "10.0.0.0/25" }]])).message).toBe("range set 0 overlaps with 1");
-    expect(errorOf(() => withRuntimeRanges(base, [[{ subnet: "x" }]])).message).toMatch(/runtimeConfig\.ipRanges\[0\]\[0\]\.subnet: invalid CIDR/);
-    expect(errorOf(() => withRuntimeRanges(base, "10.0.0.0/8")).code).toBe(7);
+    expect(cniErrorOf(() => withRuntimeRanges(base, [[{ subnet: "10.0.0.0/25" }]])).message).toBe("range set 0 overlaps with 1");
+    expect(cniErrorOf(() => withRuntimeRanges(base, [[{ subnet: "x" }]])).message).toMatch(/runtimeConfig\.ipRanges\[0\]\[0\]\.subnet: invalid CIDR/);
+    expect(cniErrorOf(() => withRuntimeRanges(base, "10.0.0.0/8")).code).toBe(7);
   });
 });
