@@ -15,7 +15,8 @@ function bridgeContext(ctx: PluginContext<WeftConf>, raw: Record<string, unknown
   const out: PluginContext<BridgeConf> = {
     env: ctx.env,
     // The agent accepts forwarding for the node's whole pod CIDR (agent/overlay-rules.ts),
-    // before it writes subnet.json: per-pod rules would only duplicate that.
+    // checked on every reconcile and before it first writes subnet.json: per-pod rules
+    // would only duplicate that.
     conf: { ...parseBridgeConf(raw, ctx.env.args), forwardAccept: false },
     raw,
     stdinVersion: ctx.stdinVersion,
