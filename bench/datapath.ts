@@ -26,8 +26,8 @@ import { join } from "node:path";
 import { Cluster, inNs, run, sleep, type NodeSpec, type PodSpec } from "../lab/cluster";
 import { median, onCleanup, progress, table, type Row } from "./common";
 
-// One run on this 2-CPU VM varies by ±10% (the hypervisor); 8 rounds left a ratio's median
-// ±5% from run to run of the bench, 16 halve that.
+// One run on this 2-CPU VM varies by ±10% (the hypervisor). With 8 rounds a ratio moved by
+// up to 0.07 from one bench run to the next; with 16, by 0.03 for most rows.
 const ROUNDS = Number(process.env["BENCH_DATAPATH_ROUNDS"] ?? 16);
 const SHAPED_ROUNDS = 8;
 /** Gbit/s of the underlay link in the supplementary runs: below what one CPU pushes through veths */
