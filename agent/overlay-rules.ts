@@ -23,13 +23,12 @@
 // Every rule carries a hash of the whole rule set in its comment. Checking that the table is
 // as wanted is then a netlink rule dump counting rules with and without that hash — no `nft`
 // process (~4 ms, ~20 ms for a batch that flushes) on a resync where nothing changed.
-import { hash, MULTICAST } from "../shared/firewall/common";
+import { hash, MULTICAST, OVERLAY_FORWARD_CHAIN, OVERLAY_TABLE } from "../shared/firewall/common";
 import { POD_MARK } from "../shared/firewall/nft";
 import { mustRun } from "../shared/process";
 import { countRules, NFPROTO, tableExists } from "../shared/netlink/nftables";
 import type { NetlinkSocket } from "../shared/netlink/socket";
 
-export const OVERLAY_TABLE = "weft-overlay";
 const FAMILY = "ip";
 
 export interface OverlayRulesSpec {
@@ -62,7 +61,7 @@ export function overlayChains(s: OverlayRulesSpec): Chain[] {
     ...(s.forwardMarks
       ? [
           {
-            name: "forward",
+            name: OVERLAY_FORWARD_CHAIN,
             // just before iptables' filter table, which reads the mark
             declaration: "type filter hook forward priority filter - 1; policy accept;",
             rules: [`ip saddr ${s.podCIDR} ${mark}`, `ip daddr ${s.podCIDR} ${mark}`],
@@ -104,7 +103,7 @@ export function removeBatch(): string {
  */
 function inPlace(nl: NetlinkSocket, chains: Chain[]): boolean {
   const tag = rulesTag(chains);
-  return ["postrouting", "forward"].every((name) => {
+  return ["postrouting", OVERLAY_FORWARD_CHAIN].every((name) => {
     const want = chains.find((c) => c.name === name)?.rules.length ?? 0;
     const { total, matching } = countRules(nl, NFPROTO.IPV4, OVERLAY_TABLE, name, tag);
     return total === want && matching === want;

@@ -49,7 +49,7 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
       const routes = withDefaultRoutes(ipam.routes ?? [], ips, conf.isDefaultGateway);
 
       const rule = { network: conf.name, containerId: env.containerId, ifname: env.ifname };
-      addPodRules({ ...rule, ips: podRuleIps(ips), masquerade: conf.ipMasq, forwardAccept: conf.forwardAccept });
+      addPodRules({ ...rule, ips: podRuleIps(ips), masquerade: conf.ipMasq, ...(conf.forwardMarkedBy ? { markedBy: conf.forwardMarkedBy } : {}) });
       undo.push(() => removePodRules({ ...rule, ips: podRuleIps(ips).map((i) => i.address) }));
 
       const pod = configurePodInterface(env.netns, env.ifname, ips, routes, { enableDad: conf.enabledad });

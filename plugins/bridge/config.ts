@@ -29,10 +29,10 @@ export interface BridgeConf {
   /** MAC for the container interface: runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC= */
   mac?: string;
   /**
-   * Accept the pod's forwarded traffic where FORWARD drops by policy. Not a config key:
-   * always on, but for the weft plugin, whose agent accepts its whole pod CIDR.
+   * Not a config key: the weft plugin's pointer to its agent's chain that marks the whole pod
+   * CIDR for FORWARD accept, so a pod needs no mark of its own while that chain has rules.
    */
-  forwardAccept: boolean;
+  forwardMarkedBy?: { table: string; chain: string };
 }
 
 const validate = compileValidator<Partial<BridgeConf> & { ipam: { type: string }; runtimeConfig?: unknown; args?: { cni?: { mac?: string } } }>(
@@ -60,7 +60,6 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
     preserveDefaultVlan: c.preserveDefaultVlan ?? true,
     enabledad: c.enabledad ?? false,
     ipam: c.ipam,
-    forwardAccept: true,
   };
   // In-process IPAM config errors surface before anything touches the kernel.
   if (c.ipam.type === "host-local") conf.hostLocal = parseHostLocalConfig(raw["ipam"], conf.name);

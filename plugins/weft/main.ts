@@ -2,6 +2,7 @@
 // host-local in-process with the subnet the agent wrote; the agent does the rest
 // (VXLAN routes to other nodes, masquerade to the outside).
 import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { OVERLAY_FORWARD_CHAIN, OVERLAY_TABLE } from "../../shared/firewall/common";
 import type { Plugin, PluginContext } from "../../shared/cni/skeleton";
 import { add as bridgeAdd } from "../bridge/add";
 import { check as bridgeCheck } from "../bridge/check";
@@ -14,10 +15,9 @@ import { forgetDelegate, loadDelegate, saveDelegate } from "./saved";
 function bridgeContext(ctx: PluginContext<WeftConf>, raw: Record<string, unknown>): PluginContext<BridgeConf> {
   const out: PluginContext<BridgeConf> = {
     env: ctx.env,
-    // The agent accepts forwarding for the node's whole pod CIDR (agent/overlay-rules.ts),
-    // checked on every reconcile and before it first writes subnet.json: per-pod rules
-    // would only duplicate that.
-    conf: { ...parseBridgeConf(raw, ctx.env.args), forwardAccept: false },
+    // While FORWARD drops, the agent marks the node's whole pod CIDR (agent/overlay-rules.ts):
+    // a pod needs its own mark only until the agent's next reconcile has put that in place.
+    conf: { ...parseBridgeConf(raw, ctx.env.args), forwardMarkedBy: { table: OVERLAY_TABLE, chain: OVERLAY_FORWARD_CHAIN } },
     raw,
     stdinVersion: ctx.stdinVersion,
   };

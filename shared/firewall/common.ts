@@ -62,3 +62,10 @@ export function parseSubnet(text: string, family: Family): string {
 }
 
 export const MULTICAST: Record<Family, string> = { 4: "224.0.0.0/4", 6: "ff00::/8" };
+
+/**
+ * The weft agent's table (family ip) and its chain that marks the node's pod traffic for
+ * FORWARD accept while the policy drops (agent/overlay-rules.ts).
+ */
+export const OVERLAY_TABLE = "weft-overlay";
+export const OVERLAY_FORWARD_CHAIN = "forward";

@@ -11,10 +11,10 @@
 // pod traffic (iptables.ts), both only where needed: what exists and whether FORWARD drops is
 // read over netlink first, so that ADD and DEL spawn nothing when there is nothing to do.
 // Without `nft`, per-pod iptables chains like the reference plugins.
-import { openNetfilter } from "../netlink/nftables";
+import { countRules, NFPROTO, openNetfilter } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import { okOrThrow, which, type Running } from "../process";
-import { type Family, type Pod, parseIp, parseSubnet, podKey } from "./common";
+import { type Pod, parseIp, parseSubnet, podKey } from "./common";
 import * as iptables from "./iptables";
 import * as nft from "./nft";
 
@@ -24,8 +24,11 @@ export interface PodRuleSpec {
   ifname: string;
   ips: Array<{ address: string /* pod IP, no prefix */; subnet: string /* the pod's subnet CIDR */ }>;
   masquerade: boolean; // conf ipMasq
-  /** accept the pod's forwarded traffic (false: the caller's own rules do, as the weft agent's) */
-  forwardAccept: boolean;
+  /**
+   * An IPv4 chain (nftables family ip) whose rules, while it has any, already mark the pod's
+   * traffic for FORWARD accept (the weft agent's): the pod then needs no IPv4 mark of its own.
+   */
+  markedBy?: { table: string; chain: string };
 }
 
 export interface PodRuleRef {
@@ -47,11 +50,13 @@ export function addPodRules(spec: PodRuleSpec): void {
   if (which("nft")) {
     withNetfilter((nl) => {
       // The static rule first: it is not the pod's, so a failure after it leaves nothing of the pod.
-      const marked = spec.forwardAccept ? iptables.forwardAccept(nl, new Set(pod.addrs.map((a) => a.family))) : new Set<Family>();
+      const marked = iptables.forwardAccept(nl, new Set(pod.addrs.map((a) => a.family)));
+      const by = spec.markedBy;
+      if (by && marked.has(4) && countRules(nl, NFPROTO.IPV4, by.table, by.chain, "").total > 0) marked.delete(4);
       nft.addPod(nl, pod, spec.masquerade, marked);
     });
-  } else if (spec.masquerade || spec.forwardAccept) {
-    iptables.addPod(pod, spec.masquerade, spec.forwardAccept);
+  } else {
+    iptables.addPod(pod, spec.masquerade);
   }
 }
 

@@ -145,7 +145,7 @@ export function natChain(key: string): string {
   return `WEFT-${hash(key, 20).toUpperCase()}`; // iptables chain names: at most 28 characters
 }
 
-export function addPod(pod: Pod, masquerade: boolean, forward: boolean): void {
+export function addPod(pod: Pod, masquerade: boolean): void {
   for (const f of [4, 6] as const) {
     const addrs = pod.addrs.filter((a) => a.family === f);
     if (addrs.length === 0) continue;
@@ -153,7 +153,7 @@ export function addPod(pod: Pod, masquerade: boolean, forward: boolean): void {
     // fails the restore and a second try sees the chain.
     let error: Error | undefined;
     for (let attempt = 0; attempt < 2; attempt++) {
-      error = restore(f, addScript(pod, addrs, masquerade, forward, save(f)));
+      error = restore(f, addScript(pod, addrs, masquerade, save(f)));
       if (!error) break;
     }
     if (error) {
@@ -181,7 +181,7 @@ export function removePod(pod: Pod, addrsKnown = false): void {
   }
 }
 
-function addScript(pod: Pod, addrs: Pod["addrs"], masquerade: boolean, forward: boolean, existing: Saved): string {
+function addScript(pod: Pod, addrs: Pod["addrs"], masquerade: boolean, existing: Saved): string {
   const f = addrs[0]!.family;
   const c = ["-m", "comment", "--comment", pod.key];
   const lines: string[][] = [];
@@ -198,18 +198,16 @@ function addScript(pod: Pod, addrs: Pod["addrs"], masquerade: boolean, forward: 
     for (const a of addrs) ensure("nat", ["POSTROUTING", "-s", host(a.ip, f), ...c, "-j", chain]);
     lines.push(["COMMIT"]);
   }
-  if (forward) {
-    lines.push(["*filter"]);
-    if (!existing.chains.has(`filter ${FORWARD_CHAIN}`)) lines.push(["-N", FORWARD_CHAIN]);
-    if (!existing.has("filter", ["FORWARD", "-j", FORWARD_CHAIN])) {
-      lines.push(["-I", "FORWARD", "1", "-j", FORWARD_CHAIN]);
-    }
-    for (const a of addrs) {
-      ensure("filter", [FORWARD_CHAIN, "-s", host(a.ip, f), ...c, "-j", "ACCEPT"]);
-      ensure("filter", [FORWARD_CHAIN, "-d", host(a.ip, f), ...c, "-j", "ACCEPT"]);
-    }
-    lines.push(["COMMIT"]);
+  lines.push(["*filter"]);
+  if (!existing.chains.has(`filter ${FORWARD_CHAIN}`)) lines.push(["-N", FORWARD_CHAIN]);
+  if (!existing.has("filter", ["FORWARD", "-j", FORWARD_CHAIN])) {
+    lines.push(["-I", "FORWARD", "1", "-j", FORWARD_CHAIN]);
   }
+  for (const a of addrs) {
+    ensure("filter", [FORWARD_CHAIN, "-s", host(a.ip, f), ...c, "-j", "ACCEPT"]);
+    ensure("filter", [FORWARD_CHAIN, "-d", host(a.ip, f), ...c, "-j", "ACCEPT"]);
+  }
+  lines.push(["COMMIT"]);
   return lines.map(quoteLine).join("\n") + "\n";
 }
 

@@ -125,10 +125,6 @@ interface Overlay {
   fdb: string[];
 }
 
-/**
- * What a node's kernel holds for the overlay, as sorted one-line strings. The agent may
- * delete and recreate the device while we read; a read that loses it counts as "no device".
- */
 /** The weft plugin's config as the node's conflist gives it, once the agent wrote it. */
 async function weftConf(n: TestNode): Promise<Record<string, unknown>> {
   const conflist = join(n.confDir, "10-weft.conflist");
@@ -137,6 +133,10 @@ async function weftConf(n: TestNode): Promise<Record<string, unknown>> {
   return { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] };
 }
 
+/**
+ * What a node's kernel holds for the overlay, as sorted one-line strings. The agent may
+ * delete and recreate the device while we read; a read that loses it counts as "no device".
+ */
 function overlay(ns: string): Overlay {
   try {
     return readOverlay(ns);
@@ -434,6 +434,17 @@ describe("weft agent --nodes FILE", () => {
     for (const n of [n1!, n2!]) inNs(n.ns, "iptables", "-P", "FORWARD", "ACCEPT");
     await until("no forward chain", () => nsTry(n1!.ns, "nft", "list", "chain", "ip", "weft-overlay", "forward").ok, (v) => !v, 4000);
     expect(ping(p1.ns, p2.ip)).toBe(true);
+
+    // DROP again with node1's agent down (or behind): a pod added now marks itself.
+    await stopAgent(agents[0]!);
+    inNs(n1!.ns, "iptables", "-P", "FORWARD", "DROP");
+    const alone = createNetns("fpa");
+    const r2 = cni({ plugin: "weft", command: "ADD", conf: await weftConf(n1!), hostNs: n1!.ns, containerId: "fwd-alone", netns: netnsPath(alone) });
+    expect(r2.code, r2.stdout).toBe(0);
+    const aloneIp = (r2.json!["ips"][0].address as string).split("/")[0]!;
+    expect(inNs(n1!.ns, "nft", "list", "set", "inet", "weft", "pods4")).toContain(aloneIp);
+    expect(ping(alone, p2.ip)).toBe(true);
+    expect(ping(p1.ns, p2.ip)).toBe(false); // an older pod, not marked by anyone now
   });
 
   it("releases the address of a pod whose netns vanished without a DEL, within one resync; live pods keep theirs", async () => {

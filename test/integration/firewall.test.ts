@@ -21,7 +21,7 @@ import {
   spyPath,
 } from "../helpers/netns-firewall";
 
-const pod = (name: string, last: number, masquerade = true, forwardAccept = true) => ({
+const pod = (name: string, last: number, masquerade = true) => ({
   network: "testnet",
   containerId: `ctr-${name}`,
   ifname: "eth0",
@@ -30,7 +30,6 @@ const pod = (name: string, last: number, masquerade = true, forwardAccept = true
     { address: `fd00:1::${last}`, subnet: "fd00:1::/64" },
   ],
   masquerade,
-  forwardAccept,
 });
 const A = pod("a", 2);
 const B = pod("b", 3);
@@ -256,20 +255,21 @@ describe("nftables backend", () => {
     expect(ping(b.podB, OUT6)).toBe(true);
   });
 
-  test("without forwardAccept (the weft plugin: its agent accepts the pod CIDR), a DROP policy gets no per-pod rule", () => {
-    const spy = spyPath("noforward");
+  test("under DROP, a pod whose IPv4 traffic a given chain marks (the weft agent's) gets only its IPv6 mark", () => {
+    const a = { ...pod("a", 2, false), markedBy: { table: "weft-overlay", chain: "forward" } };
     dropForward(b.host);
-    ok(call(b.host, "addPodRules", pod("a", 2, false, false), spy.path));
-    expect(spy.spawned()).toEqual([]);
-    expect(weftState(b.host)).toEqual([]);
-    expect(sh(b.host, "iptables -S FORWARD")).not.toContain("weft");
-    expect(ping(b.podA, OUT4)).toBe(false); // the policy holds: accepting is the caller's job
-    // ipMasq still works without it.
-    sh(b.host, "iptables -P FORWARD ACCEPT && ip6tables -P FORWARD ACCEPT");
-    ok(call(b.host, "addPodRules", pod("a", 2, true, false), spy.path));
-    expect(ping(b.podA, OUT4)).toBe(true);
-    expect(sources(b.outside)).toEqual(["192.0.2.1"]);
-    ok(call(b.host, "removePodRules", ref(A), spy.path));
+    // The chain exists but marks nothing yet (an agent that has not caught up): no help.
+    sh(b.host, "nft add table ip weft-overlay && nft add chain ip weft-overlay forward '{ type filter hook forward priority filter - 1; }'");
+    ok(call(b.host, "addPodRules", a));
+    expect(weftState(b.host)).toEqual(expectedMarked(pod("a", 2, false)));
+    ok(call(b.host, "removePodRules", ref(A)));
+
+    // Once it marks the pod subnet, an ADD adds the IPv6 mark alone, and the pod still gets out.
+    for (const dir of ["saddr", "daddr"]) sh(b.host, `nft add rule ip weft-overlay forward ip ${dir} 10.1.0.0/24 meta mark set meta mark or 0x1000`);
+    ok(call(b.host, "addPodRules", a));
+    expect(weftState(b.host)).toEqual(expectedMarked(pod("a", 2, false)).filter((l) => !l.startsWith("pods4")));
+    for (const dst of [OUT4, OUT6]) expect(ping(b.podA, dst), dst).toBe(true);
+    ok(call(b.host, "removePodRules", ref(A)));
     expect(weftState(b.host)).toEqual([]);
   });
 
@@ -360,18 +360,6 @@ describe("iptables fallback (no nft on PATH)", () => {
     for (const tool of ["iptables", "ip6tables"]) {
       expect(saved(tool)).toEqual([":WEFT-FORWARD -", "-A FORWARD -j WEFT-FORWARD"]);
     }
-  });
-
-  test("without forwardAccept, only the pod's NAT chain, no forward rule", () => {
-    const path = noNft();
-    ok(call(b.host, "addPodRules", pod("a", 2, false, false), path));
-    expect([saved("iptables"), saved("ip6tables")]).toEqual([[], []]);
-    ok(call(b.host, "addPodRules", pod("a", 2, true, false), path));
-    const a4 = saved("iptables");
-    expect(a4.filter((l) => l.includes("-j MASQUERADE"))).toHaveLength(1);
-    expect(a4.filter((l) => l.includes("FORWARD"))).toEqual([]);
-    ok(call(b.host, "removePodRules", ref(A), path));
-    expect([saved("iptables"), saved("ip6tables")]).toEqual([[], []]);
   });
 
   test("a failing iptables-restore is reported and undone", () => {
