@@ -1,7 +1,7 @@
 // Shared by the benchmark modules: clean-up that runs however the process ends, and the
 // Markdown table every module prints (measure | value | baseline | ratio | goal).
 import { realpathSync, writeSync } from "node:fs";
-import { run } from "../lab/cluster";
+import { run } from "../lab/exec";
 
 const cleanups: Array<() => void> = [];
 

@@ -23,7 +23,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { Cluster, inNs, run, sleep, type NodeSpec, type PodSpec } from "../lab/cluster";
+import { Cluster, type NodeSpec, type PodSpec } from "../lab/cluster";
+import { inNs, run, sleep } from "../lab/exec";
 import { median, onCleanup, progress, table, type Row } from "./common";
 
 // One run on this 2-CPU VM varies by ±10% (the hypervisor). With 8 rounds a ratio moved by

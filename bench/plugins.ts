@@ -5,7 +5,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run } from "../lab/cluster";
+import { run } from "../lab/exec";
 import { median, onCleanup, settleInPageCache } from "./common";
 
 const WEFT = join(import.meta.dirname, "..", "dist", "bin");

@@ -14,7 +14,8 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, Cluster, routeDsts, sleep, tryInNs, type NodeSpec, type PodSpec } from "../lab/cluster";
+import { BIN, Cluster, routeDsts, type NodeSpec, type PodSpec } from "../lab/cluster";
+import { sleep, tryInNs } from "../lab/exec";
 import { median, onCleanup, settleInPageCache, table } from "./common";
 
 const NODES = Number(process.env["BENCH_SCALE_NODES"] ?? 50);

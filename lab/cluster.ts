@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../shared/atomic-file";
+import { inNs, run, sleep, tryInNs } from "./exec";
 
 export const BIN = join(import.meta.dirname, "..", "dist", "bin");
 
@@ -34,20 +35,6 @@ export interface ClusterOptions {
   directRouting?: "never" | "auto";
   resyncSeconds?: number;
   clusterCIDR?: string;
-}
-
-export function run(cmd: string, ...args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${(r.stderr || r.stdout).trim()}`);
-  return r.stdout;
-}
-
-export function inNs(ns: string, cmd: string, ...args: string[]): string {
-  return run("ip", "netns", "exec", ns, cmd, ...args);
-}
-
-export function tryInNs(ns: string, cmd: string, ...args: string[]): boolean {
-  return spawnSync("ip", ["netns", "exec", ns, cmd, ...args]).status === 0;
 }
 
 function netnsExists(name: string): boolean {
@@ -78,9 +65,18 @@ export class Cluster {
     return join(this.opts.workDir, "nodes.json");
   }
 
+  /**
+   * The environment of the agents and plugin calls: ours, with TMPDIR in the work dir. The
+   * executable unpacks its native addon to $TMPDIR/.bun-<hash>.node, and destroy() then
+   * removes that file with everything else.
+   */
+  private get env(): NodeJS.ProcessEnv {
+    return { ...process.env, TMPDIR: join(this.opts.workDir, "tmp") };
+  }
+
   /** Builds the underlay: a switch bridge and one veth per node, node IPs on a /24. */
   createUnderlay(): void {
-    mkdirSync(this.opts.workDir, { recursive: true });
+    mkdirSync(join(this.opts.workDir, "tmp"), { recursive: true });
     run("ip", "netns", "add", this.switchNs);
     inNs(this.switchNs, "ip", "link", "add", "sw", "type", "bridge");
     inNs(this.switchNs, "ip", "link", "set", "sw", "up");
@@ -122,7 +118,7 @@ export class Cluster {
       "--resync", String(this.opts.resyncSeconds ?? 30),
       ...extra,
     ];
-    const child = spawn("ip", args, { stdio: ["ignore", log, log], detached: true });
+    const child = spawn("ip", args, { stdio: ["ignore", log, log], detached: true, env: this.env });
     writeFileSync(join(n.stateDir, "agent.pid"), String(child.pid));
     return child;
   }
@@ -209,7 +205,7 @@ export class Cluster {
       encoding: "utf8",
       // Our whole environment, as a runtime passes its own (containerd: os.Environ()).
       env: {
-        ...process.env,
+        ...this.env,
         CNI_COMMAND: command,
         CNI_CONTAINERID: id,
         CNI_NETNS: `/run/netns/${ns}`,
@@ -254,6 +250,3 @@ function alive(pid: number): boolean {
   }
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

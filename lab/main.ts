@@ -4,7 +4,8 @@
 import { writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Cluster, inNs, tryInNs, type PodSpec } from "./cluster";
+import { Cluster, type PodSpec } from "./cluster";
+import { inNs, tryInNs } from "./exec";
 
 const say = (s = "") => writeSync(1, `${s}\n`);
 

@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Cluster, inNs, routeDsts, run, sleep, tryInNs, type PodSpec } from "../../lab/cluster";
+import { Cluster, routeDsts, type PodSpec } from "../../lab/cluster";
+import { inNs, run, sleep, tryInNs } from "../../lab/exec";
 import { requireBuild } from "../helpers/cni";
 
 const PREFIX = `we${process.pid.toString(36)}`;

@@ -28,7 +28,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { sleep } from "../../lab/cluster";
+import { sleep } from "../../lab/exec";
 
 
 function run(cmd: string, args: string[], input?: string): { ok: boolean; out: string; err: string } {

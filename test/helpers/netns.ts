@@ -2,7 +2,7 @@
 // test process, and `cleanupAll` removes everything made (also after a failure), so a
 // run leaves the host exactly as it found it.
 import { execFileSync, spawnSync } from "node:child_process";
-import { inNs } from "../../lab/cluster";
+import { inNs } from "../../lab/exec";
 
 const PREFIX = `wt${process.pid.toString(36)}`;
 const made = new Set<string>();

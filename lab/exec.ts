@@ -1,0 +1,24 @@
+// Running commands on this machine and inside network namespaces, for the lab, the bench
+// and the tests. Node built-ins only: importing this never loads weft's native addon.
+import { spawnSync } from "node:child_process";
+
+/** Runs a command; returns stdout, throws with stderr on failure. */
+export function run(cmd: string, ...args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+/** Runs a command inside netns `ns`; returns stdout, throws with stderr on failure. */
+export function inNs(ns: string, cmd: string, ...args: string[]): string {
+  return run("ip", "netns", "exec", ns, cmd, ...args);
+}
+
+/** Whether a command inside netns `ns` succeeds. */
+export function tryInNs(ns: string, cmd: string, ...args: string[]): boolean {
+  return spawnSync("ip", ["netns", "exec", ns, cmd, ...args]).status === 0;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
