@@ -101,8 +101,15 @@ function benchVersion(): [number, number] {
   return [median(res[0]!), median(res[1]!)];
 }
 
-function benchAddDel(host: string, pod: string, ipMasq: boolean, overhead: number): [number, number] {
-  const res = impls.map(() => [] as number[]);
+interface AddDel {
+  add: [number, number];
+  del: [number, number];
+  both: [number, number];
+}
+
+/** Medians of ADD, DEL and ADD+DEL for each implementation, the two interleaved call by call. */
+function benchAddDel(host: string, pod: string, ipMasq: boolean, overhead: number): AddDel {
+  const res = impls.map(() => ({ add: [] as number[], del: [] as number[], both: [] as number[] }));
   const confs = impls.map((impl, k) => {
     const dir = mkdtempSync(join(tmpdir(), "weft-bench-"));
     dirs.push(dir);
@@ -111,12 +118,15 @@ function benchAddDel(host: string, pod: string, ipMasq: boolean, overhead: numbe
   for (let i = 0; i < RUNS; i++) {
     impls.forEach((impl, k) => {
       const id = `bench-${i}`;
-      const add = timed(impl, host, "ADD", id, pod, confs[k]!);
-      const del = timed(impl, host, "DEL", id, pod, confs[k]!);
-      res[k]!.push(add + del - 2 * overhead);
+      const add = timed(impl, host, "ADD", id, pod, confs[k]!) - overhead;
+      const del = timed(impl, host, "DEL", id, pod, confs[k]!) - overhead;
+      res[k]!.add.push(add);
+      res[k]!.del.push(del);
+      res[k]!.both.push(add + del);
     });
   }
-  return [median(res[0]!), median(res[1]!)];
+  const pair = (key: keyof AddDel): [number, number] => [median(res[0]![key]), median(res[1]![key])];
+  return { add: pair("add"), del: pair("del"), both: pair("both") };
 }
 
 /** Wall time for 50 ADDs started at once (one pod netns each); impls run one after the other. */
@@ -178,6 +188,11 @@ function row(name: string, [w, g]: [number, number], unit: string, target: strin
   return `| ${name} | ${w.toFixed(1)} ${unit} | ${g.toFixed(1)} ${unit} | ${ratio.toFixed(2)}× | ${target} |`;
 }
 
+/** The ADD+DEL row with its target, then ADD and DEL alone (where the time goes; no target). */
+function addDelRows(what: string, r: AddDel, target: string): string[] {
+  return [row(`ADD+DEL ${what} (median)`, r.both, "ms", target), row(`… ADD alone`, r.add, "ms", "—"), row(`… DEL alone`, r.del, "ms", "—")];
+}
+
 /** Runs the plugin benchmark and returns its report (a heading line and a Markdown table). */
 export async function benchPlugins(): Promise<string> {
   onCleanup(cleanup);
@@ -190,8 +205,8 @@ export async function benchPlugins(): Promise<string> {
     "| measure | weft | reference | ratio | target |",
     "| --- | --- | --- | --- | --- |",
     row("VERSION (median)", benchVersion(), "ms", "≤ 2×"),
-    row("ADD+DEL bridge+host-local (median)", benchAddDel(host, pod, false, overhead), "ms", "≤ 1.0×"),
-    row("ADD+DEL with ipMasq (median)", benchAddDel(host, pod, true, overhead), "ms", "≤ 0.7×"),
+    ...addDelRows("bridge+host-local", benchAddDel(host, pod, false, overhead), "≤ 1.0×"),
+    ...addDelRows("with ipMasq", benchAddDel(host, pod, true, overhead), "≤ 0.7×"),
     row("50 concurrent ADDs (wall)", await benchConcurrent(host, pods, overhead), "ms", "—"),
     row("peak RSS of an ADD with ipMasq (median)", [peakRss(impls[0]!, host, pod), peakRss(impls[1]!, host, pod)], "MB", "weft ≤ 35 MB"),
   ];
