@@ -14,7 +14,8 @@ import { computeDesired, normaliseCIDR, selfNode, WEFT_RTPROT, type Desired, typ
 import { convergePeers, ensureAddress, ensureDevice, findUnderlay, VXLAN_OVERHEAD } from "./dataplane";
 import { watchKernel, type KernelWatch } from "./kernel-watch";
 import { forwardAccept } from "../shared/firewall/iptables";
-import { openNetfilter } from "../shared/netlink/nftables";
+import { NFPROTO, openNetfilter } from "../shared/netlink/nftables";
+import { OVERLAY_TABLE } from "../shared/firewall/common";
 import { convergeOverlayRules } from "./overlay-rules";
 import type { NodeSnapshot, NodeSource } from "./types";
 
@@ -86,8 +87,19 @@ export class Agent {
       (m) => this.log(m),
     );
     this.ticker = setInterval(() => this.trigger(), this.o.resyncSeconds * 1000);
-    // Our device, its entries or our routes changed by hand: repaired now, not at the next tick.
-    const watched = { device: deviceName(this.o.vni), deviceIndex: () => this.deviceIndex, routeProtocol: WEFT_RTPROT };
+    // Our device, its entries, our routes or our nftables table changed by hand, or the
+    // FORWARD policy switched: acted on now, not at the next tick.
+    const watched = {
+      device: deviceName(this.o.vni),
+      deviceIndex: () => this.deviceIndex,
+      routeProtocol: WEFT_RTPROT,
+      // Its own table, and the FORWARD chain whose policy decides the forward marks and
+      // which holds iptables' accept rule for them.
+      nft: [
+        { family: NFPROTO.IPV4, table: OVERLAY_TABLE },
+        { family: NFPROTO.IPV4, table: "filter", chain: "FORWARD" },
+      ],
+    };
     this.kernel = watchKernel(watched, () => this.trigger(), (m) => this.log(m));
   }
 

@@ -1,10 +1,13 @@
 // Kernel notifications about what the agent programs: its device (RTNLGRP_LINK), the
-// neighbor and FDB entries on it (RTNLGRP_NEIGH), and routes of its protocol
-// (RTNLGRP_IPV4_ROUTE). A change made by hand is then undone within a poll rather than at
-// the next resync. Polled from the event loop: the native transport is synchronous, and
-// a few reads a second cost nothing while nothing happens.
+// neighbor and FDB entries on it (RTNLGRP_NEIGH), routes of its protocol
+// (RTNLGRP_IPV4_ROUTE), and the nf_tables objects it owns or reads (NFNLGRP_NFTABLES: its
+// table, and iptables' FORWARD chain, whose policy Docker may turn to DROP). A change made
+// by hand is then undone within a poll rather than at the next resync. Polled from the
+// event loop: the native transport is synchronous, and a few reads a second cost nothing
+// while nothing happens. (iptables-legacy sends no notifications: the resync covers it.)
 import { linkNotifications } from "../shared/netlink/link";
 import { neighborNotificationIndex } from "../shared/netlink/neighbor";
+import { NFNLGRP_NFTABLES, nftChangeOf, openNetfilter, type NftChange } from "../shared/netlink/nftables";
 import { routeNotificationProtocol } from "../shared/netlink/route";
 import { isErrno, NetlinkSocket, type NetlinkMessage } from "../shared/netlink/socket";
 
@@ -21,6 +24,8 @@ export interface Watched {
   deviceIndex(): number | undefined;
   /** the protocol number on the agent's routes */
   routeProtocol: number;
+  /** nf_tables tables, or chains when `chain` is set, whose every change matters */
+  nft: NftChange[];
 }
 
 export interface KernelWatch {
@@ -31,6 +36,13 @@ export interface KernelWatch {
    */
   discard(): void;
   stop(): void;
+}
+
+function nftConcerns(w: Watched, msgs: NetlinkMessage[]): boolean {
+  return msgs.some((m) => {
+    const c = nftChangeOf(m);
+    return c !== null && w.nft.some((x) => x.family === c.family && x.table === c.table && (x.chain === undefined || x.chain === c.chain));
+  });
 }
 
 function concerns(w: Watched, msgs: NetlinkMessage[]): boolean {
@@ -45,26 +57,39 @@ function concerns(w: Watched, msgs: NetlinkMessage[]): boolean {
 export function watchKernel(w: Watched, onChange: () => void, onError: (message: string) => void): KernelWatch {
   const nl = NetlinkSocket.open();
   for (const group of [RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE]) nl.join(group);
+  const nf = openNetfilter();
+  nf.join(NFNLGRP_NFTABLES);
+  const watched: Array<[NetlinkSocket, (w: Watched, msgs: NetlinkMessage[]) => boolean]> = [
+    [nl, concerns],
+    [nf, nftConcerns],
+  ];
   const timer = setInterval(() => {
-    try {
-      if (concerns(w, nl.pending())) onChange();
-    } catch (e) {
-      // ENOBUFS: notifications were dropped, so whatever they said may have happened.
-      if (isErrno(e, "ENOBUFS")) onChange();
-      else onError(`kernel watch: ${e instanceof Error ? e.message : String(e)}`);
+    let changed = false;
+    // Both sockets are read on every poll, so neither queue fills up while the other speaks.
+    for (const [sock, matters] of watched) {
+      try {
+        if (matters(w, sock.pending())) changed = true;
+      } catch (e) {
+        // ENOBUFS: notifications were dropped, so whatever they said may have happened.
+        if (isErrno(e, "ENOBUFS")) changed = true;
+        else onError(`kernel watch: ${e instanceof Error ? e.message : String(e)}`);
+      }
     }
+    if (changed) onChange();
   }, POLL_MS);
   return {
     discard() {
-      try {
-        nl.pending();
-      } catch {
-        // ENOBUFS: dropped anyway
+      for (const [sock] of watched) {
+        try {
+          sock.pending();
+        } catch {
+          // ENOBUFS: dropped anyway
+        }
       }
     },
     stop() {
       clearInterval(timer);
-      nl.close();
+      for (const [sock] of watched) sock.close();
     },
   };
 }

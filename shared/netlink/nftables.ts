@@ -6,16 +6,24 @@
 // (Closing this socket, like any netfilter netlink socket, waits for the grace period of a
 // deletion committed just before by anyone in the netns; see shared/firewall/nft.ts.)
 import { attr, cstr, eachAttr, nfgenmsg, strz } from "./encoding";
-import { isErrno, NETLINK_NETFILTER, NLM_F, NetlinkSocket } from "./socket";
+import { isErrno, NETLINK_NETFILTER, NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 /** nfgenmsg.nfgen_family values. */
 export const NFPROTO = { INET: 1, IPV4: 2, IPV6: 10 } as const;
 export type NfFamily = (typeof NFPROTO)[keyof typeof NFPROTO];
 
 const NFNL_SUBSYS_NFTABLES = 10;
+/** The multicast group of nf_tables change notifications (tables, chains, rules, sets). */
+export const NFNLGRP_NFTABLES = 7;
+const NFT_MSG_NEWTABLE = 0;
 const NFT_MSG_GETTABLE = 1;
+const NFT_MSG_DELTABLE = 2;
+const NFT_MSG_NEWCHAIN = 3;
 const NFT_MSG_GETCHAIN = 4;
+const NFT_MSG_DELCHAIN = 5;
+const NFT_MSG_NEWRULE = 6;
 const NFT_MSG_GETRULE = 7;
+const NFT_MSG_DELRULE = 8;
 const NFT_MSG_GETSETELEM = 13;
 const msgType = (op: number): number => (NFNL_SUBSYS_NFTABLES << 8) | op;
 
@@ -42,6 +50,31 @@ export function openNetfilter(): NetlinkSocket {
 }
 
 const str = (type: number, s: string): Buffer => attr(type, strz(s));
+
+/** What an nf_tables change notification is about; null for sets, elements and generations. */
+export interface NftChange {
+  family: number;
+  table: string;
+  /** the chain, for a chain or a rule */
+  chain?: string;
+}
+
+export function nftChangeOf(m: NetlinkMessage): NftChange | null {
+  if (m.type >> 8 !== NFNL_SUBSYS_NFTABLES || m.data.length < nfgenmsg.size) return null;
+  const op = m.type & 0xff;
+  const { family } = nfgenmsg.parse(m.data);
+  const a = nfgenmsg.attrs(m.data);
+  const named = (tableAttr: number, chainAttr?: number): NftChange | null => {
+    const table = a.get(tableAttr);
+    if (!table) return null;
+    const chain = chainAttr === undefined ? undefined : a.get(chainAttr);
+    return { family, table: cstr(table), ...(chain ? { chain: cstr(chain) } : {}) };
+  };
+  if (op === NFT_MSG_NEWTABLE || op === NFT_MSG_DELTABLE) return named(NFTA_TABLE_NAME);
+  if (op === NFT_MSG_NEWCHAIN || op === NFT_MSG_DELCHAIN) return named(NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME);
+  if (op === NFT_MSG_NEWRULE || op === NFT_MSG_DELRULE) return named(NFTA_RULE_TABLE, NFTA_RULE_CHAIN);
+  return null;
+}
 
 /** Runs a single-object GET; null when the kernel says ENOENT (no such table, chain, set or element). */
 function getOne(nl: NetlinkSocket, what: string, op: number, payload: Buffer[]): Buffer | null {

@@ -404,7 +404,8 @@ describe("weft agent --nodes FILE", () => {
   it("keeps pods talking across nodes when FORWARD's policy turns to DROP after they started", async () => {
     const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
     writeNodes([n1!, n2!]);
-    for (const n of [n1!, n2!]) startAgent(n);
+    // A resync far away: what happens below is the agents acting on nftables notifications.
+    for (const n of [n1!, n2!]) startAgent(n, ["--resync", "600"]);
     const pods = await Promise.all(
       [n1!, n2!].map(async (n, i) => {
         const conf = await weftConf(n);
@@ -419,9 +420,16 @@ describe("weft agent --nodes FILE", () => {
 
     // What Docker does when it starts: the pods were wired before, under ACCEPT.
     for (const n of [n1!, n2!]) inNs(n.ns, "iptables", "-P", "FORWARD", "DROP");
-    await until("the agents mark pod traffic", () => agents.every((a) => a.log().includes("for FORWARD accept")), (v) => v, 4000); // --resync 2
+    await until("the agents mark pod traffic", () => agents.every((a) => a.log().includes("for FORWARD accept")), (v) => v, 2000);
     expect(ping(p1.ns, p2.ip)).toBe(true);
     expect(inNs(n1!.ns, "iptables", "-S", "FORWARD")).toMatch(/-m mark --mark 0x1000\/0x1000 .*-j ACCEPT/);
+
+    // The agent's table or iptables' accept rule removed by hand: back within a moment.
+    inNs(n1!.ns, "nft", "delete", "table", "ip", "weft-overlay");
+    await until("the table back", () => nsTry(n1!.ns, "nft", "list", "chain", "ip", "weft-overlay", "forward").ok, (v) => v, 2000);
+    inNs(n1!.ns, "iptables", "-F", "FORWARD");
+    await until("the accept rule back", () => inNs(n1!.ns, "iptables", "-S", "FORWARD"), (v) => v.includes("--mark 0x1000/0x1000"), 2000);
+    expect(ping(p1.ns, p2.ip)).toBe(true);
 
     // A pod added now gets no rule of its own: the agent's marks cover the whole pod CIDR.
     const late = createNetns("fpl");
@@ -432,7 +440,7 @@ describe("weft agent --nodes FILE", () => {
 
     // Back to ACCEPT: the marks go; pods still talk.
     for (const n of [n1!, n2!]) inNs(n.ns, "iptables", "-P", "FORWARD", "ACCEPT");
-    await until("no forward chain", () => nsTry(n1!.ns, "nft", "list", "chain", "ip", "weft-overlay", "forward").ok, (v) => !v, 4000);
+    await until("no forward chain", () => nsTry(n1!.ns, "nft", "list", "chain", "ip", "weft-overlay", "forward").ok, (v) => !v, 2000);
     expect(ping(p1.ns, p2.ip)).toBe(true);
 
     // DROP again with node1's agent down (or behind): a pod added now marks itself.
