@@ -56,13 +56,23 @@ function concerns(w: Watched, msgs: NetlinkMessage[]): boolean {
 /** Calls `onChange` (at most once per poll) when something `w` names is added, changed or deleted. */
 export function watchKernel(w: Watched, onChange: () => void, onError: (message: string) => void): KernelWatch {
   const nl = NetlinkSocket.open();
-  for (const group of [RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE]) nl.join(group);
-  const nf = openNetfilter();
-  nf.join(NFNLGRP_NFTABLES);
-  const watched: Array<[NetlinkSocket, (w: Watched, msgs: NetlinkMessage[]) => boolean]> = [
-    [nl, concerns],
-    [nf, nftConcerns],
-  ];
+  const watched: Array<[NetlinkSocket, (w: Watched, msgs: NetlinkMessage[]) => boolean]> = [[nl, concerns]];
+  try {
+    for (const group of [RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE]) nl.join(group);
+  } catch (e) {
+    nl.close();
+    throw e;
+  }
+  // Without nfnetlink the agent still runs: its packet filter then fails on every reconcile
+  // and says so, and nothing of it needs watching.
+  try {
+    const nf = openNetfilter();
+    watched.push([nf, nftConcerns]);
+    nf.join(NFNLGRP_NFTABLES);
+  } catch (e) {
+    watched.splice(1).forEach(([sock]) => sock.close());
+    onError(`kernel watch: no nftables notifications (${e instanceof Error ? e.message : String(e)}); FORWARD policy changes wait for the resync`);
+  }
   const timer = setInterval(() => {
     let changed = false;
     // Both sockets are read on every poll, so neither queue fills up while the other speaks.
