@@ -5,7 +5,7 @@
 //   <dataDir>/<network>/last_reserved_ip.<i>  the IP last handed out from range set i
 //   <dataDir>/<network>/lock                  flock(LOCK_EX) held for a whole operation
 import { native } from "../../native/index";
-import { closeFile, isDirectory, isErrno, joinPath as join, listDir, makeDirs, openFile, readText, removeFile, writeText } from "../../shared/fs";
+import { closeFile, isErrno, joinPath as join, listDir, makeDirs, openFile, readText, removeFile, writeText } from "../../shared/fs";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import { formatIP, parseIP, type IP } from "../../shared/ip";
 
@@ -35,12 +35,7 @@ export class Store {
   /** Runs `fn` with the network's directory locked, creating the directory if needed. */
   static withLock<T>(dataDir: string, network: string, fn: (s: Store) => T): T {
     const dir = join(dataDir, network);
-    try {
-      makeDirs(dir);
-    } catch (e) {
-      throw ioError("create", dir, e);
-    }
-    return Store.locked(dir, fn);
+    return Store.locked(dir, Store.openLock(dir, true)!, fn);
   }
 
   /**
@@ -49,23 +44,33 @@ export class Store {
    */
   static withExistingLock<T>(dataDir: string, network: string, fn: (s: Store) => T): T | undefined {
     const dir = join(dataDir, network);
-    try {
-      if (!isDirectory(dir)) return undefined;
-    } catch (e) {
-      throw ioError("stat", dir, e);
-    }
-    return Store.locked(dir, fn);
+    const fd = Store.openLock(dir, false);
+    return fd === undefined ? undefined : Store.locked(dir, fd, fn);
   }
 
-  private static locked<T>(dir: string, fn: (s: Store) => T): T {
+  /**
+   * Opens (creating) the directory's lock file; with O_CLOEXEC, so commands we spawn never
+   * inherit the lock. The directory is looked at only when that fails: it exists on every
+   * call but the first. Undefined when it is missing and `create` is false.
+   */
+  private static openLock(dir: string, create: boolean): number | undefined {
     const lockPath = join(dir, "lock");
-    let fd: number;
-    try {
-      // Opened with O_CLOEXEC, so commands we spawn never inherit the lock.
-      fd = openFile(lockPath, "c");
-    } catch (e) {
-      throw ioError("open", lockPath, e);
+    for (let made = false; ; made = true) {
+      try {
+        return openFile(lockPath, "c");
+      } catch (e) {
+        if (made || !(isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR"))) throw ioError("open", lockPath, e);
+        if (!create) return undefined;
+      }
+      try {
+        makeDirs(dir);
+      } catch (e) {
+        throw ioError("create", dir, e);
+      }
     }
+  }
+
+  private static locked<T>(dir: string, fd: number, fn: (s: Store) => T): T {
     try {
       native.flock(fd, true);
       return fn(new Store(dir));
