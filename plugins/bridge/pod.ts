@@ -5,7 +5,7 @@ import { closeFile, openFile } from "../../shared/fs";
 import type { IPConfig, Route } from "../../shared/cni/result";
 import { formatIP, networkOf, nextIP, parseCIDR } from "../../shared/ip";
 import { addAddress } from "../../shared/netlink/address";
-import { createVeth, getLinkByName, setLinkUp, setMaster, type Link } from "../../shared/netlink/link";
+import { createVeth, getLinkByName, setLinkUp, type Link } from "../../shared/netlink/link";
 import { addRoute } from "../../shared/netlink/route";
 import { randomBytes } from "../../shared/random";
 import { isErrno, withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
@@ -34,7 +34,8 @@ export function createPodVeth(
     for (let attempt = 0; ; attempt++) {
       const name = `veth${randomBytes(4).toString("hex")}`;
       try {
-        createVeth(nl, name, { mtu: o.mtu, peerName: o.ifname, peerNetnsFd: fd, ...(o.mac ? { peerMac: o.mac } : {}) });
+        // Attached to the bridge and up in the creating request: two round trips fewer.
+        createVeth(nl, name, { mtu: o.mtu, peerName: o.ifname, peerNetnsFd: fd, master: o.bridge.index, up: true, ...(o.mac ? { peerMac: o.mac } : {}) });
       } catch (e) {
         if (!isErrno(e, "EEXIST")) throw e;
         // EEXIST names either side: the container's ifname is the one a user can fix.
@@ -46,8 +47,6 @@ export function createPodVeth(
       }
       const host = getLinkByName(nl, name);
       if (!host) throw new CniError(ErrorCode.Internal, `veth ${name} vanished after creation`);
-      setMaster(nl, host.index, o.bridge.index);
-      setLinkUp(nl, host.index);
       return host;
     }
   } finally {

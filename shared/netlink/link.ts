@@ -79,7 +79,7 @@ function linkAttrs(a: LinkAttrs): Buffer[] {
   if (a.ifname !== undefined) out.push(attr(IFLA_IFNAME, strz(a.ifname)));
   if (a.mtu !== undefined) out.push(attr(IFLA_MTU, u32(a.mtu)));
   if (a.address) out.push(attr(IFLA_ADDRESS, a.address));
-  if (a.master !== undefined) out.push(attr(IFLA_MASTER, u32(a.master))); // 0: leave the bridge
+  if (a.master !== undefined) out.push(attr(IFLA_MASTER, u32(a.master)));
   if (a.netnsFd !== undefined) out.push(attr(IFLA_NET_NS_FD, u32(a.netnsFd)));
   return out;
 }
@@ -168,19 +168,21 @@ export function requireLink(nl: NetlinkSocket, name: string): Link {
 export interface NewLinkOptions {
   mtu?: number;
   mac?: string;
+  /** the bridge the new link is a port of */
+  master?: number;
 }
 
 function commonAttrs(name: string, o: NewLinkOptions): LinkAttrs {
   const a: LinkAttrs = { ifname: name };
   if (o.mtu) a.mtu = o.mtu;
   if (o.mac) a.address = parseMac(o.mac);
+  if (o.master) a.master = o.master;
   return a;
 }
 
 /** Creates a link of `kind` (fails with EEXIST when the name is taken). */
-export function createLink(nl: NetlinkSocket, name: string, kind: string, o: NewLinkOptions & { data?: Uint8Array | Uint8Array[]; master?: number } = {}): void {
+export function createLink(nl: NetlinkSocket, name: string, kind: string, o: NewLinkOptions & { data?: Uint8Array | Uint8Array[] } = {}): void {
   const attrs = commonAttrs(name, o);
-  if (o.master) attrs.master = o.master;
   nl.request(`create ${kind} ${name}`, RTM_NEWLINK, NLM_F.CREATE | NLM_F.EXCL, linkPayload({}, attrs, [linkInfo(kind, o.data)]));
 }
 
@@ -189,6 +191,8 @@ export interface VethOptions extends NewLinkOptions {
   peerMac?: string;
   /** fd of the netns the peer goes into (the peer is created directly there) */
   peerNetnsFd?: number;
+  /** bring this end up in the same request */
+  up?: boolean;
 }
 
 /** Creates a veth pair `name` ⇄ `peerName`; VETH_INFO_PEER holds the peer's own ifinfomsg and attributes. */
@@ -199,12 +203,9 @@ export function createVeth(nl: NetlinkSocket, name: string, o: VethOptions): voi
   if (o.peerNetnsFd !== undefined) peerAttrs.netnsFd = o.peerNetnsFd;
   const peer = attr(VETH_INFO_PEER, linkPayload({}, peerAttrs));
   const info = linkInfo("veth", peer);
-  nl.request(
-    `create veth ${name}/${o.peerName}`,
-    RTM_NEWLINK,
-    NLM_F.CREATE | NLM_F.EXCL,
-    linkPayload({}, commonAttrs(name, o), [info]),
-  );
+  const attrs = commonAttrs(name, o);
+  const hdr = o.up ? { flags: IFF_UP, change: IFF_UP } : {};
+  nl.request(`create veth ${name}/${o.peerName}`, RTM_NEWLINK, NLM_F.CREATE | NLM_F.EXCL, linkPayload(hdr, attrs, [info]));
 }
 
 /** Changes attributes of an existing link (RTM_NEWLINK without CREATE modifies in place). */
@@ -219,10 +220,6 @@ export function setLinkUp(nl: NetlinkSocket, index: number, up = true): void {
 
 export function setPromisc(nl: NetlinkSocket, index: number, on: boolean): void {
   modifyLink(nl, index, {}, { set: on ? { promisc: true } : {}, change: { promisc: true } });
-}
-
-export function setMaster(nl: NetlinkSocket, index: number, master: number): void {
-  modifyLink(nl, index, { master });
 }
 
 export function setMtu(nl: NetlinkSocket, index: number, mtu: number): void {
