@@ -16,9 +16,10 @@ export interface IpamCall {
   hostLocal?: hostLocal.HostLocalConfig;
 }
 
-/** The IPAM step's inputs for a plugin call; `hostLocal` when the caller already validated it. */
-export function ipamCallOf(ctx: PluginContext<{ name: string; cniVersion: string }>, hostLocal?: hostLocal.HostLocalConfig): IpamCall {
-  return { env: ctx.env, raw: ctx.raw, networkName: ctx.conf.name, cniVersion: ctx.conf.cniVersion, ...(hostLocal ? { hostLocal } : {}) };
+/** The IPAM step's inputs for a plugin call; `conf.hostLocal` when the caller already validated it. */
+export function ipamCallOf(ctx: PluginContext<{ name: string; cniVersion: string; hostLocal?: hostLocal.HostLocalConfig }>): IpamCall {
+  const { name, cniVersion, hostLocal } = ctx.conf;
+  return { env: ctx.env, raw: ctx.raw, networkName: name, cniVersion, ...(hostLocal ? { hostLocal } : {}) };
 }
 
 function ipamType(raw: Record<string, unknown>): string {

@@ -4,20 +4,17 @@
 import type { PluginContext } from "../../shared/cni/skeleton";
 import type { Result } from "../../shared/cni/result";
 import { addPodRules, removePodRules } from "../../shared/firewall/index";
-import { formatIP, networkOf, parseCIDR } from "../../shared/ip";
 import { addPortVlan, deletePortVlan, setHairpin } from "../../shared/netlink/bridge";
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { withSocket } from "../../shared/netlink/socket";
-import { ipamAdd, ipamDel } from "../../ipam/index";
-import { ipamCall, type BridgeConf } from "./config";
+import { ipamAdd, ipamCallOf, ipamDel } from "../../ipam/index";
+import type { BridgeConf } from "./config";
 import { enableHostSysctls, ensureBridge, ensureGatewayAddresses } from "./host";
 import { configurePodInterface, createPodVeth, withDefaultRoutes, withGateways } from "./pod";
 
-export function podRuleIps(ips: Result["ips"]): Array<{ address: string; subnet: string }> {
-  return (ips ?? []).map((ip) => {
-    const net = parseCIDR(ip.address)!;
-    return { address: formatIP(net.ip), subnet: `${formatIP(networkOf(net))}/${net.prefix}` };
-  });
+/** The pod's addresses for its packet-filter rules, each with its subnet (the firewall validates and normalises both). */
+function podRuleIps(ips: Result["ips"]): Array<{ address: string; subnet: string }> {
+  return (ips ?? []).map((ip) => ({ address: ip.address.split("/")[0]!, subnet: ip.address }));
 }
 
 export function add(ctx: PluginContext<BridgeConf>): Result {
@@ -42,15 +39,16 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
         if (conf.isGateway) addPortVlan(nl, br.index, conf.vlan, { self: true });
       }
 
-      const call = ipamCall(ctx);
+      const call = ipamCallOf(ctx);
       const ipam = ipamAdd(call);
       undo.push(() => void ipamDel(call));
       const ips = withGateways(ipam.ips ?? [], conf.isGateway).map((ip) => ({ ...ip, interface: 2 }));
       const routes = withDefaultRoutes(ipam.routes ?? [], ips, conf.isDefaultGateway);
 
       const rule = { network: conf.name, containerId: env.containerId, ifname: env.ifname };
-      addPodRules({ ...rule, ips: podRuleIps(ips), masquerade: conf.ipMasq, ...(conf.forwardMarkedBy ? { markedBy: conf.forwardMarkedBy } : {}) });
-      undo.push(() => removePodRules({ ...rule, ips: podRuleIps(ips).map((i) => i.address) }));
+      const ruleIps = podRuleIps(ips);
+      addPodRules({ ...rule, ips: ruleIps, masquerade: conf.ipMasq, ...(conf.forwardMarkedBy ? { markedBy: conf.forwardMarkedBy } : {}) });
+      undo.push(() => removePodRules({ ...rule, ips: ruleIps.map((i) => i.address) }));
 
       const pod = configurePodInterface(env.netns, env.ifname, ips, routes, { enableDad: conf.enabledad });
       if (conf.isGateway) ensureGatewayAddresses(nl, br, conf, ips);

@@ -8,8 +8,8 @@ import { listAddresses } from "../../shared/netlink/address";
 import { getLinkByName } from "../../shared/netlink/link";
 import { listRoutes } from "../../shared/netlink/route";
 import { withSocket } from "../../shared/netlink/socket";
-import { ipamCheck } from "../../ipam/index";
-import { ipamCall, type BridgeConf } from "./config";
+import { ipamCallOf, ipamCheck } from "../../ipam/index";
+import type { BridgeConf } from "./config";
 
 function fail(msg: string): never {
   throw new CniError(ErrorCode.Internal, msg);
@@ -24,7 +24,7 @@ function canonical(cidr: string): string {
 export function check(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
   const prev = ctx.prevResult!;
-  ipamCheck(ipamCall(ctx));
+  ipamCheck(ipamCallOf(ctx));
 
   const ifaces = prev.interfaces ?? [];
   const podIdx = ifaces.findIndex((i) => i.name === env.ifname && i.sandbox === env.netns);

@@ -1,9 +1,7 @@
 // The bridge plugin's network configuration: the reference plugin's keys, validated at
 // the boundary so a bad config is one clear CNI error.
 import { CniError, ErrorCode } from "../../shared/cni/errors";
-import type { PluginContext } from "../../shared/cni/skeleton";
 import { compileValidator } from "../../shared/cni/validate";
-import { ipamCallOf, type IpamCall } from "../../ipam/index";
 import { parseHostLocalConfig, type HostLocalConfig } from "../../ipam/host-local/index";
 import { getRuntimeConfigKey } from "../../shared/cni/runtime-config";
 import { MAC, bridgeSchema } from "./schema";
@@ -74,7 +72,3 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
   return conf;
 }
 
-/** The IPAM step's inputs for this call (host-local's config already validated). */
-export function ipamCall(ctx: PluginContext<BridgeConf>): IpamCall {
-  return ipamCallOf(ctx, ctx.conf.hostLocal);
-}

@@ -3,17 +3,16 @@
 // prevResult, or the container ID), never by looking inside the netns.
 import type { PluginContext } from "../../shared/cni/skeleton";
 import { removePodRules } from "../../shared/firewall/index";
-import { formatIP, parseCIDR } from "../../shared/ip";
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { isErrno, withSocket } from "../../shared/netlink/socket";
-import { ipamDel } from "../../ipam/index";
-import { ipamCall, type BridgeConf } from "./config";
+import { ipamCallOf, ipamDel } from "../../ipam/index";
+import type { BridgeConf } from "./config";
 
 export function del(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
-  const released = ipamDel(ipamCall(ctx));
-  const fromPrev = (ctx.prevResult?.ips ?? []).map((ip) => formatIP(parseCIDR(ip.address)!.ip));
-  const ips = released.length ? released : fromPrev;
+  const released = ipamDel(ipamCallOf(ctx));
+  // The firewall validates and normalises the addresses.
+  const ips = released.length ? released : (ctx.prevResult?.ips ?? []).map((ip) => ip.address.split("/")[0]!);
   const ref = { network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) };
   removePodRules(ref, () => deleteVeth(env.netns, env.ifname));
 }
