@@ -6,7 +6,7 @@
 import { writeSync } from "node:fs";
 import { formatCIDR } from "../shared/ip";
 import { withSocket } from "../shared/netlink/socket";
-import { readSysctl, writeSysctl } from "../shared/sysctl";
+import { writeSysctl } from "../shared/sysctl";
 import { parseWeftConf, type WeftConf } from "../plugins/weft/config";
 import { collectOrphans } from "../plugins/weft/gc";
 import { CONFLIST_VERSION, NETWORK_NAME, publishCniFiles, weftPluginConf } from "./cni-files";
@@ -14,7 +14,7 @@ import { computeDesired, normaliseCIDR, selfNode, WEFT_RTPROT, type Desired, typ
 import { convergePeers, ensureAddress, ensureDevice, findUnderlay, VXLAN_OVERHEAD } from "./dataplane";
 import { watchKernel, type KernelWatch } from "./kernel-watch";
 import { forwardAccept } from "../shared/firewall/iptables";
-import { NFPROTO, openNetfilter } from "../shared/netlink/nftables";
+import { NFPROTO, withNetfilter } from "../shared/netlink/nftables";
 import { OVERLAY_TABLE } from "../shared/firewall/common";
 import { convergeOverlayRules } from "./overlay-rules";
 import type { NodeSnapshot, NodeSource } from "./types";
@@ -188,18 +188,15 @@ export class Agent {
     problems.push(...peerErrors);
     for (const s of desired!.skipped) problems.push(`skipping node ${s.name}: ${s.reason}`);
 
-    if (readSysctl("net/ipv4/ip_forward") !== "1" && writeSysctl("net/ipv4/ip_forward", "1")) log("sysctl net.ipv4.ip_forward=1");
+    if (writeSysctl("net/ipv4/ip_forward", "1")) log("sysctl net.ipv4.ip_forward=1");
 
     try {
-      const nf = openNetfilter();
-      try {
+      const line = withNetfilter((nf) => {
         // Checked on every run: Docker may switch FORWARD to DROP long after pods started.
         const forwardMarks = forwardAccept(nf, [4]).has(4);
-        const line = convergeOverlayRules({ podCIDR: self.podCIDR, clusterCIDR, masquerade: this.o.masquerade, forwardMarks }, nf);
-        if (line) log(line);
-      } finally {
-        nf.close();
-      }
+        return convergeOverlayRules({ podCIDR: self.podCIDR, clusterCIDR, masquerade: this.o.masquerade, forwardMarks }, nf);
+      });
+      if (line) log(line);
     } catch (e) {
       problems.push(`packet filter: ${e instanceof Error ? e.message : String(e)}`);
     }

@@ -65,12 +65,13 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
   }
   // Without nfnetlink the agent still runs: its packet filter then fails on every reconcile
   // and says so, and nothing of it needs watching.
+  let nf: NetlinkSocket | undefined;
   try {
-    const nf = openNetfilter();
-    watched.push([nf, nftConcerns]);
+    nf = openNetfilter();
     nf.join(NFNLGRP_NFTABLES);
+    watched.push([nf, nftConcerns]);
   } catch (e) {
-    watched.splice(1).forEach(([sock]) => sock.close());
+    nf?.close();
     onError(`kernel watch: no nftables notifications (${e instanceof Error ? e.message : String(e)}); FORWARD policy changes wait for the resync`);
   }
   const timer = setInterval(() => {

@@ -11,10 +11,10 @@ export function readSysctl(key: string): string | null {
   }
 }
 
-/** Writes `value` unless it is already set; returns false when the key does not exist. */
+/** Writes `value` unless it is already set or the key does not exist; returns whether it wrote. */
 export function writeSysctl(key: string, value: string): boolean {
   const current = readSysctl(key);
-  if (current === null) return false;
-  if (current !== value) writeText(`/proc/sys/${key}`, value);
+  if (current === null || current === value) return false;
+  writeText(`/proc/sys/${key}`, value);
   return true;
 }

@@ -11,8 +11,7 @@
 // pod traffic (iptables.ts), both only where needed: what exists and whether FORWARD drops is
 // read over netlink first, so that ADD and DEL spawn nothing when there is nothing to do.
 // Without `nft`, per-pod iptables chains like the reference plugins.
-import { countRules, NFPROTO, openNetfilter } from "../netlink/nftables";
-import type { NetlinkSocket } from "../netlink/socket";
+import { countRules, NFPROTO, withNetfilter } from "../netlink/nftables";
 import { okOrThrow, which, type Running } from "../process";
 import { type Pod, parseIp, parseSubnet, podKey } from "./common";
 import * as iptables from "./iptables";
@@ -52,7 +51,7 @@ export function addPodRules(spec: PodRuleSpec): void {
       // The static rule first: it is not the pod's, so a failure after it leaves nothing of the pod.
       const marked = iptables.forwardAccept(nl, new Set(pod.addrs.map((a) => a.family)));
       const by = spec.markedBy;
-      if (by && marked.has(4) && countRules(nl, NFPROTO.IPV4, by.table, by.chain, "").total > 0) marked.delete(4);
+      if (by && marked.has(4) && countRules(nl, NFPROTO.IPV4, by.table, by.chain).total > 0) marked.delete(4);
       nft.addPod(nl, pod, spec.masquerade, marked);
     });
   } else {
@@ -107,11 +106,3 @@ export function removeFallbackPodRules(ref: Omit<PodRuleRef, "ips">): void {
   iptables.removePod({ key: podKey(ref.network, ref.containerId, ref.ifname), addrs: [] }, false);
 }
 
-function withNetfilter<T>(fn: (nl: NetlinkSocket) => T): T {
-  const nl = openNetfilter();
-  try {
-    return fn(nl);
-  } finally {
-    nl.close();
-  }
-}

@@ -49,6 +49,16 @@ export function openNetfilter(): NetlinkSocket {
   return NetlinkSocket.open(undefined, NETLINK_NETFILTER);
 }
 
+/** Runs `fn` with a netfilter socket, closing it afterwards. */
+export function withNetfilter<T>(fn: (nl: NetlinkSocket) => T): T {
+  const nl = openNetfilter();
+  try {
+    return fn(nl);
+  } finally {
+    nl.close();
+  }
+}
+
 const str = (type: number, s: string): Buffer => attr(type, strz(s));
 
 /** What an nf_tables change notification is about; null for sets, elements and generations. */
@@ -173,7 +183,7 @@ function udataString(data: Buffer, wanted: number): string | undefined {
  * iptables-nft keeps `-m comment` either as an xt `comment` match (its info holds the text,
  * iptables 1.8.9) or as rule user data (newer releases); either way the bytes are there.
  */
-export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, chain: string, needle: string): { total: number; matching: number } {
+export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, chain: string, needle = ""): { total: number; matching: number } {
   let replies;
   try {
     replies = nl.request(`nft list chain ${table} ${chain}`, msgType(NFT_MSG_GETRULE), NLM_F.DUMP, [
@@ -186,5 +196,5 @@ export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, c
     throw e;
   }
   const bytes = Buffer.from(needle);
-  return { total: replies.length, matching: replies.filter((r) => r.data.includes(bytes)).length };
+  return { total: replies.length, matching: needle ? replies.filter((r) => r.data.includes(bytes)).length : replies.length };
 }
