@@ -1,9 +1,9 @@
 // `weft install`: puts the executable and its plugin links into a CNI bin dir and,
 // optionally, a network config into a conf dir. Every file appears atomically (write
 // to a temp name, then rename), so the runtime never executes or loads a partial file.
-import { copyFileSync, linkSync, mkdirSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { copyFileSync, linkSync, readFileSync, writeSync } from "node:fs";
 import { basename, join } from "node:path";
-import { replaceFile } from "../shared/atomic-file";
+import { replaceFile, writeFileAtomic } from "../shared/atomic-file";
 
 export interface InstallOptions {
   binDir: string;
@@ -23,7 +23,7 @@ export function install(o: InstallOptions): void {
       throw new Error(`${o.conf} is not valid JSON: ${(e as Error).message}`);
     }
   }
-  mkdirSync(o.binDir, { recursive: true });
+  // replaceFile makes a missing directory.
   const exe = join(o.binDir, "weft");
   replaceFile(exe, (tmp) => copyFileSync(process.execPath, tmp));
   for (const name of o.pluginNames) {
@@ -31,10 +31,9 @@ export function install(o: InstallOptions): void {
     replaceFile(join(o.binDir, name), (tmp) => linkSync(exe, tmp));
   }
   writeSync(1, `installed ${exe} and ${o.pluginNames.join(", ")}\n`);
-  if (o.conf && text !== undefined) {
-    mkdirSync(o.confDir, { recursive: true });
+  if (o.conf !== undefined && text !== undefined) {
     const target = join(o.confDir, basename(o.conf));
-    replaceFile(target, (tmp) => writeFileSync(tmp, text));
+    writeFileAtomic(target, text);
     writeSync(1, `installed ${target}\n`);
   }
 }
