@@ -7,8 +7,7 @@ import type { Attachment } from "../../shared/cni/skeleton";
 import { removeFallbackPodRules } from "../../shared/firewall/index";
 import { closeFile, dirName, isDirectory, isErrno, openFile } from "../../shared/fs";
 import { ipamGc } from "../../ipam/index";
-import { parseBridgeConf } from "../bridge/config";
-import { del as bridgeDel } from "../bridge/del";
+import { delegateDel } from "./delegate";
 import { delegateConf, readSubnet, type WeftConf } from "./config";
 import { forgetDelegate, loadAttachment, savedAttachments, type SavedAttachment } from "./saved";
 
@@ -18,11 +17,9 @@ import { forgetDelegate, loadAttachment, savedAttachments, type SavedAttachment 
  */
 function delAttachment(conf: WeftConf, a: SavedAttachment): void {
   const { saved } = a;
-  if (saved) {
-    const env: CniEnv = { command: "DEL", containerId: a.containerID, netns: saved.netns ?? "", ifname: a.ifname, args: new Map(), path: [] };
-    bridgeDel({ env, conf: parseBridgeConf(saved.delegate, env.args), raw: saved.delegate, stdinVersion: conf.cniVersion });
-  }
-  forgetDelegate(conf, a.containerID, a.ifname);
+  if (!saved) return forgetDelegate(conf, a.containerID, a.ifname);
+  const env: CniEnv = { command: "DEL", containerId: a.containerID, netns: saved.netns ?? "", ifname: a.ifname, args: new Map(), path: [] };
+  delegateDel({ env, conf, raw: saved.delegate, stdinVersion: conf.cniVersion }, saved.delegate);
 }
 
 /** Runs `fn` on each item; one failure does not stop the rest. Returns the failures. */

@@ -2,28 +2,13 @@
 // host-local in-process with the subnet the agent wrote; the agent does the rest
 // (VXLAN routes to other nodes, masquerade to the outside).
 import { CniError, ErrorCode } from "../../shared/cni/errors";
-import { OVERLAY_FORWARD_CHAIN, OVERLAY_TABLE } from "../../shared/firewall/common";
-import type { Plugin, PluginContext } from "../../shared/cni/skeleton";
+import type { Plugin } from "../../shared/cni/skeleton";
 import { add as bridgeAdd } from "../bridge/add";
 import { check as bridgeCheck } from "../bridge/check";
-import { parseBridgeConf, type BridgeConf } from "../bridge/config";
-import { del as bridgeDel } from "../bridge/del";
 import { delegateConf, parseWeftConf, readSubnet, subnetPath, type WeftConf } from "./config";
+import { bridgeContext, delegateDel } from "./delegate";
 import { collect } from "./gc";
 import { forgetDelegate, loadDelegate, saveDelegate } from "./saved";
-
-function bridgeContext(ctx: PluginContext<WeftConf>, raw: Record<string, unknown>): PluginContext<BridgeConf> {
-  const out: PluginContext<BridgeConf> = {
-    env: ctx.env,
-    // While FORWARD drops, the agent marks the node's whole pod CIDR (agent/overlay-rules.ts):
-    // a pod needs its own mark only until the agent's next reconcile has put that in place.
-    conf: { ...parseBridgeConf(raw, ctx.env.args), forwardMarkedBy: { table: OVERLAY_TABLE, chain: OVERLAY_FORWARD_CHAIN } },
-    raw,
-    stdinVersion: ctx.stdinVersion,
-  };
-  if (ctx.prevResult) out.prevResult = ctx.prevResult;
-  return out;
-}
 
 function notReady(conf: WeftConf): CniError {
   return new CniError(ErrorCode.NotReady, `weft agent not ready: ${subnetPath(conf)} missing`);
@@ -54,8 +39,7 @@ export const weft: Plugin<WeftConf> = {
     const delegate = saved ?? (subnet && delegateConf(conf, subnet, ctx.raw));
     // Neither a saved config nor a subnet: ADD never got far enough to leave anything.
     if (!delegate) return;
-    bridgeDel(bridgeContext(ctx, delegate));
-    forgetDelegate(conf, env.containerId, env.ifname);
+    delegateDel(ctx, delegate);
   },
   check: (ctx) => {
     const delegate = loadDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
