@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../shared/atomic-file";
-import { inNs, run, sleep, tryInNs } from "./exec";
+import { inNs, run, sleep } from "./exec";
 
 export const BIN = join(import.meta.dirname, "..", "dist", "bin");
 
