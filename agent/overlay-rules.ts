@@ -24,12 +24,13 @@
 // as wanted is then a netlink rule dump counting rules with and without that hash — no `nft`
 // process (~4 ms, ~20 ms for a batch that flushes) on a resync where nothing changed.
 import { hash, MULTICAST, OVERLAY_FORWARD_CHAIN, OVERLAY_TABLE } from "../shared/firewall/common";
-import { POD_MARK } from "../shared/firewall/nft";
+import { FORWARD_HOOK, MARK_POD, POSTROUTING_HOOK } from "../shared/firewall/nft";
 import { mustRun } from "../shared/process";
 import { countRules, NFPROTO, tableExists } from "../shared/netlink/nftables";
 import type { NetlinkSocket } from "../shared/netlink/socket";
 
 const FAMILY = "ip";
+const POSTROUTING = "postrouting";
 
 export interface OverlayRulesSpec {
   podCIDR: string;
@@ -47,13 +48,12 @@ interface Chain {
 
 /** The chains the spec wants (none: no table at all), with their rule lines in order. */
 export function overlayChains(s: OverlayRulesSpec): Chain[] {
-  const mark = `meta mark set meta mark | 0x${POD_MARK.toString(16)}`;
   return [
     ...(s.masquerade
       ? [
           {
-            name: "postrouting",
-            declaration: "type nat hook postrouting priority srcnat; policy accept;",
+            name: POSTROUTING,
+            declaration: POSTROUTING_HOOK,
             rules: [`ip saddr ${s.podCIDR} ip daddr ${s.clusterCIDR} return`, `ip saddr ${s.podCIDR} ip daddr != ${MULTICAST[4]} masquerade fully-random`],
           },
         ]
@@ -62,9 +62,8 @@ export function overlayChains(s: OverlayRulesSpec): Chain[] {
       ? [
           {
             name: OVERLAY_FORWARD_CHAIN,
-            // just before iptables' filter table, which reads the mark
-            declaration: "type filter hook forward priority filter - 1; policy accept;",
-            rules: [`ip saddr ${s.podCIDR} ${mark}`, `ip daddr ${s.podCIDR} ${mark}`],
+            declaration: FORWARD_HOOK,
+            rules: [`ip saddr ${s.podCIDR} ${MARK_POD}`, `ip daddr ${s.podCIDR} ${MARK_POD}`],
           },
         ]
       : []),
@@ -103,7 +102,7 @@ export function removeBatch(): string {
  */
 function inPlace(nl: NetlinkSocket, chains: Chain[]): boolean {
   const tag = rulesTag(chains);
-  return ["postrouting", OVERLAY_FORWARD_CHAIN].every((name) => {
+  return [POSTROUTING, OVERLAY_FORWARD_CHAIN].every((name) => {
     const want = chains.find((c) => c.name === name)?.rules.length ?? 0;
     const { total, matching } = countRules(nl, NFPROTO.IPV4, OVERLAY_TABLE, name, tag);
     return total === want && matching === want;

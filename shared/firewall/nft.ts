@@ -48,6 +48,11 @@ import { type Family, type Pod, type PodAddr, MULTICAST } from "./common";
 
 /** The skb mark bit set on forwarded pod traffic; iptables' FORWARD chain accepts it (see iptables.ts). */
 export const POD_MARK = 0x1000;
+/** The statement that marks a packet for iptables' FORWARD accept rule. */
+export const MARK_POD = `meta mark set meta mark | 0x${POD_MARK.toString(16)}`;
+/** Base-chain declarations: forward just before iptables' filter table, which reads the mark. */
+export const FORWARD_HOOK = "type filter hook forward priority filter - 1; policy accept;";
+export const POSTROUTING_HOOK = "type nat hook postrouting priority srcnat; policy accept;";
 
 const T = "inet weft";
 const ipv = (f: Family): string => (f === 4 ? "ip" : "ip6");
@@ -65,15 +70,14 @@ const DECLARE = [
 
 // Flushed and refilled by every full ADD batch (atomically: no packet sees them empty).
 const BASE_CHAINS = [
-  // priority filter - 1: runs just before iptables' filter table, which reads the mark.
-  `add chain ${T} forward { type filter hook forward priority filter - 1; policy accept; }`,
+  `add chain ${T} forward { ${FORWARD_HOOK} }`,
   `flush chain ${T} forward`,
   ...([4, 6] as const).flatMap((f) =>
     ["saddr", "daddr"].map(
-      (dir) => `add rule ${T} forward ${ipv(f)} ${dir} @pods${f} meta mark set meta mark | 0x${POD_MARK.toString(16)}`,
+      (dir) => `add rule ${T} forward ${ipv(f)} ${dir} @pods${f} ${MARK_POD}`,
     ),
   ),
-  `add chain ${T} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+  `add chain ${T} postrouting { ${POSTROUTING_HOOK} }`,
   `flush chain ${T} postrouting`,
   `add rule ${T} postrouting ip saddr vmap @masq4`,
   `add rule ${T} postrouting ip6 saddr vmap @masq6`,
