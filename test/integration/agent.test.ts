@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { writeFileAtomic } from "../../shared/atomic-file";
 import { BIN_DIR, cni, requireBuild } from "../helpers/cni";
 import { cleanupAll, createNetns, deleteNetns, ipJson, leftovers, netnsPath, inNs, nsTry, ping } from "../helpers/netns";
 
@@ -58,10 +59,8 @@ function addNode(i: number, ip: string, o: { onLinkRoutes?: string[] } = {}): Te
 }
 
 function writeNodes(list: TestNode[]): void {
-  const tmp = `${nodesFile}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ clusterCIDR: CLUSTER, nodes: list.map((n) => ({ name: n.name, ip: n.ip, podCIDR: n.podCIDR })) }));
-  // rename: the agents never see a half-written file
-  inNs(sw, "mv", tmp, nodesFile);
+  // Atomic: the agents never see a half-written file.
+  writeFileAtomic(nodesFile, JSON.stringify({ clusterCIDR: CLUSTER, nodes: list.map((n) => ({ name: n.name, ip: n.ip, podCIDR: n.podCIDR })) }));
 }
 
 function startAgent(node: TestNode, extra: string[] = [], source: string[] = ["--nodes", nodesFile]): Agent {
@@ -131,6 +130,14 @@ async function weftConf(n: TestNode): Promise<Record<string, unknown>> {
   await until("conflist", () => existsSync(conflist), (v) => v);
   const list = JSON.parse(readFileSync(conflist, "utf8")) as { cniVersion: string; name: string; plugins: Array<Record<string, unknown>> };
   return { cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] };
+}
+
+/** A pod the weft plugin made on node `n` (its ADD must succeed): its netns and IPv4 address. */
+function weftPod(n: TestNode, conf: Record<string, unknown>, containerId: string, args?: string): { ns: string; ip: string } {
+  const ns = createNetns("wp");
+  const r = cni({ plugin: "weft", command: "ADD", conf, hostNs: n.ns, containerId, netns: netnsPath(ns), ...(args ? { args } : {}) });
+  expect(r.code, r.stdout).toBe(0);
+  return { ns, ip: (r.json!["ips"][0].address as string).split("/")[0]! };
 }
 
 /**
@@ -406,16 +413,10 @@ describe("weft agent --nodes FILE", () => {
     writeNodes([n1!, n2!]);
     // A resync far away: what happens below is the agents acting on nftables notifications.
     for (const n of [n1!, n2!]) startAgent(n, ["--resync", "600"]);
-    const pods = await Promise.all(
-      [n1!, n2!].map(async (n, i) => {
-        const conf = await weftConf(n);
-        const ns = createNetns(`fp${i}`);
-        const r = cni({ plugin: "weft", command: "ADD", conf, hostNs: n.ns, containerId: `fwd-${i}`, netns: netnsPath(ns) });
-        expect(r.code, r.stdout).toBe(0);
-        return { ns, ip: (r.json!["ips"][0].address as string).split("/")[0]! };
-      }),
-    );
-    const [p1, p2] = pods as [(typeof pods)[0], (typeof pods)[0]];
+    const [p1, p2] = (await Promise.all([n1!, n2!].map(async (n, i) => weftPod(n, await weftConf(n), `fwd-${i}`)))) as [
+      { ns: string; ip: string },
+      { ns: string; ip: string },
+    ];
     expect(ping(p1.ns, p2.ip)).toBe(true);
 
     // What Docker does when it starts: the pods were wired before, under ACCEPT.
@@ -432,11 +433,9 @@ describe("weft agent --nodes FILE", () => {
     expect(ping(p1.ns, p2.ip)).toBe(true);
 
     // A pod added now gets no rule of its own: the agent's marks cover the whole pod CIDR.
-    const late = createNetns("fpl");
-    const r = cni({ plugin: "weft", command: "ADD", conf: await weftConf(n1!), hostNs: n1!.ns, containerId: "fwd-late", netns: netnsPath(late) });
-    expect(r.code, r.stdout).toBe(0);
+    const late = weftPod(n1!, await weftConf(n1!), "fwd-late");
     expect(nsTry(n1!.ns, "nft", "list", "table", "inet", "weft").ok).toBe(false);
-    expect(ping(late, p2.ip)).toBe(true);
+    expect(ping(late.ns, p2.ip)).toBe(true);
 
     // Back to ACCEPT: the marks go; pods still talk.
     for (const n of [n1!, n2!]) inNs(n.ns, "iptables", "-P", "FORWARD", "ACCEPT");
@@ -446,13 +445,10 @@ describe("weft agent --nodes FILE", () => {
     // DROP again with node1's agent down (or behind): a pod added now marks itself.
     await stopAgent(agents[0]!);
     inNs(n1!.ns, "iptables", "-P", "FORWARD", "DROP");
-    const alone = createNetns("fpa");
-    const r2 = cni({ plugin: "weft", command: "ADD", conf: await weftConf(n1!), hostNs: n1!.ns, containerId: "fwd-alone", netns: netnsPath(alone) });
-    expect(r2.code, r2.stdout).toBe(0);
-    const aloneIp = (r2.json!["ips"][0].address as string).split("/")[0]!;
-    expect(inNs(n1!.ns, "nft", "list", "set", "inet", "weft", "pods4")).toContain(aloneIp);
-    expect(ping(alone, p2.ip)).toBe(true);
-    expect(ping(p1.ns, p2.ip)).toBe(false); // an older pod, not marked by anyone now
+    const alone = weftPod(n1!, await weftConf(n1!), "fwd-alone");
+    expect(inNs(n1!.ns, "nft", "list", "set", "inet", "weft", "pods4")).toContain(alone.ip);
+    expect(ping(alone.ns, p2.ip)).toBe(true);
+    expect(ping(p1.ns, p2.ip, 1)).toBe(false); // an older pod, not marked by anyone now
   });
 
   it("releases the address of a pod whose netns vanished without a DEL, within one resync; live pods keep theirs", async () => {
@@ -461,10 +457,7 @@ describe("weft agent --nodes FILE", () => {
     const a = startAgent(n1);
     const conf = await weftConf(n1);
     const pods = ["lost", "live"].map((id) => {
-      const ns = createNetns(id);
-      const r = cni({ plugin: "weft", command: "ADD", conf, hostNs: n1.ns, containerId: `ctr-${id}`, netns: netnsPath(ns) });
-      expect(r.code, r.stdout).toBe(0);
-      const ip = (r.json!["ips"][0].address as string).split("/")[0]!;
+      const { ns, ip } = weftPod(n1, conf, `ctr-${id}`);
       return { id, ns, ip, reservation: join(n1.stateDir, "ipam", "weft", ip), saved: join(n1.stateDir, "attachments", `weft:ctr-${id}:eth0.json`) };
     });
     const [lost, live] = pods as [(typeof pods)[0], (typeof pods)[0]];
@@ -477,8 +470,7 @@ describe("weft agent --nodes FILE", () => {
     expect(existsSync(live.reservation) && existsSync(live.saved)).toBe(true);
     expect(a.log()).not.toContain("ctr-live");
     // The freed address goes to the next pod that asks for it.
-    const again = cni({ plugin: "weft", command: "ADD", conf, hostNs: n1.ns, containerId: "ctr-next", netns: netnsPath(createNetns("next")), args: `IP=${lost.ip}` });
-    expect(again.code, again.stdout).toBe(0);
+    expect(weftPod(n1, conf, "ctr-next", `IP=${lost.ip}`).ip).toBe(lost.ip);
   });
 });
 

@@ -2,20 +2,16 @@
 // pods with the overlay's subnet and MTU, and DEL keeps working when the subnet changes.
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ipJson, leftovers, inNs, nsTry, ping } from "../helpers/netns";
-import { addPod, call, createNode, destroyNode, type Node } from "../helpers/pods";
+import { describe, expect, it } from "vitest";
+import { ipJson, inNs, nsTry, ping } from "../helpers/netns";
+import { addPod, call, useNode, type Node } from "../helpers/pods";
 
 let node: Node;
 let stateDir: string;
-beforeEach(() => {
-  node = createNode();
-  stateDir = join(node.dataDir, "state");
+useNode((n) => {
+  node = n;
+  stateDir = join(n.dataDir, "state");
   mkdirSync(stateDir);
-});
-afterEach(() => {
-  destroyNode(node);
-  expect(leftovers()).toEqual([]);
 });
 
 function conf(cniVersion = "1.1.0") {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { CniError } from "../../../shared/cni/errors";
+import { cniErrorOf } from "../../helpers/cni-error";
 import { convertResult, parsePrevResult, type Result } from "../../../shared/cni/result";
 
 const full: Result = {
@@ -105,13 +106,9 @@ describe("parsePrevResult", () => {
       [{ dns: { nameservers: [1] } }, /dns\.nameservers\[0\]/],
     ];
     for (const [raw, msg] of cases) {
-      try {
-        parsePrevResult(raw, "1.0.0");
-        expect.unreachable(`accepted ${JSON.stringify(raw)}`);
-      } catch (e) {
-        expect((e as CniError).code).toBe(6);
-        expect((e as CniError).message).toMatch(msg);
-      }
+      const e = cniErrorOf(() => parsePrevResult(raw, "1.0.0"));
+      expect(e.code).toBe(6);
+      expect(e.message).toMatch(msg);
     }
   });
 
