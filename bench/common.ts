@@ -1,6 +1,8 @@
 // Shared by the benchmark modules: clean-up that runs however the process ends, and the
 // Markdown table every module prints (measure | value | baseline | ratio | goal).
+import { spawnSync } from "node:child_process";
 import { realpathSync, writeSync } from "node:fs";
+import { join } from "node:path";
 import { run } from "../lab/exec";
 
 const cleanups: Array<() => void> = [];
@@ -26,6 +28,29 @@ export function progress(line: string): void {
   writeSync(2, `  … ${line}\n`);
 }
 
+
+/**
+ * The environment a runtime gives a plugin. Node's start-up with NODE_EXTRA_CA_CERTS is not
+ * what we measure, and plugins don't need it; TMPDIR is where weft's executable unpacks its
+ * addon (bench/run.ts points it at a temp dir).
+ */
+export const baseEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env["PATH"], TMPDIR: process.env["TMPDIR"] });
+
+/** The environment of a CNI call by the plugins in `dir` for pod netns `podNs`. */
+export function pluginEnv(dir: string, command: string, id: string, podNs: string): NodeJS.ProcessEnv {
+  return { ...baseEnv(), CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${podNs}`, CNI_IFNAME: "eth0", CNI_PATH: dir };
+}
+
+/** Runs `dir`/bridge inside netns `hostNs` as a runtime would; its stdout, or throws with its output. */
+export function runBridge(dir: string, hostNs: string, command: string, id: string, podNs: string, conf: object): string {
+  const r = spawnSync("ip", ["netns", "exec", hostNs, join(dir, "bridge")], {
+    env: pluginEnv(dir, command, id, podNs),
+    input: JSON.stringify(conf),
+    encoding: "utf8",
+  });
+  if (r.status !== 0) throw new Error(`${join(dir, "bridge")} ${command}: ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

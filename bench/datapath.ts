@@ -25,7 +25,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, type NodeSpec, type PodSpec } from "../lab/cluster";
 import { inNs, run, sleep } from "../lab/exec";
-import { median, onCleanup, progress, table, type Row } from "./common";
+import { median, onCleanup, progress, table, type Row, runBridge } from "./common";
 
 // One run on this 2-CPU VM varies by ±10% (the hypervisor). With 8 rounds a ratio moved by
 // up to 0.07 from one bench run to the next; with 16, by 0.03 for most rows.
@@ -167,13 +167,8 @@ function referencePods(mtu: number): { a: string; b: string; bIp: string } | nul
   run("ip", "-n", host, "link", "set", "lo", "up");
   const conf = { cniVersion: "1.0.0", name: "bench-ref", type: "bridge", bridge: "cni0", isGateway: true, ipMasq: true, mtu, ipam: { type: "host-local", subnet: "10.251.0.0/24", dataDir } };
   const ips = pods.map((ns) => {
-    const r = spawnSync("ip", ["netns", "exec", host, join(dir, "bridge")], {
-      input: JSON.stringify(conf),
-      encoding: "utf8",
-      env: { PATH: process.env["PATH"], CNI_COMMAND: "ADD", CNI_CONTAINERID: ns, CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: "eth0", CNI_PATH: dir },
-    });
-    if (r.status !== 0) throw new Error(`reference bridge ADD: ${r.stdout}${r.stderr}`);
-    return (JSON.parse(r.stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!;
+    const out = runBridge(dir, host, "ADD", ns, ns, conf);
+    return (JSON.parse(out) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!;
   });
   return { a: pods[0]!, b: pods[1]!, bIp: ips[1]! };
 }
@@ -279,7 +274,8 @@ export async function benchDatapath(): Promise<string> {
   const bare = measure("bare veth pair", () => iperf(veth.b, veth.bIp, veth.a));
   const same = measure("pod-to-pod same node", () => iperf(vxC.ns, vxC.ip, vxA.ns));
   const refSame = ref ? measure("pod-to-pod same node, Go reference bridge plugin", () => iperf(ref.b, ref.bIp, ref.a)) : null;
-  await rounds("datapath", [underlay, vxlan, direct, bare, same, ...(refSame ? [refSame] : [])], ROUNDS);
+  const main = [underlay, vxlan, direct, bare, same, ...(refSame ? [refSame] : [])];
+  await rounds("datapath", main, ROUNDS);
 
   const switchAfter = switchCounters(vx);
   const fragAfter = fragCreates(v1.ns) + fragCreates(v2.ns) + fragCreates(vxA.ns) + fragCreates(vxB.ns);
@@ -319,7 +315,7 @@ export async function benchDatapath(): Promise<string> {
     },
   ];
   const extra: Row[] = [...(refSame ? [vs(refSame, bare)] : []), alone(sUnderlay), vs(sVxlan, sUnderlay), vs(sDirect, sUnderlay)];
-  const all = [underlay, vxlan, direct, bare, same, ...(refSame ? [refSame] : []), sUnderlay, sVxlan, sDirect].map(
+  const all = [...main, sUnderlay, sVxlan, sDirect].map(
     (m) => `  ${m.name}: ${m.runs.map((x, i) => `${x.toFixed(2)} (${(m.steal[i]! * 100).toFixed(0)}%)`).join(", ")}`,
   );
   const bestRatio = (m: Measure, base: Measure) => (best(m) / best(base)).toFixed(3);

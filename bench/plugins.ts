@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "../lab/exec";
-import { median, onCleanup, settleInPageCache } from "./common";
+import { median, onCleanup, settleInPageCache, baseEnv, pluginEnv, runBridge } from "./common";
 
 const WEFT = join(import.meta.dirname, "..", "dist", "bin");
 const GO = "/usr/lib/cni";
@@ -15,9 +15,6 @@ const PREFIX = `wbp${process.pid.toString(36)}`;
 const made: string[] = [];
 const dirs: string[] = [];
 
-// Node's start-up with NODE_EXTRA_CA_CERTS is not what we measure, and plugins don't need it.
-// TMPDIR: where the executable unpacks its addon (bench/run.ts points it at a temp dir).
-const baseEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env["PATH"], TMPDIR: process.env["TMPDIR"] });
 
 function netns(role: string): string {
   const name = `${PREFIX}-${role}`;
@@ -40,28 +37,11 @@ const impls: Impl[] = [
   { label: "reference", dir: GO },
 ];
 
-function pluginEnv(impl: Impl, command: string, id: string, ns: string): NodeJS.ProcessEnv {
-  return {
-    ...baseEnv(),
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: id,
-    CNI_NETNS: `/run/netns/${ns}`,
-    CNI_IFNAME: "eth0",
-    CNI_PATH: impl.dir,
-  };
-}
-
 /** Runs a plugin inside the host netns `host` and returns its wall time in ms. */
 function timed(impl: Impl, host: string, command: string, id: string, ns: string, conf: object): number {
   const t = process.hrtime.bigint();
-  const r = spawnSync("ip", ["netns", "exec", host, join(impl.dir, "bridge")], {
-    env: pluginEnv(impl, command, id, ns),
-    input: JSON.stringify(conf),
-    encoding: "utf8",
-  });
-  const ms = Number(process.hrtime.bigint() - t) / 1e6;
-  if (r.status !== 0) throw new Error(`${impl.label} ${command}: ${r.stdout}${r.stderr}`);
-  return ms;
+  runBridge(impl.dir, host, command, id, ns, conf);
+  return Number(process.hrtime.bigint() - t) / 1e6;
 }
 
 let bridges = 0;
@@ -142,7 +122,7 @@ async function benchConcurrent(host: string, pods: string[], overhead: number): 
         (pod, i) =>
           new Promise<void>((resolve, reject) => {
             const child = spawn("ip", ["netns", "exec", host, join(impl.dir, "bridge")], {
-              env: pluginEnv(impl, "ADD", `conc-${i}`, pod),
+              env: pluginEnv(impl.dir, "ADD", `conc-${i}`, pod),
             });
             let text = "";
             child.stdout.on("data", (d: Buffer) => (text += d.toString()));
@@ -172,7 +152,7 @@ function peakRss(impl: Impl, host: string, pod: string): number {
   const kbs: number[] = [];
   for (let i = 0; i < 5; i++) {
     const r = spawnSync("ip", ["netns", "exec", host, "/usr/bin/time", "-f", "%M", exe], {
-      env: pluginEnv(impl, "ADD", `rss${i}`, pod),
+      env: pluginEnv(impl.dir, "ADD", `rss${i}`, pod),
       input: JSON.stringify(conf),
       encoding: "utf8",
     });
