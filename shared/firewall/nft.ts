@@ -43,7 +43,7 @@
 import { NFPROTO, hasElement, listElements, tableExists } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
-import { mustRun, run, start, which, type Running } from "../process";
+import { okOrThrow, run, start, which, type Running, type RunResult } from "../process";
 import { type Family, type Pod, type PodAddr, MULTICAST } from "./common";
 
 /** The skb mark bit set on forwarded pod traffic; iptables' FORWARD chain accepts it (see iptables.ts). */
@@ -177,12 +177,11 @@ export function addPod(nl: NetlinkSocket, pod: Pod, masquerade: boolean, marked:
     // Nothing to add; only leftovers of these addresses (an earlier ADD under a DROP policy
     // or with ipMasq, whose DEL never came) to remove.
     const batch = removalOf(found);
-    if (batch) mustRun(`removing stale nftables rules for pod ${pod.key}: nft -f - failed`, nftPath(), ["-f", "-"], batch);
+    if (batch) okOrThrow(`removing stale nftables rules for pod ${pod.key}: nft -f - failed`, runBatch(batch));
     return;
   }
-  if (table && !stale && run(nftPath(), ["-f", "-"], script(createPod(pod, masquerade, marked))).ok) return;
-  const what = `adding nftables rules for pod ${pod.key}: nft -f - failed`;
-  mustRun(what, nftPath(), ["-f", "-"], script(replacePod(pod, masquerade, marked)));
+  if (table && !stale && runBatch(script(createPod(pod, masquerade, marked))).ok) return;
+  okOrThrow(`adding nftables rules for pod ${pod.key}: nft -f - failed`, runBatch(script(replacePod(pod, masquerade, marked))));
 }
 
 /**
@@ -202,7 +201,12 @@ function removalOf(found: Found[]): string | null {
   return cmds.length ? script([...DECLARE, ...cmds]) : null;
 }
 
-/** Starts `nft -f -` on `batch`; see removalBatch(). */
+/** Runs `nft -f -` on `batch`. */
+export function runBatch(batch: string): RunResult {
+  return run(nftPath(), ["-f", "-"], batch);
+}
+
+/** Starts `nft -f -` on `batch`, for the caller to wait on; see removalBatch(). */
 export function startBatch(batch: string): Running {
   return start(nftPath(), ["-f", "-"], batch);
 }
