@@ -48,7 +48,7 @@ function nftConcerns(w: Watched, msgs: NetlinkMessage[]): boolean {
 function concerns(w: Watched, msgs: NetlinkMessage[]): boolean {
   const index = w.deviceIndex();
   return (
-    linkNotifications(msgs).some((n) => n.link.name === w.device) ||
+    linkNotifications(msgs).some((l) => l.name === w.device) ||
     msgs.some((m) => (index !== undefined && neighborNotificationIndex(m) === index) || routeNotificationProtocol(m) === w.routeProtocol)
   );
 }

@@ -84,8 +84,9 @@ export function ensureGatewayAddresses(nl: NetlinkSocket, br: Link, conf: Bridge
 /** Forwarding for the families in use; bridged pod traffic visible to iptables/nftables. */
 export function enableHostSysctls(ips: IPConfig[], isGateway: boolean): void {
   if (isGateway) {
-    if (ips.some((i) => parseCIDR(i.address)?.ip.family === 4)) writeSysctl("net/ipv4/ip_forward", "1");
-    if (ips.some((i) => parseCIDR(i.address)?.ip.family === 6)) writeSysctl("net/ipv6/conf/all/forwarding", "1");
+    const families = new Set(ips.map((i) => parseCIDR(i.address)?.ip.family));
+    if (families.has(4)) writeSysctl("net/ipv4/ip_forward", "1");
+    if (families.has(6)) writeSysctl("net/ipv6/conf/all/forwarding", "1");
   }
   // Present only when br_netfilter is loaded; without it bridged traffic skips the
   // FORWARD hook anyway, so there is nothing to enable.

@@ -101,8 +101,8 @@ export function linkInfo(kind: string | undefined, data?: Uint8Array | Uint8Arra
 }
 
 /** The links an RTM_NEWLINK/RTM_DELLINK notification is about (others are skipped). */
-export function linkNotifications(msgs: NetlinkMessage[]): Array<{ deleted: boolean; link: Link }> {
-  return msgs.filter((m) => m.type === RTM_NEWLINK || m.type === RTM_DELLINK).map((m) => ({ deleted: m.type === RTM_DELLINK, link: toLink(m) }));
+export function linkNotifications(msgs: NetlinkMessage[]): Link[] {
+  return msgs.filter((m) => m.type === RTM_NEWLINK || m.type === RTM_DELLINK).map(toLink);
 }
 
 function toLink(m: NetlinkMessage): Link {
