@@ -1,8 +1,8 @@
 // Builds dist/bin/weft: type-check, compile the native addon, bundle with esbuild,
-// compile one executable with Bun, and link the plugin names to it.
+// compile one executable with Bun, and let it install itself and its plugin links.
 // Usage: node build/build.mjs [--skip-typecheck]
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, linkSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -12,11 +12,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = join(root, "dist");
 const bin = join(dist, "bin");
 const nodeBin = join(root, "node_modules", ".bin");
-// Links beside `weft` (the executable itself, which is also the overlay plugin).
-const PLUGIN_NAMES = ["bridge", "host-local", "loopback"];
 
-function run(cmd, args, cwd = root) {
-  execFileSync(cmd, args, { cwd, stdio: "inherit" });
+function run(cmd, args, cwd = root, env = process.env) {
+  execFileSync(cmd, args, { cwd, stdio: "inherit", env });
 }
 
 function step(name, fn) {
@@ -38,7 +36,7 @@ if (!existsSync(addon) || statSync(addon).mtimeMs < statSync(addonSource).mtimeM
   step("native addon", () => run(join(nodeBin, "node-gyp"), ["rebuild", "--silent", `--nodedir=${nodedir}`], join(root, "native")));
 }
 
-mkdirSync(bin, { recursive: true });
+mkdirSync(dist, { recursive: true });
 copyFileSync(addon, join(dist, "weft_native.node"));
 
 const common = {
@@ -91,7 +89,7 @@ for (const { entry, out, plugins } of bundles) {
   console.log(`build: bundle dist/${out}`);
 }
 
-const exe = join(bin, "weft");
+const compiled = join(dist, "weft");
 const compileFlags = [
   "--compile",
   "--bytecode",
@@ -104,11 +102,11 @@ const compileFlags = [
   // (measured: -4 MB per ADD). `weft agent` restores the normal policy (cli/main.ts).
   "--compile-jit-policy=1000",
 ];
-step("compile dist/bin/weft", () => run(join(nodeBin, "bun"), ["build", ...compileFlags, ...bundles.map((x) => x.out), "--outfile", exe], dist));
-
-for (const name of PLUGIN_NAMES) {
-  const link = join(bin, name);
-  rmSync(link, { force: true });
-  linkSync(exe, link);
-}
-console.log(`build: ${exe} + links ${PLUGIN_NAMES.join(", ")}`);
+step("compile dist/weft", () => run(join(nodeBin, "bun"), ["build", ...compileFlags, ...bundles.map((x) => x.out), "--outfile", compiled], dist));
+// The executable puts itself and its plugin links into dist/bin, as on a node: the plugin
+// names are listed once, in main.ts.
+// Its own TMPDIR: the executable unpacks its addon there, and the build leaves nothing in /tmp.
+const tmp = mkdtempSync(join(dist, "tmp-"));
+step("install into dist/bin", () => run(compiled, ["install", "--bin-dir", bin], root, { ...process.env, TMPDIR: tmp }));
+rmSync(tmp, { recursive: true });
+rmSync(compiled);
