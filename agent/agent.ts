@@ -4,6 +4,7 @@
 // and converges the kernel to it. Nothing is remembered between runs except what to log:
 // the kernel itself is the state, re-read each time.
 import { writeSync } from "node:fs";
+import { attempt } from "../shared/attempt";
 import { formatCIDR } from "../shared/ip";
 import { withSocket } from "../shared/netlink/socket";
 import { writeSysctl } from "../shared/sysctl";
@@ -190,16 +191,18 @@ export class Agent {
 
     if (writeSysctl("net/ipv4/ip_forward", "1")) log("sysctl net.ipv4.ip_forward=1");
 
-    try {
-      const line = withNetfilter((nf) => {
-        // Checked on every run: Docker may switch FORWARD to DROP long after pods started.
-        const forwardMarks = forwardAccept(nf, [4]).has(4);
-        return convergeOverlayRules({ podCIDR: self.podCIDR, clusterCIDR, masquerade: this.o.masquerade, forwardMarks }, nf);
-      });
-      if (line) log(line);
-    } catch (e) {
-      problems.push(`packet filter: ${e instanceof Error ? e.message : String(e)}`);
-    }
+    attempt(
+      problems,
+      () => {
+        const line = withNetfilter((nf) => {
+          // Checked on every run: Docker may switch FORWARD to DROP long after pods started.
+          const forwardMarks = forwardAccept(nf, [4]).has(4);
+          return convergeOverlayRules({ podCIDR: self.podCIDR, clusterCIDR, masquerade: this.o.masquerade, forwardMarks }, nf);
+        });
+        if (line) log(line);
+      },
+      "packet filter",
+    );
 
     // The device is up with its address: the node can take pods. subnet.json first, then
     // the conflist, so the runtime never finds the network before the plugin can serve it.
@@ -210,14 +213,16 @@ export class Agent {
 
   /** Runs DEL for the node's attachments whose pod netns is gone (plugins/weft/gc.ts). */
   private collectOrphans(log: (line: string) => void, problems: string[]): void {
-    try {
-      // The weft plugin's config as the conflist gives it; it never changes while we run.
-      this.weftConf ??= parseWeftConf({ cniVersion: CONFLIST_VERSION, name: NETWORK_NAME, ...weftPluginConf(this.o) });
-      const { removed, failed } = collectOrphans(this.weftConf);
-      for (const a of removed) log(`gc: released ${a.containerID}/${a.ifname} (its netns ${a.saved?.netns} is gone)`);
-      for (const f of failed) problems.push(`gc: ${f}`);
-    } catch (e) {
-      problems.push(`gc: ${e instanceof Error ? e.message : String(e)}`);
-    }
+    attempt(
+      problems,
+      () => {
+        // The weft plugin's config as the conflist gives it; it never changes while we run.
+        this.weftConf ??= parseWeftConf({ cniVersion: CONFLIST_VERSION, name: NETWORK_NAME, ...weftPluginConf(this.o) });
+        const { removed, failed } = collectOrphans(this.weftConf);
+        for (const a of removed) log(`gc: released ${a.containerID}/${a.ifname} (its netns ${a.saved?.netns} is gone)`);
+        for (const f of failed) problems.push(`gc: ${f}`);
+      },
+      "gc",
+    );
   }
 }

@@ -5,6 +5,7 @@
 // What counts as ours (and so may be replaced or deleted): the device `weft.<vni>` and
 // every neighbor, FDB entry and address on it; routes carrying WEFT_RTPROT, wherever they
 // point. Nothing else is touched.
+import { attempt } from "../shared/attempt";
 import { parseCIDR, parseIP } from "../shared/ip";
 import { addAddress, deleteAddress, listAddresses } from "../shared/netlink/address";
 import { deleteLink, getLinkByIndex, getLinkByName, requireLink, setLinkUp, setMac, setMtu, type Link } from "../shared/netlink/link";
@@ -111,15 +112,6 @@ function routeText(r: RouteState, names: Map<number, string>): string {
   return `${r.dst}${r.gw ? ` via ${r.gw}` : ""}${dev ? ` dev ${dev}` : ""}${r.onlink ? " onlink" : ""}${r.priority ? ` metric ${r.priority}` : ""}`;
 }
 
-/** Runs `fn`; a failure is recorded (the caller reports it) instead of stopping the rest. */
-function attempt(errors: string[], what: string, fn: () => void): void {
-  try {
-    fn();
-  } catch (e) {
-    errors.push(`${what} failed: ${e instanceof Error ? e.message : String(e)}`);
-  }
-}
-
 /**
  * Brings the peers' neighbor, FDB and route entries to the desired state; returns
  * per-entry failures. Order matters for traffic in flight: stale routes go first, then
@@ -163,7 +155,7 @@ export function convergePeers(nl: NetlinkSocket, dev: Link, underlay: Underlay, 
 
   // 1. routes nobody wants
   for (const op of deletes(routeOps)) {
-    attempt(errors, `route del ${op.have.dst}`, () => {
+    attempt(errors, () => {
       const spec = {
         dst: op.have.dst,
         protocol: WEFT_RTPROT,
@@ -172,39 +164,39 @@ export function convergePeers(nl: NetlinkSocket, dev: Link, underlay: Underlay, 
         ...(op.have.priority ? { priority: op.have.priority } : {}),
       };
       if (deleteRoute(nl, spec)) log(`route del ${routeText(op.have, names)}`);
-    });
+    }, `route del ${op.have.dst}`);
   }
   // 2. tunnel entries: neighbor (VTEP MAC) and FDB (VTEP MAC -> node address)
   for (const op of upserts(neighOps)) {
-    attempt(errors, `neigh ${op.op} ${op.want.ip}`, () => {
+    attempt(errors, () => {
       replaceNeighbor(nl, dev.index, op.want.ip, op.want.mac!);
       log(`neigh ${op.op} ${op.want.ip} lladdr ${op.want.mac} dev ${dev.name} nud permanent`);
-    });
+    }, `neigh ${op.op} ${op.want.ip}`);
   }
   for (const op of upserts(fdbOps)) {
-    attempt(errors, `fdb ${op.op} ${op.want.mac}`, () => {
+    attempt(errors, () => {
       replaceFdb(nl, dev.index, op.want.mac, op.want.dst!);
       log(`fdb ${op.op} ${op.want.mac} dst ${op.want.dst} dev ${dev.name} self permanent`);
-    });
+    }, `fdb ${op.op} ${op.want.mac}`);
   }
   // 3. routes
   for (const op of upserts(routeOps)) {
     const w = op.want;
-    attempt(errors, `route ${op.op} ${w.dst}`, () => {
+    attempt(errors, () => {
       addRoute(nl, { dst: w.dst, gw: w.gw!, index: w.index!, onlink: w.onlink, scope: "universe", protocol: WEFT_RTPROT }, { replace: op.op === "replace" });
       log(`route ${op.op} ${routeText(w, names)}`);
-    });
+    }, `route ${op.op} ${w.dst}`);
   }
   // 4. tunnel entries nobody routes to any more
   for (const op of deletes(neighOps)) {
-    attempt(errors, `neigh del ${op.have.ip}`, () => {
+    attempt(errors, () => {
       if (deleteNeighbor(nl, dev.index, op.have.ip)) log(`neigh del ${op.have.ip} dev ${dev.name}`);
-    });
+    }, `neigh del ${op.have.ip}`);
   }
   for (const op of deletes(fdbOps)) {
-    attempt(errors, `fdb del ${op.have.mac}`, () => {
+    attempt(errors, () => {
       if (deleteFdb(nl, dev.index, op.have.mac, op.have.dst)) log(`fdb del ${op.have.mac}${op.have.dst ? ` dst ${op.have.dst}` : ""} dev ${dev.name}`);
-    });
+    }, `fdb del ${op.have.mac}`);
   }
   return errors;
 }

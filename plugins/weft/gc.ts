@@ -4,6 +4,7 @@
 // a forced removal), and would otherwise hold its IP until the node reboots.
 import type { CniEnv } from "../../shared/cni/env";
 import type { Attachment } from "../../shared/cni/skeleton";
+import { attempt } from "../../shared/attempt";
 import { removeFallbackPodRules } from "../../shared/firewall/index";
 import { closeFile, dirName, isDirectory, isErrno, openFile } from "../../shared/fs";
 import { ipamGc } from "../../ipam/index";
@@ -22,19 +23,6 @@ function delAttachment(conf: WeftConf, a: SavedAttachment): void {
   delegateDel({ env, conf, raw: saved.delegate, stdinVersion: conf.cniVersion }, saved.delegate);
 }
 
-/** Runs `fn` on each item; one failure does not stop the rest. Returns the failures. */
-function forEach<T>(items: T[], fn: (item: T) => void, name: (item: T) => string): string[] {
-  const failures: string[] = [];
-  for (const item of items) {
-    try {
-      fn(item);
-    } catch (e) {
-      failures.push(`${name(item)}: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-  return failures;
-}
-
 const label = (a: Attachment): string => `${a.containerID}/${a.ifname}`;
 
 /**
@@ -45,7 +33,8 @@ const label = (a: Attachment): string => `${a.containerID}/${a.ifname}`;
 export function collect(conf: WeftConf, raw: Record<string, unknown>, valid: readonly Attachment[]): void {
   const keep = new Set(valid.map(label));
   const stale = savedAttachments(conf).filter((a) => !keep.has(label(a)));
-  const failures = forEach(stale, (a) => delAttachment(conf, a), label);
+  const failures: string[] = [];
+  for (const a of stale) attempt(failures, () => delAttachment(conf, a), label(a));
   const subnet = readSubnet(conf);
   if (subnet) ipamGc(delegateConf(conf, subnet, raw), conf.name, valid);
   if (failures.length) throw new Error(`GC: ${failures.join("; ")}`);
@@ -75,18 +64,21 @@ function netnsGone(path: string): boolean {
 export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; failed: string[] } {
   const orphans = savedAttachments(conf).filter((a) => a.saved?.netns !== undefined && netnsGone(a.saved.netns));
   const removed: SavedAttachment[] = [];
-  const failed = forEach(
-    orphans,
-    (a) => {
-      const now = loadAttachment(conf, a.containerID, a.ifname);
-      if (now?.netns !== a.saved!.netns) return;
-      delAttachment(conf, { ...a, saved: now });
-      // The agent runs with its own PATH, which may have had `nft` where the plugin's,
-      // on the host, did not: the iptables fallback's rules go too.
-      removeFallbackPodRules({ network: conf.name, containerId: a.containerID, ifname: a.ifname });
-      removed.push(a);
-    },
-    label,
-  );
+  const failed: string[] = [];
+  for (const a of orphans) {
+    attempt(
+      failed,
+      () => {
+        const now = loadAttachment(conf, a.containerID, a.ifname);
+        if (now?.netns !== a.saved!.netns) return;
+        delAttachment(conf, { ...a, saved: now });
+        // The agent runs with its own PATH, which may have had `nft` where the plugin's,
+        // on the host, did not: the iptables fallback's rules go too.
+        removeFallbackPodRules({ network: conf.name, containerId: a.containerID, ifname: a.ifname });
+        removed.push(a);
+      },
+      label(a),
+    );
+  }
   return { removed, failed };
 }

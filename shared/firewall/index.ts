@@ -11,6 +11,7 @@
 // pod traffic (iptables.ts), both only where needed: what exists and whether FORWARD drops is
 // read over netlink first, so that ADD and DEL spawn nothing when there is nothing to do.
 // Without `nft`, per-pod iptables chains like the reference plugins.
+import { attempt } from "../attempt";
 import { countRules, NFPROTO, withNetfilter } from "../netlink/nftables";
 import { okOrThrow, which, type Running } from "../process";
 import { type Pod, parseIp, parseSubnet, podKey } from "./common";
@@ -71,28 +72,18 @@ export function removePodRules(ref: PodRuleRef, meanwhile: () => void = () => {}
   };
   const known = pod.addrs.length > 0;
   // Each part runs even when another failed; every failure is reported.
-  const errors: unknown[] = [];
-  const attempt = (fn: () => void): void => {
-    try {
-      fn();
-    } catch (e) {
-      errors.push(e);
-    }
-  };
+  const failures: string[] = [];
   let running: Running | undefined;
-  attempt(() => {
+  attempt(failures, () => {
     if (!which("nft")) return iptables.removePod(pod, known);
     // Our netfilter socket is closed before nft commits: releasing one while the kernel
     // still has deleted objects to free waits for them.
     const batch = withNetfilter((nl) => nft.removalBatch(nl, pod, known));
     if (batch !== null) running = nft.startBatch(batch);
   });
-  attempt(meanwhile);
-  if (running) attempt(() => okOrThrow(`removing nftables rules for pod ${pod.key}: nft -f - failed`, running!.wait()));
-  if (errors.length === 0) return;
-  const [first, ...rest] = errors.map((e) => (e instanceof Error ? e : new Error(String(e))));
-  if (rest.length) first!.message += `; also: ${rest.map((e) => e.message).join("; ")}`;
-  throw first;
+  attempt(failures, meanwhile);
+  if (running) attempt(failures, () => okOrThrow(`removing nftables rules for pod ${pod.key}: nft -f - failed`, running!.wait()));
+  if (failures.length) throw new Error(failures.join("; "));
 }
 
 /**
