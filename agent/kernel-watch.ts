@@ -5,11 +5,12 @@
 // by hand is then undone within a poll rather than at the next resync. Polled from the
 // event loop: the native transport is synchronous, and a few reads a second cost nothing
 // while nothing happens. (iptables-legacy sends no notifications: the resync covers it.)
+import { isErrno } from "../shared/errno";
 import { linkNotifications } from "../shared/netlink/link";
 import { neighborNotificationIndex } from "../shared/netlink/neighbor";
 import { NFNLGRP_NFTABLES, nftChangeOf, openNetfilter, type NftChange } from "../shared/netlink/nftables";
 import { routeNotificationProtocol } from "../shared/netlink/route";
-import { isErrno, NetlinkSocket, type NetlinkMessage } from "../shared/netlink/socket";
+import { NetlinkSocket, type NetlinkMessage } from "../shared/netlink/socket";
 
 const RTNLGRP_LINK = 1;
 const RTNLGRP_NEIGH = 3;

@@ -55,11 +55,6 @@ export interface NativeError extends Error {
   errno: number;
 }
 
-/** Whether `e` is a system error named `code` ("ENOENT"): the addon's, a netlink refusal, or node:fs's. */
-export function isErrno(e: unknown, code: string): boolean {
-  return (e as { code?: unknown } | null)?.code === code;
-}
-
 declare const WEFT_NATIVE_PATH: string | undefined;
 declare const require: NodeJS.Require;
 

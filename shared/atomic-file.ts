@@ -1,7 +1,8 @@
 // Files other programs read while we write them (conf files, subnet.json, executables):
 // made under a temp name in the same directory, then renamed over the target, so a reader
 // sees the old file or the new one, never a partial one.
-import { dirName, isErrno, makeDirs, readText, removeFile, renameFile, writeText } from "./fs";
+import { isErrno } from "./errno";
+import { dirName, makeDirs, readText, removeFile, renameFile, writeText } from "./fs";
 
 /** Removes a temp file if it is there; a failure to is not the caller's problem. */
 function discard(tmp: string): void {

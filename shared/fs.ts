@@ -1,7 +1,8 @@
 // File I/O for plugin calls, through the addon rather than node:fs: in the compiled
 // executable node:fs costs every call ~1.3 ms and ~3 MB to load (native/weft_native.c).
 // Errors carry `code` (the errno name) and the path, like node:fs's.
-import { isErrno, native, type NativeError } from "../native/index";
+import { native, type NativeError } from "../native/index";
+import { isErrno } from "./errno";
 
 /** How a file is opened: read, write (create/truncate), write a new file, read creating it, a directory. */
 export type OpenHow = "r" | "w" | "wx" | "c" | "d";
@@ -29,8 +30,6 @@ export function dirName(path: string): string {
   const i = path.lastIndexOf("/");
   return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
 }
-
-export { isErrno };
 
 export function openFile(path: string, how: OpenHow, mode = 0o644): number {
   return onPath(path, () => native.open(path, how, mode));

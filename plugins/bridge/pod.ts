@@ -1,5 +1,6 @@
 // Pod side of the bridge plugin: the veth pair and the container interface's
 // addresses and routes.
+import { isErrno } from "../../shared/errno";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import { closeFile, openFile } from "../../shared/fs";
 import type { IPConfig, Route } from "../../shared/cni/result";
@@ -8,7 +9,7 @@ import { addAddress } from "../../shared/netlink/address";
 import { createVeth, getLinkByName, setLinkUp, type Link } from "../../shared/netlink/link";
 import { addRoute } from "../../shared/netlink/route";
 import { randomBytes } from "../../shared/random";
-import { isErrno, withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
+import { withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
 import { inNetns } from "../../shared/netns";
 import { writeSysctl } from "../../shared/sysctl";
 

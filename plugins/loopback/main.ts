@@ -1,8 +1,9 @@
 // loopback: brings `lo` up in the container (containerd requires this plugin).
+import { isErrno } from "../../shared/errno";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { Plugin } from "../../shared/cni/skeleton";
 import { getLinkByName, setLinkUp, type Link } from "../../shared/netlink/link";
-import { isErrno, withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
+import { withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
 
 interface LoopbackConf {
   cniVersion: string;

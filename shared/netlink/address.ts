@@ -1,7 +1,8 @@
 // Interface addresses (RTM_*ADDR).
+import { isErrno } from "../errno";
 import { formatIP, ipFromBytes, ipToBytes, lastOf, parseCIDR, type IPNet } from "../ip";
 import { afOf, attr, ifaddrmsg, u32 } from "./encoding";
-import { isErrno, NLM_F, NetlinkSocket } from "./socket";
+import { NLM_F, NetlinkSocket } from "./socket";
 
 const RTM_NEWADDR = 20;
 const RTM_DELADDR = 21;

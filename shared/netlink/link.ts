@@ -1,6 +1,7 @@
 // Links: look-up, creation (veth, bridge, vxlan), and the few attributes weft changes.
+import { isErrno } from "../errno";
 import { attr, cstr, eachAttr, ifinfomsg, strz, u32 } from "./encoding";
-import { isErrno, NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
+import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;

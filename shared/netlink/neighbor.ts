@@ -3,10 +3,11 @@
 // "remote gateway address → remote VTEP MAC" (so the kernel never ARPs across the tunnel)
 // and a permanent FDB entry "remote VTEP MAC → remote node IP" (so it knows where to send
 // the encapsulated frame; learning is off).
+import { isErrno } from "../errno";
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
 import { afOf, attr, ndmsg } from "./encoding";
 import { formatMac, parseMac } from "./link";
-import { isErrno, NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
+import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWNEIGH = 28;
 const RTM_DELNEIGH = 29;

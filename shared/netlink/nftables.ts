@@ -5,8 +5,9 @@
 // exist, is a rule there. Only GET requests: no batch framing (NFNL_MSG_BATCH_BEGIN/END) needed.
 // (Closing this socket, like any netfilter netlink socket, waits for the grace period of a
 // deletion committed just before by anyone in the netns; see shared/firewall/nft.ts.)
+import { isErrno } from "../errno";
 import { attr, cstr, eachAttr, nfgenmsg, strz } from "./encoding";
-import { isErrno, NETLINK_NETFILTER, NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
+import { NETLINK_NETFILTER, NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 /** nfgenmsg.nfgen_family values. */
 export const NFPROTO = { INET: 1, IPV4: 2, IPV6: 10 } as const;

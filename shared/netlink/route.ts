@@ -1,7 +1,8 @@
 // Routes (RTM_*ROUTE) in the main table.
+import { isErrno } from "../errno";
 import { formatCIDR, formatIP, ipFromBytes, ipToBytes, networkOf, parseCIDR, parseIP } from "../ip";
 import { afOf, attr, rtmsg, u32 } from "./encoding";
-import { isErrno, NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
+import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;

@@ -38,7 +38,6 @@ export class NetlinkError extends Error {
   }
 }
 
-export { isErrno } from "../../native/index";
 
 export interface NetlinkMessage {
   type: number;

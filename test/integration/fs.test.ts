@@ -3,12 +3,12 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { isErrno } from "../../shared/errno";
 import {
   closeFile,
   dirName,
   isDirectory,
   isExecutable,
-  isErrno,
   joinPath,
   listDir,
   makeDirs,
