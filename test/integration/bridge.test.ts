@@ -91,7 +91,7 @@ describe("bridge CHECK", () => {
 });
 
 describe("bridge DEL", () => {
-  it("is idempotent: twice, without ADD, and after the netns is gone, releasing the IP", () => {
+  it("is idempotent: twice, without ADD, and after the netns is gone, releasing the IP", async () => {
     const conf = bridgeConf(node);
     const a = addPod(node, conf);
     expect(reservations(node)).toHaveLength(2);
@@ -112,8 +112,9 @@ describe("bridge DEL", () => {
     expect(reservations(node)).toEqual([]);
     const noNetns = call(node, { plugin: "bridge", command: "DEL", conf, containerId: b.id });
     expect(noNetns.code, noNetns.stdout).toBe(0);
-    // Only the bridge is left on the host: DEL never removes it (as the reference).
-    const links = ipJson<IpAddr[]>(node.host, "link", "show").map((l) => l.ifname);
-    expect(links.sort()).toEqual([node.bridge, "lo"].sort());
+    // Only the bridge is left on the host: DEL never removes it (as the reference). The
+    // kernel dismantles a deleted netns, and the veth end in it, asynchronously.
+    const links = () => ipJson<IpAddr[]>(node.host, "link", "show").map((l) => l.ifname).sort();
+    await expect.poll(links, { timeout: 5000 }).toEqual([node.bridge, "lo"].sort());
   });
 });
