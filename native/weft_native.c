@@ -122,6 +122,34 @@ static napi_value make_int(napi_env env, int v) {
   return r;
 }
 
+// Moves the calling thread into the netns at `path`. Returns an fd for the netns it was
+// in (for leave_netns), or -1 with errno set and *step naming the call that failed.
+static int enter_netns(const char *path, const char **step) {
+  int target = open(path, O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    *step = "open netns";
+    return -1;
+  }
+  int saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (saved < 0 || setns(target, CLONE_NEWNET) < 0) {
+    int err = errno;
+    *step = saved < 0 ? "open current netns" : "setns";
+    if (saved >= 0) close(saved);
+    close(target);
+    errno = err;
+    return -1;
+  }
+  close(target);
+  return saved;
+}
+
+// Going back cannot fail for a namespace we were just in; abort rather than run on in
+// the wrong netns if it somehow does.
+static void leave_netns(int saved) {
+  if (setns(saved, CLONE_NEWNET) < 0) abort();
+  close(saved);
+}
+
 // Opens a netlink socket; a socket stays in the netns it was created in, so entering
 // the target netns only for the socket() call is enough.
 static napi_value nl_open(napi_env env, napi_callback_info info) {
@@ -132,33 +160,17 @@ static napi_value nl_open(napi_env env, napi_callback_info info) {
   int failed;
   char *path = get_string(env, argv[0], &failed);
   if (failed) return NULL;
-  int saved = -1, target = -1;
+  int saved = -1;
   if (path) {
-    target = open(path, O_RDONLY | O_CLOEXEC);
-    if (target < 0) {
-      int err = errno;
-      free(path);
-      return throw_errno(env, err, "open netns");
-    }
-    saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (saved < 0 || setns(target, CLONE_NEWNET) < 0) {
-      int err = errno;
-      close(target);
-      if (saved >= 0) close(saved);
-      free(path);
-      return throw_errno(env, err, "setns");
-    }
+    const char *step;
+    saved = enter_netns(path, &step);
+    int err = errno;
+    free(path);
+    if (saved < 0) return throw_errno(env, err, step);
   }
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
   int err = errno;
-  if (path) {
-    // Going back cannot fail for a namespace we were just in; abort rather than run on
-    // in the wrong netns if it somehow does.
-    if (setns(saved, CLONE_NEWNET) < 0) abort();
-    close(saved);
-    close(target);
-    free(path);
-  }
+  if (saved >= 0) leave_netns(saved);
   if (fd < 0) return throw_errno(env, err, "socket");
   int one = 1;
   setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
@@ -260,30 +272,18 @@ static napi_value ns_enter(napi_env env, napi_callback_info info) {
   if (get_args(env, info, 1, argv)) return NULL;
   char *path = required_string(env, argv[0]);
   if (!path) return NULL;
-  int target = open(path, O_RDONLY | O_CLOEXEC);
+  const char *step;
+  int saved = enter_netns(path, &step);
+  int err = errno;
   free(path);
-  if (target < 0) return throw_errno(env, errno, "open netns");
-  int saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (saved < 0) {
-    int err = errno;
-    close(target);
-    return throw_errno(env, err, "open current netns");
-  }
-  if (setns(target, CLONE_NEWNET) < 0) {
-    int err = errno;
-    close(target);
-    close(saved);
-    return throw_errno(env, err, "setns");
-  }
-  close(target);
+  if (saved < 0) return throw_errno(env, err, step);
   return make_int(env, saved);
 }
 
 static napi_value ns_restore(napi_env env, napi_callback_info info) {
   int fd;
   if (get_int_arg(env, info, &fd)) return NULL;
-  if (setns(fd, CLONE_NEWNET) < 0) abort();
-  close(fd);
+  leave_netns(fd);
   return NULL;
 }
 
