@@ -270,23 +270,14 @@ describe("weft agent --nodes FILE", () => {
     expect(ping(n1!.ns, "10.244.3.0")).toBe(true);
   });
 
-  it("repairs a deleted or misconfigured device within one resync, replaying every entry", async () => {
+  // A device deleted by hand is the next test: the kernel's notification brings it back at once.
+  it("repairs a misconfigured device and stray entries, replaying every entry", async () => {
     const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
     writeNodes([n1!, n2!]);
     startAgent(n1!);
     startAgent(n2!);
     const want = expectedTunnel([n2!]);
     await until("converged", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want));
-
-    const adds = () => agents[0]!.log().split("link add weft.1").length - 1;
-    // The log arrives through a pipe, after the kernel state it describes.
-    await until("the first log line", adds, (n) => n === 1);
-    const t0 = Date.now();
-    inNs(n1!.ns, "ip", "link", "del", "weft.1"); // the kernel drops the routes with it
-    await until("device back", () => overlay(n1!.ns), (o) => o.device !== null && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
-    expect(Date.now() - t0).toBeLessThan(3000); // --resync 2
-    await until("the log line", adds, (n) => n === 2);
-    expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
 
     // Someone turns learning on (changed in place, so the agent, which hears of it at once,
     // never races a second command): it is made again as it should be.
