@@ -103,9 +103,9 @@ const compileFlags = [
   "--compile-jit-policy=1000",
 ];
 step("compile dist/weft", () => run(join(nodeBin, "bun"), ["build", ...compileFlags, ...bundles.map((x) => x.out), "--outfile", compiled], dist));
-// The executable puts itself and its plugin links into dist/bin, as on a node: the plugin
-// names are listed once, in main.ts.
-// Its own TMPDIR: the executable unpacks its addon there, and the build leaves nothing in /tmp.
+// The executable puts itself and its plugin links into dist/bin, as on a node (the plugin
+// names are listed once, in main.ts), with a TMPDIR of its own: it unpacks its addon
+// there, and the build leaves nothing in /tmp.
 const tmp = mkdtempSync(join(dist, "tmp-"));
 step("install into dist/bin", () => run(compiled, ["install", "--bin-dir", bin], root, { ...process.env, TMPDIR: tmp }));
 rmSync(tmp, { recursive: true });
