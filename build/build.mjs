@@ -107,6 +107,11 @@ step("compile dist/weft", () => run(join(nodeBin, "bun"), ["build", ...compileFl
 // names are listed once, in main.ts), with a TMPDIR of its own: it unpacks its addon
 // there, and the build leaves nothing in /tmp.
 const tmp = mkdtempSync(join(dist, "tmp-"));
-step("install into dist/bin", () => run(compiled, ["install", "--bin-dir", bin], root, { ...process.env, TMPDIR: tmp }));
-rmSync(tmp, { recursive: true });
-rmSync(compiled);
+try {
+  // Without CNI_COMMAND: with it set, the executable would be the weft plugin, not the CLI.
+  const { CNI_COMMAND: _, ...env } = process.env;
+  step("install into dist/bin", () => run(compiled, ["install", "--bin-dir", bin], root, { ...env, TMPDIR: tmp }));
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+  rmSync(compiled, { force: true });
+}

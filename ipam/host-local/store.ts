@@ -4,10 +4,10 @@
 //                                             (files from before 0.7 hold just "<containerID>")
 //   <dataDir>/<network>/last_reserved_ip.<i>  the IP last handed out from range set i
 //   <dataDir>/<network>/lock                  flock(LOCK_EX) held for a whole operation
-import { isErrno } from "../../shared/errno";
 import { native } from "../../native/index";
-import { closeFile, joinPath as join, listDir, makeDirs, openFile, readText, removeFile, writeText } from "../../shared/fs";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { isErrno } from "../../shared/errno";
+import { closeFile, joinPath as join, listDir, makeDirs, openFile, readText, removeFile, writeText } from "../../shared/fs";
 import { formatIP, parseIP, type IP } from "../../shared/ip";
 
 const LINE_BREAK = "\r\n";

@@ -1,8 +1,8 @@
 // bridge DEL: best effort and idempotent. The IP is released and the pod's rules removed
 // even when the netns is already gone: the rules are found by the released IPs (or the
 // prevResult, or the container ID), never by looking inside the netns.
-import { isErrno } from "../../shared/errno";
 import type { PluginContext } from "../../shared/cni/skeleton";
+import { isErrno } from "../../shared/errno";
 import { removePodRules } from "../../shared/firewall/index";
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { withSocket } from "../../shared/netlink/socket";

@@ -1,13 +1,13 @@
 // Host side of the bridge plugin: the bridge device, its gateway addresses and the
 // host sysctls pod traffic needs.
-import { isErrno } from "../../shared/errno";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { IPConfig } from "../../shared/cni/result";
+import { isErrno } from "../../shared/errno";
 import { overlaps, parseCIDR } from "../../shared/ip";
 import { addAddress, deleteAddress, listAddresses } from "../../shared/netlink/address";
 import { createBridge, setVlanFiltering } from "../../shared/netlink/bridge";
 import { formatMac, getLinkByName, setLinkUp, setPromisc, type Link } from "../../shared/netlink/link";
-import { type NetlinkSocket } from "../../shared/netlink/socket";
+import type { NetlinkSocket } from "../../shared/netlink/socket";
 import { randomBytes } from "../../shared/random";
 import { writeSysctl } from "../../shared/sysctl";
 import type { BridgeConf } from "./config";

@@ -1,9 +1,9 @@
 // Pod side of the bridge plugin: the veth pair and the container interface's
 // addresses and routes.
-import { isErrno } from "../../shared/errno";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
-import { closeFile, openFile } from "../../shared/fs";
 import type { IPConfig, Route } from "../../shared/cni/result";
+import { isErrno } from "../../shared/errno";
+import { closeFile, openFile } from "../../shared/fs";
 import { formatIP, networkOf, nextIP, parseCIDR } from "../../shared/ip";
 import { addAddress } from "../../shared/netlink/address";
 import { createVeth, getLinkByName, setLinkUp, type Link } from "../../shared/netlink/link";

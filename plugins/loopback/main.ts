@@ -1,7 +1,7 @@
 // loopback: brings `lo` up in the container (containerd requires this plugin).
-import { isErrno } from "../../shared/errno";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { Plugin } from "../../shared/cni/skeleton";
+import { isErrno } from "../../shared/errno";
 import { getLinkByName, setLinkUp, type Link } from "../../shared/netlink/link";
 import { withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
 

@@ -1,10 +1,10 @@
 // The weft plugin's config, and the bridge config it delegates to. The agent owns the
 // node's subnet (subnet.json in the state dir); this plugin turns it into a bridge +
 // host-local config with the overlay's MTU and a route to the whole cluster.
-import { isErrno } from "../../shared/errno";
-import { joinPath as join, readText } from "../../shared/fs";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import { compileValidator } from "../../shared/cni/validate";
+import { isErrno } from "../../shared/errno";
+import { joinPath as join, readText } from "../../shared/fs";
 import { weftSchema } from "./schema";
 
 export interface WeftConf {

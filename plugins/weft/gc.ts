@@ -2,10 +2,10 @@
 // that are still valid; no runtime calls it yet) and the agent's own pass, which needs no
 // runtime: an attachment whose pod netns no longer exists lost its DEL (a runtime crash,
 // a forced removal), and would otherwise hold its IP until the node reboots.
-import { isErrno } from "../../shared/errno";
 import type { CniEnv } from "../../shared/cni/env";
 import type { Attachment } from "../../shared/cni/skeleton";
 import { attempt } from "../../shared/attempt";
+import { isErrno } from "../../shared/errno";
 import { removeFallbackPodRules } from "../../shared/firewall/index";
 import { closeFile, dirName, isDirectory, openFile } from "../../shared/fs";
 import { ipamGc } from "../../ipam/index";

@@ -38,7 +38,6 @@ export class NetlinkError extends Error {
   }
 }
 
-
 export interface NetlinkMessage {
   type: number;
   flags: number;

@@ -306,6 +306,8 @@ describe("weft agent --nodes FILE", () => {
     await until("converged", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want));
     inNs(n1!.ns, "ip", "link", "del", "weft.1");
     await until("device back", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 3000);
+    // One log line per change: the device made again (the log arrives after the kernel state).
+    await until("the log line", () => agents[0]!.log().split("link add weft.1").length - 1, (n) => n === 2);
     expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
     // A wrong MTU set by hand is put back the same way.
     const mtu = overlay(n1!.ns).device!.mtu;
