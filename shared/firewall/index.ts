@@ -12,9 +12,11 @@
 // read over netlink first, so that ADD and DEL spawn nothing when there is nothing to do.
 // Without `nft`, per-pod iptables chains like the reference plugins.
 import { attempt } from "../attempt";
+import { ipToBytes, parseCIDR } from "../ip";
 import { countRules, NFPROTO, withNetfilter } from "../netlink/nftables";
+import type { NetlinkSocket } from "../netlink/socket";
 import { okOrThrow, which, type Running } from "../process";
-import { type Pod, parseIp, parseSubnet, podKey } from "./common";
+import { type Pod, type PodAddr, parseIp, parseSubnet, podKey } from "./common";
 import * as iptables from "./iptables";
 import * as nft from "./nft";
 
@@ -25,8 +27,9 @@ export interface PodRuleSpec {
   ips: Array<{ address: string /* pod IP, no prefix */; subnet: string /* the pod's subnet CIDR */ }>;
   masquerade: boolean; // conf ipMasq
   /**
-   * An IPv4 chain (nftables family ip) whose rules, while it has any, already mark the pod's
-   * traffic for FORWARD accept (the weft agent's): the pod then needs no IPv4 mark of its own.
+   * An IPv4 chain (nftables family ip) that may already mark the pod's traffic for FORWARD
+   * accept (the weft agent's): while a rule there matches the pod's IPv4 subnet, the pod
+   * needs no IPv4 mark of its own.
    */
   markedBy?: { table: string; chain: string };
 }
@@ -52,12 +55,21 @@ export function addPodRules(spec: PodRuleSpec): void {
       // The static rule first: it is not the pod's, so a failure after it leaves nothing of the pod.
       const marked = iptables.forwardAccept(nl, new Set(pod.addrs.map((a) => a.family)));
       const by = spec.markedBy;
-      if (by && marked.has(4) && countRules(nl, NFPROTO.IPV4, by.table, by.chain).total > 0) marked.delete(4);
+      if (by && marked.has(4) && marksSubnets(nl, by, pod.addrs)) marked.delete(4);
       nft.addPod(nl, pod, spec.masquerade, marked);
     });
   } else {
     iptables.addPod(pod, spec.masquerade);
   }
+}
+
+/**
+ * Whether `by` has a rule for each of the pod's IPv4 subnets: one holding the subnet's
+ * network address, as the kernel keeps an `ip saddr/daddr <subnet>` match.
+ */
+function marksSubnets(nl: NetlinkSocket, by: { table: string; chain: string }, addrs: PodAddr[]): boolean {
+  const subnets = addrs.filter((a) => a.family === 4).map((a) => parseCIDR(a.subnet!)!);
+  return subnets.length > 0 && subnets.every((net) => countRules(nl, NFPROTO.IPV4, by.table, by.chain, ipToBytes(net.ip)).matching > 0);
 }
 
 /**

@@ -264,7 +264,14 @@ describe("nftables backend", () => {
     expect(weftState(b.host)).toEqual(expectedMarked(pod("a", 2, false)));
     ok(call(b.host, "removePodRules", ref(A)));
 
+    // Rules for another subnet (say, the node's pod CIDR before a change): no help either.
+    for (const dir of ["saddr", "daddr"]) sh(b.host, `nft add rule ip weft-overlay forward ip ${dir} 10.9.0.0/24 meta mark set meta mark or 0x1000`);
+    ok(call(b.host, "addPodRules", a));
+    expect(weftState(b.host)).toEqual(expectedMarked(pod("a", 2, false)));
+    ok(call(b.host, "removePodRules", ref(A)));
+
     // Once it marks the pod subnet, an ADD adds the IPv6 mark alone, and the pod still gets out.
+    sh(b.host, "nft flush chain ip weft-overlay forward");
     for (const dir of ["saddr", "daddr"]) sh(b.host, `nft add rule ip weft-overlay forward ip ${dir} 10.1.0.0/24 meta mark set meta mark or 0x1000`);
     ok(call(b.host, "addPodRules", a));
     expect(weftState(b.host)).toEqual(expectedMarked(pod("a", 2, false)).filter((l) => !l.startsWith("pods4")));
