@@ -69,3 +69,11 @@ export const MULTICAST: Record<Family, string> = { 4: "224.0.0.0/4", 6: "ff00::/
  */
 export const OVERLAY_TABLE = "weft-overlay";
 export const OVERLAY_FORWARD_CHAIN = "forward";
+
+/**
+ * How that chain's rules name the pod CIDR they mark, at the end of their comment: the weft
+ * plugin looks for it before it leaves a pod's IPv4 mark to the agent.
+ */
+export function marksNote(cidr: string): string {
+  return `marks ${cidr}`;
+}

@@ -12,11 +12,10 @@
 // read over netlink first, so that ADD and DEL spawn nothing when there is nothing to do.
 // Without `nft`, per-pod iptables chains like the reference plugins.
 import { attempt } from "../attempt";
-import { ipToBytes, parseCIDR } from "../ip";
 import { countRules, NFPROTO, withNetfilter } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import { okOrThrow, which, type Running } from "../process";
-import { type Pod, type PodAddr, parseIp, parseSubnet, podKey } from "./common";
+import { marksNote, type Pod, type PodAddr, parseIp, parseSubnet, podKey } from "./common";
 import * as iptables from "./iptables";
 import * as nft from "./nft";
 
@@ -28,8 +27,8 @@ export interface PodRuleSpec {
   masquerade: boolean; // conf ipMasq
   /**
    * An IPv4 chain (nftables family ip) that may already mark the pod's traffic for FORWARD
-   * accept (the weft agent's): while a rule there matches the pod's IPv4 subnet, the pod
-   * needs no IPv4 mark of its own.
+   * accept (the weft agent's): while rules there mark the pod's IPv4 subnet (marksNote), the
+   * pod needs no IPv4 mark of its own.
    */
   markedBy?: { table: string; chain: string };
 }
@@ -64,12 +63,12 @@ export function addPodRules(spec: PodRuleSpec): void {
 }
 
 /**
- * Whether `by` has a rule for each of the pod's IPv4 subnets: one holding the subnet's
- * network address, as the kernel keeps an `ip saddr/daddr <subnet>` match.
+ * Whether `by` has a rule for each of the pod's IPv4 subnets: one whose comment ends with
+ * marksNote(subnet) (the kernel keeps a comment NUL-terminated; subnets are canonical).
  */
 function marksSubnets(nl: NetlinkSocket, by: { table: string; chain: string }, addrs: PodAddr[]): boolean {
-  const subnets = addrs.filter((a) => a.family === 4).map((a) => parseCIDR(a.subnet!)!);
-  return subnets.length > 0 && subnets.every((net) => countRules(nl, NFPROTO.IPV4, by.table, by.chain, ipToBytes(net.ip)).matching > 0);
+  const subnets = addrs.filter((a) => a.family === 4).map((a) => a.subnet!);
+  return subnets.length > 0 && subnets.every((cidr) => countRules(nl, NFPROTO.IPV4, by.table, by.chain, ` ${marksNote(cidr)}\0`).matching > 0);
 }
 
 /**

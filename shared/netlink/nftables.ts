@@ -184,7 +184,7 @@ function udataString(data: Buffer, wanted: number): string | undefined {
  * iptables-nft keeps `-m comment` either as an xt `comment` match (its info holds the text,
  * iptables 1.8.9) or as rule user data (newer releases); either way the bytes are there.
  */
-export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, chain: string, needle: string | Buffer = ""): { total: number; matching: number } {
+export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, chain: string, needle = ""): { total: number; matching: number } {
   let replies;
   try {
     replies = nl.request(`nft list chain ${table} ${chain}`, msgType(NFT_MSG_GETRULE), NLM_F.DUMP, [
@@ -196,6 +196,6 @@ export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, c
     if (isErrno(e, "ENOENT")) return { total: 0, matching: 0 };
     throw e;
   }
-  const bytes = typeof needle === "string" ? Buffer.from(needle) : needle;
-  return { total: replies.length, matching: bytes.length ? replies.filter((r) => r.data.includes(bytes)).length : replies.length };
+  const bytes = Buffer.from(needle);
+  return { total: replies.length, matching: needle ? replies.filter((r) => r.data.includes(bytes)).length : replies.length };
 }

@@ -264,15 +264,24 @@ describe("nftables backend", () => {
     expect(weftState(b.host)).toEqual(expectedMarked(pod("a", 2, false)));
     ok(call(b.host, "removePodRules", ref(A)));
 
-    // Rules for another subnet (say, the node's pod CIDR before a change): no help either.
-    for (const dir of ["saddr", "daddr"]) sh(b.host, `nft add rule ip weft-overlay forward ip ${dir} 10.9.0.0/24 meta mark set meta mark or 0x1000`);
-    ok(call(b.host, "addPodRules", a));
-    expect(weftState(b.host)).toEqual(expectedMarked(pod("a", 2, false)));
-    ok(call(b.host, "removePodRules", ref(A)));
+    // Rules the agent wrote as it does (agent/overlay-rules.ts), for a given CIDR.
+    const marking = (cidr: string) => {
+      sh(b.host, "nft flush chain ip weft-overlay forward");
+      for (const dir of ["saddr", "daddr"]) {
+        sh(b.host, `nft add rule ip weft-overlay forward ip ${dir} ${cidr} meta mark set meta mark or 0x1000 comment '"weft-overlay 0 marks ${cidr}"'`);
+      }
+    };
+    // Rules for another subnet (say, the node's pod CIDR before a change), or a wider one
+    // that starts with the same address: no help either.
+    for (const cidr of ["10.9.0.0/24", "10.1.0.0/16"]) {
+      marking(cidr);
+      ok(call(b.host, "addPodRules", a));
+      expect(weftState(b.host), cidr).toEqual(expectedMarked(pod("a", 2, false)));
+      ok(call(b.host, "removePodRules", ref(A)));
+    }
 
     // Once it marks the pod subnet, an ADD adds the IPv6 mark alone, and the pod still gets out.
-    sh(b.host, "nft flush chain ip weft-overlay forward");
-    for (const dir of ["saddr", "daddr"]) sh(b.host, `nft add rule ip weft-overlay forward ip ${dir} 10.1.0.0/24 meta mark set meta mark or 0x1000`);
+    marking("10.1.0.0/24");
     ok(call(b.host, "addPodRules", a));
     expect(weftState(b.host)).toEqual(expectedMarked(pod("a", 2, false)).filter((l) => !l.startsWith("pods4")));
     for (const dst of [OUT4, OUT6]) expect(ping(b.podA, dst), dst).toBe(true);

@@ -124,6 +124,15 @@ describe("overlay packet-filter batch", () => {
     expect(rulesTag(overlayChains({ ...spec, forwardMarks: true }))).not.toBe(tag);
   });
 
+  it("names the marked pod CIDR in each forward-mark rule's comment, after the tag", () => {
+    const chains = overlayChains({ ...spec, masquerade: false, forwardMarks: true });
+    const tag = rulesTag(chains);
+    expect(overlayBatch(chains).split("\n").filter((l) => l.startsWith("add rule"))).toEqual([
+      `add rule ip weft-overlay forward ip saddr 10.244.1.0/24 meta mark set meta mark | 0x1000 comment "${tag} marks 10.244.1.0/24"`,
+      `add rule ip weft-overlay forward ip daddr 10.244.1.0/24 meta mark set meta mark | 0x1000 comment "${tag} marks 10.244.1.0/24"`,
+    ]);
+  });
+
   it("removes the table idempotently", () => {
     expect(removeBatch()).toBe("add table ip weft-overlay\ndelete table ip weft-overlay\n");
   });
