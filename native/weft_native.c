@@ -86,8 +86,9 @@ static int write_full(int fd, const char *buf, size_t len) {
   return 0;
 }
 
-// Returns a malloc'd copy of a JS string argument, or NULL for null/undefined.
-static char *get_string(napi_env env, napi_value v, int *failed) {
+// Returns a malloc'd copy of a JS string argument, or NULL for null/undefined; its
+// length in *len when len is not NULL (the text may hold NUL bytes).
+static char *get_string(napi_env env, napi_value v, int *failed, size_t *out_len) {
   napi_valuetype t;
   *failed = 0;
   napi_typeof(env, v, &t);
@@ -105,13 +106,14 @@ static char *get_string(napi_env env, napi_value v, int *failed) {
     return NULL;
   }
   napi_get_value_string_utf8(env, v, s, len + 1, &len);
+  if (out_len) *out_len = len;
   return s;
 }
 
 // A required string argument as a malloc'd string; NULL (with a JS exception) otherwise.
-static char *required_string(napi_env env, napi_value v) {
+static char *required_string(napi_env env, napi_value v, size_t *len) {
   int failed;
-  char *s = get_string(env, v, &failed);
+  char *s = get_string(env, v, &failed, len);
   if (!failed && !s) napi_throw_type_error(env, NULL, "expected a string");
   return s;
 }
@@ -158,7 +160,7 @@ static napi_value nl_open(napi_env env, napi_callback_info info) {
   int protocol;
   if (get_int(env, argv[1], &protocol)) return NULL;
   int failed;
-  char *path = get_string(env, argv[0], &failed);
+  char *path = get_string(env, argv[0], &failed, NULL);
   if (failed) return NULL;
   int saved = -1;
   if (path) {
@@ -270,7 +272,7 @@ static napi_value fd_funlock(napi_env env, napi_callback_info info) { return do_
 static napi_value ns_enter(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (get_args(env, info, 1, argv)) return NULL;
-  char *path = required_string(env, argv[0]);
+  char *path = required_string(env, argv[0], NULL);
   if (!path) return NULL;
   const char *step;
   int saved = enter_netns(path, &step);
@@ -345,9 +347,10 @@ static napi_value write_all(napi_env env, napi_callback_info info) {
   if (get_args(env, info, 2, argv)) return NULL;
   int fd;
   if (get_int(env, argv[0], &fd)) return NULL;
-  char *text = required_string(env, argv[1]);
+  size_t len;
+  char *text = required_string(env, argv[1], &len);
   if (!text) return NULL;
-  int err = write_full(fd, text, strlen(text));
+  int err = write_full(fd, text, len);
   free(text);
   return err ? throw_errno(env, err, "write") : NULL;
 }
@@ -378,7 +381,7 @@ static napi_value fs_open(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "open: unknown mode");
     return NULL;
   }
-  char *path = required_string(env, argv[0]);
+  char *path = required_string(env, argv[0], NULL);
   if (!path) return NULL;
   int fd = open(path, flags | O_CLOEXEC, (mode_t)mode);
   int err = errno;
@@ -399,10 +402,10 @@ static napi_value path_call(napi_env env, napi_callback_info info, enum path_op 
   char *other = NULL;
   if (op == OP_MKDIR || op == OP_ACCESS) {
     if (get_int(env, argv[1], &n)) return NULL;
-  } else if (op == OP_RENAME && !(other = required_string(env, argv[1]))) {
+  } else if (op == OP_RENAME && !(other = required_string(env, argv[1], NULL))) {
     return NULL;
   }
-  char *path = required_string(env, argv[0]);
+  char *path = required_string(env, argv[0], NULL);
   if (!path) {
     free(other);
     return NULL;
@@ -438,7 +441,7 @@ static napi_value fs_realpath(napi_env env, napi_callback_info info) { return pa
 static napi_value fs_readdir(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (get_args(env, info, 1, argv)) return NULL;
-  char *path = required_string(env, argv[0]);
+  char *path = required_string(env, argv[0], NULL);
   if (!path) return NULL;
   DIR *d = opendir(path);
   int err = errno;
@@ -477,7 +480,7 @@ static char **get_strings(napi_env env, napi_value arr, const char *first) {
     napi_value e;
     int failed;
     napi_get_element(env, arr, i, &e);
-    v[at + i] = get_string(env, e, &failed);
+    v[at + i] = get_string(env, e, &failed, NULL);
     if (failed || !v[at + i]) {
       for (size_t k = 0; k < at + i; k++) free(v[k]);
       free(v);
@@ -504,9 +507,10 @@ static void free_strings(char **v) {
 static napi_value spawn_child(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   if (get_args(env, info, 4, argv)) return NULL;
-  char *file = required_string(env, argv[0]);
+  char *file = required_string(env, argv[0], NULL);
   char **args = file ? get_strings(env, argv[1], file) : NULL;
-  char *input = args ? required_string(env, argv[2]) : NULL;
+  size_t len = 0;
+  char *input = args ? required_string(env, argv[2], &len) : NULL;
   char **envp = input ? get_strings(env, argv[3], NULL) : NULL;
   if (!envp) {
     free(file), free_strings(args), free(input);
@@ -552,7 +556,6 @@ static napi_value spawn_child(napi_env env, napi_callback_info info) {
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
   pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  size_t len = strlen(input);
   if (len > 65536) fcntl(in[1], F_SETPIPE_SZ, (int)(len < (1 << 20) ? len : (1 << 20)));
   write_full(in[1], input, len); // EPIPE: it exited without reading; reap() reports how
   close(in[1]);

@@ -40,6 +40,9 @@ describe("shared/fs", () => {
     expect(statSync(f).mode & 0o777).toBe(0o600);
     writeText(f, "short");
     expect(readText(f)).toBe("short");
+    // Text is written whole, NUL bytes included.
+    writeText(f, "a\0b");
+    expect(readFileSync(f, "utf8")).toBe("a\0b");
   });
 
   it("wx refuses an existing file; errors carry the errno name and the path", () => {
