@@ -92,10 +92,15 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
   return {
     discard() {
       for (const [sock] of watched) {
-        try {
-          sock.pending();
-        } catch {
-          // ENOBUFS: dropped anyway
+        // ENOBUFS (the dropped ones are dropped anyway) comes before what is still queued:
+        // read on past it, or the agent's own notifications would trigger the next poll.
+        for (;;) {
+          try {
+            sock.pending();
+            break;
+          } catch (e) {
+            if (!isErrno(e, "ENOBUFS")) break;
+          }
         }
       }
     },

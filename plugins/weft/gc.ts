@@ -72,10 +72,11 @@ export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; fa
       () => {
         const now = loadAttachment(conf, a.containerID, a.ifname);
         if (now?.netns !== a.saved!.netns) return;
-        delAttachment(conf, { ...a, saved: now });
         // The agent runs with its own PATH, which may have had `nft` where the plugin's,
-        // on the host, did not: the iptables fallback's rules go too.
+        // on the host, did not: the iptables fallback's rules go too. Before the DEL, which
+        // forgets the attachment last: a failure here leaves it for the next pass.
         removeFallbackPodRules({ network: conf.name, containerId: a.containerID, ifname: a.ifname });
+        delAttachment(conf, { ...a, saved: now });
         removed.push(a);
       },
       label(a),
