@@ -7,7 +7,7 @@
 // deletion committed just before by anyone in the netns; see shared/firewall/nft.ts.)
 import { isErrno } from "../errno";
 import { attr, cstr, eachAttr, nfgenmsg, strz } from "./encoding";
-import { NETLINK_NETFILTER, NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
+import { NETLINK_NETFILTER, NLM_F, NetlinkSocket, withSocket, type NetlinkMessage } from "./socket";
 
 /** nfgenmsg.nfgen_family values. */
 export const NFPROTO = { INET: 1, IPV4: 2, IPV6: 10 } as const;
@@ -50,14 +50,9 @@ export function openNetfilter(): NetlinkSocket {
   return NetlinkSocket.open(undefined, NETLINK_NETFILTER);
 }
 
-/** Runs `fn` with a netfilter socket, closing it afterwards. */
+/** Runs `fn` with a netfilter socket in the caller's netns, closing it afterwards. */
 export function withNetfilter<T>(fn: (nl: NetlinkSocket) => T): T {
-  const nl = openNetfilter();
-  try {
-    return fn(nl);
-  } finally {
-    nl.close();
-  }
+  return withSocket(undefined, fn, NETLINK_NETFILTER);
 }
 
 const str = (type: number, s: string): Buffer => attr(type, strz(s));
@@ -184,7 +179,7 @@ function udataString(data: Buffer, wanted: number): string | undefined {
  * iptables-nft keeps `-m comment` either as an xt `comment` match (its info holds the text,
  * iptables 1.8.9) or as rule user data (newer releases); either way the bytes are there.
  */
-export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, chain: string, needle = ""): { total: number; matching: number } {
+export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, chain: string, needle: string): { total: number; matching: number } {
   let replies;
   try {
     replies = nl.request(`nft list chain ${table} ${chain}`, msgType(NFT_MSG_GETRULE), NLM_F.DUMP, [
@@ -197,5 +192,5 @@ export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, c
     throw e;
   }
   const bytes = Buffer.from(needle);
-  return { total: replies.length, matching: needle ? replies.filter((r) => r.data.includes(bytes)).length : replies.length };
+  return { total: replies.length, matching: replies.filter((r) => r.data.includes(bytes)).length };
 }

@@ -124,9 +124,12 @@ export class NetlinkSocket {
   }
 }
 
-/** Runs `fn` with a socket in `netnsPath` (or the current netns), closing it afterwards. */
-export function withSocket<T>(netnsPath: string | undefined, fn: (nl: NetlinkSocket) => T): T {
-  const nl = NetlinkSocket.open(netnsPath);
+/**
+ * Runs `fn` with a socket in `netnsPath` (or the current netns), closing it afterwards;
+ * rtnetlink unless `protocol` says otherwise.
+ */
+export function withSocket<T>(netnsPath: string | undefined, fn: (nl: NetlinkSocket) => T, protocol?: number): T {
+  const nl = NetlinkSocket.open(netnsPath, protocol);
   try {
     return fn(nl);
   } finally {
