@@ -1,5 +1,15 @@
 // Running code inside another network namespace.
 import { native } from "../native/index";
+import { isErrno } from "./errno";
+
+/**
+ * Whether `e`, from opening the netns at a path, says the namespace is gone: its file was
+ * removed (ENOENT), or the mount point no longer holds a namespace (EINVAL). The kernel
+ * destroyed its interfaces with it.
+ */
+export function isNetnsGone(e: unknown): boolean {
+  return isErrno(e, "ENOENT") || isErrno(e, "EINVAL");
+}
 
 /**
  * Runs `fn` with the calling thread switched into the netns at `path`, then switches

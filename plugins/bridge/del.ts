@@ -2,10 +2,10 @@
 // even when the netns is already gone: the rules are found by the released IPs (or the
 // prevResult, or the container ID), never by looking inside the netns.
 import type { PluginContext } from "../../shared/cni/skeleton";
-import { isErrno } from "../../shared/errno";
 import { removePodRules } from "../../shared/firewall/index";
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { withSocket } from "../../shared/netlink/socket";
+import { isNetnsGone } from "../../shared/netns";
 import { ipamCallOf, ipamDel } from "../../ipam/index";
 import type { BridgeConf } from "./config";
 
@@ -24,8 +24,7 @@ function deleteVeth(netns: string, ifname: string): void {
     // Deleting the container end removes the host end too.
     withSocket(netns, (nl) => deleteLinkByName(nl, ifname));
   } catch (e) {
-    // The netns is gone (ENOENT) or its mount point no longer holds one (EINVAL): the
-    // kernel destroyed the veth with it.
-    if (!isErrno(e, "ENOENT") && !isErrno(e, "EINVAL")) throw e;
+    // The kernel destroyed the veth with the netns.
+    if (!isNetnsGone(e)) throw e;
   }
 }

@@ -1,9 +1,9 @@
 // loopback: brings `lo` up in the container (containerd requires this plugin).
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { Plugin } from "../../shared/cni/skeleton";
-import { isErrno } from "../../shared/errno";
 import { getLinkByName, setLinkUp, type Link } from "../../shared/netlink/link";
 import { withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
+import { isNetnsGone } from "../../shared/netns";
 
 interface LoopbackConf {
   cniVersion: string;
@@ -38,7 +38,7 @@ export const loopback: Plugin<LoopbackConf> = {
       withSocket(env.netns, (nl) => setLinkUp(nl, lo(nl, env.netns).index, false));
     } catch (e) {
       // DEL is best effort: a netns already gone needs no loopback taken down.
-      if (!isErrno(e, "ENOENT") && !isErrno(e, "EINVAL")) throw e;
+      if (!isNetnsGone(e)) throw e;
     }
   },
   check: ({ env }) =>
