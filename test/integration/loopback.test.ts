@@ -1,0 +1,33 @@
+// The loopback plugin, compiled, in real network namespaces.
+import { expect, it } from "vitest";
+import { deleteNetns, inNs, ipJson, ping } from "../helpers/netns";
+import { addPod, call, type Node, useNode } from "../helpers/pods";
+
+let node: Node;
+useNode((n) => (node = n));
+
+const conf = { cniVersion: "1.0.0", name: "lo-test", type: "loopback" };
+const loUp = (ns: string): boolean => ipJson<Array<{ flags: string[] }>>(ns, "link", "show", "lo")[0]!.flags.includes("UP");
+
+it("brings lo up on ADD, checks it, takes it down on DEL, and DELs a netns already gone", () => {
+  const pod = addPod(node, conf, { plugin: "loopback", ifname: "lo" });
+  expect(pod.reply.code, pod.reply.stdout).toBe(0);
+  expect(pod.reply.json!["ips"]).toEqual([
+    { address: "127.0.0.1/8", interface: 0 },
+    { address: "::1/128", interface: 0 },
+  ]);
+  expect(loUp(pod.ns)).toBe(true);
+  expect(ping(pod.ns, "127.0.0.1")).toBe(true);
+
+  const base = { plugin: "loopback", conf, containerId: pod.id, netns: pod.path, ifname: "lo" };
+  const check = () => call(node, { ...base, command: "CHECK", conf: { ...conf, prevResult: pod.reply.json } });
+  expect(check().code).toBe(0);
+  inNs(pod.ns, "ip", "link", "set", "lo", "down");
+  expect(check().code).not.toBe(0);
+
+  inNs(pod.ns, "ip", "link", "set", "lo", "up");
+  expect(call(node, { ...base, command: "DEL" }).code).toBe(0);
+  expect(loUp(pod.ns)).toBe(false);
+  deleteNetns(pod.ns);
+  expect(call(node, { ...base, command: "DEL" }).code).toBe(0);
+});
