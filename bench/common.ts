@@ -28,7 +28,6 @@ export function progress(line: string): void {
   writeSync(2, `  … ${line}\n`);
 }
 
-
 /**
  * The environment a runtime gives a plugin. Node's start-up with NODE_EXTRA_CA_CERTS is not
  * what we measure, and plugins don't need it; TMPDIR is where weft's executable unpacks its

@@ -15,7 +15,6 @@ const PREFIX = `wbp${process.pid.toString(36)}`;
 const made: string[] = [];
 const dirs: string[] = [];
 
-
 function netns(role: string): string {
   const name = `${PREFIX}-${role}`;
   run("ip", "netns", "add", name);

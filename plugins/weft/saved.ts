@@ -42,7 +42,6 @@ export function loadAttachment(conf: WeftConf, containerId: string, ifname: stri
   return "delegate" in v ? (v as unknown as Saved) : { delegate: v };
 }
 
-
 export function saveDelegate(conf: WeftConf, containerId: string, ifname: string, netns: string, delegate: Record<string, unknown>): void {
   const saved: Saved = { netns, delegate };
   replaceFile(file(conf, containerId, ifname), (tmp) => writeText(tmp, JSON.stringify(saved)));

@@ -30,7 +30,6 @@ import {
 import { join } from "node:path";
 import { sleep } from "../../lab/exec";
 
-
 function run(cmd: string, args: string[], input?: string): { ok: boolean; out: string; err: string } {
   const r = spawnSync(cmd, args, { encoding: "utf8", input, timeout: 30_000 });
   return { ok: r.status === 0, out: r.stdout ?? "", err: (r.stderr ?? "") + (r.error ? String(r.error) : "") };

@@ -406,10 +406,8 @@ describe("weft agent --nodes FILE", () => {
     writeNodes([n1!, n2!]);
     // A resync far away: what happens below is the agents acting on nftables notifications.
     for (const n of [n1!, n2!]) startAgent(n, ["--resync", "600"]);
-    const [p1, p2] = (await Promise.all([n1!, n2!].map(async (n, i) => weftPod(n, await weftConf(n), `fwd-${i}`)))) as [
-      { ns: string; ip: string },
-      { ns: string; ip: string },
-    ];
+    const [c1, c2] = [await weftConf(n1!), await weftConf(n2!)];
+    const [p1, p2] = [weftPod(n1!, c1, "fwd-0"), weftPod(n2!, c2, "fwd-1")];
     expect(ping(p1.ns, p2.ip)).toBe(true);
 
     // What Docker does when it starts: the pods were wired before, under ACCEPT.
@@ -426,7 +424,7 @@ describe("weft agent --nodes FILE", () => {
     expect(ping(p1.ns, p2.ip)).toBe(true);
 
     // A pod added now gets no rule of its own: the agent's marks cover the whole pod CIDR.
-    const late = weftPod(n1!, await weftConf(n1!), "fwd-late");
+    const late = weftPod(n1!, c1, "fwd-late");
     expect(nsTry(n1!.ns, "nft", "list", "table", "inet", "weft").ok).toBe(false);
     expect(ping(late.ns, p2.ip)).toBe(true);
 
@@ -438,7 +436,7 @@ describe("weft agent --nodes FILE", () => {
     // DROP again with node1's agent down (or behind): a pod added now marks itself.
     await stopAgent(agents[0]!);
     inNs(n1!.ns, "iptables", "-P", "FORWARD", "DROP");
-    const alone = weftPod(n1!, await weftConf(n1!), "fwd-alone");
+    const alone = weftPod(n1!, c1, "fwd-alone");
     expect(inNs(n1!.ns, "nft", "list", "set", "inet", "weft", "pods4")).toContain(alone.ip);
     expect(ping(alone.ns, p2.ip)).toBe(true);
     expect(ping(p1.ns, p2.ip, 1)).toBe(false); // an older pod, not marked by anyone now

@@ -4,6 +4,8 @@
 // spawn, the iptables fallback, and failures.
 import { spawnSync } from "node:child_process";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { overlayBatch, overlayChains } from "../../agent/overlay-rules";
+import { OVERLAY_FORWARD_CHAIN, OVERLAY_TABLE } from "../../shared/firewall/common";
 import {
   type Bench,
   bundleFirewall,
@@ -256,7 +258,7 @@ describe("nftables backend", () => {
   });
 
   test("under DROP, a pod whose IPv4 traffic a given chain marks (the weft agent's) gets only its IPv6 mark", () => {
-    const a = { ...pod("a", 2, false), markedBy: { table: "weft-overlay", chain: "forward" } };
+    const a = { ...pod("a", 2, false), markedBy: { table: OVERLAY_TABLE, chain: OVERLAY_FORWARD_CHAIN } };
     dropForward(b.host);
     // The chain exists but marks nothing yet (an agent that has not caught up): no help.
     sh(b.host, "nft add table ip weft-overlay && nft add chain ip weft-overlay forward '{ type filter hook forward priority filter - 1; }'");
@@ -264,12 +266,10 @@ describe("nftables backend", () => {
     expect(weftState(b.host)).toEqual(expectedMarked(pod("a", 2, false)));
     ok(call(b.host, "removePodRules", ref(A)));
 
-    // Rules the agent wrote as it does (agent/overlay-rules.ts), for a given CIDR.
+    // The agent's own table, marking a given CIDR.
     const marking = (cidr: string) => {
-      sh(b.host, "nft flush chain ip weft-overlay forward");
-      for (const dir of ["saddr", "daddr"]) {
-        sh(b.host, `nft add rule ip weft-overlay forward ip ${dir} ${cidr} meta mark set meta mark or 0x1000 comment '"weft-overlay 0 marks ${cidr}"'`);
-      }
+      const batch = overlayBatch(overlayChains({ podCIDR: cidr, clusterCIDR: cidr, masquerade: false, forwardMarks: true }));
+      sh(b.host, `nft -f - <<'EOF'\n${batch}EOF`);
     };
     // Rules for another subnet (say, the node's pod CIDR before a change), or a wider one
     // that starts with the same address: no help either.
