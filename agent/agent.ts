@@ -80,14 +80,6 @@ export class Agent {
   }
 
   start(): void {
-    this.source.start(
-      (s) => {
-        this.snapshot = s;
-        this.trigger();
-      },
-      (m) => this.log(m),
-    );
-    this.ticker = setInterval(() => this.trigger(), this.o.resyncSeconds * 1000);
     // Our device, its entries, our routes or our nftables table changed by hand, or the
     // FORWARD policy switched: acted on now, not at the next tick.
     const watched = {
@@ -101,7 +93,16 @@ export class Agent {
         { family: NFPROTO.IPV4, table: "filter", chain: "FORWARD" },
       ],
     };
+    // First: if it cannot start, nothing else has, and no timer keeps the process alive.
     this.kernel = watchKernel(watched, () => this.trigger(), (m) => this.log(m));
+    this.source.start(
+      (s) => {
+        this.snapshot = s;
+        this.trigger();
+      },
+      (m) => this.log(m),
+    );
+    this.ticker = setInterval(() => this.trigger(), this.o.resyncSeconds * 1000);
   }
 
   /** Stops watching and ticking; the dataplane stays as it is. */

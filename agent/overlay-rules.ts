@@ -83,11 +83,10 @@ export function rulesTag(chains: Chain[]): string {
 export function overlayBatch(chains: Chain[]): string {
   const tag = rulesTag(chains);
   const t = `${FAMILY} ${OVERLAY_TABLE}`;
+  // Removing the table and making it anew, in one transaction: atomic for the packet
+  // path, and a chain no longer wanted goes with it.
   return [
-    `add table ${t}`,
-    // Deleting the table and making it anew, in one transaction: atomic for the packet
-    // path, and a chain no longer wanted goes with it.
-    `delete table ${t}`,
+    removeBatch().trimEnd(),
     `add table ${t}`,
     ...chains.flatMap((c) => {
       const comment = c.note ? `${tag} ${c.note}` : tag;

@@ -2,5 +2,5 @@
 // compiled executable, on every plugin call.
 
 export function randomBytes(n: number): Buffer {
-  return Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(n)));
+  return globalThis.crypto.getRandomValues(Buffer.alloc(n));
 }
