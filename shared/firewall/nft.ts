@@ -69,14 +69,15 @@ const DECLARE = [
 ];
 
 // Flushed and refilled by every full ADD batch (atomically: no packet sees them empty).
+// Spelled out: every plugin call loads this module, and flatMap/map here would cost each
+// ~0.2 ms of cold JSC built-ins.
 const BASE_CHAINS = [
   `add chain ${T} forward { ${FORWARD_HOOK} }`,
   `flush chain ${T} forward`,
-  ...([4, 6] as const).flatMap((f) =>
-    ["saddr", "daddr"].map(
-      (dir) => `add rule ${T} forward ${ipv(f)} ${dir} @pods${f} ${MARK_POD}`,
-    ),
-  ),
+  `add rule ${T} forward ip saddr @pods4 ${MARK_POD}`,
+  `add rule ${T} forward ip daddr @pods4 ${MARK_POD}`,
+  `add rule ${T} forward ip6 saddr @pods6 ${MARK_POD}`,
+  `add rule ${T} forward ip6 daddr @pods6 ${MARK_POD}`,
   `add chain ${T} postrouting { ${POSTROUTING_HOOK} }`,
   `flush chain ${T} postrouting`,
   `add rule ${T} postrouting ip saddr vmap @masq4`,

@@ -1,6 +1,6 @@
 // Links: look-up, creation (veth, bridge, vxlan), and the few attributes weft changes.
 import { isErrno } from "../errno";
-import { attr, cstr, eachAttr, ifinfomsg, strz, u32 } from "./encoding";
+import { attr, attrMap, cstr, ifinfomsg, strz, u32 } from "./encoding";
 import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWLINK = 16;
@@ -44,7 +44,10 @@ export interface Link {
 }
 
 export function formatMac(b: Buffer): string {
-  return [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
+  // A loop: spreading a Buffer into map() costs every ADD ~0.3 ms of cold JSC built-ins.
+  let s = "";
+  for (let i = 0; i < b.length; i++) s += `${i ? ":" : ""}${b[i]! < 16 ? "0" : ""}${b[i]!.toString(16)}`;
+  return s;
 }
 
 export function parseMac(s: string): Buffer {
@@ -124,7 +127,7 @@ function toLink(m: NetlinkMessage): Link {
   if (master) link.master = master;
   const linkinfo = a.get(IFLA_LINKINFO);
   if (linkinfo) {
-    const info = new Map(eachAttr(linkinfo));
+    const info = attrMap(linkinfo);
     const kind = info.get(IFLA_INFO_KIND);
     const data = info.get(IFLA_INFO_DATA);
     const slaveData = info.get(IFLA_INFO_SLAVE_DATA);

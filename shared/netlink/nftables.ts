@@ -6,7 +6,7 @@
 // (Closing this socket, like any netfilter netlink socket, waits for the grace period of a
 // deletion committed just before by anyone in the netns; see shared/firewall/nft.ts.)
 import { isErrno } from "../errno";
-import { attr, cstr, eachAttr, nfgenmsg, strz } from "./encoding";
+import { attr, attrList, attrMap, cstr, nfgenmsg, strz } from "./encoding";
 import { NETLINK_NETFILTER, NLM_F, NetlinkSocket, withSocket, type NetlinkMessage } from "./socket";
 
 /** nfgenmsg.nfgen_family values. */
@@ -150,11 +150,11 @@ export function listElements(nl: NetlinkSocket, family: NfFamily, table: string,
   for (const reply of replies) {
     const list = nfgenmsg.attrs(reply.data).get(NFTA_SET_ELEM_LIST_ELEMENTS);
     if (!list) continue;
-    for (const [type, item] of eachAttr(list)) {
+    for (const [type, item] of attrList(list)) {
       if (type !== NFTA_LIST_ELEM) continue;
-      const elem = new Map(eachAttr(item));
+      const elem = attrMap(item);
       const key = elem.get(NFTA_SET_ELEM_KEY);
-      const value = key && new Map(eachAttr(key)).get(NFTA_DATA_VALUE);
+      const value = key && attrMap(key).get(NFTA_DATA_VALUE);
       if (!value) continue;
       const udata = elem.get(NFTA_SET_ELEM_USERDATA);
       const comment = udata && udataString(udata, NFTNL_UDATA_SET_ELEM_COMMENT);

@@ -1,7 +1,7 @@
 // A synchronous netlink request/response channel over the native transport: frames
 // requests, matches replies by sequence number and turns NLMSG_ERROR into errors.
 // Payloads are encoded by the callers, with ./encoding.
-import { align4, cstr, eachAttr, nlmsghdr } from "./encoding";
+import { align4, attrList, cstr, nlmsghdr } from "./encoding";
 import { native } from "../../native/index";
 
 export const NLM_F = {
@@ -46,14 +46,16 @@ export interface NetlinkMessage {
   data: Buffer;
 }
 
-/** The messages of one received datagram. */
-function* messages(buf: Buffer): Generator<NetlinkMessage> {
+/** The messages of one received datagram (a list, not a generator: see ./encoding). */
+function messages(buf: Buffer): NetlinkMessage[] {
+  const out: NetlinkMessage[] = [];
   for (let off = 0; off + nlmsghdr.size <= buf.length; ) {
     const { len, type, flags, seq } = nlmsghdr.parse(buf.subarray(off));
     if (len < nlmsghdr.size || off + len > buf.length) throw new Error(`malformed netlink message (length ${len} at ${off})`);
-    yield { type, flags, seq, data: buf.subarray(off + nlmsghdr.size, off + len) };
+    out.push({ type, flags, seq, data: buf.subarray(off + nlmsghdr.size, off + len) });
     off += align4(len);
   }
+  return out;
 }
 
 /** The extended-ack text: nlmsgerr is errno, the request's header (and payload unless capped), then TLVs. */
@@ -61,7 +63,7 @@ function errorText(msg: NetlinkMessage): string {
   if (!(msg.flags & NLM_F_ACK_TLVS)) return "";
   const reqLen = msg.data.readUInt32LE(4);
   const tlvOffset = 4 + (msg.flags & NLM_F_CAPPED ? nlmsghdr.size : reqLen);
-  for (const [type, data] of eachAttr(msg.data.subarray(tlvOffset))) {
+  for (const [type, data] of attrList(msg.data.subarray(tlvOffset))) {
     if (type === NLMSGERR_ATTR_MSG) return cstr(data);
   }
   return "";
@@ -103,7 +105,8 @@ export class NetlinkSocket {
   request(op: string, type: number, flags: number, payload: Uint8Array[]): NetlinkMessage[] {
     const seq = (this.seq = (this.seq + 1) & 0x7fffffff);
     // Headers are multiples of 4 bytes and attr() pads, so the payload is aligned.
-    const len = payload.reduce((n, p) => n + p.length, nlmsghdr.size);
+    let len = nlmsghdr.size;
+    for (const p of payload) len += p.length;
     const header = nlmsghdr.format({ len, type, flags: NLM_F.REQUEST | NLM_F.ACK | flags, seq });
     native.nlSend(this.fd, Buffer.concat([header, ...payload], len));
     const replies: NetlinkMessage[] = [];

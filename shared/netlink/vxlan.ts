@@ -2,7 +2,7 @@
 // device's parameters back so a reconciler can tell a correct device from one somebody
 // (or an older weft) configured differently.
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
-import { attr, be16, eachAttr, u32, u8 } from "./encoding";
+import { attr, attrMap, be16, u32, u8 } from "./encoding";
 import { createLink, type Link } from "./link";
 import type { NetlinkSocket } from "./socket";
 
@@ -66,7 +66,7 @@ export function createVxlan(nl: NetlinkSocket, name: string, s: VxlanSpec): void
 export function vxlanInfo(link: Link): VxlanInfo | null {
   if (link.kind !== "vxlan") return null;
   if (!link.infoData) return {};
-  const x = new Map(eachAttr(link.infoData));
+  const x = attrMap(link.infoData);
   const id = x.get(IFLA_VXLAN_ID);
   const local = x.get(IFLA_VXLAN_LOCAL);
   const dev = x.get(IFLA_VXLAN_LINK);
