@@ -225,6 +225,7 @@ export function ipFromBytes(bytes: Uint8Array): IP {
     throw new RangeError(`an IP address is 4 or 16 bytes, not ${bytes.length}`);
   }
   let value = 0n;
-  for (const b of bytes) value = (value << 8n) | BigInt(b);
+  // Indexed: for-of over a typed array runs JSC's iterator built-ins (~0.3 ms cold per call of a plugin).
+  for (let i = 0; i < bytes.length; i++) value = (value << 8n) | BigInt(bytes[i]!);
   return { family: bytes.length === 4 ? 4 : 6, value };
 }

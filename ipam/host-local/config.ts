@@ -119,22 +119,26 @@ function rangesOverlap(a: Range, b: Range): boolean {
 function canonicalRangeSet(raw: RawRange[], where: string, itemWhere = (i: number) => `${where}[${i}]`): RangeSet {
   const set = raw.map((r, i) => canonicalRange(r, itemWhere(i)));
   const family = set[0]?.subnet.ip.family;
-  if (set.some((r) => r.subnet.ip.family !== family)) invalid(`${where}: a range set must not mix IPv4 and IPv6`);
-  set.forEach((a, i) =>
-    set.slice(i + 1).forEach((b) => {
-      if (rangesOverlap(a, b)) invalid(`${where}: ranges ${rangeString(a)} and ${rangeString(b)} overlap`);
-    }),
-  );
+  // Pairwise loops (here and below): every plugin call parses its config, and some/forEach
+  // would cost it their cold JSC built-ins.
+  for (const r of set) if (r.subnet.ip.family !== family) invalid(`${where}: a range set must not mix IPv4 and IPv6`);
+  for (let i = 0; i < set.length; i++) {
+    for (let j = i + 1; j < set.length; j++) {
+      if (rangesOverlap(set[i]!, set[j]!)) invalid(`${where}: ranges ${rangeString(set[i]!)} and ${rangeString(set[j]!)} overlap`);
+    }
+  }
   return set;
 }
 
 // Range sets are checked pairwise, as the reference does, so its message stays the same.
 function checkSetsDisjoint(sets: readonly RangeSet[]): void {
-  sets.forEach((a, i) =>
-    sets.slice(i + 1).forEach((b, k) => {
-      if (a.some((ra) => b.some((rb) => rangesOverlap(ra, rb)))) invalid(`range set ${i} overlaps with ${i + k + 1}`);
-    }),
-  );
+  for (let i = 0; i < sets.length; i++) {
+    for (let j = i + 1; j < sets.length; j++) {
+      for (const ra of sets[i]!) {
+        for (const rb of sets[j]!) if (rangesOverlap(ra, rb)) invalid(`range set ${i} overlaps with ${j}`);
+      }
+    }
+  }
 }
 
 // Route attributes of spec 1.1.0, copied through; unknown keys are dropped.
