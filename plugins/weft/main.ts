@@ -1,10 +1,9 @@
 // The weft plugin: a pod on this node's slice of the overlay. It runs bridge and
 // host-local in-process with the subnet the agent wrote; the agent does the rest
-// (VXLAN routes to other nodes, masquerade to the outside).
+// (VXLAN routes to other nodes, masquerade to the outside). The bridge's ADD and CHECK
+// modules load only for those verbs, as in the bridge plugin.
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { Plugin } from "../../shared/cni/skeleton";
-import { add as bridgeAdd } from "../bridge/add";
-import { check as bridgeCheck } from "../bridge/check";
 import { delegateConf, parseWeftConf, readSubnet, subnetPath, type WeftConf } from "./config";
 import { bridgeContext, delegateDel } from "./delegate";
 import { collect } from "./gc";
@@ -18,13 +17,14 @@ export const weft: Plugin<WeftConf> = {
   name: "weft",
   knownArgs: ["MAC", "IP"],
   parseConfig: (raw) => parseWeftConf(raw),
-  add: (ctx) => {
+  add: async (ctx) => {
     const subnet = readSubnet(ctx.conf);
     if (!subnet) throw notReady(ctx.conf);
     const delegate = delegateConf(ctx.conf, subnet, ctx.raw);
     // Saved first: a DEL after a failed or interrupted ADD must find what to undo.
     saveDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname, ctx.env.netns, delegate);
     try {
+      const { add: bridgeAdd } = await import("../bridge/add");
       return bridgeAdd(bridgeContext(ctx, delegate));
     } catch (e) {
       forgetDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
@@ -41,7 +41,8 @@ export const weft: Plugin<WeftConf> = {
     if (!delegate) return;
     delegateDel(ctx, delegate);
   },
-  check: (ctx) => {
+  check: async (ctx) => {
+    const { check: bridgeCheck } = await import("../bridge/check");
     const delegate = loadDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
     if (!delegate) throw new CniError(ErrorCode.Internal, `no saved attachment for ${ctx.env.containerId}/${ctx.env.ifname}`);
     bridgeCheck(bridgeContext(ctx, delegate));
