@@ -33,7 +33,6 @@ export function install(o: InstallOptions): void {
   writeSync(1, `installed ${exe} and ${o.pluginNames.join(", ")}\n`);
   if (o.conf !== undefined && text !== undefined) {
     const target = join(o.confDir, basename(o.conf));
-    writeFileAtomic(target, text);
-    writeSync(1, `installed ${target}\n`);
+    writeSync(1, writeFileAtomic(target, text) ? `installed ${target}\n` : `${target} unchanged\n`);
   }
 }
