@@ -25,7 +25,7 @@ export const weft: Plugin<WeftConf> = {
     saveDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname, ctx.env.netns, delegate);
     try {
       const { add: bridgeAdd } = await import("../bridge/add");
-      return bridgeAdd(bridgeContext(ctx, delegate));
+      return await bridgeAdd(bridgeContext(ctx, delegate));
     } catch (e) {
       forgetDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
       throw e;
@@ -42,9 +42,9 @@ export const weft: Plugin<WeftConf> = {
     delegateDel(ctx, delegate);
   },
   check: async (ctx) => {
-    const { check: bridgeCheck } = await import("../bridge/check");
     const delegate = loadDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
     if (!delegate) throw new CniError(ErrorCode.Internal, `no saved attachment for ${ctx.env.containerId}/${ctx.env.ifname}`);
+    const { check: bridgeCheck } = await import("../bridge/check");
     bridgeCheck(bridgeContext(ctx, delegate));
   },
   status: ({ conf }) => {

@@ -131,9 +131,10 @@ export function be16(n: number): Buffer {
 
 /** A NUL-terminated string, as the kernel expects names and kinds. */
 export function strz(s: string): Buffer {
-  const b = Buffer.alloc(Buffer.byteLength(s) + 1);
-  b.write(s);
-  return b;
+  // Sized for the worst case (3 bytes per UTF-16 unit) and cut to what write() wrote, so
+  // the NUL follows exactly the bytes written, whatever a separate length count would say.
+  const b = Buffer.alloc(s.length * 3 + 1);
+  return b.subarray(0, b.write(s) + 1);
 }
 
 /** The text of a NUL-terminated (or NUL-padded) string attribute. */

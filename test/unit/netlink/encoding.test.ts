@@ -9,6 +9,8 @@ describe("strz / cstr", () => {
     expect([...strz("eth0")]).toEqual([0x65, 0x74, 0x68, 0x30, 0]);
     expect([...strz("é")]).toEqual([0xc3, 0xa9, 0]);
     expect([...strz("")]).toEqual([0]);
+    // A lone surrogate (JSON allows one) becomes U+FFFD, the NUL still last.
+    expect([...strz("\ud800x")]).toEqual([0xef, 0xbf, 0xbd, 0x78, 0]);
     expect(cstr(strz("vé0"))).toBe("vé0");
   });
 });
