@@ -36,6 +36,16 @@ const impls: Impl[] = [
   { label: "reference", dir: GO },
 ];
 
+/**
+ * The implementations with their index, in an order that alternates from round to round:
+ * a call can be slowed by what the one before it left the kernel to finish (a DEL's RCU
+ * work, say), so neither side always follows the other.
+ */
+const inTurn = (round: number): Array<[number, Impl]> => {
+  const order = [...impls.entries()];
+  return round % 2 ? order.reverse() : order;
+};
+
 /** Runs a plugin inside the host netns `host` and returns its wall time in ms. */
 function timed(impl: Impl, host: string, command: string, id: string, ns: string, conf: object): number {
   const t = process.hrtime.bigint();
@@ -71,11 +81,11 @@ function execOverhead(host: string): number {
 function benchVersion(): [number, number] {
   const res = impls.map(() => [] as number[]);
   for (let i = 0; i < RUNS * 2; i++) {
-    impls.forEach((impl, k) => {
+    for (const [k, impl] of inTurn(i)) {
       const t = process.hrtime.bigint();
       spawnSync(join(impl.dir, "bridge"), [], { env: { ...baseEnv(), CNI_COMMAND: "VERSION" }, input: "" });
       res[k]!.push(Number(process.hrtime.bigint() - t) / 1e6);
-    });
+    }
   }
   return [median(res[0]!), median(res[1]!)];
 }
@@ -86,7 +96,7 @@ interface AddDel {
   both: [number, number];
 }
 
-/** Medians of ADD, DEL and ADD+DEL for each implementation, the two interleaved call by call. */
+/** Medians of ADD, DEL and ADD+DEL for each implementation, the two interleaved pod by pod. */
 function benchAddDel(host: string, pod: string, ipMasq: boolean, overhead: number): AddDel {
   const res = impls.map(() => ({ add: [] as number[], del: [] as number[], both: [] as number[] }));
   const confs = impls.map((impl, k) => {
@@ -95,14 +105,14 @@ function benchAddDel(host: string, pod: string, ipMasq: boolean, overhead: numbe
     return bridgeConf(impl, ipMasq, `10.${120 + k}.0.0/24`, dir);
   });
   for (let i = 0; i < RUNS; i++) {
-    impls.forEach((impl, k) => {
+    for (const [k, impl] of inTurn(i)) {
       const id = `bench-${i}`;
       const add = timed(impl, host, "ADD", id, pod, confs[k]!) - overhead;
       const del = timed(impl, host, "DEL", id, pod, confs[k]!) - overhead;
       res[k]!.add.push(add);
       res[k]!.del.push(del);
       res[k]!.both.push(add + del);
-    });
+    }
   }
   const pair = (key: keyof AddDel): [number, number] => [median(res[0]![key]), median(res[1]![key])];
   return { add: pair("add"), del: pair("del"), both: pair("both") };
