@@ -17,7 +17,7 @@ const RTNLGRP_NEIGH = 3;
 const RTNLGRP_IPV4_ROUTE = 7;
 const POLL_MS = 200;
 
-/** What the agent owns, as notifications name it. */
+/** What the agent owns or depends on (iptables' filter FORWARD), as notifications name it. */
 export interface Watched {
   /** the VXLAN device's name */
   device: string;

@@ -1,5 +1,5 @@
 // The overlay's packet-filter rules, in one nftables table of its own, `ip weft-overlay`,
-// written as one `nft -f -` batch that flushes and refills it, so no packet ever sees it
+// written as one `nft -f -` batch that deletes and re-adds it, so no packet ever sees it
 // half-built:
 // - masquerade (--masquerade): traffic from this node's pods to anything outside the
 //   cluster CIDR leaves with the node's address; pod-to-pod traffic keeps its source.

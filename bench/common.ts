@@ -1,5 +1,6 @@
-// Shared by the benchmark modules: clean-up that runs however the process ends, and the
-// Markdown table every module prints (measure | value | baseline | ratio | goal).
+// Shared by the benchmark modules: clean-up that runs however the process ends, the
+// Markdown table every module prints (measure | value | baseline | ratio | goal), medians,
+// progress lines, page-cache settling, and running a plugin as a runtime would.
 import { spawnSync } from "node:child_process";
 import { realpathSync, writeSync } from "node:fs";
 import { join } from "node:path";

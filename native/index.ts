@@ -24,7 +24,7 @@ export interface NativeAddon {
   nsRestore(savedFd: number): void;
   /** "ENOENT" for 2: the errno's name, or "" when unknown. */
   errnoName(errno: number): string;
-  /** Reads `fd` to EOF, as UTF-8 text; null when it is a terminal. */
+  /** Reads `fd` to EOF, as UTF-8 text; null when `fd` is 0 and stdin is a terminal. */
   readAll(fd: number): string | null;
   /** Writes all of `text` to `fd`. */
   writeAll(fd: number, text: string): void;

@@ -87,7 +87,7 @@ static int write_full(int fd, const char *buf, size_t len) {
 }
 
 // Returns a malloc'd copy of a JS string argument, or NULL for null/undefined; its
-// length in *len when len is not NULL (the text may hold NUL bytes).
+// length in *out_len when out_len is not NULL (the text may hold NUL bytes).
 static char *get_string(napi_env env, napi_value v, int *failed, size_t *out_len) {
   napi_valuetype t;
   *failed = 0;

@@ -28,7 +28,8 @@ export interface BridgeConf {
   mac?: string;
   /**
    * Not a config key: the weft plugin's pointer to its agent's chain that marks the whole pod
-   * CIDR for FORWARD accept, so a pod needs no mark of its own while that chain has rules.
+   * CIDR for FORWARD accept, so a pod needs no mark of its own while a rule there marks the
+   * pod's subnet (see PodRuleSpec.markedBy).
    */
   forwardMarkedBy?: { table: string; chain: string };
 }

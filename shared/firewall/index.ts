@@ -28,7 +28,8 @@ export interface PodRuleSpec {
   /**
    * An IPv4 chain (nftables family ip) that may already mark the pod's traffic for FORWARD
    * accept (the weft agent's): while rules there mark the pod's IPv4 subnet (marksNote), the
-   * pod needs no IPv4 mark of its own.
+   * pod needs no IPv4 mark of its own. Only the nft backend reads it: the iptables fallback
+   * always accepts each pod's traffic with rules of its own in WEFT-FORWARD.
    */
   markedBy?: { table: string; chain: string };
 }

@@ -1,4 +1,5 @@
-// Read-only nf_tables queries over NETLINK_NETFILTER. The firewall writes with `nft -f -`
+// Read-only nf_tables access over NETLINK_NETFILTER: GET queries, and the decoding of the
+// change notifications the agent's kernel watch receives (nftChangeOf). The firewall writes with `nft -f -`
 // (one atomic batch, nft's own parser and checks), but each spawned `nft` or `iptables` costs
 // ~4 ms and a batch that deletes anything ~20 ms, so it first asks the kernel directly, in
 // microseconds, whether there is anything to do: does a chain drop by policy, does an element

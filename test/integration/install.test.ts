@@ -32,7 +32,7 @@ it("puts the executable and its plugin links into the bin dir, and the conf into
   expect(JSON.parse(version.stdout)).toMatchObject({ supportedVersions: expect.arrayContaining(["1.1.0"]) });
   expect(readdirSync(join(dir, "net.d"))).toEqual(["10-bridge.conflist"]); // no temp file left
   expect(r.stdout).toContain(`installed ${join(dir, "net.d", "10-bridge.conflist")}`);
-  // Again: the same conf is left as it is (not even rewritten in place), and says so.
+  // Again: the same conf is left as it is (not replaced), and says so.
   const inodeBefore = statSync(join(dir, "net.d", "10-bridge.conflist")).ino;
   const again = install("--conf", conf);
   expect(again.status, again.stderr).toBe(0);
