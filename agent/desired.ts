@@ -2,6 +2,7 @@
 // whole overlay layout (which peer gets which route, neighbor and FDB entry; who is routed
 // directly) is decided in one place that unit tests can pin down.
 import { contains, formatCIDR, formatIP, ipToBytes, networkOf, overlaps, parseCIDR, parseIP, type IPNet } from "../shared/ip";
+import { formatMac } from "../shared/mac";
 import type { NodeInfo, NodeSnapshot } from "./types";
 
 /**
@@ -23,7 +24,7 @@ export type DirectRouting = "never" | "auto";
 export function vtepMac(nodeIP: string): string {
   const ip = parseIP(nodeIP);
   if (!ip || ip.family !== 4) throw new Error(`VTEP MAC needs an IPv4 node address, not "${nodeIP}"`);
-  return ["0e", "fe", ...[...ipToBytes(ip)].map((b) => b.toString(16).padStart(2, "0"))].join(":");
+  return formatMac(Uint8Array.of(0x0e, 0xfe, ...ipToBytes(ip)));
 }
 
 /** A route the agent wants; `dev` names which of the agent's two devices it leaves through. */

@@ -6,7 +6,7 @@
 // event loop: the native transport is synchronous, and a few reads a second cost nothing
 // while nothing happens. (iptables-legacy sends no notifications: the resync covers it.)
 import { isErrno } from "../shared/errno";
-import { linkNotifications } from "../shared/netlink/link";
+import { linkNotificationName } from "../shared/netlink/link";
 import { neighborNotificationIndex } from "../shared/netlink/neighbor";
 import { NFNLGRP_NFTABLES, nftChangeOf, openNetfilter, type NftChange } from "../shared/netlink/nftables";
 import { routeNotificationProtocol } from "../shared/netlink/route";
@@ -48,9 +48,11 @@ function nftConcerns(w: Watched, msgs: NetlinkMessage[]): boolean {
 
 function concerns(w: Watched, msgs: NetlinkMessage[]): boolean {
   const index = w.deviceIndex();
-  return (
-    linkNotifications(msgs).some((l) => l.name === w.device) ||
-    msgs.some((m) => (index !== undefined && neighborNotificationIndex(m) === index) || routeNotificationProtocol(m) === w.routeProtocol)
+  return msgs.some(
+    (m) =>
+      linkNotificationName(m) === w.device ||
+      (index !== undefined && neighborNotificationIndex(m) === index) ||
+      routeNotificationProtocol(m) === w.routeProtocol,
   );
 }
 

@@ -6,7 +6,7 @@
 import { isErrno } from "../errno";
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
 import { afOf, attr, ndmsg } from "./encoding";
-import { formatMac, parseMac } from "./link";
+import { formatMac, parseMac } from "../mac";
 import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWNEIGH = 28;

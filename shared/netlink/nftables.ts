@@ -66,21 +66,28 @@ export interface NftChange {
   chain?: string;
 }
 
+/** Per table, chain and rule message: the attributes naming its table and chain. */
+const NAMED_BY: Record<number, [table: number, chain?: number]> = {
+  [NFT_MSG_NEWTABLE]: [NFTA_TABLE_NAME],
+  [NFT_MSG_DELTABLE]: [NFTA_TABLE_NAME],
+  [NFT_MSG_NEWCHAIN]: [NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME],
+  [NFT_MSG_DELCHAIN]: [NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME],
+  [NFT_MSG_NEWRULE]: [NFTA_RULE_TABLE, NFTA_RULE_CHAIN],
+  [NFT_MSG_DELRULE]: [NFTA_RULE_TABLE, NFTA_RULE_CHAIN],
+};
+
 export function nftChangeOf(m: NetlinkMessage): NftChange | null {
   if (m.type >> 8 !== NFNL_SUBSYS_NFTABLES || m.data.length < nfgenmsg.size) return null;
-  const op = m.type & 0xff;
-  const { family } = nfgenmsg.parse(m.data);
+  // Set elements and generations, most of what a pod's ADD or DEL sends, are skipped
+  // before anything is decoded.
+  const names = NAMED_BY[m.type & 0xff];
+  if (!names) return null;
+  const [tableAttr, chainAttr] = names;
   const a = nfgenmsg.attrs(m.data);
-  const named = (tableAttr: number, chainAttr?: number): NftChange | null => {
-    const table = a.get(tableAttr);
-    if (!table) return null;
-    const chain = chainAttr === undefined ? undefined : a.get(chainAttr);
-    return { family, table: cstr(table), ...(chain ? { chain: cstr(chain) } : {}) };
-  };
-  if (op === NFT_MSG_NEWTABLE || op === NFT_MSG_DELTABLE) return named(NFTA_TABLE_NAME);
-  if (op === NFT_MSG_NEWCHAIN || op === NFT_MSG_DELCHAIN) return named(NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME);
-  if (op === NFT_MSG_NEWRULE || op === NFT_MSG_DELRULE) return named(NFTA_RULE_TABLE, NFTA_RULE_CHAIN);
-  return null;
+  const table = a.get(tableAttr);
+  if (!table) return null;
+  const chain = chainAttr === undefined ? undefined : a.get(chainAttr);
+  return { family: nfgenmsg.parse(m.data).family, table: cstr(table), ...(chain ? { chain: cstr(chain) } : {}) };
 }
 
 /** Runs a single-object GET; null when the kernel says ENOENT (no such table, chain, set or element). */
@@ -192,6 +199,9 @@ export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, c
     if (isErrno(e, "ENOENT")) return { total: 0, matching: 0 };
     throw e;
   }
-  const bytes = Buffer.from(needle);
-  return { total: replies.length, matching: replies.filter((r) => r.data.includes(bytes)).length };
+  const z = strz(needle); // the text's bytes, without Buffer.from's cold cost (see ./encoding)
+  const bytes = z.subarray(0, z.length - 1);
+  let matching = 0;
+  for (const r of replies) if (r.data.includes(bytes)) matching++;
+  return { total: replies.length, matching };
 }

@@ -2,7 +2,7 @@
 // NUL-terminated strings and MAC text, checked against bytes written out by hand.
 import { describe, expect, it } from "vitest";
 import { attr, attrList, attrMap, cstr, strz, u8 } from "../../../shared/netlink/encoding";
-import { formatMac, parseMac } from "../../../shared/netlink/link";
+import { formatMac, parseMac } from "../../../shared/mac";
 
 describe("strz / cstr", () => {
   it("encodes UTF-8 with one trailing NUL, and reads it back", () => {
