@@ -11,14 +11,14 @@ function inRange(r: Range, ip: IP): boolean {
   return ip.family === r.rangeStart.family && compareIP(ip, r.rangeStart) >= 0 && compareIP(ip, r.rangeEnd) <= 0;
 }
 
-/** The range of `set` holding `ip`, if any. */
-function rangeOf(set: RangeSet, ip: IP): Range | undefined {
-  for (const r of set) if (inRange(r, ip)) return r;
-  return undefined;
+/** The index of the range of `set` holding `ip`, or -1. */
+function rangeIndexOf(set: RangeSet, ip: IP): number {
+  for (let i = 0; i < set.length; i++) if (inRange(set[i]!, ip)) return i;
+  return -1;
 }
 
 export function rangeSetContains(set: RangeSet, ip: IP): boolean {
-  return rangeOf(set, ip) !== undefined;
+  return rangeIndexOf(set, ip) >= 0;
 }
 
 // Why an address inside a range may still not be handed out, or null if it may.
@@ -44,8 +44,7 @@ interface Span {
 // ~0.2 ms the first time it runs, and this runs on every ADD.
 function walk(set: RangeSet, last: IP | null): Span[] {
   const whole = (r: Range): Span => ({ r, from: r.rangeStart, to: r.rangeEnd });
-  const held = last === null ? undefined : rangeOf(set, last);
-  const at = held === undefined ? -1 : set.indexOf(held);
+  const at = last === null ? -1 : rangeIndexOf(set, last);
   const first = set[at];
   if (last === null || first === undefined) return set.map(whole);
   const spans: Span[] = [];
@@ -82,7 +81,7 @@ export function allocateFrom(
   requested: IP | null,
 ): Allocation {
   if (requested !== null) {
-    const r = rangeOf(set, requested);
+    const r = set[rangeIndexOf(set, requested)];
     if (r === undefined) fail(`requested IP address ${formatIP(requested)} is not in range set ${rangeSetString(set)}`);
     const why = unusable(r, requested);
     if (why !== null) fail(`requested ip ${formatIP(requested)} ${why}`);

@@ -50,8 +50,10 @@ export function allocate(req: IpamRequest): IpamResult {
     const reserved: IP[] = [];
     try {
       const configs = ipam.ranges.map((set, idx) => {
-        const i = pending.findIndex((ip) => rangeSetContains(set, ip));
-        const requested = i < 0 ? null : (pending.splice(i, 1)[0] ?? null);
+        // A loop, not findIndex(): no other ADD step uses that built-in (cold, ~0.1 ms).
+        let i = 0;
+        while (i < pending.length && !rangeSetContains(set, pending[i]!)) i++;
+        const requested = i < pending.length ? pending.splice(i, 1)[0]! : null;
         try {
           const got = allocateFrom(store, set, idx, req.containerId, req.ifname, requested);
           reserved.push(got.ip);

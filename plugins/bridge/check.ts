@@ -6,7 +6,7 @@ import type { PluginContext } from "../../shared/cni/skeleton";
 import { formatCIDR, parseCIDR } from "../../shared/ip";
 import { listAddresses } from "../../shared/netlink/address";
 import { getLinkByName } from "../../shared/netlink/link";
-import { listRoutes } from "../../shared/netlink/route";
+import { listRoutes, type Route } from "../../shared/netlink/route";
 import { withSocket } from "../../shared/netlink/socket";
 import { ipamCallOf, ipamCheck } from "../../ipam/index";
 import type { BridgeConf } from "./config";
@@ -53,10 +53,14 @@ export function check(ctx: PluginContext<BridgeConf>): void {
       if (ip.interface !== undefined && ip.interface !== podIdx) continue;
       if (!have.has(canonical(ip.address))) fail(`address ${ip.address} not found on ${env.ifname}`);
     }
+    // Each family's table dumped once, not once per route.
+    const tables = new Map<4 | 6, Route[]>();
     for (const r of prev.routes ?? []) {
       const family = parseCIDR(r.dst)?.ip.family ?? 4;
       const dst = canonical(r.dst);
-      const found = listRoutes(nl, family).some(
+      let table = tables.get(family);
+      if (!table) tables.set(family, (table = listRoutes(nl, family)));
+      const found = table.some(
         (k) => canonical(k.dst) === dst && (!r.gw || k.gw === r.gw) && k.index === link.index,
       );
       if (!found) fail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} not found on ${env.ifname}`);
