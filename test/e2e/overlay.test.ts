@@ -141,11 +141,9 @@ describe("overlay across three nodes (VXLAN)", () => {
   it("removing a node from the file removes its routes, neighbors and FDB entries; adding it back restores them", async () => {
     const [n1, n2, n3] = c.nodes as [typeof c.nodes[0], typeof c.nodes[0], typeof c.nodes[0]];
     c.writeNodesFile([n1, n2]);
-    const deadline = Date.now() + 10_000;
-    while (routeDsts(n1.ns).includes(n3.podCIDR) || routeDsts(n2.ns).includes(n3.podCIDR)) {
-      if (Date.now() > deadline) throw new Error("node3's routes still present");
-      await sleep(50);
-    }
+    await expect
+      .poll(() => routeDsts(n1.ns).includes(n3.podCIDR) || routeDsts(n2.ns).includes(n3.podCIDR), { timeout: 10_000, message: "node3's routes still present" })
+      .toBe(false);
     for (const n of [n1, n2]) {
       const neigh = inNs(n.ns, "ip", "neigh", "show", "dev", "weft.1");
       expect(neigh).not.toContain(n3.podCIDR.replace("/24", ""));

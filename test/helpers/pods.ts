@@ -13,7 +13,7 @@ export interface Node {
   bridge: string;
 }
 
-export function createNode(): Node {
+function createNode(): Node {
   requireBuild();
   const host = createNetns("host");
   return { host, dataDir: mkdtempSync(join(tmpdir(), "weft-it-")), bridge: uniqueName("br") };
@@ -32,7 +32,7 @@ export function useNode(set: (node: Node) => void): void {
   });
 }
 
-export function destroyNode(node: Node | undefined): void {
+function destroyNode(node: Node | undefined): void {
   cleanupAll();
   if (node) rmSync(node.dataDir, { recursive: true, force: true });
 }

@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { overlayBatch, overlayChains } from "../../agent/overlay-rules";
 import { OVERLAY_FORWARD_CHAIN, OVERLAY_TABLE } from "../../shared/firewall/common";
+import { FORWARD_HOOK } from "../../shared/firewall/nft";
 import {
   type Bench,
   bundleFirewall,
@@ -261,7 +262,7 @@ describe("nftables backend", () => {
     const a = { ...pod("a", 2, false), markedBy: { table: OVERLAY_TABLE, chain: OVERLAY_FORWARD_CHAIN } };
     dropForward(b.host);
     // The chain exists but marks nothing yet (an agent that has not caught up): no help.
-    sh(b.host, "nft add table ip weft-overlay && nft add chain ip weft-overlay forward '{ type filter hook forward priority filter - 1; }'");
+    sh(b.host, `nft add table ip ${OVERLAY_TABLE} && nft add chain ip ${OVERLAY_TABLE} ${OVERLAY_FORWARD_CHAIN} '{ ${FORWARD_HOOK} }'`);
     ok(call(b.host, "addPodRules", a));
     expect(weftState(b.host)).toEqual(expectedMarked(pod("a", 2, false)));
     ok(call(b.host, "removePodRules", ref(A)));

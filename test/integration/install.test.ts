@@ -26,18 +26,19 @@ it("puts the executable and its plugin links into the bin dir, and the conf into
   expect(readdirSync(bin).sort()).toEqual(["bridge", "host-local", "loopback", "weft"]);
   const inode = statSync(join(bin, "weft")).ino;
   for (const name of ["bridge", "host-local", "loopback"]) expect(statSync(join(bin, name)).ino).toBe(inode);
-  expect(readFileSync(join(dir, "net.d", "10-bridge.conflist"), "utf8")).toBe(readFileSync(conf, "utf8"));
+  const installed = join(dir, "net.d", "10-bridge.conflist");
+  expect(readFileSync(installed, "utf8")).toBe(readFileSync(conf, "utf8"));
   // The installed plugins work under their names.
   const version = spawnSync(join(bin, "loopback"), [], { env: { ...process.env, CNI_COMMAND: "VERSION" }, encoding: "utf8", input: "" });
   expect(JSON.parse(version.stdout)).toMatchObject({ supportedVersions: expect.arrayContaining(["1.1.0"]) });
   expect(readdirSync(join(dir, "net.d"))).toEqual(["10-bridge.conflist"]); // no temp file left
-  expect(r.stdout).toContain(`installed ${join(dir, "net.d", "10-bridge.conflist")}`);
+  expect(r.stdout).toContain(`installed ${installed}`);
   // Again: the same conf is left as it is (not replaced), and says so.
-  const inodeBefore = statSync(join(dir, "net.d", "10-bridge.conflist")).ino;
+  const inodeBefore = statSync(installed).ino;
   const again = install("--conf", conf);
   expect(again.status, again.stderr).toBe(0);
-  expect(again.stdout).toContain(`${join(dir, "net.d", "10-bridge.conflist")} unchanged`);
-  expect(statSync(join(dir, "net.d", "10-bridge.conflist")).ino).toBe(inodeBefore);
+  expect(again.stdout).toContain(`${installed} unchanged`);
+  expect(statSync(installed).ino).toBe(inodeBefore);
 });
 
 it("refuses a conf file that is not JSON before installing anything", () => {
