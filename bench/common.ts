@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { realpathSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { run } from "../lab/exec";
+import { cniEnv, run } from "../lab/exec";
 
 const cleanups: Array<() => void> = [];
 
@@ -38,7 +38,7 @@ export const baseEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env["PATH"], TM
 
 /** The environment of a CNI call by the plugins in `dir` for pod netns `podNs`. */
 export function pluginEnv(dir: string, command: string, id: string, podNs: string): NodeJS.ProcessEnv {
-  return { ...baseEnv(), CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${podNs}`, CNI_IFNAME: "eth0", CNI_PATH: dir };
+  return { ...baseEnv(), ...cniEnv({ command, containerId: id, netns: `/run/netns/${podNs}`, path: dir }) };
 }
 
 /** Runs `dir`/bridge inside netns `hostNs` as a runtime would; its stdout, or throws with its output. */

@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../shared/atomic-file";
-import { inNs, run, sleep } from "./exec";
+import { cniEnv, inNs, run, sleep } from "./exec";
 
 export const BIN = join(import.meta.dirname, "..", "dist", "bin");
 
@@ -204,14 +204,7 @@ export class Cluster {
       input: JSON.stringify(plugin),
       encoding: "utf8",
       // Our whole environment, as a runtime passes its own (containerd: os.Environ()).
-      env: {
-        ...this.env,
-        CNI_COMMAND: command,
-        CNI_CONTAINERID: id,
-        CNI_NETNS: `/run/netns/${ns}`,
-        CNI_IFNAME: "eth0",
-        CNI_PATH: BIN,
-      },
+      env: { ...this.env, ...cniEnv({ command, containerId: id, netns: `/run/netns/${ns}`, path: BIN }) },
     });
   }
 

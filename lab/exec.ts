@@ -1,5 +1,6 @@
-// Running commands on this machine and inside network namespaces, for the lab, the bench
-// and the tests. Node built-ins only: importing this never loads weft's native addon.
+// Running commands on this machine and inside network namespaces, and the environment of a
+// CNI call, for the lab, the bench and the tests. Node built-ins only: importing this never
+// loads weft's native addon.
 import { spawnSync } from "node:child_process";
 
 /** Runs a command; returns stdout, throws with stderr on failure. */
@@ -17,6 +18,18 @@ export function inNs(ns: string, cmd: string, ...args: string[]): string {
 /** Whether a command inside netns `ns` succeeds. */
 export function tryInNs(ns: string, cmd: string, ...args: string[]): boolean {
   return spawnSync("ip", ["netns", "exec", ns, cmd, ...args]).status === 0;
+}
+
+/** The CNI_* variables a runtime sets for one plugin call (CNI_ARGS only when given). */
+export function cniEnv(c: { command: string; containerId: string; netns: string; path: string; ifname?: string; args?: string }): NodeJS.ProcessEnv {
+  return {
+    CNI_COMMAND: c.command,
+    CNI_CONTAINERID: c.containerId,
+    CNI_NETNS: c.netns,
+    CNI_IFNAME: c.ifname ?? "eth0",
+    ...(c.args !== undefined ? { CNI_ARGS: c.args } : {}),
+    CNI_PATH: c.path,
+  };
 }
 
 export function sleep(ms: number): Promise<void> {

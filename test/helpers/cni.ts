@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { cniEnv } from "../../lab/exec";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
 export const BIN_DIR = join(ROOT, "dist", "bin");
@@ -42,12 +43,14 @@ function prepare(c: CniCall): { cmd: string; argv: string[]; env: NodeJS.Process
     PATH: process.env["PATH"],
     // where the executable unpacks its addon (test/helpers/global-tmpdir.ts)
     ...(process.env["TMPDIR"] ? { TMPDIR: process.env["TMPDIR"] } : {}),
-    CNI_COMMAND: c.command,
-    CNI_CONTAINERID: c.containerId ?? "",
-    CNI_NETNS: c.netns ?? "",
-    CNI_IFNAME: c.ifname ?? "eth0",
-    CNI_ARGS: c.args ?? "",
-    CNI_PATH: (c.path ?? [c.binDir ?? BIN_DIR]).join(":"),
+    ...cniEnv({
+      command: c.command,
+      containerId: c.containerId ?? "",
+      netns: c.netns ?? "",
+      ifname: c.ifname ?? "eth0",
+      args: c.args ?? "",
+      path: (c.path ?? [c.binDir ?? BIN_DIR]).join(":"),
+    }),
     ...c.env,
   };
   const input = typeof c.conf === "string" ? c.conf : JSON.stringify(c.conf);
