@@ -2,6 +2,7 @@
 // the boundary so a bad config is one clear CNI error.
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import { compileValidator } from "../../shared/cni/validate";
+import type { ChainRef } from "../../shared/firewall/index";
 import { parseHostLocalConfig, type HostLocalConfig } from "../../ipam/host-local/index";
 import { getRuntimeConfigKey } from "../../shared/cni/runtime-config";
 import { MAC, bridgeSchema } from "./schema";
@@ -31,7 +32,7 @@ export interface BridgeConf {
    * CIDR for FORWARD accept, so a pod needs no mark of its own while a rule there marks the
    * pod's subnet (see PodRuleSpec.markedBy).
    */
-  forwardMarkedBy?: { table: string; chain: string };
+  forwardMarkedBy?: ChainRef;
 }
 
 const validate = compileValidator<Partial<BridgeConf> & { ipam: { type: string }; runtimeConfig?: unknown; args?: { cni?: { mac?: string } } }>(

@@ -19,6 +19,12 @@ import { marksNote, type Pod, type PodAddr, parseIp, parseSubnet, podKey } from 
 import * as iptables from "./iptables";
 import * as nft from "./nft";
 
+/** A chain by table and name, in nftables family ip. */
+export interface ChainRef {
+  table: string;
+  chain: string;
+}
+
 export interface PodRuleSpec {
   network: string; // CNI network name (conf "name")
   containerId: string;
@@ -31,7 +37,7 @@ export interface PodRuleSpec {
    * pod needs no IPv4 mark of its own. Only the nft backend reads it: the iptables fallback
    * always accepts each pod's traffic with rules of its own in WEFT-FORWARD.
    */
-  markedBy?: { table: string; chain: string };
+  markedBy?: ChainRef;
 }
 
 export interface PodRuleRef {
@@ -67,7 +73,7 @@ export function addPodRules(spec: PodRuleSpec): void {
  * Whether `by` has a rule for each of the pod's IPv4 subnets: one whose comment ends with
  * marksNote(subnet) (the kernel keeps a comment NUL-terminated; subnets are canonical).
  */
-function marksSubnets(nl: NetlinkSocket, by: { table: string; chain: string }, addrs: PodAddr[]): boolean {
+function marksSubnets(nl: NetlinkSocket, by: ChainRef, addrs: PodAddr[]): boolean {
   const subnets = addrs.filter((a) => a.family === 4).map((a) => a.subnet!);
   return subnets.length > 0 && subnets.every((cidr) => countRules(nl, NFPROTO.IPV4, by.table, by.chain, ` ${marksNote(cidr)}\0`).matching > 0);
 }
