@@ -323,6 +323,22 @@ describe("weft agent --nodes FILE", () => {
     expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
   });
 
+  it("converges on every resync too: a change no notification reports is put back within one period", async () => {
+    // ip_forward turned off sends nothing the kernel watch listens to: only the resync sees it.
+    const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
+    writeNodes([n1!, n2!]);
+    const [fast, slow] = [startAgent(n1!), startAgent(n2!, ["--resync", "300"])];
+    const forwarding = (n: TestNode) => inNs(n.ns, "cat", "/proc/sys/net/ipv4/ip_forward").trim();
+    const turnedOn = (a: Agent) => a.log().split("sysctl net.ipv4.ip_forward=1").length - 1;
+    for (const a of [fast, slow]) await until("started", () => turnedOn(a), (k) => k === 1);
+    for (const n of [n1!, n2!]) inNs(n.ns, "sysctl", "-qw", "net.ipv4.ip_forward=0");
+    await until("forwarding back on the node resyncing every 2 s", () => forwarding(n1!), (v) => v === "1", 4500);
+    expect(turnedOn(fast)).toBe(2);
+    // The other agent's period is 300 s: nothing else put it back.
+    expect(forwarding(n2!)).toBe("0");
+    expect(turnedOn(slow)).toBe(1);
+  });
+
   it("writes subnet.json and the conflist only once its own subnet is known and the device is up", async () => {
     const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
     writeNodes([n2!]); // n1 not listed yet
