@@ -333,7 +333,8 @@ describe("weft agent --nodes FILE", () => {
     for (const a of [fast, slow]) await until("started", () => turnedOn(a), (k) => k === 1);
     for (const n of [n1!, n2!]) inNs(n.ns, "sysctl", "-qw", "net.ipv4.ip_forward=0");
     await until("forwarding back on the node resyncing every 2 s", () => forwarding(n1!), (v) => v === "1", 4500);
-    expect(turnedOn(fast)).toBe(2);
+    // One log line for the change (the log arrives after the kernel state).
+    await until("the log line", () => turnedOn(fast), (k) => k === 2);
     // The other agent's period is 300 s: nothing else put it back.
     expect(forwarding(n2!)).toBe("0");
     expect(turnedOn(slow)).toBe(1);
