@@ -46,8 +46,8 @@ const common = {
   // CommonJS: esbuild then loads node builtins lazily, inside each module's initialiser,
   // instead of hoisting every import to start-up (node:crypto alone costs ~3 ms in Bun).
   format: "cjs",
-  define: { WEFT_NATIVE_PATH: JSON.stringify("./weft_native.node") },
-  external: ["./weft_native.node"],
+  // native/index.ts loads the addon from beside the bundle (embedded as an asset below).
+  define: { WEFT_NATIVE_PATH: JSON.stringify("weft_native.node") },
   legalComments: "none",
   // native/index.ts reads import.meta only on the source (test) path, never in the bundle.
   logOverride: { "empty-import-meta": "silent" },
@@ -101,6 +101,9 @@ const compileFlags = [
   // costs more than it saves, and the JIT's memory is most of the peak RSS above Bun's own
   // (measured: -4 MB per ADD). `weft agent` restores the normal policy (cli/main.ts).
   "--compile-jit-policy=1000",
+  // At /$bunfs/root/weft_native.node, where native/index.ts dlopens it.
+  "--asset",
+  "weft_native.node",
 ];
 step("compile dist/weft", () => run(join(nodeBin, "bun"), ["build", ...compileFlags, ...bundles.map((x) => x.out), "--outfile", compiled], dist));
 // The executable puts itself and its plugin links into dist/bin, as on a node (the plugin

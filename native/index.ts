@@ -56,13 +56,28 @@ export interface NativeError extends Error {
 }
 
 declare const WEFT_NATIVE_PATH: string | undefined;
-declare const require: NodeJS.Require;
+
+/**
+ * Where the addon is: WEFT_NATIVE_PATH when absolute, else that file name beside the
+ * main bundle, which is dist/ or, inside the executable, /$bunfs/root (the build embeds
+ * the addon there as an asset). The main bundle's path is read at run time: Bun's
+ * compiler bakes __dirname in as the directory the build ran in.
+ */
+function addonPath(name: string): string {
+  if (name.startsWith("/")) return name;
+  const main = process.argv[1] ?? "";
+  return `${main.slice(0, main.lastIndexOf("/"))}/${name}`;
+}
 
 function load(): NativeAddon {
-  // The bundle (CommonJS) defines WEFT_NATIVE_PATH as the literal "./weft_native.node",
-  // so Bun's compiler sees a static require and embeds the file. From the sources (tests,
-  // ES modules) we load node-gyp's output.
-  if (typeof WEFT_NATIVE_PATH === "string") return require(WEFT_NATIVE_PATH) as NativeAddon;
+  // The bundles (CommonJS) define WEFT_NATIVE_PATH. process.dlopen rather than require():
+  // Bun's CommonJS loader, cold in every process, costs a plugin call ~0.7 ms more to
+  // reach the same dlopen. From the sources (tests, ES modules) we load node-gyp's output.
+  if (typeof WEFT_NATIVE_PATH === "string") {
+    const addon = { exports: {} as NativeAddon };
+    process.dlopen(addon, addonPath(WEFT_NATIVE_PATH));
+    return addon.exports;
+  }
   // From the sources (ES modules) there is no `require`. node:module is fetched here, not
   // imported: a static import would make the bundle load it on every call (Bun: ~1 ms, 3 MB).
   const { createRequire } = (process as unknown as { getBuiltinModule(id: string): typeof import("node:module") }).getBuiltinModule("node:module");
