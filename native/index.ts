@@ -71,7 +71,7 @@ function addonPath(name: string): string {
 
 function load(): NativeAddon {
   // The bundles (CommonJS) define WEFT_NATIVE_PATH. process.dlopen rather than require():
-  // Bun's CommonJS loader, cold in every process, costs a plugin call ~0.7 ms more to
+  // Bun's CommonJS loader, cold in every process, costs a plugin call ~0.5 ms more to
   // reach the same dlopen. From the sources (tests, ES modules) we load node-gyp's output.
   if (typeof WEFT_NATIVE_PATH === "string") {
     const addon = { exports: {} as NativeAddon };
