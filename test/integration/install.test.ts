@@ -41,6 +41,20 @@ it("puts the executable and its plugin links into the bin dir, and the conf into
   expect(statSync(installed).ino).toBe(inodeBefore);
 });
 
+it("installs an executable that needs nothing from the build tree", () => {
+  expect(install().status).toBe(0);
+  // The build tree hidden (private mounts of this one process): the plugin still loads its
+  // embedded native addon, which it unpacks under TMPDIR, and answers.
+  const hide = ["dist", "native"].map((d) => `mount -t tmpfs weft-test ${join(ROOT, d)}`).join(" && ");
+  const r = spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", `${hide} && exec "$0"`, join(dir, "bin", "bridge")], {
+    env: { PATH: process.env["PATH"], TMPDIR: dir, CNI_COMMAND: "VERSION" },
+    encoding: "utf8",
+    input: "",
+  });
+  expect(r.status, r.stderr).toBe(0);
+  expect(JSON.parse(r.stdout)).toMatchObject({ supportedVersions: expect.arrayContaining(["1.1.0"]) });
+});
+
 it("refuses a conf file that is not JSON before installing anything", () => {
   const bad = join(dir, "99-bad.conflist");
   writeFileSync(bad, "{not json");
