@@ -46,8 +46,8 @@ const common = {
   // CommonJS: esbuild then loads node builtins lazily, inside each module's initialiser,
   // instead of hoisting every import to start-up (node:crypto alone costs ~3 ms in Bun).
   format: "cjs",
-  // native/index.ts loads the addon from beside the bundle (embedded as an asset below).
-  define: { WEFT_NATIVE_PATH: JSON.stringify("weft_native.node") },
+  // Where native/index.ts dlopens the addon: the asset the compile step embeds (below).
+  define: { WEFT_NATIVE_PATH: JSON.stringify("/$bunfs/root/weft_native.node") },
   legalComments: "none",
   // native/index.ts reads import.meta only on the source (test) path, never in the bundle.
   logOverride: { "empty-import-meta": "silent" },
@@ -60,8 +60,7 @@ const common = {
 // cost every plugin call ~4 ms of start-up; and an agent reading a nodes file would carry
 // ~10 MB more memory for a client it never uses. A bundle reaches the next through a
 // require whose path is computed at run time (so neither esbuild nor Bun pulls it in): the
-// directory of the main module — `/$bunfs/root` inside the executable, dist/ when
-// dist/weft.cjs runs directly.
+// directory of the main module, `/$bunfs/root` inside the executable.
 function apart(specifier, bundle) {
   const filter = new RegExp(`^${specifier.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`);
   return {
@@ -101,7 +100,7 @@ const compileFlags = [
   // costs more than it saves, and the JIT's memory is most of the peak RSS above Bun's own
   // (measured: -4 MB per ADD). `weft agent` restores the normal policy (cli/main.ts).
   "--compile-jit-policy=1000",
-  // At /$bunfs/root/weft_native.node, where native/index.ts dlopens it.
+  // The addon, at /$bunfs/root/weft_native.node (WEFT_NATIVE_PATH above).
   "--asset",
   "weft_native.node",
 ];

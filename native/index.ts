@@ -57,25 +57,15 @@ export interface NativeError extends Error {
 
 declare const WEFT_NATIVE_PATH: string | undefined;
 
-/**
- * Where the addon is: WEFT_NATIVE_PATH when absolute, else that file name beside the
- * main bundle, which is dist/ or, inside the executable, /$bunfs/root (the build embeds
- * the addon there as an asset). The main bundle's path is read at run time: Bun's
- * compiler bakes __dirname in as the directory the build ran in.
- */
-function addonPath(name: string): string {
-  if (name.startsWith("/")) return name;
-  const main = process.argv[1] ?? "";
-  return `${main.slice(0, main.lastIndexOf("/"))}/${name}`;
-}
-
 function load(): NativeAddon {
-  // The bundles (CommonJS) define WEFT_NATIVE_PATH. process.dlopen rather than require():
-  // Bun's CommonJS loader, cold in every process, costs a plugin call ~0.5 ms more to
-  // reach the same dlopen. From the sources (tests, ES modules) we load node-gyp's output.
+  // The bundles (CommonJS) define WEFT_NATIVE_PATH: where the executable embeds the addon
+  // (an asset at /$bunfs/root, see build/build.mjs), or node-gyp's output for the test
+  // helpers' bundles. process.dlopen rather than require(): Bun's CommonJS loader, cold in
+  // every process, costs a plugin call ~0.5 ms more to reach the same dlopen. From the
+  // sources (tests, ES modules) we load node-gyp's output.
   if (typeof WEFT_NATIVE_PATH === "string") {
     const addon = { exports: {} as NativeAddon };
-    process.dlopen(addon, addonPath(WEFT_NATIVE_PATH));
+    process.dlopen(addon, WEFT_NATIVE_PATH);
     return addon.exports;
   }
   // From the sources (ES modules) there is no `require`. node:module is fetched here, not

@@ -51,11 +51,8 @@ export async function bundleFirewall(): Promise<void> {
     format: "esm",
     outfile: join(dir, "firewall.mjs"),
     logLevel: "error",
-    // The native addon (netfilter netlink queries) is loaded with a real `require`, from
-    // where node-gyp built it.
-    banner: { js: "import { createRequire as __weftRequire } from 'node:module'; const require = __weftRequire(import.meta.url);" },
+    // The native addon (netfilter netlink queries) is dlopened from where node-gyp built it.
     define: { WEFT_NATIVE_PATH: JSON.stringify(ADDON) },
-    external: ["*.node"],
   });
   runner = join(dir, "runner.mjs");
   writeFileSync(
