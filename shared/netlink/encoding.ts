@@ -34,23 +34,45 @@ export function attr(type: number, data: Uint8Array | Uint8Array[], nested = fal
   return b;
 }
 
-/** The attributes in `buf`, in order, as [type, payload]. */
-export function attrList(buf: Buffer): Array<[number, Buffer]> {
-  const out: Array<[number, Buffer]> = [];
+/**
+ * Calls `visit` with each attribute in `buf`, in order, until it returns true; throws on a
+ * length that runs past the end.
+ */
+function walk(buf: Buffer, visit: (type: number, data: Buffer) => boolean | void): void {
   for (let off = 0; off + NLA_HDRLEN <= buf.length; ) {
     const len = buf.readUInt16LE(off);
     if (len < NLA_HDRLEN || off + len > buf.length) throw new Error(`malformed netlink attribute (length ${len} at ${off})`);
-    out.push([buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, buf.subarray(off + NLA_HDRLEN, off + len)]);
+    if (visit(buf.readUInt16LE(off + 2) & NLA_TYPE_MASK, buf.subarray(off + NLA_HDRLEN, off + len))) return;
     off += align4(len);
   }
+}
+
+/** The attributes in `buf`, in order, as [type, payload]. */
+export function attrList(buf: Buffer): Array<[number, Buffer]> {
+  const out: Array<[number, Buffer]> = [];
+  walk(buf, (type, data) => {
+    out.push([type, data]);
+  });
   return out;
 }
 
 /** The attributes in `buf` by type (of a repeated type, the last). */
 export function attrMap(buf: Buffer): Map<number, Buffer> {
   const out = new Map<number, Buffer>();
-  for (const [type, data] of attrList(buf)) out.set(type, data);
+  walk(buf, (type, data) => {
+    out.set(type, data);
+  });
   return out;
+}
+
+/** The first attribute of `type` in `buf`; what follows it is not read. */
+export function findAttr(buf: Buffer, type: number): Buffer | undefined {
+  let found: Buffer | undefined;
+  walk(buf, (t, data) => {
+    if (t === type) found = data;
+    return t === type;
+  });
+  return found;
 }
 
 type Field = readonly [offset: number, bytes: 1 | 2 | 4];
@@ -79,6 +101,10 @@ function struct<K extends string>(size: number, fields: Record<K, Field>) {
     /** The message's attributes, past this header. */
     attrs(msg: Buffer): Map<number, Buffer> {
       return attrMap(msg.subarray(size));
+    },
+    /** The message's first attribute of `type`, past this header. */
+    findAttr(msg: Buffer, type: number): Buffer | undefined {
+      return findAttr(msg.subarray(size), type);
     },
   };
 }
@@ -129,13 +155,20 @@ export function be16(n: number): Buffer {
   return b;
 }
 
-/** A NUL-terminated string, as the kernel expects names and kinds. */
-export function strz(s: string): Buffer {
-  // Sized for the worst case (3 bytes per UTF-16 unit) and cut to what write() wrote, so
-  // the NUL follows exactly the bytes written, whatever a separate length count would say.
-  const b = Buffer.alloc(s.length * 3 + 1);
-  return b.subarray(0, b.write(s) + 1);
+/**
+ * `s` in UTF-8, then `nuls` zero bytes: sized for the worst case (3 bytes per UTF-16 unit)
+ * and cut to what write() wrote, so no separate length pass.
+ */
+function encode(s: string, nuls: number): Buffer {
+  const b = Buffer.alloc(s.length * 3 + nuls);
+  return b.subarray(0, b.write(s) + nuls);
 }
+
+/** A string's UTF-8 bytes. */
+export const utf8 = (s: string): Buffer => encode(s, 0);
+
+/** A NUL-terminated string, as the kernel expects names and kinds. */
+export const strz = (s: string): Buffer => encode(s, 1);
 
 /** The text of a NUL-terminated (or NUL-padded) string attribute. */
 export function cstr(b: Buffer): string {

@@ -1,13 +1,14 @@
 // Read-only nf_tables access over NETLINK_NETFILTER: GET queries, and the decoding of the
-// change notifications the agent's kernel watch receives (nftChangeOf). The firewall writes with `nft -f -`
-// (one atomic batch, nft's own parser and checks), but each spawned `nft` or `iptables` costs
-// ~4 ms and a batch that deletes anything ~20 ms, so it first asks the kernel directly, in
-// microseconds, whether there is anything to do: does a chain drop by policy, does an element
-// exist, is a rule there. Only GET requests: no batch framing (NFNL_MSG_BATCH_BEGIN/END) needed.
+// change notifications the agent's kernel watch receives (nftChangeOf). The firewall
+// writes with `nft -f -` (one atomic batch, nft's own parser and checks), but each spawned
+// `nft` or `iptables` costs ~4 ms and a batch that deletes anything ~20 ms, so it first
+// asks the kernel directly, in microseconds, whether there is anything to do: does a chain
+// drop by policy, does an element exist, is a rule there. Only GET requests: no batch
+// framing (NFNL_MSG_BATCH_BEGIN/END) needed.
 // (Closing this socket, like any netfilter netlink socket, waits for the grace period of a
 // deletion committed just before by anyone in the netns; see shared/firewall/nft.ts.)
 import { isErrno } from "../errno";
-import { attr, attrList, attrMap, cstr, nfgenmsg, strz } from "./encoding";
+import { attr, attrList, attrMap, cstr, nfgenmsg, strz, utf8 } from "./encoding";
 import { NETLINK_NETFILTER, NLM_F, NetlinkSocket, withSocket, type NetlinkMessage } from "./socket";
 
 /** nfgenmsg.nfgen_family values. */
@@ -199,8 +200,7 @@ export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, c
     if (isErrno(e, "ENOENT")) return { total: 0, matching: 0 };
     throw e;
   }
-  const z = strz(needle); // the text's bytes, without Buffer.from's cold cost (see ./encoding)
-  const bytes = z.subarray(0, z.length - 1);
+  const bytes = utf8(needle);
   let matching = 0;
   for (const r of replies) if (r.data.includes(bytes)) matching++;
   return { total: replies.length, matching };

@@ -1,7 +1,7 @@
 // A synchronous netlink request/response channel over the native transport: frames
 // requests, matches replies by sequence number and turns NLMSG_ERROR into errors.
 // Payloads are encoded by the callers, with ./encoding.
-import { align4, attrList, cstr, nlmsghdr } from "./encoding";
+import { align4, cstr, findAttr, nlmsghdr } from "./encoding";
 import { native } from "../../native/index";
 
 export const NLM_F = {
@@ -63,10 +63,13 @@ function errorText(msg: NetlinkMessage): string {
   if (!(msg.flags & NLM_F_ACK_TLVS)) return "";
   const reqLen = msg.data.readUInt32LE(4);
   const tlvOffset = 4 + (msg.flags & NLM_F_CAPPED ? nlmsghdr.size : reqLen);
-  for (const [type, data] of attrList(msg.data.subarray(tlvOffset))) {
-    if (type === NLMSGERR_ATTR_MSG) return cstr(data);
+  // The errno is the answer; malformed TLVs around the text must not replace it.
+  try {
+    const text = findAttr(msg.data.subarray(tlvOffset), NLMSGERR_ATTR_MSG);
+    return text ? cstr(text) : "";
+  } catch {
+    return "";
   }
-  return "";
 }
 
 export class NetlinkSocket {

@@ -1,7 +1,7 @@
 // The netlink wire helpers every request and reply goes through: attribute framing,
 // NUL-terminated strings and MAC text, checked against bytes written out by hand.
 import { describe, expect, it } from "vitest";
-import { attr, attrList, attrMap, cstr, strz, u8 } from "../../../shared/netlink/encoding";
+import { attr, attrList, attrMap, cstr, findAttr, strz, u8, utf8 } from "../../../shared/netlink/encoding";
 import { formatMac, parseMac } from "../../../shared/mac";
 
 describe("strz / cstr", () => {
@@ -12,6 +12,7 @@ describe("strz / cstr", () => {
     // A lone surrogate (JSON allows one) becomes U+FFFD, the NUL still last.
     expect([...strz("\ud800x")]).toEqual([0xef, 0xbf, 0xbd, 0x78, 0]);
     expect(cstr(strz("vé0"))).toBe("vé0");
+    expect([...utf8("vé")]).toEqual([0x76, 0xc3, 0xa9]);
   });
 });
 
@@ -34,6 +35,14 @@ describe("attr / attrList / attrMap", () => {
     const broken = attr(1, u8(1));
     broken.writeUInt16LE(40, 0);
     expect(() => attrList(broken)).toThrow(/malformed netlink attribute/);
+  });
+
+  it("finds the first attribute of a type without reading past it", () => {
+    const broken = attr(3, u8(9));
+    broken.writeUInt16LE(40, 0);
+    const buf = Buffer.concat([attr(1, u8(1)), attr(2, u8(2)), attr(2, u8(3)), broken]);
+    expect(findAttr(buf, 2)![0]).toBe(2);
+    expect(() => findAttr(buf, 5)).toThrow(/malformed netlink attribute/);
   });
 });
 
