@@ -74,8 +74,13 @@ export function addPodRules(spec: PodRuleSpec): void {
  * marksNote(subnet) (the kernel keeps a comment NUL-terminated; subnets are canonical).
  */
 function marksSubnets(nl: NetlinkSocket, by: ChainRef, addrs: PodAddr[]): boolean {
-  const subnets = addrs.filter((a) => a.family === 4).map((a) => a.subnet!);
-  return subnets.length > 0 && subnets.every((cidr) => countRules(nl, NFPROTO.IPV4, by.table, by.chain, ` ${marksNote(cidr)}\0`).matching > 0);
+  let any = false;
+  for (const a of addrs) {
+    if (a.family !== 4) continue;
+    if (countRules(nl, NFPROTO.IPV4, by.table, by.chain, ` ${marksNote(a.subnet!)}\0`).matching === 0) return false;
+    any = true;
+  }
+  return any;
 }
 
 /**

@@ -195,11 +195,11 @@ export function removalBatch(nl: NetlinkSocket, pod: Pod, addrsKnown: boolean): 
 }
 
 function removalOf(found: Found[]): string | null {
-  if (found.length === 0) return null; // the common case, without flatMap's cold cost
-  const cmds = found.flatMap(({ addr, marked, masq }) => [
-    ...(marked ? dropElement(`pods${addr.family}`, addr.ip, addr.ip) : []),
-    ...(masq ? dropMasq(addr) : []),
-  ]);
+  const cmds: string[] = [];
+  for (const { addr, marked, masq } of found) {
+    if (marked) cmds.push(...dropElement(`pods${addr.family}`, addr.ip, addr.ip));
+    if (masq) cmds.push(...dropMasq(addr));
+  }
   return cmds.length ? script([...DECLARE, ...cmds]) : null;
 }
 
