@@ -36,9 +36,13 @@ export function progress(line: string): void {
  */
 export const baseEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env["PATH"], TMPDIR: process.env["TMPDIR"] });
 
-/** The environment of a CNI call by the plugins in `dir` for pod netns `podNs`. */
+/**
+ * The environment of a CNI call by the plugins in `dir` for pod netns `podNs`, with the
+ * CNI_ARGS containerd passes on every call, so both sides parse them as on a node.
+ */
 export function pluginEnv(dir: string, command: string, id: string, podNs: string): NodeJS.ProcessEnv {
-  return { ...baseEnv(), ...cniEnv({ command, containerId: id, netns: `/run/netns/${podNs}`, path: dir }) };
+  const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=${id};K8S_POD_INFRA_CONTAINER_ID=${id};K8S_POD_UID=00000000-0000-0000-0000-000000000000`;
+  return { ...baseEnv(), ...cniEnv({ command, containerId: id, netns: `/run/netns/${podNs}`, path: dir, args }) };
 }
 
 /** Runs `dir`/bridge inside netns `hostNs` as a runtime would; its stdout, or throws with its output. */
