@@ -20,8 +20,12 @@ export function bridgeContext(ctx: PluginContext<WeftConf>, raw: Record<string, 
   return out;
 }
 
-/** DEL of one attachment: bridge DEL with its delegated config, then its saved file. */
-export function delegateDel(ctx: PluginContext<WeftConf>, delegate: Record<string, unknown>): void {
+/**
+ * DEL of one attachment: bridge DEL with its delegated config, then `beforeForget`, then its
+ * saved file (kept when either throws, so a later pass can retry).
+ */
+export function delegateDel(ctx: PluginContext<WeftConf>, delegate: Record<string, unknown>, beforeForget = (): void => {}): void {
   bridgeDel(bridgeContext(ctx, delegate));
+  beforeForget();
   forgetDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
 }
