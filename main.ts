@@ -1,6 +1,6 @@
 // weft: one executable, many names. Invoked as `bridge`, `host-local` or `loopback`
 // (links to this file) it is that CNI plugin; as `weft` it is the overlay plugin when
-// CNI_COMMAND is set and the CLI otherwise. Modules load lazily so each plugin pays
+// called as a runtime calls it (CNI_COMMAND set, no arguments) and the CLI otherwise. Modules load lazily so each plugin pays
 // only for its own code at start-up.
 import type { Plugin } from "./shared/cni/skeleton";
 
@@ -17,7 +17,7 @@ async function main(): Promise<number> {
   // basename by hand: node:path is one more module to load on every call.
   const name = process.argv0.slice(process.argv0.lastIndexOf("/") + 1);
   const load = PLUGINS[name];
-  if (load && (name !== "weft" || process.env["CNI_COMMAND"] !== undefined)) {
+  if (load && (name !== "weft" || (process.env["CNI_COMMAND"] !== undefined && process.argv.length <= 2))) {
     const { runPlugin } = await import("./shared/cni/skeleton");
     const code = await runPlugin(load);
     // The reply is already written (synchronously); _exit skips Bun's VM teardown, which

@@ -110,9 +110,7 @@ step("compile dist/weft", () => run(join(nodeBin, "bun"), ["build", ...compileFl
 // there, and the build leaves nothing in /tmp.
 const tmp = mkdtempSync(join(dist, "tmp-"));
 try {
-  // Without CNI_COMMAND: with it set, the executable would be the weft plugin, not the CLI.
-  const { CNI_COMMAND: _, ...env } = process.env;
-  step("install into dist/bin", () => run(compiled, ["install", "--bin-dir", bin], root, { ...env, TMPDIR: tmp }));
+  step("install into dist/bin", () => run(compiled, ["install", "--bin-dir", bin], root, { ...process.env, TMPDIR: tmp }));
 } finally {
   rmSync(tmp, { recursive: true, force: true });
   rmSync(compiled, { force: true });
