@@ -113,7 +113,7 @@ describe("overlay across three nodes (VXLAN)", () => {
     }
   });
 
-  it("repairs a VXLAN device deleted by hand at once", async () => {
+  it("repairs a VXLAN device deleted by hand within one resync", async () => {
     const n1 = c.nodes[0]!;
     const log = () => readFileSync(join(n1.stateDir, "agent.log"), "utf8");
     const adds = () => log().split("link add weft.1").length - 1;

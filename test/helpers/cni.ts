@@ -47,7 +47,7 @@ function prepare(c: CniCall): { cmd: string; argv: string[]; env: NodeJS.Process
       command: c.command,
       containerId: c.containerId ?? "",
       netns: c.netns ?? "",
-      ifname: c.ifname ?? "eth0",
+      ifname: c.ifname,
       args: c.args ?? "",
       path: (c.path ?? [c.binDir ?? BIN_DIR]).join(":"),
     }),

@@ -45,6 +45,9 @@ function addNode(i: number, ip: string, o: { onLinkRoutes?: string[] } = {}): Te
   inNs(ns, "ip", "link", "set", "lo", "up");
   inNs(ns, "ip", "addr", "add", `${ip}/24`, "dev", "eth0");
   inNs(ns, "ip", "link", "set", "eth0", "up");
+  // A new netns copies the host's ip_forward: start every node with it off, so that what
+  // the tests see on is the agent's doing, whatever the host's value.
+  inNs(ns, "sysctl", "-qw", "net.ipv4.ip_forward=0");
   for (const r of o.onLinkRoutes ?? []) inNs(ns, "ip", "route", "add", r, "dev", "eth0");
   const node = {
     name: `n${i}`,
@@ -327,7 +330,7 @@ describe("weft agent --nodes FILE", () => {
     // ip_forward turned off sends nothing the kernel watch listens to: only the resync sees it.
     const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
     writeNodes([n1!, n2!]);
-    const [fast, slow] = [startAgent(n1!), startAgent(n2!, ["--resync", "300"])];
+    const [fast, slow] = [startAgent(n1!, ["--resync", "2"]), startAgent(n2!, ["--resync", "300"])];
     const forwarding = (n: TestNode) => inNs(n.ns, "cat", "/proc/sys/net/ipv4/ip_forward").trim();
     const turnedOn = (a: Agent) => a.log().split("sysctl net.ipv4.ip_forward=1").length - 1;
     for (const a of [fast, slow]) await until("started", () => turnedOn(a), (k) => k === 1);

@@ -1,5 +1,6 @@
 // `weft install`, the README's hand install: the executable and its plugin links in a
-// bin dir, a conf file written atomically into a conf dir, bad JSON refused.
+// bin dir, a conf file written atomically into a conf dir (and left alone when unchanged),
+// bad JSON refused, and an installed executable that needs nothing from the build tree.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -42,7 +43,8 @@ it("puts the executable and its plugin links into the bin dir, and the conf into
 });
 
 it("installs an executable that needs nothing from the build tree", () => {
-  expect(install().status).toBe(0);
+  const installed = install();
+  expect(installed.status, installed.stderr).toBe(0);
   // The build tree hidden (private mounts of this one process): the plugin still loads its
   // embedded native addon, which it unpacks under TMPDIR, and answers.
   const hide = ["dist", "native"].map((d) => `mount -t tmpfs weft-test ${join(ROOT, d)}`).join(" && ");

@@ -1,8 +1,7 @@
-// The netlink wire helpers every request and reply goes through: attribute framing,
-// NUL-terminated strings and MAC text, checked against bytes written out by hand.
+// The netlink wire helpers every request and reply goes through: attribute framing and
+// strings, checked against bytes written out by hand.
 import { describe, expect, it } from "vitest";
 import { attr, attrList, attrMap, cstr, findAttr, strz, u8, utf8 } from "../../../shared/netlink/encoding";
-import { formatMac, parseMac } from "../../../shared/mac";
 
 describe("strz / cstr", () => {
   it("encodes UTF-8 with one trailing NUL, and reads it back", () => {
@@ -43,12 +42,5 @@ describe("attr / attrList / attrMap", () => {
     const buf = Buffer.concat([attr(1, u8(1)), attr(2, u8(2)), attr(2, u8(3)), broken]);
     expect(findAttr(buf, 2)![0]).toBe(2);
     expect(() => findAttr(buf, 5)).toThrow(/malformed netlink attribute/);
-  });
-});
-
-describe("formatMac", () => {
-  it("writes six zero-padded lower-case hex bytes, the inverse of parseMac", () => {
-    expect(formatMac(Buffer.from([0x02, 0x0a, 0xff, 0, 0x10, 0x9]))).toBe("02:0a:ff:00:10:09");
-    expect(formatMac(parseMac("AA-BB-cc-01-02-03"))).toBe("aa:bb:cc:01:02:03");
   });
 });
