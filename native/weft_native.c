@@ -87,7 +87,9 @@ static int write_full(int fd, const char *buf, size_t len) {
 }
 
 // Returns a malloc'd copy of a JS string argument, or NULL for null/undefined; its
-// length in *out_len when out_len is not NULL (the text may hold NUL bytes).
+// length in *out_len when out_len is not NULL (the text may hold NUL bytes). Without
+// out_len the copy is used as a C string (a path, a name): a NUL inside is refused, as
+// it would cut the string short (a config's "dataDir": "/a\u0000/b" must not mean /a).
 static char *get_string(napi_env env, napi_value v, int *failed, size_t *out_len) {
   napi_valuetype t;
   *failed = 0;
@@ -106,7 +108,14 @@ static char *get_string(napi_env env, napi_value v, int *failed, size_t *out_len
     return NULL;
   }
   napi_get_value_string_utf8(env, v, s, len + 1, &len);
-  if (out_len) *out_len = len;
+  if (out_len) {
+    *out_len = len;
+  } else if (strlen(s) != len) {
+    free(s);
+    napi_throw_type_error(env, NULL, "string contains a NUL byte");
+    *failed = 1;
+    return NULL;
+  }
   return s;
 }
 

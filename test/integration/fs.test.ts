@@ -43,6 +43,8 @@ describe("shared/fs", () => {
     // Text is written whole, NUL bytes included.
     writeText(f, "a\0b");
     expect(readFileSync(f, "utf8")).toBe("a\0b");
+    // A path is a C string: one with a NUL inside is refused, not cut short to `dir`.
+    expect(thrown(() => writeText(`${dir}\0/x.txt`, "y")).message).toContain("NUL");
   });
 
   it("wx refuses an existing file; errors carry the errno name and the path", () => {
