@@ -53,16 +53,14 @@ export function check(ctx: PluginContext<BridgeConf>): void {
       if (ip.interface !== undefined && ip.interface !== podIdx) continue;
       if (!have.has(canonical(ip.address))) fail(`address ${ip.address} not found on ${env.ifname}`);
     }
-    // Each family's table dumped once, not once per route.
+    // Each family's table dumped (and its destinations made canonical) once, not once per route.
     const tables = new Map<4 | 6, Route[]>();
     for (const r of prev.routes ?? []) {
       const family = parseCIDR(r.dst)?.ip.family ?? 4;
       const dst = canonical(r.dst);
       let table = tables.get(family);
-      if (!table) tables.set(family, (table = listRoutes(nl, family)));
-      const found = table.some(
-        (k) => canonical(k.dst) === dst && (!r.gw || k.gw === r.gw) && k.index === link.index,
-      );
+      if (!table) tables.set(family, (table = listRoutes(nl, family).map((k) => ({ ...k, dst: canonical(k.dst) }))));
+      const found = table.some((k) => k.dst === dst && (!r.gw || k.gw === r.gw) && k.index === link.index);
       if (!found) fail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} not found on ${env.ifname}`);
     }
   });
