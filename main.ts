@@ -18,14 +18,38 @@ async function main(): Promise<number> {
   const name = process.argv0.slice(process.argv0.lastIndexOf("/") + 1);
   const load = PLUGINS[name];
   if (load && (name !== "weft" || (process.env["CNI_COMMAND"] !== undefined && process.argv.length <= 2))) {
-    const { runPlugin } = await import("./shared/cni/skeleton");
-    const code = await runPlugin(load);
+    let skeleton: typeof import("./shared/cni/skeleton");
+    try {
+      skeleton = await import("./shared/cni/skeleton");
+    } catch (e) {
+      return cannotStart(e);
+    }
+    const code = await skeleton.runPlugin(load);
     // The reply is already written (synchronously); _exit skips Bun's VM teardown, which
     // costs more than loading the addon (VERSION) or a whole DEL's work.
     return (await import("./native/index")).native.exitNow(code);
   }
   const { runCli } = await import("./cli/main");
   return runCli(process.argv.slice(2), PLUGIN_NAMES);
+}
+
+/**
+ * The skeleton did not load (its native addon would not): the runtime still gets CNI's
+ * error JSON, in the config's version when stdin holds one, written through node:fs.
+ */
+async function cannotStart(e: unknown): Promise<number> {
+  const { readFileSync, writeSync } = await import("node:fs");
+  const { CniError, cniErrorJson, ErrorCode } = await import("./shared/cni/errors");
+  const { LATEST_VERSION } = await import("./shared/cni/version");
+  let version = LATEST_VERSION;
+  try {
+    const v: unknown = JSON.parse(readFileSync(0, "utf8"))?.cniVersion;
+    if (typeof v === "string") version = v;
+  } catch {
+    // No config to take a version from: the newest it is.
+  }
+  writeSync(1, `${cniErrorJson(new CniError(ErrorCode.Internal, e instanceof Error ? e.message : String(e)), version)}\n`);
+  return 1;
 }
 
 // Never process.stdout/stderr: Bun's cost ~10 ms to set up. node:fs only on failure.

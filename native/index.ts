@@ -57,6 +57,48 @@ export interface NativeError extends Error {
 
 declare const WEFT_NATIVE_PATH: string | undefined;
 
+/** The part of bun:ffi used here (the executable is Bun; the tests' Node never gets here). */
+interface BunFfi {
+  dlopen(lib: string, symbols: { memfd_create: { args: ["ptr", "u32"]; returns: "i32" } }): {
+    symbols: { memfd_create(name: number, flags: number): number };
+  };
+  ptr(bytes: Uint8Array): number;
+}
+
+const MFD_CLOEXEC = 1;
+
+/** A built-in module fetched when this runs: an import would make every bundle load it. */
+function builtin<T>(id: string): T {
+  return (process as unknown as { getBuiltinModule(id: string): T }).getBuiltinModule(id);
+}
+
+function dlopenAt(path: string): NativeAddon {
+  const addon = { exports: {} as NativeAddon };
+  process.dlopen(addon, path);
+  return addon.exports;
+}
+
+/**
+ * Bun unpacks an embedded addon into $TMPDIR and dlopens it there, which fails when TMPDIR
+ * is missing or unwritable, or mounted noexec as hardened nodes mount /tmp. Then the
+ * addon's bytes go into a memory file (memfd), which no mount option governs, and load
+ * from it. memfd_create is reached through bun:ffi, the one way to a syscall before the
+ * addon is loaded; it compiles a stub (~2 ms), so it is only the fallback.
+ */
+function dlopenFromMemory(embedded: string): NativeAddon {
+  const { dlopen, ptr } = builtin<BunFfi>("bun:ffi");
+  const { closeSync, readFileSync, writeFileSync } = builtin<typeof import("node:fs")>("node:fs");
+  const libc = dlopen("libc.so.6", { memfd_create: { args: ["ptr", "u32"], returns: "i32" } });
+  const fd = libc.symbols.memfd_create(ptr(Buffer.from("weft_native\0")), MFD_CLOEXEC);
+  if (fd < 0) throw new Error("memfd_create failed");
+  try {
+    writeFileSync(fd, readFileSync(embedded));
+    return dlopenAt(`/proc/self/fd/${fd}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function load(): NativeAddon {
   // The bundles (CommonJS) define WEFT_NATIVE_PATH: where the executable embeds the addon
   // (an asset at /$bunfs/root, see build/build.mjs), or node-gyp's output for the test
@@ -64,13 +106,20 @@ function load(): NativeAddon {
   // every process, costs a plugin call ~0.5 ms more to reach the same dlopen. From the
   // sources (tests, ES modules) we load node-gyp's output.
   if (typeof WEFT_NATIVE_PATH === "string") {
-    const addon = { exports: {} as NativeAddon };
-    process.dlopen(addon, WEFT_NATIVE_PATH);
-    return addon.exports;
+    try {
+      return dlopenAt(WEFT_NATIVE_PATH);
+    } catch (e) {
+      if (!WEFT_NATIVE_PATH.startsWith("/$bunfs/")) throw e;
+      try {
+        return dlopenFromMemory(WEFT_NATIVE_PATH);
+      } catch (e2) {
+        throw new Error(`cannot load weft's native addon: ${(e as Error).message}; from memory: ${(e2 as Error).message}`);
+      }
+    }
   }
-  // From the sources (ES modules) there is no `require`. node:module is fetched here, not
-  // imported: a static import would make the bundle load it on every call (Bun: ~1 ms, 3 MB).
-  const { createRequire } = (process as unknown as { getBuiltinModule(id: string): typeof import("node:module") }).getBuiltinModule("node:module");
+  // From the sources (ES modules) there is no `require`; node:module costs Bun ~1 ms and
+  // 3 MB, so no bundle may import it.
+  const { createRequire } = builtin<typeof import("node:module")>("node:module");
   // "../native/…" rather than "./…": the same path then also holds from the lab's and the
   // bench's bundles in dist/, which use shared/ modules too.
   return createRequire(import.meta.url)("../native/build/Release/weft_native.node") as NativeAddon;
