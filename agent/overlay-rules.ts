@@ -24,8 +24,7 @@
 // as wanted is then a netlink rule dump counting rules with and without that hash — no `nft`
 // process (~4 ms, ~20 ms for a batch that flushes) on a resync where nothing changed.
 import { hash, marksNote, MULTICAST, OVERLAY_FORWARD_CHAIN, OVERLAY_TABLE } from "../shared/firewall/common";
-import { FORWARD_HOOK, MARK_POD, POSTROUTING_HOOK, runBatch } from "../shared/firewall/nft";
-import { okOrThrow } from "../shared/process";
+import { FORWARD_HOOK, MARK_POD, POSTROUTING_HOOK, mustRunBatch } from "../shared/firewall/nft";
 import { countRules, NFPROTO, tableExists } from "../shared/netlink/nftables";
 import type { NetlinkSocket } from "../shared/netlink/socket";
 
@@ -122,11 +121,11 @@ export function convergeOverlayRules(s: OverlayRulesSpec, nl: NetlinkSocket): st
   const chains = overlayChains(s);
   if (chains.length === 0) {
     if (!tableExists(nl, NFPROTO.IPV4, OVERLAY_TABLE)) return null;
-    okOrThrow("nft -f - failed", runBatch(removeBatch()));
+    mustRunBatch(`removing table ${OVERLAY_TABLE}`, removeBatch());
     return `nft delete table ${FAMILY} ${OVERLAY_TABLE}`;
   }
   if (inPlace(nl, chains)) return null;
-  okOrThrow("nft -f - failed", runBatch(overlayBatch(chains)));
+  mustRunBatch(`converging table ${OVERLAY_TABLE}`, overlayBatch(chains));
   const what = [
     ...(s.masquerade ? [`masquerade ${s.podCIDR} -> !${s.clusterCIDR}`] : []),
     ...(s.forwardMarks ? [`mark ${s.podCIDR} for FORWARD accept (its policy drops)`] : []),

@@ -26,6 +26,7 @@ import { join } from "node:path";
 import { Cluster, type NodeSpec, type PodSpec } from "../lab/cluster";
 import { inNs, run, sleep } from "../lab/exec";
 import { median, onCleanup, progress, table, type Row, runBridge } from "./common";
+import { addressOf } from "../shared/ip";
 
 // One run on this 2-CPU VM varies by ±10% (the hypervisor). With 8 rounds a ratio moved by
 // up to 0.07 from one bench run to the next; with 16, by 0.03 for most rows.
@@ -168,7 +169,7 @@ function referencePods(mtu: number): { a: string; b: string; bIp: string } | nul
   const conf = { cniVersion: "1.0.0", name: "bench-ref", type: "bridge", bridge: "cni0", isGateway: true, ipMasq: true, mtu, ipam: { type: "host-local", subnet: "10.251.0.0/24", dataDir } };
   const ips = pods.map((ns) => {
     const out = runBridge(dir, host, "ADD", ns, ns, conf);
-    return (JSON.parse(out) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!;
+    return addressOf((JSON.parse(out) as { ips: Array<{ address: string }> }).ips[0]!.address);
   });
   return { a: pods[0]!, b: pods[1]!, bIp: ips[1]! };
 }

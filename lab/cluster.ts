@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } 
 import { join } from "node:path";
 import { writeFileAtomic } from "../shared/atomic-file";
 import { cniEnv, inNs, run, sleep } from "./exec";
+import { addressOf } from "../shared/ip";
 
 export const BIN = join(import.meta.dirname, "..", "dist", "bin");
 
@@ -185,7 +186,7 @@ export class Cluster {
     inNs(ns, "ip", "link", "set", "lo", "up");
     const r = this.cni(node, "ADD", name, ns);
     if (r.status !== 0) throw new Error(`ADD ${name} on ${node.name}: ${r.stdout}`);
-    const ip = (JSON.parse(r.stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!;
+    const ip = addressOf((JSON.parse(r.stdout) as { ips: Array<{ address: string }> }).ips[0]!.address);
     const pod = { name, ns, node, ip };
     this.pods.push(pod);
     return pod;

@@ -150,6 +150,12 @@ export function parseCIDR(s: string): IPNet | null {
   return { ip, prefix };
 }
 
+/** The address part of "addr/prefix" text, as written ("10.0.0.2/24" → "10.0.0.2"); unparsed. */
+export function addressOf(cidr: string): string {
+  const slash = cidr.indexOf("/");
+  return slash < 0 ? cidr : cidr.slice(0, slash);
+}
+
 export function formatCIDR(ip: IP, prefix: number): string {
   return `${formatIP(ip)}/${prefix}`;
 }

@@ -56,18 +56,21 @@ export class Store {
    */
   private static openLock(dir: string, create: boolean): number | undefined {
     const lockPath = join(dir, "lock");
-    for (let made = false; ; made = true) {
-      try {
-        return openFile(lockPath, "c");
-      } catch (e) {
-        if (made || !(isErrno(e, "ENOENT") || isErrno(e, "ENOTDIR"))) throw ioError("open", lockPath, e);
-        if (!create) return undefined;
-      }
-      try {
-        makeDirs(dir);
-      } catch (e) {
-        throw ioError("create", dir, e);
-      }
+    try {
+      return openFile(lockPath, "c");
+    } catch (e) {
+      if (!isErrno(e, "ENOENT") && !isErrno(e, "ENOTDIR")) throw ioError("open", lockPath, e);
+      if (!create) return undefined;
+    }
+    try {
+      makeDirs(dir);
+    } catch (e) {
+      throw ioError("create", dir, e);
+    }
+    try {
+      return openFile(lockPath, "c");
+    } catch (e) {
+      throw ioError("open", lockPath, e);
     }
   }
 

@@ -6,6 +6,7 @@ import type { Result } from "../../shared/cni/result";
 import { addPodRules, removePodRules } from "../../shared/firewall/index";
 import { addPortVlan, deletePortVlan, setHairpin } from "../../shared/netlink/bridge";
 import { deleteLinkByName } from "../../shared/netlink/link";
+import { addressOf } from "../../shared/ip";
 import { withSocket } from "../../shared/netlink/socket";
 import { ipamAdd, ipamCallOf, ipamDel } from "../../ipam/index";
 import type { BridgeConf } from "./config";
@@ -14,7 +15,7 @@ import { configurePodInterface, createPodVeth, withDefaultRoutes, withGateways }
 
 /** The pod's addresses for its packet-filter rules, each with its subnet (the firewall validates and normalises both). */
 function podRuleIps(ips: Result["ips"]): Array<{ address: string; subnet: string }> {
-  return (ips ?? []).map((ip) => ({ address: ip.address.split("/")[0]!, subnet: ip.address }));
+  return (ips ?? []).map((ip) => ({ address: addressOf(ip.address), subnet: ip.address }));
 }
 
 export function add(ctx: PluginContext<BridgeConf>): Result {

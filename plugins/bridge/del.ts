@@ -5,6 +5,7 @@ import type { PluginContext } from "../../shared/cni/skeleton";
 import { removePodRules } from "../../shared/firewall/index";
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { withSocket } from "../../shared/netlink/socket";
+import { addressOf } from "../../shared/ip";
 import { isNetnsGone } from "../../shared/netns";
 import { ipamCallOf, ipamDel } from "../../ipam/index";
 import type { BridgeConf } from "./config";
@@ -13,7 +14,7 @@ export function del(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
   const released = ipamDel(ipamCallOf(ctx));
   // The firewall validates and normalises the addresses.
-  const ips = released.length ? released : (ctx.prevResult?.ips ?? []).map((ip) => ip.address.split("/")[0]!);
+  const ips = released.length ? released : (ctx.prevResult?.ips ?? []).map((ip) => addressOf(ip.address));
   const ref = { network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) };
   removePodRules(ref, () => deleteVeth(env.netns, env.ifname));
 }

@@ -178,11 +178,11 @@ export function addPod(nl: NetlinkSocket, pod: Pod, masquerade: boolean, marked:
     // Nothing to add; only leftovers of these addresses (an earlier ADD under a DROP policy
     // or with ipMasq, whose DEL never came) to remove.
     const batch = removalOf(found);
-    if (batch) okOrThrow(`removing stale nftables rules for pod ${pod.key}: nft -f - failed`, runBatch(batch));
+    if (batch) mustRunBatch(`removing stale nftables rules for pod ${pod.key}`, batch);
     return;
   }
   if (table && !stale && runBatch(script(createPod(pod, masquerade, marked))).ok) return;
-  okOrThrow(`adding nftables rules for pod ${pod.key}: nft -f - failed`, runBatch(script(replacePod(pod, masquerade, marked))));
+  mustRunBatch(`adding nftables rules for pod ${pod.key}`, script(replacePod(pod, masquerade, marked)));
 }
 
 /**
@@ -204,8 +204,13 @@ function removalOf(found: Found[]): string | null {
 }
 
 /** Runs `nft -f -` on `batch`. */
-export function runBatch(batch: string): RunResult {
+function runBatch(batch: string): RunResult {
   return run(nftPath(), ["-f", "-"], batch);
+}
+
+/** runBatch, throwing `what: nft -f - failed: <nft's stderr>` when nft fails. */
+export function mustRunBatch(what: string, batch: string): void {
+  okOrThrow(`${what}: nft -f - failed`, runBatch(batch));
 }
 
 /** Starts `nft -f -` on `batch`, for the caller to wait on; see removalBatch(). */

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { cni, requireBuild, type CniCall, type CniReply } from "./cni";
 import { afterEach, beforeEach, expect } from "vitest";
 import { cleanupAll, createNetns, leftovers, netnsPath, uniqueName } from "./netns";
+import { addressOf } from "../../shared/ip";
 
 export interface Node {
   host: string;
@@ -99,7 +100,7 @@ export function reservations(node: Node, net = NET): string[] {
 /** The pod's first address of a family from an ADD result. */
 export function podIP(pod: Pod, family: 4 | 6): string {
   const ips = (pod.reply.json?.["ips"] ?? []) as Array<{ address: string }>;
-  const ip = ips.map((i) => i.address.split("/")[0]!).find((a) => (family === 6) === a.includes(":"));
+  const ip = ips.map((i) => addressOf(i.address)).find((a) => (family === 6) === a.includes(":"));
   if (!ip) throw new Error(`pod has no IPv${family} address: ${pod.reply.stdout}`);
   return ip;
 }

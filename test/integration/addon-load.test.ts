@@ -9,6 +9,7 @@ import { afterEach, beforeEach, expect, it } from "vitest";
 import { BIN_DIR } from "../helpers/cni";
 import { createNetns, ipJson, netnsPath } from "../helpers/netns";
 import { bridgeConf, call, type Node, reservations, useNode } from "../helpers/pods";
+import { addressOf } from "../../shared/ip";
 
 let node: Node;
 useNode((n) => (node = n));
@@ -49,7 +50,7 @@ function addAndDelete(binDir: string, env: Record<string, string>): void {
   const ip = (added.json?.["ips"] as Array<{ address: string }>)[0]!.address;
   const addrs = ipJson<Array<{ addr_info: Array<{ local: string; prefixlen: number }> }>>(ns, "addr", "show", "eth0");
   expect(addrs[0]!.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).toContain(ip);
-  expect(reservations(node)).toContain(ip.split("/")[0]);
+  expect(reservations(node)).toContain(addressOf(ip));
   const deleted = call(node, { ...c, command: "DEL" });
   expect(deleted.code, deleted.stdout + deleted.stderr).toBe(0);
   expect(reservations(node)).toEqual([]);

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { writeFileAtomic } from "../../shared/atomic-file";
+import { addressOf } from "../../shared/ip";
 import { BIN_DIR, cni, requireBuild } from "../helpers/cni";
 import { cleanupAll, createNetns, deleteNetns, ipJson, leftovers, netnsPath, inNs, nsTry, ping } from "../helpers/netns";
 
@@ -140,7 +141,7 @@ function weftPod(n: TestNode, conf: Record<string, unknown>, containerId: string
   const ns = createNetns("wp");
   const r = cni({ plugin: "weft", command: "ADD", conf, hostNs: n.ns, containerId, netns: netnsPath(ns), ...(args ? { args } : {}) });
   expect(r.code, r.stdout).toBe(0);
-  return { ns, ip: (r.json!["ips"][0].address as string).split("/")[0]! };
+  return { ns, ip: addressOf(r.json!["ips"][0].address as string) };
 }
 
 /**

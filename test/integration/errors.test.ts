@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { createNetns, ipJson, netnsPath, inNs } from "../helpers/netns";
 import { addPod, bridgeConf, call, type Node, reservations, useNode } from "../helpers/pods";
+import { addressOf } from "../../shared/ip";
 
 let node: Node;
 useNode((n) => (node = n));
@@ -112,7 +113,7 @@ describe("a pod that works after errors", () => {
     add(bridgeConf(node, { ipMasq: true }, { routes: [{ dst: "198.51.100.0/24", gw: "192.0.2.1" }] }));
     const pod = addPod(node, bridgeConf(node));
     expect(pod.reply.code, pod.reply.stdout).toBe(0);
-    const mine = (pod.reply.json!["ips"] as Array<{ address: string }>).map((i) => i.address.split("/")[0]);
+    const mine = (pod.reply.json!["ips"] as Array<{ address: string }>).map((i) => addressOf(i.address));
     expect(reservations(node).sort()).toEqual(mine.sort());
   });
 });

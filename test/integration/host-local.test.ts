@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { cni, cniAsync, requireBuild } from "../helpers/cni";
+import { addressOf } from "../../shared/ip";
 
 const GO_DIR = "/usr/lib/cni";
 let dataDir: string;
@@ -49,7 +50,7 @@ describe("host-local beside the Go reference", () => {
     }
     expect(held()).toHaveLength(10);
     // Our reservation files are byte-for-byte the reference's format.
-    const file = readFileSync(join(dataDir, "shared", got.get("ctr0")!.split("/")[0]!), "utf8");
+    const file = readFileSync(join(dataDir, "shared", addressOf(got.get("ctr0")!)), "utf8");
     expect(file).toBe("ctr0\r\neth0");
 
     // Each releases the other's reservations.
@@ -74,7 +75,7 @@ describe("host-local under concurrency", () => {
       return r.json!["ips"][0].address as string;
     });
     expect(new Set(ips).size).toBe(50);
-    expect(held().sort()).toEqual(ips.map((a) => a.split("/")[0]).sort());
+    expect(held().sort()).toEqual(ips.map(addressOf).sort());
   });
 
   it("overflow gets a clean 'no addresses' error, never a duplicate or a corrupt file", async () => {

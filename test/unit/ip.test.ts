@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  addressOf,
   compareIP,
   contains,
   formatCIDR,
@@ -107,6 +108,12 @@ describe("CIDR", () => {
     expect(n.prefix).toBe(24);
     expect(net("::/0").prefix).toBe(0);
     expect(net("fd00::1/128").prefix).toBe(128);
+  });
+
+  it("takes the address part of CIDR text as written, and leaves a bare address alone", () => {
+    expect(addressOf("10.1.2.3/24")).toBe("10.1.2.3");
+    expect(addressOf("fd00::1/64")).toBe("fd00::1");
+    expect(addressOf("10.1.2.3")).toBe("10.1.2.3");
   });
 
   it.each(["10.0.0.0", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/024", "10.0.0.0/-1", "::/129", "x/8", "10.0.0.0/8/8"])(
