@@ -17,11 +17,15 @@ export function findExecutable(name: string, dirs: readonly string[]): string | 
 
 const located = new Map<string, string | null>();
 
+// Searched when PATH is unset or empty (a runtime that passes a bare environment), as
+// execvp falls back to a default; nft and iptables live in /usr/sbin.
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /** Absolute path of `name` on PATH, or null; looked up once per process. */
 export function which(name: string): string | null {
   let path = located.get(name);
   if (path === undefined) {
-    path = findExecutable(name, (process.env["PATH"] ?? "").split(":"));
+    path = findExecutable(name, (process.env["PATH"] || DEFAULT_PATH).split(":"));
     located.set(name, path);
   }
   return path;

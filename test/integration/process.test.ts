@@ -25,6 +25,16 @@ describe("run", () => {
     expect(run("sh", ["-c", "echo found"]).stdout).toBe("found\n");
   });
 
+  it("finds tools in the usual system directories when PATH is unset", () => {
+    const saved = process.env["PATH"];
+    delete process.env["PATH"];
+    try {
+      expect(which("nft")).toMatch(/^\/(usr\/)?s?bin\/nft$/);
+    } finally {
+      process.env["PATH"] = saved;
+    }
+  });
+
   it("reports a program that cannot start, or was killed, without throwing", () => {
     const missing = run("/nonexistent/weft-tool", []);
     expect(missing).toMatchObject({ ok: false, status: null });
