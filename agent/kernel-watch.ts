@@ -5,7 +5,6 @@
 // by hand is then undone within a poll rather than at the next resync. Polled from the
 // event loop: the native transport is synchronous, and a few reads a second cost nothing
 // while nothing happens. (iptables-legacy sends no notifications: the resync covers it.)
-import { isErrno } from "../shared/errno";
 import { linkNotificationName } from "../shared/netlink/link";
 import { neighborNotificationIndex } from "../shared/netlink/neighbor";
 import { NFNLGRP_NFTABLES, nftChangeOf, openNetfilter, type NftChange } from "../shared/netlink/nftables";
@@ -82,27 +81,23 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
     // Both sockets are read on every poll, so neither queue fills up while the other speaks.
     for (const [sock, matters] of watched) {
       try {
-        if (matters(w, sock.pending())) changed = true;
+        // An overrun dropped notifications: whatever they said may have happened.
+        const { received, overrun } = sock.pending();
+        if (matters(w, received) || overrun) changed = true;
       } catch (e) {
-        // ENOBUFS: notifications were dropped, so whatever they said may have happened.
-        if (isErrno(e, "ENOBUFS")) changed = true;
-        else onError(`kernel watch: ${e instanceof Error ? e.message : String(e)}`);
+        onError(`kernel watch: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
     if (changed) onChange();
   }, POLL_MS);
   return {
     discard() {
+      // Read to the end, or the agent's own notifications would trigger the next poll.
       for (const [sock] of watched) {
-        // ENOBUFS (the dropped ones are dropped anyway) comes before what is still queued:
-        // read on past it, or the agent's own notifications would trigger the next poll.
-        for (;;) {
-          try {
-            sock.pending();
-            break;
-          } catch (e) {
-            if (!isErrno(e, "ENOBUFS")) break;
-          }
+        try {
+          sock.pending();
+        } catch {
+          // The next poll reports it.
         }
       }
     },

@@ -3,6 +3,7 @@
 // Payloads are encoded by the callers, with ./encoding.
 import { align4, cstr, findAttr, nlmsghdr } from "./encoding";
 import { native } from "../../native/index";
+import { isErrno } from "../errno";
 
 export const NLM_F = {
   REQUEST: 0x1,
@@ -92,13 +93,25 @@ export class NetlinkSocket {
   }
 
   /**
-   * The notifications received so far, without waiting. Throws ENOBUFS when the kernel
-   * dropped some because we read too late: the caller then knows only that something changed.
+   * The notifications received so far, without waiting. `overrun`: the kernel dropped some
+   * because we read too late, so the caller knows only that something changed.
    */
-  pending(): NetlinkMessage[] {
-    const out: NetlinkMessage[] = [];
-    for (let buf = native.nlRecv(this.fd, 0); buf !== null; buf = native.nlRecv(this.fd, 0)) out.push(...messages(buf));
-    return out;
+  pending(): { received: NetlinkMessage[]; overrun: boolean } {
+    const received: NetlinkMessage[] = [];
+    let overrun = false;
+    for (;;) {
+      let buf: Buffer | null;
+      try {
+        buf = native.nlRecv(this.fd, 0);
+      } catch (e) {
+        // Reported once, before what is still queued: read on past it.
+        if (!isErrno(e, "ENOBUFS")) throw e;
+        overrun = true;
+        continue;
+      }
+      if (buf === null) return { received, overrun };
+      received.push(...messages(buf));
+    }
   }
 
   /**
