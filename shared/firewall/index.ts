@@ -12,7 +12,7 @@
 // read over netlink first, so that ADD and DEL spawn nothing when there is nothing to do.
 // Without `nft`, per-pod iptables chains like the reference plugins.
 import { attempt } from "../attempt";
-import { countRules, NFPROTO, withNetfilter } from "../netlink/nftables";
+import { countMatching, dumpRules, NFPROTO, withNetfilter } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import { okOrThrow, which, type Running } from "../process";
 import { marksNote, type Pod, type PodAddr, parseIp, parseSubnet, podKey } from "./common";
@@ -74,13 +74,13 @@ export function addPodRules(spec: PodRuleSpec): void {
  * marksNote(subnet) (the kernel keeps a comment NUL-terminated; subnets are canonical).
  */
 function marksSubnets(nl: NetlinkSocket, by: ChainRef, addrs: PodAddr[]): boolean {
-  let any = false;
+  let rules: Buffer[] | undefined;
   for (const a of addrs) {
     if (a.family !== 4) continue;
-    if (countRules(nl, NFPROTO.IPV4, by.table, by.chain, ` ${marksNote(a.subnet!)}\0`).matching === 0) return false;
-    any = true;
+    rules ??= dumpRules(nl, NFPROTO.IPV4, by.table, by.chain);
+    if (countMatching(rules, ` ${marksNote(a.subnet!)}\0`) === 0) return false;
   }
-  return any;
+  return rules !== undefined;
 }
 
 /**

@@ -181,14 +181,8 @@ function udataString(data: Buffer, wanted: number): string | undefined {
   return undefined;
 }
 
-/**
- * How many rules the chain holds, and how many of them contain `needle` anywhere in their
- * netlink encoding; 0 and 0 when the chain does not exist. Finds a rule by its comment
- * without decoding expressions:
- * iptables-nft keeps `-m comment` either as an xt `comment` match (its info holds the text,
- * iptables 1.8.9) or as rule user data (newer releases); either way the bytes are there.
- */
-export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, chain: string, needle: string): { total: number; matching: number } {
+/** The chain's rules, each as its netlink payload; none when the chain does not exist. */
+export function dumpRules(nl: NetlinkSocket, family: NfFamily, table: string, chain: string): Buffer[] {
   let replies;
   try {
     replies = nl.request(`nft list chain ${table} ${chain}`, msgType(NFT_MSG_GETRULE), NLM_F.DUMP, [
@@ -197,11 +191,30 @@ export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, c
       str(NFTA_RULE_CHAIN, chain),
     ]);
   } catch (e) {
-    if (isErrno(e, "ENOENT")) return { total: 0, matching: 0 };
+    if (isErrno(e, "ENOENT")) return [];
     throw e;
   }
+  // A loop, not map(): this runs on plugin calls, where each first use of a built-in costs.
+  const rules: Buffer[] = [];
+  for (const r of replies) rules.push(r.data);
+  return rules;
+}
+
+/**
+ * How many of `rules` contain `needle` anywhere in their netlink encoding. Finds a rule by
+ * its comment without decoding expressions:
+ * iptables-nft keeps `-m comment` either as an xt `comment` match (its info holds the text,
+ * iptables 1.8.9) or as rule user data (newer releases); either way the bytes are there.
+ */
+export function countMatching(rules: Buffer[], needle: string): number {
   const bytes = utf8(needle);
   let matching = 0;
-  for (const r of replies) if (r.data.includes(bytes)) matching++;
-  return { total: replies.length, matching };
+  for (const r of rules) if (r.includes(bytes)) matching++;
+  return matching;
+}
+
+/** How many rules the chain holds, and how many of them contain `needle` (countMatching). */
+export function countRules(nl: NetlinkSocket, family: NfFamily, table: string, chain: string, needle: string): { total: number; matching: number } {
+  const rules = dumpRules(nl, family, table, chain);
+  return { total: rules.length, matching: countMatching(rules, needle) };
 }
