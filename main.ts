@@ -34,17 +34,21 @@ async function main(): Promise<number> {
 }
 
 /**
- * The skeleton did not load (its native addon would not): the runtime still gets CNI's
- * error JSON, in the config's version when stdin holds one, written through node:fs.
+ * The skeleton did not load (its native addon would not), so every verb, VERSION too,
+ * fails: the runtime still gets CNI's error JSON, in the config's version when stdin holds
+ * a supported one, written through node:fs.
  */
 async function cannotStart(e: unknown): Promise<number> {
-  const { readFileSync, writeSync } = await import("node:fs");
+  const { fstatSync, readFileSync, writeSync } = await import("node:fs");
   const { CniError, cniErrorJson, ErrorCode } = await import("./shared/cni/errors");
-  const { LATEST_VERSION } = await import("./shared/cni/version");
+  const { isSupported, LATEST_VERSION } = await import("./shared/cni/version");
   let version = LATEST_VERSION;
   try {
-    const v: unknown = JSON.parse(readFileSync(0, "utf8"))?.cniVersion;
-    if (typeof v === "string") version = v;
+    // Never wait on a terminal.
+    if (!fstatSync(0).isCharacterDevice()) {
+      const v: unknown = JSON.parse(readFileSync(0, "utf8"))?.cniVersion;
+      if (isSupported(v)) version = v;
+    }
   } catch {
     // No config to take a version from: the newest it is.
   }

@@ -96,8 +96,8 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
       for (const [sock] of watched) {
         try {
           sock.pending();
-        } catch {
-          // The next poll reports it.
+        } catch (e) {
+          onError(`kernel watch: ${e instanceof Error ? e.message : String(e)}`);
         }
       }
     },

@@ -59,13 +59,20 @@ declare const WEFT_NATIVE_PATH: string | undefined;
 
 /** The part of bun:ffi used here (the executable is Bun; the tests' Node never gets here). */
 interface BunFfi {
-  dlopen(lib: string, symbols: { memfd_create: { args: ["ptr", "u32"]; returns: "i32" } }): {
-    symbols: { memfd_create(name: number, flags: number): number };
+  dlopen(
+    lib: string,
+    symbols: { memfd_create: { args: ["buffer", "u32"]; returns: "i32" }; __errno_location: { args: []; returns: "ptr" } },
+  ): {
+    symbols: { memfd_create(name: Uint8Array, flags: number): number; __errno_location(): number };
+    close(): void;
   };
-  ptr(bytes: Uint8Array): number;
+  read: { i32(ptr: number): number };
 }
 
 const MFD_CLOEXEC = 1;
+// Where vm.memfd_noexec forbids executable memfds (kernels 6.3-6.6 refuse the plain call
+// with EACCES), one sealed against exec(2): mmap for dlopen is still allowed.
+const MFD_NOEXEC_SEAL = 8;
 
 /** A built-in module fetched when this runs: an import would make every bundle load it. */
 function builtin<T>(id: string): T {
@@ -86,11 +93,21 @@ function dlopenAt(path: string): NativeAddon {
  * addon is loaded; it compiles a stub (~2 ms), so it is only the fallback.
  */
 function dlopenFromMemory(embedded: string): NativeAddon {
-  const { dlopen, ptr } = builtin<BunFfi>("bun:ffi");
+  const { dlopen, read } = builtin<BunFfi>("bun:ffi");
   const { closeSync, readFileSync, writeFileSync } = builtin<typeof import("node:fs")>("node:fs");
-  const libc = dlopen("libc.so.6", { memfd_create: { args: ["ptr", "u32"], returns: "i32" } });
-  const fd = libc.symbols.memfd_create(ptr(Buffer.from("weft_native\0")), MFD_CLOEXEC);
-  if (fd < 0) throw new Error("memfd_create failed");
+  const libc = dlopen("libc.so.6", {
+    memfd_create: { args: ["buffer", "u32"], returns: "i32" },
+    __errno_location: { args: [], returns: "ptr" },
+  });
+  let fd: number;
+  try {
+    const name = Buffer.from("weft_native\0");
+    fd = libc.symbols.memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) fd = libc.symbols.memfd_create(name, MFD_CLOEXEC | MFD_NOEXEC_SEAL);
+    if (fd < 0) throw new Error(`memfd_create failed (errno ${read.i32(libc.symbols.__errno_location())})`);
+  } finally {
+    libc.close();
+  }
   try {
     writeFileSync(fd, readFileSync(embedded));
     return dlopenAt(`/proc/self/fd/${fd}`);

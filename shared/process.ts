@@ -21,7 +21,7 @@ const located = new Map<string, string | null>();
 // execvp falls back to a default; nft and iptables live in /usr/sbin.
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/** Absolute path of `name` on PATH, or null; looked up once per process. */
+/** Absolute path of `name` on PATH (or DEFAULT_PATH), or null; looked up once per process. */
 export function which(name: string): string | null {
   let path = located.get(name);
   if (path === undefined) {

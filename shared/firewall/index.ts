@@ -110,9 +110,9 @@ export function removePodRules(ref: PodRuleRef, meanwhile: () => void = () => {}
 }
 
 /**
- * Removes a pod's rules from the iptables fallback too, where `nft` is on our PATH: for
- * clean-up run outside the plugin (the agent's GC, in its own container), which cannot
- * know whether the plugin, on the host's PATH, had `nft` or fell back to iptables.
+ * Removes a pod's rules from the iptables fallback too, where we find `nft`: for clean-up
+ * run outside the plugin (the agent's GC, in its own container), which cannot know whether
+ * the plugin, on the host, found `nft` or fell back to iptables.
  */
 export function removeFallbackPodRules(ref: Omit<PodRuleRef, "ips">): void {
   if (!which("nft")) return; // then removePodRules() used the fallback already

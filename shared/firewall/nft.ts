@@ -239,6 +239,6 @@ function findByComment(nl: NetlinkSocket, key: string): Found[] {
 
 function nftPath(): string {
   const path = which("nft");
-  if (!path) throw new Error("nft not found on PATH");
+  if (!path) throw new Error("nft not found on PATH or in the system directories");
   return path;
 }

@@ -69,7 +69,9 @@ it("works with a TMPDIR that does not exist", () => {
 });
 
 it("answers a clean CNI error and leaves nothing behind when the addon cannot be written anywhere", () => {
-  // Files of at most 16 KB (the addon has ~34 KB): neither TMPDIR nor a memory file takes it.
+  // Files of at most 16 blocks (8 KB in dash's 512-byte blocks; the addon has ~34 KB):
+  // neither TMPDIR nor a memory file takes it. Bun ignores SIGXFSZ, so the writes fail
+  // with EFBIG instead of killing it.
   const tmp = emptyTmp();
   const ns = createNetns("pod");
   const r = call(node, { plugin: "bridge", command: "ADD", conf: bridgeConf(node), containerId: "ctr-addon", netns: netnsPath(ns), binDir: wrapped('ulimit -f 16; exec "$BRIDGE"'), env: { TMPDIR: tmp } });

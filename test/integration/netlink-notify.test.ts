@@ -2,6 +2,7 @@
 // arrived, and an overrun (the kernel dropped some because nobody read) reported as such,
 // with the socket usable after it.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { linkNotificationName } from "../../shared/netlink/link";
 import { NetlinkSocket } from "../../shared/netlink/socket";
@@ -10,20 +11,24 @@ import { cleanupAll, createNetns, leftovers, netnsPath } from "../helpers/netns"
 const RTNLGRP_LINK = 1;
 
 let ns: string;
-let nl: NetlinkSocket;
+let nl: NetlinkSocket | undefined;
 beforeEach(() => {
   ns = createNetns("nl");
   nl = NetlinkSocket.open(netnsPath(ns));
   nl.join(RTNLGRP_LINK);
 });
 afterEach(() => {
-  nl.close();
-  cleanupAll();
+  try {
+    nl?.close();
+  } finally {
+    nl = undefined;
+    cleanupAll();
+  }
   expect(leftovers()).toEqual([]);
 });
 
-const names = (s: NetlinkSocket) => {
-  const { received, overrun } = s.pending();
+const names = (s: NetlinkSocket | undefined) => {
+  const { received, overrun } = s!.pending();
   return { links: received.map(linkNotificationName), overrun };
 };
 
@@ -39,12 +44,14 @@ it("returns the notifications received so far, and nothing more", () => {
 });
 
 it("reports an overrun, then reads on to what is still queued", () => {
-  // ~1 KB per notification: 600 links overflow the default receive buffer (~200 KB).
-  const batch = Array.from({ length: 600 }, (_, i) => `link add wnl-${i} type bridge`).join("\n");
+  // Each notification takes over 1 KB of the socket's receive buffer (net.core.rmem_default,
+  // ~200 KB unless a host raised it): twice as many links as fit in it, plus some.
+  const links = 2 * Math.ceil(Number(readFileSync("/proc/sys/net/core/rmem_default", "utf8")) / 1024) + 100;
+  const batch = Array.from({ length: links }, (_, i) => `link add wnl-${i} type bridge`).join("\n");
   execFileSync("ip", ["-n", ns, "-batch", "-"], { input: `${batch}\n` });
   const first = names(nl);
   expect(first.overrun).toBe(true);
-  expect(first.links.length).toBeLessThan(600);
+  expect(first.links.length).toBeLessThan(links);
   execFileSync("ip", ["-n", ns, "link", "add", "wnl-last", "type", "bridge"]);
   const after = names(nl);
   expect(after.overrun).toBe(false);
