@@ -51,7 +51,13 @@ export interface Running {
  * that cannot be started is a failed RunResult.
  */
 export function start(file: string, args: string[], input = "", env: NodeJS.ProcessEnv = process.env): Running {
-  const envList = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+  // A loop, not entries().flatMap(): every nft run goes through here, and each first use
+  // of a built-in costs a plugin call.
+  const envList: string[] = [];
+  for (const k in env) {
+    const v = env[k];
+    if (v !== undefined) envList.push(`${k}=${v}`);
+  }
   let child: [number, number, number];
   try {
     child = native.spawn(file, args, input, envList);

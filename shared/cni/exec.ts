@@ -15,7 +15,8 @@ function findPlugin(type: string, path: string[]): string {
 /** Runs plugin `type` for `command` with `conf` as stdin; returns its result for ADD. */
 export function execPlugin(type: string, command: "ADD" | "DEL" | "CHECK", conf: Record<string, unknown>, env: CniEnv): Result | undefined {
   const bin = findPlugin(type, env.path);
-  const args = [...env.args].map(([k, v]) => `${k}=${v}`).join(";");
+  let args = "";
+  for (const [k, v] of env.args) args += `${args ? ";" : ""}${k}=${v}`;
   const child = run(bin, [], JSON.stringify(conf), {
     ...process.env,
     CNI_COMMAND: command,

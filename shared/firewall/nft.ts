@@ -108,16 +108,14 @@ function dropMasq(a: PodAddr): string[] {
 
 /** Creations only: fails if the table is missing or anything of these addresses exists. */
 function createPod(pod: Pod, masquerade: boolean, marked: Set<Family>): string[] {
-  return pod.addrs.flatMap((a) => [
-    ...(marked.has(a.family) ? [`create element ${T} pods${a.family} { ${a.ip} ${comment(pod)} }`] : []),
-    ...(masquerade
-      ? [
-          `create chain ${T} ${masqChain(a)}`,
-          masqRule(pod, a),
-          `create element ${T} masq${a.family} { ${a.ip} ${comment(pod)} : jump ${masqChain(a)} }`,
-        ]
-      : []),
-  ]);
+  const cmds: string[] = [];
+  for (const a of pod.addrs) {
+    if (marked.has(a.family)) cmds.push(`create element ${T} pods${a.family} { ${a.ip} ${comment(pod)} }`);
+    if (!masquerade) continue;
+    const chain = masqChain(a);
+    cmds.push(`create chain ${T} ${chain}`, masqRule(pod, a), `create element ${T} masq${a.family} { ${a.ip} ${comment(pod)} : jump ${chain} }`);
+  }
+  return cmds;
 }
 
 /** Idempotent: sets up the table and replaces whatever exists for these addresses. */
