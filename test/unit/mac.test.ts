@@ -8,3 +8,15 @@ describe("formatMac", () => {
     expect(formatMac(parseMac("AA-BB-cc-01-02-03"))).toBe("aa:bb:cc:01:02:03");
   });
 });
+
+describe("parseMac", () => {
+  it("takes six hex pairs split by : or -, in any case", () => {
+    expect([...parseMac("02:0A:ff:00:10:09")]).toEqual([2, 10, 255, 0, 16, 9]);
+    expect([...parseMac("02-0a:ff-00:10-09")]).toEqual([2, 10, 255, 0, 16, 9]);
+  });
+
+  it.each(["", "02:0a:ff:00:10", "02:0a:ff:00:10:09:", "02:0a:ff:00:10:0g", "02.0a.ff.00.10.09", "2:0a:ff:00:10:099", "02:0a:ff:00:10:9", "0x:0a:ff:00:10:09"])(
+    "refuses %j",
+    (s) => expect(() => parseMac(s)).toThrow(`invalid MAC address "${s}"`),
+  );
+});
