@@ -1,7 +1,7 @@
 // weft: one executable, many names. Invoked as `bridge`, `host-local` or `loopback`
 // (links to this file) it is that CNI plugin; as `weft` it is the overlay plugin when
-// called as a runtime calls it (CNI_COMMAND set, no arguments) and the CLI otherwise. Modules load lazily so each plugin pays
-// only for its own code at start-up.
+// called as a runtime calls it (CNI_COMMAND set, no arguments) and the CLI otherwise.
+// Modules load lazily so each plugin pays only for its own code at start-up.
 import type { Plugin } from "./shared/cni/skeleton";
 
 const PLUGINS: Record<string, () => Promise<Plugin<never>>> = {
@@ -40,19 +40,16 @@ async function main(): Promise<number> {
  */
 async function cannotStart(e: unknown): Promise<number> {
   const { fstatSync, readFileSync, writeSync } = await import("node:fs");
-  const { CniError, cniErrorJson, ErrorCode } = await import("./shared/cni/errors");
-  const { isSupported, LATEST_VERSION } = await import("./shared/cni/version");
-  let version = LATEST_VERSION;
+  const { cniErrorJson, toCniError } = await import("./shared/cni/errors");
+  const { requestedVersion } = await import("./shared/cni/version");
+  let stdin = "";
   try {
     // Never wait on a terminal.
-    if (!fstatSync(0).isCharacterDevice()) {
-      const v: unknown = JSON.parse(readFileSync(0, "utf8"))?.cniVersion;
-      if (isSupported(v)) version = v;
-    }
+    if (!fstatSync(0).isCharacterDevice()) stdin = readFileSync(0, "utf8");
   } catch {
     // No config to take a version from: the newest it is.
   }
-  writeSync(1, `${cniErrorJson(new CniError(ErrorCode.Internal, e instanceof Error ? e.message : String(e)), version)}\n`);
+  writeSync(1, `${cniErrorJson(toCniError(e), requestedVersion(stdin))}\n`);
   return 1;
 }
 

@@ -42,6 +42,12 @@ export class CniError extends Error {
   }
 }
 
+/** Any error as a CniError: one without a code of its own gets Internal. */
+export function toCniError(e: unknown): CniError {
+  if (e instanceof CniError) return e;
+  return new CniError(ErrorCode.Internal, e instanceof Error ? e.message : String(e));
+}
+
 export function cniErrorJson(e: CniError, version: string): string {
   return JSON.stringify(e.toResponse(version), null, 4);
 }

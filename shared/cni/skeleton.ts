@@ -4,7 +4,7 @@
 import { native } from "../../native/index";
 import { checkKnownArgs } from "./args";
 import { type CniEnv, readEnv } from "./env";
-import { CniError, cniErrorJson, ErrorCode } from "./errors";
+import { CniError, cniErrorJson, ErrorCode, toCniError } from "./errors";
 import { convertResult, parsePrevResult, type Result } from "./result";
 import { configVersion, LATEST_VERSION, requireVersionFor, versionReply } from "./version";
 
@@ -96,11 +96,6 @@ function parseAttachments(raw: Record<string, unknown>): Attachment[] {
     }
     return { containerID: o["containerID"], ifname: o["ifname"] };
   });
-}
-
-function toCniError(e: unknown): CniError {
-  if (e instanceof CniError) return e;
-  return new CniError(ErrorCode.Internal, e instanceof Error ? e.message : String(e));
 }
 
 async function dispatch<C>(plugin: Plugin<C>, env: CniEnv, raw: Record<string, unknown>, version: string, out: (s: string) => void): Promise<void> {

@@ -60,18 +60,22 @@ export function requireVersionFor(verb: string, confVersion: string, minimum: st
   }
 }
 
-// VERSION reply. libcni sends {"cniVersion": "x"} (or nothing); anything unusable falls
-// back to the latest version instead of failing, because runtimes probe with it.
-export function versionReply(stdin: string): string {
+/**
+ * The supported cniVersion stdin asks for, leniently: anything unusable (nothing, garbage,
+ * an unknown version) gives the latest, because runtimes probe VERSION with such input.
+ */
+export function requestedVersion(stdin: string): string {
   let v: unknown;
   try {
     const parsed: unknown = stdin.trim() === "" ? undefined : JSON.parse(stdin);
     if (typeof parsed === "object" && parsed !== null) v = (parsed as Record<string, unknown>)["cniVersion"];
   } catch {
-    // Garbage on stdin is the runtime's problem; VERSION still answers.
+    // Garbage on stdin is the runtime's problem.
   }
-  return JSON.stringify({
-    cniVersion: isSupported(v) ? v : LATEST_VERSION,
-    supportedVersions: SUPPORTED_VERSIONS,
-  });
+  return isSupported(v) ? v : LATEST_VERSION;
+}
+
+// VERSION reply. libcni sends {"cniVersion": "x"} (or nothing).
+export function versionReply(stdin: string): string {
+  return JSON.stringify({ cniVersion: requestedVersion(stdin), supportedVersions: SUPPORTED_VERSIONS });
 }
