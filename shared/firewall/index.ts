@@ -14,7 +14,7 @@
 import { attempt } from "../attempt";
 import { countMatching, dumpRules, NFPROTO, withNetfilter } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
-import { okOrThrow, which, type Running } from "../process";
+import { which, type Running } from "../process";
 import { marksNote, type Pod, type PodAddr, parseIp, parseSubnet, podKey } from "./common";
 import * as iptables from "./iptables";
 import * as nft from "./nft";
@@ -105,7 +105,7 @@ export function removePodRules(ref: PodRuleRef, meanwhile: () => void = () => {}
     if (batch !== null) running = nft.startBatch(batch);
   });
   attempt(failures, meanwhile);
-  if (running) attempt(failures, () => okOrThrow(`removing nftables rules for pod ${pod.key}: nft -f - failed`, running!.wait()));
+  if (running) attempt(failures, () => nft.mustFinish(`removing nftables rules for pod ${pod.key}`, running!));
   if (failures.length) throw new Error(failures.join("; "));
 }
 

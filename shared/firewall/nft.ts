@@ -208,7 +208,12 @@ function runBatch(batch: string): RunResult {
 
 /** runBatch, throwing `what: nft -f - failed: <nft's stderr>` when nft fails. */
 export function mustRunBatch(what: string, batch: string): void {
-  okOrThrow(`${what}: nft -f - failed`, runBatch(batch));
+  mustFinish(what, startBatch(batch));
+}
+
+/** Waits for a startBatch(); throws as mustRunBatch does. */
+export function mustFinish(what: string, running: Running): void {
+  okOrThrow(`${what}: nft -f - failed`, running.wait());
 }
 
 /** Starts `nft -f -` on `batch`, for the caller to wait on; see removalBatch(). */
