@@ -13,7 +13,7 @@
 // Without `nft`, per-pod iptables chains like the reference plugins.
 import { attempt } from "../attempt";
 import { countMatching, dumpRules, NFPROTO, withNetfilter } from "../netlink/nftables";
-import type { NetlinkSocket } from "../netlink/socket";
+import type { NetlinkMessage, NetlinkSocket } from "../netlink/socket";
 import { which, type Running } from "../process";
 import { marksNote, type Pod, type PodAddr, parseIp, parseSubnet, podKey } from "./common";
 import * as iptables from "./iptables";
@@ -74,7 +74,7 @@ export function addPodRules(spec: PodRuleSpec): void {
  * marksNote(subnet) (the kernel keeps a comment NUL-terminated; subnets are canonical).
  */
 function marksSubnets(nl: NetlinkSocket, by: ChainRef, addrs: PodAddr[]): boolean {
-  let rules: Buffer[] | undefined;
+  let rules: NetlinkMessage[] | undefined;
   for (const a of addrs) {
     if (a.family !== 4) continue;
     rules ??= dumpRules(nl, NFPROTO.IPV4, by.table, by.chain);

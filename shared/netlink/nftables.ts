@@ -181,11 +181,10 @@ function udataString(data: Buffer, wanted: number): string | undefined {
   return undefined;
 }
 
-/** The chain's rules, each as its netlink payload; none when the chain does not exist. */
-export function dumpRules(nl: NetlinkSocket, family: NfFamily, table: string, chain: string): Buffer[] {
-  let replies;
+/** The chain's rules, as netlink messages; none when the chain does not exist. */
+export function dumpRules(nl: NetlinkSocket, family: NfFamily, table: string, chain: string): NetlinkMessage[] {
   try {
-    replies = nl.request(`nft list chain ${table} ${chain}`, msgType(NFT_MSG_GETRULE), NLM_F.DUMP, [
+    return nl.request(`nft list chain ${table} ${chain}`, msgType(NFT_MSG_GETRULE), NLM_F.DUMP, [
       nfgenmsg.format({ family }),
       str(NFTA_RULE_TABLE, table),
       str(NFTA_RULE_CHAIN, chain),
@@ -194,10 +193,6 @@ export function dumpRules(nl: NetlinkSocket, family: NfFamily, table: string, ch
     if (isErrno(e, "ENOENT")) return [];
     throw e;
   }
-  // A loop, not map(): this runs on plugin calls, where each first use of a built-in costs.
-  const rules: Buffer[] = [];
-  for (const r of replies) rules.push(r.data);
-  return rules;
 }
 
 /**
@@ -206,10 +201,10 @@ export function dumpRules(nl: NetlinkSocket, family: NfFamily, table: string, ch
  * iptables-nft keeps `-m comment` either as an xt `comment` match (its info holds the text,
  * iptables 1.8.9) or as rule user data (newer releases); either way the bytes are there.
  */
-export function countMatching(rules: Buffer[], needle: string): number {
+export function countMatching(rules: NetlinkMessage[], needle: string): number {
   const bytes = utf8(needle);
   let matching = 0;
-  for (const r of rules) if (r.includes(bytes)) matching++;
+  for (const r of rules) if (r.data.includes(bytes)) matching++;
   return matching;
 }
 
