@@ -48,18 +48,21 @@ export function check(ctx: PluginContext<BridgeConf>): void {
     if (podIface.mac && link.mac !== podIface.mac.toLowerCase()) {
       fail(`interface ${env.ifname} has MAC ${link.mac}, expected ${podIface.mac}`);
     }
-    const have = new Set(listAddresses(nl, link.index).map((a) => canonical(a.cidr)));
+    // The kernel's side is canonical text already (shared/netlink formats it); the
+    // prevResult's is made so.
+    const have = new Set(listAddresses(nl, link.index).map((a) => a.cidr));
     for (const ip of prev.ips ?? []) {
       if (ip.interface !== undefined && ip.interface !== podIdx) continue;
       if (!have.has(canonical(ip.address))) fail(`address ${ip.address} not found on ${env.ifname}`);
     }
-    // Each family's table dumped (and its destinations made canonical) once, not once per route.
+    // Each family's table dumped once, not once per route.
     const tables = new Map<4 | 6, Route[]>();
     for (const r of prev.routes ?? []) {
-      const family = parseCIDR(r.dst)?.ip.family ?? 4;
-      const dst = canonical(r.dst);
+      const n = parseCIDR(r.dst);
+      const family = n?.ip.family ?? 4;
+      const dst = n ? formatCIDR(n.ip, n.prefix) : r.dst;
       let table = tables.get(family);
-      if (!table) tables.set(family, (table = listRoutes(nl, family).map((k) => ({ ...k, dst: canonical(k.dst) }))));
+      if (!table) tables.set(family, (table = listRoutes(nl, family)));
       const found = table.some((k) => k.dst === dst && (!r.gw || k.gw === r.gw) && k.index === link.index);
       if (!found) fail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} not found on ${env.ifname}`);
     }
