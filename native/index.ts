@@ -73,6 +73,7 @@ const MFD_CLOEXEC = 1;
 // Where vm.memfd_noexec forbids executable memfds (kernels 6.3-6.6 refuse the plain call
 // with EACCES), one sealed against exec(2): mmap for dlopen is still allowed.
 const MFD_NOEXEC_SEAL = 8;
+const EACCES = 13;
 
 /** A built-in module fetched when this runs: an import would make every bundle load it. */
 function builtin<T>(id: string): T {
@@ -99,15 +100,20 @@ function dlopenFromMemory(embedded: string): NativeAddon {
     memfd_create: { args: ["buffer", "u32"], returns: "i32" },
     __errno_location: { args: [], returns: "ptr" },
   });
+  // The fd, or -errno as the kernel reports it.
+  const name = Buffer.from("weft_native\0");
+  const create = (flags: number): number => {
+    const fd = libc.symbols.memfd_create(name, flags);
+    return fd < 0 ? -read.i32(libc.symbols.__errno_location()) : fd;
+  };
   let fd: number;
   try {
-    const name = Buffer.from("weft_native\0");
-    fd = libc.symbols.memfd_create(name, MFD_CLOEXEC);
-    if (fd < 0) fd = libc.symbols.memfd_create(name, MFD_CLOEXEC | MFD_NOEXEC_SEAL);
-    if (fd < 0) throw new Error(`memfd_create failed (errno ${read.i32(libc.symbols.__errno_location())})`);
+    fd = create(MFD_CLOEXEC);
+    if (fd === -EACCES) fd = create(MFD_CLOEXEC | MFD_NOEXEC_SEAL);
   } finally {
     libc.close();
   }
+  if (fd < 0) throw new Error(`memfd_create failed (errno ${-fd})`);
   try {
     writeFileSync(fd, readFileSync(embedded));
     return dlopenAt(`/proc/self/fd/${fd}`);
@@ -117,7 +123,7 @@ function dlopenFromMemory(embedded: string): NativeAddon {
 }
 
 function load(): NativeAddon {
-  // The bundles (CommonJS) define WEFT_NATIVE_PATH: where the executable embeds the addon
+  // The bundles define WEFT_NATIVE_PATH: where the executable embeds the addon
   // (an asset at /$bunfs/root, see build/build.mjs), or node-gyp's output for the test
   // helpers' bundles. process.dlopen rather than require(): Bun's CommonJS loader, cold in
   // every process, costs a plugin call ~0.5 ms more to reach the same dlopen. From the
