@@ -22,7 +22,7 @@
 //
 // Every rule carries a hash of the whole rule set in its comment. Checking that the table is
 // as wanted is then a netlink rule dump counting rules with and without that hash — no `nft`
-// process (~4 ms, ~20 ms for a batch that flushes) on a resync where nothing changed.
+// process (~4 ms, ~20 ms for a batch that deletes) on a resync where nothing changed.
 import { hash, marksNote, MULTICAST, OVERLAY_FORWARD_CHAIN, OVERLAY_TABLE } from "../shared/firewall/common";
 import { FORWARD_HOOK, MARK_POD, POSTROUTING_HOOK, mustRunBatch } from "../shared/firewall/nft";
 import { countRules, NFPROTO, tableExists } from "../shared/netlink/nftables";

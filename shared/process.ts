@@ -19,7 +19,7 @@ const located = new Map<string, string | null>();
 
 // Searched when PATH is unset or empty (a runtime that passes a bare environment), as
 // execvp falls back to a default; nft and iptables live in /usr/sbin.
-const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /** Absolute path of `name` on PATH (or DEFAULT_PATH), or null; looked up once per process. */
 export function which(name: string): string | null {

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { findExecutable, mustRun, run, start, which } from "../../shared/process";
+import { DEFAULT_PATH, findExecutable, mustRun, run, start, which } from "../../shared/process";
 
 const dir = mkdtempSync(join(tmpdir(), "weft-process-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,7 +27,7 @@ describe("run", () => {
 
   it("finds tools in the usual system directories when PATH is unset or empty", () => {
     const saved = process.env["PATH"];
-    const system = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+    const system = DEFAULT_PATH.split(":");
     try {
       // Two tools: which() remembers each name it looked up.
       delete process.env["PATH"];
