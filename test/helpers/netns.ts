@@ -47,6 +47,11 @@ export function ipJson<T = unknown>(ns: string, ...args: string[]): T {
   return JSON.parse(inNs(ns, "ip", "-j", ...args) || "[]") as T;
 }
 
+/** The names of the links in a netns. */
+export function linkNames(ns: string): string[] {
+  return ipJson<Array<{ ifname: string }>>(ns, "link", "show").map((l) => l.ifname);
+}
+
 export function cleanupAll(): void {
   for (const name of [...made]) deleteNetns(name);
 }

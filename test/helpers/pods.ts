@@ -68,8 +68,11 @@ export function call(node: Node, c: Omit<CniCall, "hostNs">): CniReply {
   return cni({ hostNs: node.host, ...c });
 }
 
+/** How a call runs the plugin: which executable (binDir) and extra environment. */
+export type Runner = Pick<CniCall, "binDir" | "env">;
+
 /** Creates a pod netns and runs ADD for it. */
-export function addPod(node: Node, conf: Record<string, unknown>, o: { args?: string; ifname?: string; plugin?: string } = {}): Pod {
+export function addPod(node: Node, conf: Record<string, unknown>, o: { args?: string; ifname?: string; plugin?: string } & Runner = {}): Pod {
   const ns = createNetns("pod");
   const id = `ctr-${ns}`;
   const reply = call(node, {
@@ -80,12 +83,14 @@ export function addPod(node: Node, conf: Record<string, unknown>, o: { args?: st
     netns: netnsPath(ns),
     ifname: o.ifname ?? "eth0",
     ...(o.args ? { args: o.args } : {}),
+    ...(o.binDir ? { binDir: o.binDir } : {}),
+    ...(o.env ? { env: o.env } : {}),
   });
   return { ns, path: netnsPath(ns), id, reply };
 }
 
-export function delPod(node: Node, pod: Pod, conf: Record<string, unknown>, ifname = "eth0"): CniReply {
-  return call(node, { plugin: "bridge", command: "DEL", conf, containerId: pod.id, netns: pod.path, ifname });
+export function delPod(node: Node, pod: Pod, conf: Record<string, unknown>, ifname = "eth0", runner: Runner = {}): CniReply {
+  return call(node, { plugin: "bridge", command: "DEL", conf, containerId: pod.id, netns: pod.path, ifname, ...runner });
 }
 
 /** Reservation files in the network's host-local dir (IPs only, not lock/last_reserved). */

@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { BIN_DIR } from "../helpers/cni";
-import { createNetns, ipJson, netnsPath } from "../helpers/netns";
-import { bridgeConf, call, type Node, reservations, useNode } from "../helpers/pods";
+import { ipJson, linkNames } from "../helpers/netns";
+import { addPod, bridgeConf, delPod, type Node, reservations, type Runner, useNode } from "../helpers/pods";
 import { addressOf } from "../../shared/ip";
 
 let node: Node;
@@ -36,47 +36,39 @@ function emptyTmp(): string {
   return tmp;
 }
 
-function podLinks(ns: string): string[] {
-  return ipJson<Array<{ ifname: string }>>(ns, "link", "show").map((l) => l.ifname);
-}
-
-/** ADD then DEL of one pod through `binDir` with `env`: both succeed, and DEL frees it all. */
-function addAndDelete(binDir: string, env: Record<string, string>): void {
-  const ns = createNetns("pod");
+/** ADD then DEL of one pod, run by `runner`: both succeed, and DEL frees it all. */
+function addAndDelete(runner: Runner): void {
   const conf = bridgeConf(node);
-  const c = { plugin: "bridge", conf, containerId: "ctr-addon", netns: netnsPath(ns), binDir, env };
-  const added = call(node, { ...c, command: "ADD" });
-  expect(added.code, added.stdout + added.stderr).toBe(0);
-  const ip = (added.json?.["ips"] as Array<{ address: string }>)[0]!.address;
-  const addrs = ipJson<Array<{ addr_info: Array<{ local: string; prefixlen: number }> }>>(ns, "addr", "show", "eth0");
+  const pod = addPod(node, conf, runner);
+  expect(pod.reply.code, pod.reply.stdout + pod.reply.stderr).toBe(0);
+  const ip = (pod.reply.json?.["ips"] as Array<{ address: string }>)[0]!.address;
+  const addrs = ipJson<Array<{ addr_info: Array<{ local: string; prefixlen: number }> }>>(pod.ns, "addr", "show", "eth0");
   expect(addrs[0]!.addr_info.map((a) => `${a.local}/${a.prefixlen}`)).toContain(ip);
   expect(reservations(node)).toContain(addressOf(ip));
-  const deleted = call(node, { ...c, command: "DEL" });
+  const deleted = delPod(node, pod, conf, "eth0", runner);
   expect(deleted.code, deleted.stdout + deleted.stderr).toBe(0);
   expect(reservations(node)).toEqual([]);
-  expect(podLinks(ns)).toEqual(["lo"]);
+  expect(linkNames(pod.ns)).toEqual(["lo"]);
 }
 
 it("works with a TMPDIR mounted noexec", () => {
   const tmp = emptyTmp();
   // The mount lives in a mount namespace of the plugin call's own.
   const binDir = wrapped(`exec unshare --mount --propagation private sh -c 'mount -t tmpfs -o noexec weft-test "$TMPDIR" && exec "$0"' "$BRIDGE"`);
-  addAndDelete(binDir, { TMPDIR: tmp });
+  addAndDelete({ binDir, env: { TMPDIR: tmp } });
 });
 
 it("works with a TMPDIR that does not exist", () => {
-  addAndDelete(BIN_DIR, { TMPDIR: join(dir, "missing") });
+  addAndDelete({ env: { TMPDIR: join(dir, "missing") } });
 });
 
 it("answers a clean CNI error and leaves nothing behind when the addon cannot be written anywhere", () => {
   // Files of at most 16 blocks (8 KB in dash's 512-byte blocks; the addon has ~34 KB):
   // neither TMPDIR nor a memory file takes it. Bun ignores SIGXFSZ, so the writes fail
   // with EFBIG instead of killing it.
-  const tmp = emptyTmp();
-  const ns = createNetns("pod");
-  const r = call(node, { plugin: "bridge", command: "ADD", conf: bridgeConf(node), containerId: "ctr-addon", netns: netnsPath(ns), binDir: wrapped('ulimit -f 16; exec "$BRIDGE"'), env: { TMPDIR: tmp } });
-  expect(r.code).toBe(1);
-  expect(r.json).toMatchObject({ cniVersion: "1.0.0", code: 100, msg: expect.stringMatching(/^cannot load weft's native addon: .*from memory: EFBIG/) });
-  expect(podLinks(ns)).toEqual(["lo"]);
+  const pod = addPod(node, bridgeConf(node), { binDir: wrapped('ulimit -f 16; exec "$BRIDGE"'), env: { TMPDIR: emptyTmp() } });
+  expect(pod.reply.code).toBe(1);
+  expect(pod.reply.json).toMatchObject({ cniVersion: "1.0.0", code: 100, msg: expect.stringMatching(/^cannot load weft's native addon: .*from memory: EFBIG/) });
+  expect(linkNames(pod.ns)).toEqual(["lo"]);
   expect(reservations(node)).toEqual([]);
 });

@@ -1,6 +1,6 @@
 // Bad input gets the right CNI error code on stdout and leaves nothing behind.
 import { describe, expect, it } from "vitest";
-import { createNetns, ipJson, netnsPath, inNs } from "../helpers/netns";
+import { createNetns, linkNames, netnsPath, inNs } from "../helpers/netns";
 import { addPod, bridgeConf, call, type Node, reservations, useNode } from "../helpers/pods";
 import { addressOf } from "../../shared/ip";
 
@@ -9,9 +9,7 @@ useNode((n) => (node = n));
 
 /** Links in the host netns besides lo (and the bridge, which may legitimately stay). */
 function hostLinks(): string[] {
-  return ipJson<Array<{ ifname: string }>>(node.host, "link", "show")
-    .map((l) => l.ifname)
-    .filter((n) => n !== "lo" && n !== node.bridge);
+  return linkNames(node.host).filter((n) => n !== "lo" && n !== node.bridge);
 }
 
 function nftTables(): string {
@@ -23,7 +21,7 @@ function expectNothingLeft(podNs?: string): void {
   expect(reservations(node)).toEqual([]);
   expect(nftTables()).not.toMatch(/10\.77\.0\.\d/);
   if (podNs) {
-    const links = ipJson<Array<{ ifname: string }>>(podNs, "link", "show").map((l) => l.ifname);
+    const links = linkNames(podNs);
     expect(links).toEqual(["lo"]);
   }
 }
@@ -86,7 +84,7 @@ describe("error codes", () => {
     expect(r.code).not.toBe(0);
     expect(r.json!["msg"]).toContain('"eth0" already exists');
     expectNothingLeft();
-    const links = ipJson<Array<{ ifname: string }>>(ns, "link", "show").map((l) => l.ifname);
+    const links = linkNames(ns);
     expect(links.sort()).toEqual(["eth0", "eth1", "lo"]);
   });
 
