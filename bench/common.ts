@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { realpathSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { cniEnv, run } from "../lab/exec";
+import { baseEnv, cniEnv, run } from "../lab/exec";
 
 const cleanups: Array<() => void> = [];
 
@@ -30,15 +30,9 @@ export function progress(line: string): void {
 }
 
 /**
- * The environment a runtime gives a plugin. Node's start-up with NODE_EXTRA_CA_CERTS is not
- * what we measure, and plugins don't need it; TMPDIR is where weft's executable unpacks its
- * addon (bench/run.ts points it at a temp dir).
- */
-export const baseEnv = (): NodeJS.ProcessEnv => ({ PATH: process.env["PATH"], TMPDIR: process.env["TMPDIR"] });
-
-/**
  * The environment of a CNI call by the plugins in `dir` for pod netns `podNs`, with the
- * CNI_ARGS containerd passes on every call, so both sides parse them as on a node.
+ * CNI_ARGS containerd passes on every call, so both sides parse them as on a node. Not our
+ * whole environment: plugins need none of it, and NODE_EXTRA_CA_CERTS would be in it.
  */
 export function pluginEnv(dir: string, command: string, id: string, podNs: string): NodeJS.ProcessEnv {
   const args = `IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=${id};K8S_POD_INFRA_CONTAINER_ID=${id};K8S_POD_UID=00000000-0000-0000-0000-000000000000`;

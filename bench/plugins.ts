@@ -5,8 +5,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run } from "../lab/exec";
-import { median, onCleanup, settleInPageCache, baseEnv, pluginEnv, runBridge } from "./common";
+import { baseEnv, run } from "../lab/exec";
+import { median, onCleanup, settleInPageCache, pluginEnv, runBridge } from "./common";
 
 const WEFT = join(import.meta.dirname, "..", "dist", "bin");
 const GO = "/usr/lib/cni";

@@ -20,6 +20,14 @@ export function tryInNs(ns: string, cmd: string, ...args: string[]): boolean {
   return spawnSync("ip", ["netns", "exec", ns, cmd, ...args]).status === 0;
 }
 
+/**
+ * What a plugin call takes from our environment besides CNI_*: PATH, and TMPDIR (where
+ * weft's executable unpacks its addon) when set.
+ */
+export function baseEnv(): NodeJS.ProcessEnv {
+  return { PATH: process.env["PATH"], ...(process.env["TMPDIR"] ? { TMPDIR: process.env["TMPDIR"] } : {}) };
+}
+
 /** The CNI_* variables a runtime sets for one plugin call (CNI_ARGS only when given). */
 export function cniEnv(c: { command: string; containerId: string; netns: string; path: string; ifname?: string; args?: string }): NodeJS.ProcessEnv {
   return {

@@ -3,7 +3,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { cniEnv } from "../../lab/exec";
+import { baseEnv, cniEnv } from "../../lab/exec";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
 export const BIN_DIR = join(ROOT, "dist", "bin");
@@ -40,9 +40,8 @@ export interface CniReply {
 function prepare(c: CniCall): { cmd: string; argv: string[]; env: NodeJS.ProcessEnv; input: string } {
   const bin = join(c.binDir ?? BIN_DIR, c.plugin);
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env["PATH"],
-    // where the executable unpacks its addon (test/helpers/global-tmpdir.ts)
-    ...(process.env["TMPDIR"] ? { TMPDIR: process.env["TMPDIR"] } : {}),
+    // TMPDIR: test/helpers/global-tmpdir.ts
+    ...baseEnv(),
     ...cniEnv({
       command: c.command,
       containerId: c.containerId ?? "",

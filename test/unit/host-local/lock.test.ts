@@ -5,7 +5,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { allocate, check, release } from "../../../ipam/host-local/index";
-import { cniEnv } from "../../../lab/exec";
+import { baseEnv, cniEnv } from "../../../lab/exec";
 import { Store } from "../../../ipam/host-local/store";
 import { filesOf, NET, request, useDataDir } from "./fixture";
 
@@ -41,7 +41,7 @@ describe.skipIf(!existsSync(GO_HOST_LOCAL))("side by side with the Go host-local
   const conf = (): string =>
     JSON.stringify({ cniVersion: "1.0.0", name: NET, type: "bridge", ipam: { type: "host-local", dataDir: data.dir, ranges } });
   const env = (command: string, id: string): NodeJS.ProcessEnv => ({
-    PATH: process.env["PATH"],
+    ...baseEnv(),
     ...cniEnv({ command, containerId: id, netns: "/proc/self/ns/net", path: "/usr/lib/cni" }),
   });
   const goSync = (command: string, id: string) => spawnSync(GO_HOST_LOCAL, { input: conf(), env: env(command, id), encoding: "utf8" });
