@@ -25,7 +25,7 @@ export const weft: Plugin<WeftConf> = {
     saveDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname, ctx.env.netns, delegate);
     try {
       const { add: bridgeAdd } = await import("../bridge/add");
-      return await bridgeAdd(bridgeContext(ctx, delegate));
+      return bridgeAdd(bridgeContext(ctx, delegate));
     } catch (e) {
       forgetDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
       throw e;
