@@ -81,9 +81,9 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
     // Both sockets are read on every poll, so neither queue fills up while the other speaks.
     for (const [sock, matters] of watched) {
       try {
-        // An overrun dropped notifications: whatever they said may have happened.
-        const { received, overrun } = sock.pending();
-        if (matters(w, received) || overrun) changed = true;
+        // Notifications dropped (overrun) or left queued (more) may have said anything.
+        const { received, overrun, more } = sock.pending();
+        if (matters(w, received) || overrun || more) changed = true;
       } catch (e) {
         onError(`kernel watch: ${e instanceof Error ? e.message : String(e)}`);
       }
@@ -92,7 +92,8 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
   }, POLL_MS);
   return {
     discard() {
-      // Read to the end, or the agent's own notifications would trigger the next poll.
+      // Read to the end (or the cap, far above what one reconcile changes), or the agent's
+      // own notifications would trigger the next poll.
       for (const [sock] of watched) {
         try {
           sock.pending();

@@ -93,13 +93,15 @@ export class NetlinkSocket {
   }
 
   /**
-   * The notifications received so far, without waiting. `overrun`: the kernel dropped some
-   * because we read too late, so the caller knows only that something changed.
+   * The notifications received so far, without waiting, from at most `maxReads` datagrams
+   * (so a storm of them cannot hold the caller forever). `overrun`: the kernel dropped some
+   * because we read too late; `more`: reading stopped at the cap. Either way the caller
+   * knows only that something changed.
    */
-  pending(): { received: NetlinkMessage[]; overrun: boolean } {
+  pending(maxReads = 1024): { received: NetlinkMessage[]; overrun: boolean; more: boolean } {
     const received: NetlinkMessage[] = [];
     let overrun = false;
-    for (;;) {
+    for (let reads = 0; reads < maxReads; reads++) {
       let buf: Buffer | null;
       try {
         buf = native.nlRecv(this.fd, 0);
@@ -109,9 +111,10 @@ export class NetlinkSocket {
         overrun = true;
         continue;
       }
-      if (buf === null) return { received, overrun };
+      if (buf === null) return { received, overrun, more: false };
       received.push(...messages(buf));
     }
+    return { received, overrun, more: true };
   }
 
   /**
