@@ -90,14 +90,11 @@ export function linkInfo(kind: string | undefined, data?: Uint8Array | Uint8Arra
   return attr(IFLA_LINKINFO, parts, true);
 }
 
-/**
- * The name of the link an RTM_NEWLINK/RTM_DELLINK notification is about ("" when it names
- * none); null for other messages.
- */
+/** The name of the link an RTM_NEWLINK/RTM_DELLINK notification is about; null for other messages. */
 export function linkNotificationName(m: NetlinkMessage): string | null {
   if (m.type !== RTM_NEWLINK && m.type !== RTM_DELLINK) return null;
   const name = ifinfomsg.findAttr(m.data, IFLA_IFNAME);
-  return name ? cstr(name) : "";
+  return name ? cstr(name) : null;
 }
 
 function toLink(m: NetlinkMessage): Link {
