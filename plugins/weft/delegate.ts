@@ -21,11 +21,10 @@ export function bridgeContext(ctx: PluginContext<WeftConf>, raw: Record<string, 
 }
 
 /**
- * DEL of one attachment: bridge DEL with its delegated config, then `beforeForget`, then its
- * saved file (kept when either throws, so a later pass can retry).
+ * DEL of one attachment: bridge DEL with its delegated config, then its saved file (kept
+ * when the DEL throws, so a later pass can retry).
  */
-export function delegateDel(ctx: PluginContext<WeftConf>, delegate: Record<string, unknown>, beforeForget = (): void => {}): void {
+export function delegateDel(ctx: PluginContext<WeftConf>, delegate: Record<string, unknown>): void {
   bridgeDel(bridgeContext(ctx, delegate));
-  beforeForget();
   forgetDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
 }

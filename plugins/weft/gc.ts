@@ -17,11 +17,11 @@ import { forgetDelegate, loadAttachment, savedAttachments, type SavedAttachment 
  * DEL for one saved attachment, as the runtime would run it: its address, its packet-filter
  * rules, its veth if its netns still holds it; then its file.
  */
-function delAttachment(conf: WeftConf, a: SavedAttachment, beforeForget?: () => void): void {
+function delAttachment(conf: WeftConf, a: SavedAttachment): void {
   const { saved } = a;
   if (!saved) return forgetDelegate(conf, a.containerID, a.ifname);
   const env: CniEnv = { command: "DEL", containerId: a.containerID, netns: saved.netns ?? "", ifname: a.ifname, args: new Map(), path: [] };
-  delegateDel({ env, conf, raw: saved.delegate, stdinVersion: conf.cniVersion }, saved.delegate, beforeForget);
+  delegateDel({ env, conf, raw: saved.delegate, stdinVersion: conf.cniVersion }, saved.delegate);
 }
 
 const label = (a: Attachment): string => `${a.containerID}/${a.ifname}`;
@@ -73,9 +73,10 @@ export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; fa
         const now = loadAttachment(conf, a.containerID, a.ifname);
         if (now?.netns !== a.saved!.netns) return;
         // The agent runs with its own PATH, which may have had `nft` where the plugin's,
-        // on the host, did not: the iptables fallback's rules go too. After the address is
-        // released, before the attachment is forgotten: a failure leaves it for the next pass.
-        delAttachment(conf, { ...a, saved: now }, () => removeFallbackPodRules({ network: conf.name, containerId: a.containerID, ifname: a.ifname }));
+        // on the host, did not: the iptables fallback's rules go too. Before the DEL, which
+        // forgets the attachment last: a failure of either leaves it for the next pass.
+        removeFallbackPodRules({ network: conf.name, containerId: a.containerID, ifname: a.ifname });
+        delAttachment(conf, { ...a, saved: now });
         removed.push(a);
       },
       label(a),

@@ -1,8 +1,8 @@
 // `weft agent`, compiled, on a real kernel: an underlay "switch" namespace with a bridge and
 // three node namespaces wired to it, an agent in each node reading one nodes file. What
 // the agents program is read back with `ip -j` and `bridge -j`, as an operator would.
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -137,9 +137,9 @@ async function weftConf(n: TestNode): Promise<Record<string, unknown>> {
 }
 
 /** A pod the weft plugin made on node `n` (its ADD must succeed): its netns and IPv4 address. */
-function weftPod(n: TestNode, conf: Record<string, unknown>, containerId: string, args?: string): { ns: string; ip: string } {
+function weftPod(n: TestNode, conf: Record<string, unknown>, containerId: string, args?: string, env?: Record<string, string>): { ns: string; ip: string } {
   const ns = createNetns("wp");
-  const r = cni({ plugin: "weft", command: "ADD", conf, hostNs: n.ns, containerId, netns: netnsPath(ns), ...(args ? { args } : {}) });
+  const r = cni({ plugin: "weft", command: "ADD", conf, hostNs: n.ns, containerId, netns: netnsPath(ns), ...(args ? { args } : {}), ...(env ? { env } : {}) });
   expect(r.code, r.stdout).toBe(0);
   return { ns, ip: addressOf(r.json!["ips"][0].address as string) };
 }
@@ -336,7 +336,7 @@ describe("weft agent --nodes FILE", () => {
     const turnedOn = (a: Agent) => a.log().split("sysctl net.ipv4.ip_forward=1").length - 1;
     for (const a of [fast, slow]) await until("started", () => turnedOn(a), (k) => k === 1);
     for (const n of [n1!, n2!]) inNs(n.ns, "sysctl", "-qw", "net.ipv4.ip_forward=0");
-    await until("forwarding back on the node resyncing every 2 s", () => forwarding(n1!), (v) => v === "1", 4500);
+    await until("forwarding back on the node resyncing every 2 s", () => forwarding(n1!), (v) => v === "1");
     // One log line for the change (the log arrives after the kernel state).
     await until("the log line", () => turnedOn(fast), (k) => k === 2);
     // The other agent's period is 300 s: nothing else put it back.
@@ -468,17 +468,28 @@ describe("weft agent --nodes FILE", () => {
     writeNodes([n1]);
     const a = startAgent(n1);
     const conf = await weftConf(n1);
+    // The lost pod's ADD found no `nft` on its PATH: its forward rules are iptables' (the
+    // fallback), which the agent, finding `nft` on its own PATH, must remove too.
+    const noNft = join(dir, "no-nft");
+    mkdirSync(noNft);
+    for (const t of ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"]) {
+      symlinkSync(`/usr/sbin/${t.replace("tables", "tables-nft")}`, join(noNft, t));
+    }
+    symlinkSync(execFileSync("sh", ["-c", "command -v ip"], { encoding: "utf8" }).trim(), join(noNft, "ip")); // the test's `ip netns exec`
     const pods = ["lost", "live"].map((id) => {
-      const { ns, ip } = weftPod(n1, conf, `ctr-${id}`);
+      const { ns, ip } = weftPod(n1, conf, `ctr-${id}`, undefined, id === "lost" ? { PATH: noNft } : undefined);
       return { id, ns, ip, reservation: join(n1.stateDir, "ipam", "weft", ip), saved: join(n1.stateDir, "attachments", `weft:ctr-${id}:eth0.json`) };
     });
     const [lost, live] = pods as [(typeof pods)[0], (typeof pods)[0]];
     for (const p of pods) expect(existsSync(p.reservation) && existsSync(p.saved), p.id).toBe(true);
+    const lostRules = () => inNs(n1.ns, "iptables-save").split("\n").filter((l) => l.includes("weft/ctr-lost/eth0"));
+    expect(lostRules().join("\n")).toContain(`-s ${lost.ip}/32`);
 
     deleteNetns(lost.ns); // the runtime tore the pod down and never called DEL
-    await until("the GC log line", () => a.log(), (l) => l.includes("gc: released ctr-lost/eth0"), 4000); // --resync 2
+    await until("the GC log line", () => a.log(), (l) => l.includes("gc: released ctr-lost/eth0")); // --resync 2
     expect(existsSync(lost.reservation)).toBe(false);
     expect(existsSync(lost.saved)).toBe(false);
+    expect(lostRules()).toEqual([]);
     expect(existsSync(live.reservation) && existsSync(live.saved)).toBe(true);
     expect(a.log()).not.toContain("ctr-live");
     // The freed address goes to the next pod that asks for it.
