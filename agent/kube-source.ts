@@ -10,7 +10,7 @@
 //   - 410 Gone, as the HTTP status of the watch request or as an ERROR event: the version
 //     is too old, relist.
 //
-// API use is exactly: list nodes, watch nodes (RBAC: nodes get/list/watch suffices).
+// API use is exactly: list nodes, watch nodes (RBAC: nodes list/watch; never a get of one node).
 import { CoreV1Api, KubeConfig, Watch, type V1Node } from "@kubernetes/client-node";
 import { parseCIDR, parseIP } from "../shared/ip";
 import type { NodeInfo, NodeSnapshot, NodeSource } from "./types";

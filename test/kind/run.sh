@@ -10,7 +10,7 @@
 #  3. applies deploy/weft.yaml, waits for the DaemonSet rollout, all nodes Ready and CoreDNS
 #  4. runs one busybox pod per node (an httpd answering with its own pod name) and a
 #     ClusterIP Service in front of them, then checks, printing PASS/FAIL for each:
-#     weft installed on every node, overlay routes via the VXLAN device, pod IPs inside
+#     the agent's RBAC (nodes list/watch only), weft installed on every node, overlay routes via the VXLAN device, pod IPs inside
 #     their node's podCIDR, pod-to-pod across nodes (ICMP and TCP), pod-to-Service,
 #     hairpin (a pod reaching itself through a Service), DNS
 #  5. deletes the cluster (also on failure, after printing diagnostics)
@@ -317,7 +317,21 @@ dns_lookup() { # pod name expected-ip
     { printf '%s\n(want %s)\n' "$out" "$3"; return 1; }
 }
 
+# The agent's service account may list and watch nodes and nothing else: the overlay
+# routes checked below show list/watch are enough.
+rbac_minimal() {
+  local sa=system:serviceaccount:weft-system:weft verb
+  for verb in list watch; do
+    kubectl auth can-i "$verb" nodes --as="$sa" >/dev/null || { echo "cannot $verb nodes"; return 1; }
+  done
+  for verb in get patch update delete; do
+    ! kubectl auth can-i "$verb" nodes --as="$sa" >/dev/null 2>&1 || { echo "may $verb nodes"; return 1; }
+  done
+  ! kubectl auth can-i list pods --all-namespaces --as="$sa" >/dev/null 2>&1 || { echo "may list pods"; return 1; }
+}
+
 say "checks"
+check "RBAC: weft-system:weft may list and watch nodes, and not get, patch, update or delete them" rbac_minimal
 for node in "${nodes[@]}"; do
   check "node $node: weft executable, plugin links, subnet.json and 10-weft.conflist" installed_on "$node"
   if [ "$direct_routing" = never ]; then

@@ -339,8 +339,8 @@ describe("deploy/weft.yaml", () => {
     expect(at(namespace, "metadata.labels")).toMatchObject({ "pod-security.kubernetes.io/enforce": "privileged" });
   });
 
-  it("grants exactly nodes get/list/watch, bound to the agent's service account", () => {
-    expect(clusterRole["rules"]).toEqual([{ apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] }]);
+  it("grants exactly nodes list/watch (all the agent uses), bound to the agent's service account", () => {
+    expect(clusterRole["rules"]).toEqual([{ apiGroups: [""], resources: ["nodes"], verbs: ["list", "watch"] }]);
     expect(binding["roleRef"]).toEqual({
       apiGroup: "rbac.authorization.k8s.io",
       kind: "ClusterRole",

@@ -270,7 +270,7 @@ current-context: fake
     await until("the second relist", () => listCount() === 3 && latest().includes("n7=192.168.50.17,10.244.7.0/24"));
     await until("a watch after the second relist", () => api.live?.query["resourceVersion"] === String(api.rv));
 
-    // RBAC: only get/list/watch on nodes, i.e. GET /api/v1/nodes, authenticated.
+    // RBAC: only list/watch on nodes, i.e. GET /api/v1/nodes (never /api/v1/nodes/<name>), authenticated.
     expect(new Set(api.requests.map((r) => `${r.method} ${r.path}`))).toEqual(new Set(["GET /api/v1/nodes"]));
     expect(new Set(api.requests.map((r) => r.auth))).toEqual(new Set(["Bearer sekret"]));
   });
