@@ -4,84 +4,17 @@
 import { writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Cluster, type PodSpec } from "./cluster";
-import { inNs, tryInNs } from "./exec";
+import { Cluster } from "./cluster";
+import { runLab } from "./run";
 
 const say = (s = "") => writeSync(1, `${s}\n`);
 
 const cluster = new Cluster({ prefix: "weft-lab", nodes: 2, workDir: join(tmpdir(), "weft-lab") });
 
-function pingOk(from: PodSpec, to: PodSpec): boolean {
-  return tryInNs(from.ns, "ping", "-c", "1", "-W", "1", to.ip);
-}
-
-/** Prints who reaches whom; returns how many pairs failed. */
-function matrix(pods: PodSpec[]): number {
-  let failures = 0;
-  const label = (p: PodSpec) => `${p.name}@${p.node.name} ${p.ip}`;
-  const width = Math.max(...pods.map((p) => label(p).length));
-  say(`${"from \\ to".padEnd(width)}  ${pods.map((p) => p.name.padEnd(6)).join(" ")}`);
-  for (const from of pods) {
-    const cells = pods.map((to) => {
-      if (from === to) return "-".padEnd(6);
-      if (pingOk(from, to)) return "ok".padEnd(6);
-      failures++;
-      return "FAIL".padEnd(6);
-    });
-    say(`${label(from).padEnd(width)}  ${cells.join(" ")}`);
-  }
-  return failures;
-}
-
-function overlayTable(): void {
-  for (const n of cluster.nodes) {
-    say(`\n${n.name} (${n.ip}, pods ${n.podCIDR})`);
-    const routes = JSON.parse(inNs(n.ns, "ip", "-j", "-4", "route", "show", "dev", "weft.1") || "[]") as Array<{ dst: string; gateway?: string; flags?: string[] }>;
-    for (const r of routes) say(`  route ${r.dst.padEnd(16)} via ${(r.gateway ?? "-").padEnd(12)} dev weft.1 ${(r.flags ?? []).join(" ")}`);
-    const fdb = JSON.parse(inNs(n.ns, "bridge", "-j", "fdb", "show", "dev", "weft.1") || "[]") as Array<{ mac: string; dst?: string }>;
-    for (const f of fdb.filter((e) => e.dst)) say(`  fdb   ${f.mac} -> ${f.dst}`);
-  }
-}
-
-async function up(): Promise<PodSpec[]> {
-  if (cluster.exists()) cluster.destroy();
-  await cluster.up();
-  const pods: PodSpec[] = [];
-  for (const [i, n] of cluster.nodes.entries()) {
-    pods.push(cluster.addPod(n, `pod${2 * i + 1}`), cluster.addPod(n, `pod${2 * i + 2}`));
-  }
-  return pods;
-}
-
-async function main(): Promise<number> {
-  const args = process.argv.slice(2);
-  if (args.includes("--down")) {
-    cluster.destroy();
-    say("weft lab: removed");
-    return 0;
-  }
-  const keep = args.includes("--keep");
-  try {
-    say("weft lab: underlay switch + 2 nodes (network namespaces), weft agent on each, 2 pods per node\n");
-    const pods = await up();
-    const failures = matrix(pods);
-    overlayTable();
-    say(`\n${failures === 0 ? "all pods reach each other" : `${failures} pod pairs FAILED`}`);
-    if (keep) {
-      say(`\nleft up (--keep): try \`ip netns exec ${pods[0]!.ns} ping ${pods[3]!.ip}\`; logs in ${cluster.opts.workDir}`);
-      say("remove with: npm run lab -- --down");
-    }
-    return failures === 0 ? 0 : 1;
-  } finally {
-    if (!keep) cluster.destroy();
-  }
-}
-
-main().then(
+runLab(cluster, process.argv.slice(2), say).then(
   (code) => process.exit(code),
   (e: unknown) => {
     writeSync(2, `weft lab: ${e instanceof Error ? e.message : String(e)}\n`);
-    if (!process.argv.includes("--keep")) cluster.destroy();
     process.exit(1);
   },
 );

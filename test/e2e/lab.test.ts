@@ -1,0 +1,89 @@
+// `npm run lab`'s steps (lab/run.ts), on a cluster with this test's own prefix instead of
+// the lab's: what the user reads (the connectivity matrix, each node's routes and FDB),
+// the exit status, and `--keep` / a second run / `--down` leaving the host as it was.
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Cluster, type ClusterOptions } from "../../lab/cluster";
+import { run, tryInNs } from "../../lab/exec";
+import { runLab } from "../../lab/run";
+import { requireBuild } from "../helpers/cni";
+
+const PREFIX = `wl${process.pid.toString(36)}`;
+
+const ours = (): string[] =>
+  run("ip", "netns", "list")
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => n.startsWith(`${PREFIX}-`))
+    .sort();
+
+/** Running, not exited (an exited child of ours is a zombie until reaped). */
+function running(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+describe("npm run lab", () => {
+  let opts: ClusterOptions;
+  let out: string[];
+  const say = (line = "") => out.push(...line.split("\n"));
+
+  beforeEach(() => {
+    requireBuild();
+    opts = { prefix: PREFIX, nodes: 2, workDir: mkdtempSync(join(tmpdir(), "weft-lab-it-")) };
+    out = [];
+  });
+  afterEach(() => {
+    new Cluster(opts).destroy();
+    expect(ours()).toEqual([]);
+  });
+
+  it("prints every pod reaching every other and each node's peers, exits 0 and leaves nothing", async () => {
+    const cluster = new Cluster(opts);
+    expect(await runLab(cluster, [], say), out.join("\n")).toBe(0);
+
+    const rows = out.filter((l) => /^pod\d@node\d /.test(l));
+    expect(rows).toHaveLength(4);
+    for (const row of rows) expect(row.match(/ ok\b/g), row).toHaveLength(3);
+    expect(out).toContain("all pods reach each other");
+    // Under each node's heading: a route to the other's pod CIDR and an FDB entry to its IP.
+    for (const [i, n] of cluster.nodes.entries()) {
+      const peer = cluster.nodes[1 - i]!;
+      const from = out.findIndex((l) => l.startsWith(`${n.name} (${n.ip}, pods ${n.podCIDR})`));
+      expect(from, out.join("\n")).toBeGreaterThanOrEqual(0);
+      const section = out.slice(from + 1, from + 3);
+      expect(section.some((l) => l.startsWith(`  route ${peer.podCIDR} `) && l.includes("dev weft.1"))).toBe(true);
+      expect(section.some((l) => l.startsWith("  fdb ") && l.endsWith(`-> ${peer.ip}`))).toBe(true);
+    }
+    expect(ours()).toEqual([]);
+  });
+
+  it("--keep leaves the cluster up, a second run replaces it, --down removes it", async () => {
+    expect(await runLab(new Cluster(opts), ["--keep"], say), out.join("\n")).toBe(0);
+    expect(out.some((l) => l.includes("remove with: npm run lab -- --down"))).toBe(true);
+    const kept = ours();
+    expect(kept).toHaveLength(7); // the switch, two nodes, four pods
+    const agents = [1, 2].map((i) => Number(readFileSync(join(opts.workDir, `node${i}`, "agent.pid"), "utf8")));
+    for (const pid of agents) expect(running(pid)).toBe(true);
+
+    // What a user does next: run the lab again (a new process), then take it down.
+    out = [];
+    expect(await runLab(new Cluster(opts), ["--keep"], say), out.join("\n")).toBe(0);
+    expect(out).toContain("all pods reach each other");
+    for (const pid of agents) expect(running(pid)).toBe(false);
+    expect(ours()).toHaveLength(7);
+    // Still up after the run: pod1 (node1) reaches pod3 (node2) at the address the matrix shows.
+    const pod3 = out.find((l) => l.startsWith("pod3@node2 "))!.split(/\s+/)[1]!;
+    expect(tryInNs(`${PREFIX}-pod1`, "ping", "-c", "1", "-W", "2", pod3)).toBe(true);
+
+    out = [];
+    expect(await runLab(new Cluster(opts), ["--down"], say)).toBe(0);
+    expect(out).toEqual(["weft lab: removed"]);
+    expect(ours()).toEqual([]);
+  });
+});
