@@ -77,7 +77,12 @@ export function ipamCheck(c: IpamCall): void {
   hostLocal.check(hostLocalRequest(c));
 }
 
-export function ipamGc(raw: Record<string, unknown>, networkName: string, valid: ReadonlyArray<{ containerID: string; ifname: string }>): string[] {
-  if (ipamType(raw) !== "host-local") return [];
-  return hostLocal.gc(hostLocal.parseHostLocalConfig(raw["ipam"], networkName), networkName, valid);
+/** GC: host-local releases what `valid` does not name; another type gets the GC call itself. */
+export function ipamGc(raw: Record<string, unknown>, networkName: string, valid: ReadonlyArray<{ containerID: string; ifname: string }>, env: CniEnv): void {
+  const type = ipamType(raw);
+  if (type !== "host-local") {
+    execPlugin(type, "GC", raw, env);
+    return;
+  }
+  hostLocal.gc(hostLocal.parseHostLocalConfig(raw["ipam"], networkName), networkName, valid);
 }

@@ -12,5 +12,5 @@ export const bridge: Plugin<BridgeConf> = {
   add: async (ctx) => (await import("./add")).add(ctx),
   del: async (ctx) => (await import("./del")).del(ctx),
   check: async (ctx) => (await import("./check")).check(ctx),
-  gc: ({ conf, raw, validAttachments }) => void ipamGc(raw, conf.name, validAttachments),
+  gc: ({ conf, raw, env, validAttachments }) => ipamGc(raw, conf.name, validAttachments, env),
 };

@@ -31,13 +31,13 @@ const label = (a: Attachment): string => `${a.containerID}/${a.ifname}`;
  * other reservation not in `valid` (the runtime names every attachment it has, including
  * any ADD it has in flight).
  */
-export function collect(conf: WeftConf, raw: Record<string, unknown>, valid: readonly Attachment[]): void {
+export function collect(conf: WeftConf, raw: Record<string, unknown>, env: CniEnv, valid: readonly Attachment[]): void {
   const keep = new Set(valid.map(label));
   const stale = savedAttachments(conf).filter((a) => !keep.has(label(a)));
   const failures: string[] = [];
   for (const a of stale) attempt(failures, () => delAttachment(conf, a), label(a));
   const subnet = readSubnet(conf);
-  if (subnet) ipamGc(delegateConf(conf, subnet, raw), conf.name, valid);
+  if (subnet) ipamGc(delegateConf(conf, subnet, raw), conf.name, valid, env);
   if (failures.length) throw new Error(`GC: ${failures.join("; ")}`);
 }
 

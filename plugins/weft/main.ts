@@ -50,7 +50,7 @@ export const weft: Plugin<WeftConf> = {
   status: ({ conf }) => {
     if (!readSubnet(conf)) throw notReady(conf);
   },
-  gc: ({ conf, raw, validAttachments }) => {
-    collect(conf, raw, validAttachments);
+  gc: ({ conf, raw, env, validAttachments }) => {
+    collect(conf, raw, env, validAttachments);
   },
 };

@@ -68,8 +68,8 @@ export function call(node: Node, c: Omit<CniCall, "hostNs">): CniReply {
   return cni({ hostNs: node.host, ...c });
 }
 
-/** How a call runs the plugin: which executable (binDir) and extra environment. */
-export type Runner = Pick<CniCall, "binDir" | "env">;
+/** How a call runs the plugin: which executable (binDir), CNI_PATH (path) and extra environment. */
+export type Runner = Pick<CniCall, "binDir" | "env" | "path">;
 
 /** Creates a pod netns and runs ADD for it. */
 export function addPod(node: Node, conf: Record<string, unknown>, o: { args?: string; ifname?: string; plugin?: string } & Runner = {}): Pod {
@@ -84,6 +84,7 @@ export function addPod(node: Node, conf: Record<string, unknown>, o: { args?: st
     ifname: o.ifname ?? "eth0",
     ...(o.args ? { args: o.args } : {}),
     ...(o.binDir ? { binDir: o.binDir } : {}),
+    ...(o.path ? { path: o.path } : {}),
     ...(o.env ? { env: o.env } : {}),
   });
   return { ns, path: netnsPath(ns), id, reply };

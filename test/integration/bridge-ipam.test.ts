@@ -1,0 +1,122 @@
+// Where bridge's IPAM runs: host-local in-process, any other type as a CNI plugin found
+// on CNI_PATH; and GC releasing what host-local holds for attachments the runtime dropped.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { BIN_DIR } from "../helpers/cni";
+import { ipJson, nsTry } from "../helpers/netns";
+import { addPod, bridgeConf, call, delPod, type Node, podIP, reservations, NET, useNode } from "../helpers/pods";
+
+interface Link {
+  ifname: string;
+  addr_info: Array<{ local: string; prefixlen: number; family: string; scope: string }>;
+}
+
+let node: Node;
+useNode((n) => (node = n));
+
+/** The Debian package's Go reference plugins (static, host-local, ...). */
+const DEBIAN_CNI = "/usr/lib/cni";
+
+/** Veths left in the test host netns (the bridge and lo are expected). */
+function hostVeths(): string[] {
+  return ipJson<Link[]>(node.host, "link", "show").map((l) => l.ifname).filter((n) => n.startsWith("veth"));
+}
+
+function podLinks(ns: string): string[] {
+  return ipJson<Link[]>(ns, "link", "show").map((l) => l.ifname);
+}
+
+describe("bridge IPAM", () => {
+  it("runs host-local in-process: no host-local executable on CNI_PATH is needed for ADD or DEL", () => {
+    const empty = join(node.dataDir, "empty-cni-path");
+    mkdirSync(empty);
+    const conf = bridgeConf(node);
+    const pod = addPod(node, conf, { path: [empty] });
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    expect(pod.reply.json!["ips"].map((i: { address: string }) => i.address)).toEqual(["10.77.0.2/24", "fd77::2/64"]);
+    // The reservation is host-local's file, naming this container.
+    expect(reservations(node).sort()).toEqual(["10.77.0.2", "fd77::2"]);
+    expect(readFileSync(join(node.dataDir, NET, "10.77.0.2"), "utf8")).toContain(pod.id);
+
+    const del = delPod(node, pod, conf, "eth0", { path: [empty] });
+    expect(del.code, del.stdout).toBe(0);
+    expect(reservations(node)).toEqual([]);
+  });
+
+  it("executes any other IPAM type from CNI_PATH: the Go static plugin's address is the pod's", () => {
+    const conf = {
+      ...bridgeConf(node),
+      ipam: { type: "static", addresses: [{ address: "10.77.0.50/24", gateway: "10.77.0.1" }] },
+    };
+    const pod = addPod(node, conf, { path: [DEBIAN_CNI] });
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    expect(pod.reply.json!["ips"]).toEqual([{ address: "10.77.0.50/24", gateway: "10.77.0.1", interface: 2 }]);
+    // Exactly static's address: nothing from host-local, no IPv6 beyond link-local.
+    const eth0 = ipJson<Link[]>(pod.ns, "addr", "show", "dev", "eth0")[0]!;
+    expect(eth0.addr_info.filter((a) => a.scope === "global").map((a) => `${a.local}/${a.prefixlen}`)).toEqual(["10.77.0.50/24"]);
+    expect(reservations(node)).toEqual([]);
+
+    const veth = pod.reply.json!["interfaces"][1].name as string;
+    expect(hostVeths()).toEqual([veth]);
+    const del = delPod(node, pod, conf, "eth0", { path: [DEBIAN_CNI] });
+    expect(del.code, del.stdout).toBe(0);
+    expect(hostVeths()).toEqual([]);
+    expect(nsTry(pod.ns, "ip", "link", "show", "eth0").ok).toBe(false);
+  });
+
+  it("an IPAM type missing from CNI_PATH is a CNI error naming it, and ADD leaves no interface behind", () => {
+    const conf = { ...bridgeConf(node), ipam: { type: "no-such-ipam" } };
+    const pod = addPod(node, conf, { path: [DEBIAN_CNI] });
+    expect(pod.reply.code).not.toBe(0);
+    // Code 7 (invalid network config: the config names a plugin that is not there), as
+    // libcni's own "failed to find plugin" lookup is reported.
+    expect(pod.reply.json).toMatchObject({ code: 7 });
+    expect(pod.reply.json!["msg"]).toContain('"no-such-ipam"');
+    expect(pod.reply.json!["msg"]).toContain(DEBIAN_CNI);
+    // The veth was made before IPAM ran; the failed ADD removed both ends.
+    expect(hostVeths()).toEqual([]);
+    expect(podLinks(pod.ns)).toEqual(["lo"]);
+  });
+});
+
+describe("bridge GC", () => {
+  it("releases the reservations of attachments not in cni.dev/valid-attachments, keeping the valid ones", () => {
+    const conf = bridgeConf(node);
+    const a = addPod(node, conf);
+    const b = addPod(node, conf);
+    expect(a.reply.code, a.reply.stdout).toBe(0);
+    expect(b.reply.code, b.reply.stdout).toBe(0);
+    expect(reservations(node)).toHaveLength(4);
+
+    const gc = call(node, {
+      plugin: "bridge",
+      command: "GC",
+      conf: { ...conf, cniVersion: "1.1.0", "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }] },
+    });
+    expect(gc.code, gc.stdout).toBe(0);
+    expect(reservations(node).sort()).toEqual([podIP(a, 4), podIP(a, 6)].sort());
+    for (const ip of reservations(node)) expect(readFileSync(join(node.dataDir, NET, ip), "utf8")).toContain(a.id);
+  });
+
+  it("passes GC on to an IPAM plugin it executes, with the valid attachments", () => {
+    // An IPAM type of another name, executed from CNI_PATH: weft's own host-local behind a
+    // wrapper that tells it its name (host-local's config names its type).
+    const dir = join(node.dataDir, "ipam-bin");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "other-ipam"), `#!/bin/sh\nsed 's/"type":"other-ipam"/"type":"host-local"/' | exec ${join(BIN_DIR, "host-local")}\n`, { mode: 0o755 });
+    const conf = bridgeConf(node, {}, { type: "other-ipam" });
+    const [a, b] = [addPod(node, conf, { path: [dir] }), addPod(node, conf, { path: [dir] })];
+    for (const p of [a, b]) expect(p.reply.code, p.reply.stdout).toBe(0);
+    expect(reservations(node)).toHaveLength(4);
+
+    const gc = call(node, {
+      plugin: "bridge",
+      command: "GC",
+      conf: { ...conf, cniVersion: "1.1.0", "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }] },
+      path: [dir],
+    });
+    expect(gc.code, gc.stdout).toBe(0);
+    expect(reservations(node).sort()).toEqual([podIP(a, 4), podIP(a, 6)].sort());
+  });
+});
