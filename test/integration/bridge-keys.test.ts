@@ -1,7 +1,7 @@
 // Every bridge config key changes what the kernel shows.
 import { describe, expect, it } from "vitest";
 import { createNetns, deleteNetns, ipJson, inNs, nsTry, ping, uniqueName } from "../helpers/netns";
-import { addPod, bridgeConf, delPod, type Node, podIP, reservations, useNode } from "../helpers/pods";
+import { addPod, bridgeConf, delPod, type Node, type Pod, podIP, reservations, useNode } from "../helpers/pods";
 
 interface Link {
   ifname: string;
@@ -34,6 +34,16 @@ describe("bridge config keys", () => {
     expect(pod.reply.code, pod.reply.stdout).toBe(0);
     const veth = pod.reply.json!["interfaces"][1].name as string;
     expect(hostLink(veth).master).toBe(node.bridge);
+  });
+
+  it("bridge defaults to cni0", () => {
+    const { bridge: _, ...conf } = bridgeConf(node);
+    const pod = addPod(node, conf);
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    // Created in the test's host netns (the plugin runs there), never the real host's.
+    expect(pod.reply.json!["interfaces"][0].name).toBe("cni0");
+    expect(hostLink("cni0").addr_info.map((a) => a.local)).toContain("10.77.0.1");
+    expect(hostLink(pod.reply.json!["interfaces"][1].name).master).toBe("cni0");
   });
 
   it("isGateway puts the gateway on the bridge; without it the bridge has no address", () => {
@@ -138,6 +148,22 @@ describe("bridge config keys", () => {
   });
 });
 
+describe("host sysctls", () => {
+  it("ADD turns bridge-nf-call-iptables and bridge-nf-call-ip6tables on in the host netns", (ctx) => {
+    // Per netns since Linux 5.3, and present only while br_netfilter is loaded.
+    if (!nsTry(node.host, "test", "-d", "/proc/sys/net/bridge").ok) {
+      ctx.skip("/proc/sys/net/bridge missing in the test netns: br_netfilter not loaded or not per-netns on this kernel");
+    }
+    const keys = ["net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"];
+    const read = () => keys.map((k) => inNs(node.host, "sysctl", "-n", k).trim());
+    for (const k of keys) inNs(node.host, "sysctl", "-qw", `${k}=0`);
+    expect(read()).toEqual(["0", "0"]);
+    const pod = addPod(node, bridgeConf(node));
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    expect(read()).toEqual(["1", "1"]);
+  });
+});
+
 describe("ipMasq", () => {
   /** An "outside" network reached from the host over a veth, with no route back to pods. */
   function outside(): { ns: string; ip: string } {
@@ -149,6 +175,20 @@ describe("ipMasq", () => {
     inNs(ns, "ip", "addr", "add", "198.18.0.2/24", "dev", "uplink");
     inNs(ns, "ip", "link", "set", "uplink", "up");
     return { ns, ip: "198.18.0.2" };
+  }
+
+  /** The keys of a set (pods4) or map (masq4) of table inet weft in the host netns (none when it does not exist). */
+  function nftElements(set: string): string[] {
+    const r = nsTry(node.host, "nft", "-j", "list", set.startsWith("masq") ? "map" : "set", "inet", "weft", set);
+    if (!r.ok) return [];
+    const doc = JSON.parse(r.out) as { nftables: Array<Record<string, { elem?: unknown[] }>> };
+    const found = doc.nftables.map((o) => o["set"] ?? o["map"]).find((s) => s !== undefined);
+    // An element is "ip", or {elem: {val: "ip", comment}} with a comment; in a map, [key, verdict].
+    const key = (e: unknown): string => {
+      const k = Array.isArray(e) ? e[0] : e;
+      return typeof k === "string" ? k : String((k as { elem: { val: unknown } }).elem.val);
+    };
+    return (found?.elem ?? []).map(key);
   }
 
   function ruleset(): string {
@@ -194,7 +234,21 @@ describe("ipMasq", () => {
     expect(ping(a.ns, podIP(b, 4))).toBe(true);
     expect(ping(a.ns, podIP(b, 6))).toBe(true);
     expect(ping(a.ns, out.ip)).toBe(true);
+    // With nft, each pod address is an element of inet weft's sets: pods4/pods6 mark its
+    // traffic for iptables' FORWARD accept, masq4/masq6 send it to its masquerade chain.
+    const inSets = (p: Pod) => ({
+      pods4: nftElements("pods4").includes(podIP(p, 4)),
+      masq4: nftElements("masq4").includes(podIP(p, 4)),
+      pods6: nftElements("pods6").includes(podIP(p, 6)),
+      masq6: nftElements("masq6").includes(podIP(p, 6)),
+    });
+    const everywhere = { pods4: true, masq4: true, pods6: true, masq6: true };
+    expect(inSets(a)).toEqual(everywhere);
+    expect(inSets(b)).toEqual(everywhere);
     expect(delPod(node, a, bridgeConf(node, { ipMasq: true })).code).toBe(0);
+    expect(inSets(a)).toEqual({ pods4: false, masq4: false, pods6: false, masq6: false });
+    expect(inSets(b)).toEqual(everywhere);
+    expect(ping(b.ns, out.ip)).toBe(true);
     expect(inNs(node.host, "iptables-save")).not.toContain(podIP(a, 4));
   });
 });
