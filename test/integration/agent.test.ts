@@ -148,21 +148,21 @@ function weftPod(n: TestNode, conf: Record<string, unknown>, containerId: string
  * What a node's kernel holds for the overlay, as sorted one-line strings. The agent may
  * delete and recreate the device while we read; a read that loses it counts as "no device".
  */
-function overlay(ns: string): Overlay {
+function overlay(ns: string, dev = "weft.1"): Overlay {
   try {
-    return readOverlay(ns);
+    return readOverlay(ns, dev);
   } catch {
     return { device: null, addrs: [], routes: [], neigh: [], fdb: [] };
   }
 }
 
-function readOverlay(ns: string): Overlay {
+function readOverlay(ns: string, dev: string): Overlay {
   type L = { address: string; mtu: number; flags: string[]; linkinfo: { info_data: Record<string, unknown> } };
-  const link = nsTry(ns, "ip", "-j", "-d", "link", "show", "weft.1");
+  const link = nsTry(ns, "ip", "-j", "-d", "link", "show", dev);
   if (!link.ok) return { device: null, addrs: [], routes: routesOf(ns), neigh: [], fdb: [] };
   const l = (JSON.parse(link.out) as L[])[0]!;
   const d = l.linkinfo.info_data;
-  const addrs = ipJson<Array<{ addr_info: Array<{ family: string; local: string; prefixlen: number }> }>>(ns, "-4", "addr", "show", "dev", "weft.1");
+  const addrs = ipJson<Array<{ addr_info: Array<{ family: string; local: string; prefixlen: number }> }>>(ns, "-4", "addr", "show", "dev", dev);
   return {
     device: {
       mac: l.address,
@@ -176,10 +176,10 @@ function readOverlay(ns: string): Overlay {
     },
     addrs: addrs.flatMap((a) => a.addr_info.map((x) => `${x.local}/${x.prefixlen}`)),
     routes: routesOf(ns),
-    neigh: ipJson<Array<{ dst: string; lladdr?: string; state: string[] }>>(ns, "-4", "neigh", "show", "dev", "weft.1")
+    neigh: ipJson<Array<{ dst: string; lladdr?: string; state: string[] }>>(ns, "-4", "neigh", "show", "dev", dev)
       .map((n) => `${n.dst} ${n.lladdr ?? "-"} ${n.state.join(",")}`)
       .sort(),
-    fdb: (JSON.parse(inNs(ns, "bridge", "-j", "fdb", "show", "dev", "weft.1") || "[]") as Array<{ mac: string; dst?: string; flags: string[]; state: string }>)
+    fdb: (JSON.parse(inNs(ns, "bridge", "-j", "fdb", "show", "dev", dev) || "[]") as Array<{ mac: string; dst?: string; flags: string[]; state: string }>)
       .map((f) => `${f.mac} dst ${f.dst ?? "-"} ${f.flags.join(",")} ${f.state}`)
       .sort(),
   };
@@ -193,10 +193,10 @@ function routesOf(ns: string): string[] {
 }
 
 /** The overlay entries node `self` should hold for `peers` (all through the tunnel). */
-function expectedTunnel(peers: TestNode[]): Pick<Overlay, "routes" | "neigh" | "fdb"> {
+function expectedTunnel(peers: TestNode[], dev = "weft.1"): Pick<Overlay, "routes" | "neigh" | "fdb"> {
   const gw = (p: TestNode) => p.podCIDR.replace(/\/24$/, "");
   return {
-    routes: peers.map((p) => `${p.podCIDR} via ${gw(p)} dev weft.1 onlink`).sort(),
+    routes: peers.map((p) => `${p.podCIDR} via ${gw(p)} dev ${dev} onlink`).sort(),
     neigh: peers.map((p) => `${gw(p)} ${mac(p.ip)} PERMANENT`).sort(),
     fdb: peers.map((p) => `${mac(p.ip)} dst ${p.ip} self permanent`).sort(),
   };
@@ -256,6 +256,55 @@ describe("weft agent --nodes FILE", () => {
     const log = await until("the log", () => agents[0]!.log(), (l) => l.includes("10-weft.conflist"));
     expect(log).toContain("route add 10.244.2.0/24 via 10.244.2.0 dev weft.1 onlink");
     expect(log).toContain(`fdb add ${mac(n2!.ip)} dst ${n2!.ip} dev weft.1 self permanent`);
+  });
+
+  it("honours --vni, --port, --mtu, --iface and --ipam-dir: device weft.7 as asked, pods' addresses reserved in the IPAM dir", async () => {
+    const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
+    writeNodes([n1!, n2!]);
+    const ipamDir = (n: TestNode) => join(dir, n.name, "pod-ips");
+    for (const n of nodes) startAgent(n, ["--vni", "7", "--port", "8472", "--mtu", "1400", "--iface", "eth0", "--ipam-dir", ipamDir(n)]);
+
+    for (const [n, peer] of [[n1!, n2!], [n2!, n1!]] as const) {
+      await until(`${n.name} converged`, () => tunnelOf(overlay(n.ns, "weft.7")), (v) => JSON.stringify(v) === JSON.stringify(expectedTunnel([peer], "weft.7")));
+      // What `ip -d link` shows: a default left in place of any flag (VNI 1, port 4789,
+      // MTU 1450) fails here.
+      expect(overlay(n.ns, "weft.7").device).toEqual({ mac: mac(n.ip), mtu: 1400, up: true, vni: 7, local: n.ip, link: "eth0", port: 8472, learning: false });
+      // The VNI names the device; nothing made under the default name.
+      expect(nsTry(n.ns, "ip", "link", "show", "weft.1").ok).toBe(false);
+      await until(`${n.name} files`, () => existsSync(join(n.confDir, "10-weft.conflist")), (v) => v);
+      expect(JSON.parse(readFileSync(join(n.stateDir, "subnet.json"), "utf8"))).toEqual({ podCIDR: n.podCIDR, clusterCIDR: CLUSTER, mtu: 1400 });
+    }
+    const [c1, c2] = [await weftConf(n1!), await weftConf(n2!)];
+    expect(c1).toMatchObject({ stateDir: n1!.stateDir, dataDir: ipamDir(n1!) });
+    expect(c2).toMatchObject({ stateDir: n2!.stateDir, dataDir: ipamDir(n2!) });
+
+    // A runtime's ADD with that conflist: the reservation lands in --ipam-dir, none under the
+    // state dir's default, and the pod gets the overlay's MTU from subnet.json.
+    const [p1, p2] = [weftPod(n1!, c1, "flags-1"), weftPod(n2!, c2, "flags-2")];
+    expect(existsSync(join(ipamDir(n1!), "weft", p1.ip))).toBe(true);
+    expect(existsSync(join(n1!.stateDir, "ipam"))).toBe(false);
+    expect(ipJson<Array<{ mtu: number }>>(p1.ns, "link", "show", "eth0")[0]!.mtu).toBe(1400);
+    // Both ends agree on VNI 7 and port 8472, so the tunnel carries pod traffic.
+    expect(ping(p1.ns, p2.ip)).toBe(true);
+  });
+
+  it("without --mtu, sizes the overlay from the uplink: eth0 at 9000 gives weft.1 and subnet.json 8950", async () => {
+    const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
+    // Jumbo frames on both ends of each node's wire, set before the agents start.
+    for (const [i, n] of [n1!, n2!].entries()) {
+      inNs(n.ns, "ip", "link", "set", "eth0", "mtu", "9000");
+      inNs(sw, "ip", "link", "set", `p${i + 1}`, "mtu", "9000");
+    }
+    writeNodes([n1!, n2!]);
+    for (const n of nodes) startAgent(n);
+    const c = await Promise.all([weftConf(n1!), weftConf(n2!)]);
+    // A fixed 1450 (or 1500 - 50 whatever the uplink) fails here.
+    expect(overlay(n1!.ns).device).toMatchObject({ up: true, vni: 1, link: "eth0", mtu: 8950 });
+    expect(JSON.parse(readFileSync(join(n1!.stateDir, "subnet.json"), "utf8"))).toEqual({ podCIDR: n1!.podCIDR, clusterCIDR: CLUSTER, mtu: 8950 });
+    // And it is usable: a pod's full-size packet, DF set, crosses the tunnel whole.
+    const [p1, p2] = [weftPod(n1!, c[0]!, "jumbo-1"), weftPod(n2!, c[1]!, "jumbo-2")];
+    expect(ipJson<Array<{ mtu: number }>>(p1.ns, "link", "show", "eth0")[0]!.mtu).toBe(8950);
+    expect(nsTry(p1.ns, "ping", "-M", "do", "-s", String(8950 - 28), "-c", "1", "-W", "2", p2.ip).ok).toBe(true);
   });
 
   it("removes a departed node's entries on the others, and adds them back when it returns", async () => {
