@@ -4,8 +4,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect, it } from "vitest";
 import { ROOT } from "../helpers/cni";
-import { ping } from "../helpers/netns";
-import { addPod, call, type Node, useNode } from "../helpers/pods";
+import { linkNames, ping } from "../helpers/netns";
+import { addPod, call, type Node, reservations, useNode } from "../helpers/pods";
 
 let node: Node;
 useNode((n) => (node = n));
@@ -20,6 +20,9 @@ for (const file of readdirSync(dir)) {
     const pod = addPod(node, conf);
     expect(pod.reply.code, pod.reply.stdout).toBe(0);
     for (const ip of pod.reply.json!["ips"] as Array<{ gateway: string }>) expect(ping(pod.ns, ip.gateway)).toBe(true);
+    expect(reservations(node, list.name)).toHaveLength((pod.reply.json!["ips"] as unknown[]).length);
     expect(call(node, { plugin: "bridge", command: "DEL", conf, containerId: pod.id, netns: pod.path }).code).toBe(0);
+    expect(reservations(node, list.name)).toEqual([]);
+    expect(linkNames(pod.ns)).toEqual(["lo"]);
   });
 }

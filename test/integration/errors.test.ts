@@ -1,6 +1,7 @@
 // Bad input gets the right CNI error code on stdout and leaves nothing behind.
 import { describe, expect, it } from "vitest";
 import { createNetns, linkNames, netnsPath, inNs } from "../helpers/netns";
+import { spyPath } from "../helpers/netns-firewall";
 import { addPod, bridgeConf, call, type Node, reservations, useNode } from "../helpers/pods";
 import { addressOf } from "../../shared/ip";
 
@@ -26,7 +27,7 @@ function expectNothingLeft(podNs?: string): void {
   }
 }
 
-function add(conf: Record<string, unknown> | string, env: { containerId?: string; ifname?: string; netns?: string } = {}) {
+function add(conf: Record<string, unknown> | string, env: { containerId?: string; ifname?: string; netns?: string; PATH?: string } = {}) {
   const ns = createNetns("pod");
   const r = call(node, {
     plugin: "bridge",
@@ -35,6 +36,7 @@ function add(conf: Record<string, unknown> | string, env: { containerId?: string
     containerId: env.containerId ?? "ctr1",
     netns: env.netns ?? netnsPath(ns),
     ifname: env.ifname ?? "eth0",
+    ...(env.PATH ? { env: { PATH: env.PATH } } : {}),
   });
   return { ns, r };
 }
@@ -99,9 +101,13 @@ describe("error codes", () => {
     // The route's gateway is unreachable from the pod, so the kernel refuses it after the
     // veth exists, the IP is reserved and the masquerade rules are in place.
     const conf = bridgeConf(node, { ipMasq: true }, { routes: [{ dst: "198.51.100.0/24", gw: "192.0.2.1" }] });
-    const { ns, r } = add(conf);
+    const spy = spyPath("rollback");
+    const { ns, r } = add(conf, { PATH: `${spy.path}:/usr/sbin:/usr/bin:/sbin:/bin` });
     expect(r.code).not.toBe(0);
     expect(r.json!["msg"]).toContain("198.51.100.0/24");
+    // The rules were in place when the route failed: one nft batch added them, a second
+    // (the rollback) removed them.
+    expect(spy.spawned()).toEqual(["nft -f -", "nft -f -"]);
     expectNothingLeft(ns);
   });
 });
