@@ -1,6 +1,6 @@
 // The weft overlay plugin on one node: it waits for the agent's subnet.json, then wires
 // pods with the overlay's subnet and MTU, and DEL keeps working when the subnet changes.
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ipJson, inNs, nsTry, ping } from "../helpers/netns";
@@ -30,6 +30,15 @@ describe("weft plugin", () => {
     expect(add.reply.json).toMatchObject({ code: 50 });
     writeSubnet("10.244.1.0/24");
     expect(call(node, { plugin: "weft", command: "STATUS", conf: conf() }).code).toBe(0);
+  });
+
+  it("reads /run/weft when the conf names no stateDir", (ctx) => {
+    // Only read, never written: the answer names the file it looked for.
+    if (existsSync("/run/weft/subnet.json")) ctx.skip("this host runs a weft agent (/run/weft/subnet.json exists)");
+    const { stateDir: _, ...noStateDir } = conf();
+    const status = call(node, { plugin: "weft", command: "STATUS", conf: noStateDir });
+    expect(status.json).toMatchObject({ code: 50 });
+    expect(status.json!["msg"]).toContain("/run/weft/subnet.json missing");
   });
 
   it("wires pods with the node's subnet, the overlay MTU and a route to the cluster", () => {
