@@ -1,8 +1,9 @@
 // Builds dist/bin/weft: type-check, compile the native addon, bundle with esbuild,
 // compile one executable with Bun, and let it install itself and its plugin links.
-// Usage: node build/build.mjs [--skip-typecheck]
+// Usage: node build/build.mjs [--skip-typecheck] [--if-needed]
+//   --if-needed: do nothing when dist/bin/weft is newer than every file it is built from
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -25,6 +26,24 @@ function step(name, fn) {
 
 const addon = join(root, "native", "build", "Release", "weft_native.node");
 const addonSource = join(root, "native", "weft_native.c");
+
+/** The newest modification time among the files the executable is built from. */
+function newestSource() {
+  const newest = (path) => {
+    const st = statSync(path);
+    if (!st.isDirectory()) return st.mtimeMs;
+    let t = 0;
+    for (const name of readdirSync(path)) if (name !== "build" || path !== join(root, "native")) t = Math.max(t, newest(join(path, name)));
+    return t;
+  };
+  const inputs = ["main.ts", "cli", "agent", "plugins", "ipam", "shared", "native", "build", "package-lock.json", "tsconfig.json"];
+  return Math.max(...inputs.map((p) => newest(join(root, p))));
+}
+
+if (process.argv.includes("--if-needed") && existsSync(join(bin, "weft")) && statSync(join(bin, "weft")).mtimeMs > newestSource()) {
+  console.log("build: dist/bin/weft is up to date");
+  process.exit(0);
+}
 
 if (!process.argv.includes("--skip-typecheck")) {
   step("type-check", () => run(join(nodeBin, "tsc"), ["-p", "."]));
