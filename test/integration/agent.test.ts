@@ -288,6 +288,17 @@ describe("weft agent --nodes FILE", () => {
     expect(ping(p1.ns, p2.ip)).toBe(true);
   });
 
+  it("--iface names the underlay: one without the node address is refused, and nothing is made", async () => {
+    const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
+    writeNodes([n1!, n2!]);
+    inNs(n1!.ns, "ip", "link", "add", "eth1", "type", "bridge");
+    const a = startAgent(n1!, ["--iface", "eth1"]);
+    await until("the refusal", () => a.log(), (l) => l.includes("node address 192.168.77.11 is not on interface eth1"));
+    expect(overlay(n1!.ns).device).toBeNull();
+    expect(existsSync(join(n1!.stateDir, "subnet.json"))).toBe(false);
+    expect(existsSync(join(n1!.confDir, "10-weft.conflist"))).toBe(false);
+  });
+
   it("without --mtu, sizes the overlay from the uplink: eth0 at 9000 gives weft.1 and subnet.json 8950", async () => {
     const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
     // Jumbo frames on both ends of each node's wire, set before the agents start.
