@@ -1,9 +1,10 @@
 // Builds dist/bin/weft: type-check, compile the native addon, bundle with esbuild,
 // compile one executable with Bun, and let it install itself and its plugin links.
 // Usage: node build/build.mjs [--skip-typecheck] [--if-needed]
-//   --if-needed: do nothing when dist/bin/weft is newer than every file it is built from
+//   --if-needed: do nothing when the last complete build saw no file newer than now
+//   (dist/.built-from holds the newest input's time, written once dist/bin is installed)
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -40,10 +41,15 @@ function newestSource() {
   return Math.max(...inputs.map((p) => newest(join(root, p))));
 }
 
-if (process.argv.includes("--if-needed") && existsSync(join(bin, "weft")) && statSync(join(bin, "weft")).mtimeMs > newestSource()) {
+// Read before building, so an input edited meanwhile is newer than the stamp; the stamp is
+// removed until the install into dist/bin has finished.
+const stamp = join(dist, ".built-from");
+const inputsTime = newestSource();
+if (process.argv.includes("--if-needed") && existsSync(stamp) && Number(readFileSync(stamp, "utf8")) >= inputsTime) {
   console.log("build: dist/bin/weft is up to date");
   process.exit(0);
 }
+rmSync(stamp, { force: true });
 
 if (!process.argv.includes("--skip-typecheck")) {
   step("type-check", () => run(join(nodeBin, "tsc"), ["-p", "."]));
@@ -130,6 +136,7 @@ step("compile dist/weft", () => run(join(nodeBin, "bun"), ["build", ...compileFl
 const tmp = mkdtempSync(join(dist, "tmp-"));
 try {
   step("install into dist/bin", () => run(compiled, ["install", "--bin-dir", bin], root, { ...process.env, TMPDIR: tmp }));
+  writeFileSync(stamp, String(inputsTime));
 } finally {
   rmSync(tmp, { recursive: true, force: true });
   rmSync(compiled, { force: true });

@@ -236,7 +236,7 @@ export function routeDsts(ns: string): string[] {
 }
 
 /** Running, not a zombie: an exited child of ours stays one until our event loop reaps it. */
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
   } catch {

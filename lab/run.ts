@@ -54,13 +54,13 @@ export async function runLab(cluster: Cluster, args: string[], say: (line?: stri
   }
   const keep = args.includes("--keep");
   try {
-    say("weft lab: underlay switch + 2 nodes (network namespaces), weft agent on each, 2 pods per node\n");
+    say(`weft lab: underlay switch + ${cluster.nodes.length} nodes (network namespaces), weft agent on each, 2 pods per node\n`);
     const pods = await up(cluster);
     const failures = matrix(pods, say);
     overlayTable(cluster, say);
     say(`\n${failures === 0 ? "all pods reach each other" : `${failures} pod pairs FAILED`}`);
     if (keep) {
-      say(`\nleft up (--keep): try \`ip netns exec ${pods[0]!.ns} ping ${pods[3]!.ip}\`; logs in ${cluster.opts.workDir}`);
+      say(`\nleft up (--keep): try \`ip netns exec ${pods[0]!.ns} ping ${pods.at(-1)!.ip}\`; logs in ${cluster.opts.workDir}`);
       say("remove with: npm run lab -- --down");
     }
     return failures === 0 ? 0 : 1;

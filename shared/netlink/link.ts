@@ -90,7 +90,7 @@ export function linkInfo(kind: string | undefined, data?: Uint8Array | Uint8Arra
   return attr(IFLA_LINKINFO, parts, true);
 }
 
-/** The name of the link an RTM_NEWLINK/RTM_DELLINK notification is about; null for other messages. */
+/** The name of the link an RTM_NEWLINK/RTM_DELLINK notification is about; null for other messages or one naming none. */
 export function linkNotificationName(m: NetlinkMessage): string | null {
   if (m.type !== RTM_NEWLINK && m.type !== RTM_DELLINK) return null;
   const name = ifinfomsg.findAttr(m.data, IFLA_IFNAME);

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Cluster, type ClusterOptions } from "../../lab/cluster";
+import { alive, Cluster, type ClusterOptions } from "../../lab/cluster";
 import { run, tryInNs } from "../../lab/exec";
 import { runLab } from "../../lab/run";
 import { requireBuild } from "../helpers/cni";
@@ -18,15 +18,6 @@ const ours = (): string[] =>
     .map((l) => l.split(" ")[0] ?? "")
     .filter((n) => n.startsWith(`${PREFIX}-`))
     .sort();
-
-/** Running, not exited (an exited child of ours is a zombie until reaped). */
-function running(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
 
 describe("npm run lab", () => {
   let opts: ClusterOptions;
@@ -69,13 +60,13 @@ describe("npm run lab", () => {
     const kept = ours();
     expect(kept).toHaveLength(7); // the switch, two nodes, four pods
     const agents = [1, 2].map((i) => Number(readFileSync(join(opts.workDir, `node${i}`, "agent.pid"), "utf8")));
-    for (const pid of agents) expect(running(pid)).toBe(true);
+    for (const pid of agents) expect(alive(pid)).toBe(true);
 
     // What a user does next: run the lab again (a new process), then take it down.
     out = [];
     expect(await runLab(new Cluster(opts), ["--keep"], say), out.join("\n")).toBe(0);
     expect(out).toContain("all pods reach each other");
-    for (const pid of agents) expect(running(pid)).toBe(false);
+    for (const pid of agents) expect(alive(pid)).toBe(false);
     expect(ours()).toHaveLength(7);
     // Still up after the run: pod1 (node1) reaches pod3 (node2) at the address the matrix shows.
     const pod3 = out.find((l) => l.startsWith("pod3@node2 "))!.split(/\s+/)[1]!;
