@@ -14,7 +14,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN_DIR, requireBuild } from "../helpers/cni";
-import { buildBusyboxImage, hostSnapshot, mountsUnder, PrivateContainerd, type CtrRun } from "../helpers/containerd";
+import { buildBusyboxImage, mountsUnder, PrivateContainerd, type CtrRun } from "../helpers/containerd";
+import { hostSnapshot } from "../helpers/host-snapshot";
 
 const PREFIX = `wtc${process.pid.toString(36)}`;
 const HOST_NS = `${PREFIX}-host`; // the "node": containerd, ctr, the plugins

@@ -1,7 +1,7 @@
 // `npm run lab`'s steps (lab/run.ts), on a cluster with this test's own prefix instead of
 // the lab's: what the user reads (the connectivity matrix, each node's routes and FDB),
 // the exit status, and `--keep` / a second run / `--down` leaving the host as it was.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -52,6 +52,7 @@ describe("npm run lab", () => {
       expect(section.some((l) => l.startsWith("  fdb ") && l.endsWith(`-> ${peer.ip}`))).toBe(true);
     }
     expect(ours()).toEqual([]);
+    expect(existsSync(opts.workDir)).toBe(false); // agent logs, pid files, IPAM state
   });
 
   it("--keep leaves the cluster up, a second run replaces it, --down removes it", async () => {
@@ -72,9 +73,14 @@ describe("npm run lab", () => {
     const pod3 = out.find((l) => l.startsWith("pod3@node2 "))!.split(/\s+/)[1]!;
     expect(tryInNs(`${PREFIX}-pod1`, "ping", "-c", "1", "-W", "2", pod3)).toBe(true);
 
+    const second = [1, 2].map((i) => Number(readFileSync(join(opts.workDir, `node${i}`, "agent.pid"), "utf8")));
+    for (const pid of second) expect(alive(pid)).toBe(true);
+
     out = [];
     expect(await runLab(new Cluster(opts), ["--down"], say)).toBe(0);
     expect(out).toEqual(["weft lab: removed"]);
     expect(ours()).toEqual([]);
+    for (const pid of second) expect(alive(pid)).toBe(false);
+    expect(existsSync(opts.workDir)).toBe(false);
   });
 });

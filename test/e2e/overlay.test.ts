@@ -229,8 +229,8 @@ describe("overlay across three nodes (VXLAN)", () => {
       const echoes = () => client.lines().filter((l) => l.startsWith("echo ")).length;
       await expect.poll(echoes, { timeout: 10_000 }).toBeGreaterThan(0);
 
-      // 100 at 50 ms: 5 s, time for the new agent to start and reconcile inside it.
-      const flood = spawn("ip", ["netns", "exec", pods[0]!.ns, "ping", "-c", "100", "-i", "0.05", "-W", "1", pods[4]!.ip], { stdio: ["ignore", "pipe", "ignore"] });
+      // Every 50 ms until stopped after the new agent's reconcile, however long that takes.
+      const flood = spawn("ip", ["netns", "exec", pods[0]!.ns, "ping", "-i", "0.05", "-W", "1", pods[4]!.ip], { stdio: ["ignore", "pipe", "ignore"] });
       procs.push(flood);
       let out = "";
       flood.stdout.on("data", (d: Buffer) => (out += d.toString()));
@@ -247,15 +247,18 @@ describe("overlay across three nodes (VXLAN)", () => {
         .poll(() => log().slice(logFrom), { timeout: 10_000, interval: 50 })
         .toContain("route del 10.244.250.0/24 via 192.168.77.250 dev eth0");
       expect(routeDsts(n1.ns)).not.toContain("10.244.250.0/24");
-      // ... while both kinds of traffic were still running.
-      expect(flood.exitCode, "the ping run ended before the new agent reconciled").toBeNull();
       const atReconcile = echoes();
       // The connection made before the restart still carries data after it: ten more round trips.
       await expect
         .poll(() => ({ echoes: echoes(), last: client.lines().at(-1) }), { timeout: 10_000 })
         .toSatisfy((v: { echoes: number }) => v.echoes >= atReconcile + 10);
+      flood.kill("SIGINT"); // ping prints its summary and exits
       await floodDone;
-      expect(out).toMatch(/100 packets transmitted, 100 received/);
+      const sent = /(\d+) packets transmitted, (\d+) received/.exec(out);
+      expect(sent, out.slice(-300)).not.toBeNull();
+      // At most the one in flight when stopped goes unanswered.
+      expect(Number(sent![1]) - Number(sent![2]), out.slice(-300)).toBeLessThanOrEqual(1);
+      expect(Number(sent![1])).toBeGreaterThan(20);
       expect(client.child.exitCode, client.lines().slice(-3).join("\n")).toBeNull();
       expect(client.lines().filter((l) => !l.startsWith("echo "))).toEqual([expect.stringMatching(/^connected from port \d+$/)]);
     } finally {

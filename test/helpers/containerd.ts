@@ -476,38 +476,3 @@ export function mountsUnder(dir: string): string[] {
     .map((l) => l.split(" ")[4] ?? "")
     .filter((m) => m === real || m.startsWith(`${real}/`));
 }
-
-// ---------------------------------------------------------------------------------
-// What a run must not change on the host.
-
-const HOST_PATHS = ["/etc/cni", "/opt/cni", "/var/lib/cni", "/run/containerd", "/var/lib/containerd", "/opt/containerd"];
-const HOST_SYSCTLS = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"];
-
-function listTree(p: string): string[] {
-  if (!existsSync(p)) return [];
-  const out = [p];
-  try {
-    for (const e of readdirSync(p, { withFileTypes: true })) {
-      const sub = join(p, e.name);
-      if (e.isDirectory()) out.push(...listTree(sub));
-      else out.push(sub);
-    }
-  } catch {
-    // not a directory
-  }
-  return out;
-}
-
-/** The host's CNI/containerd dirs (recursively) and the net sysctls the bridge plugin sets. */
-export function hostSnapshot(): Record<string, string[] | string | null> {
-  const snap: Record<string, string[] | string | null> = {};
-  for (const p of HOST_PATHS) snap[p] = listTree(p);
-  for (const k of HOST_SYSCTLS) {
-    try {
-      snap[k] = readFileSync(`/proc/sys/${k}`, "utf8").trim();
-    } catch {
-      snap[k] = null;
-    }
-  }
-  return snap;
-}

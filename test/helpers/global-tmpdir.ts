@@ -8,5 +8,13 @@ import { join } from "node:path";
 export default function setup(): () => void {
   const dir = mkdtempSync(join(tmpdir(), "weft-test-"));
   process.env["TMPDIR"] = dir;
-  return () => rmSync(dir, { recursive: true, force: true });
+  return () => {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch (e) {
+      // A throwing teardown stops the later ones (the host check) and vitest exits 0.
+      process.exitCode = 1;
+      throw e;
+    }
+  };
 }

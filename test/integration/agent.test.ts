@@ -262,13 +262,13 @@ describe("weft agent --nodes FILE", () => {
     const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
     writeNodes([n1!, n2!]);
     const ipamDir = (n: TestNode) => join(dir, n.name, "pod-ips");
-    for (const n of nodes) startAgent(n, ["--vni", "7", "--port", "8472", "--mtu", "1400", "--iface", "eth0", "--ipam-dir", ipamDir(n)]);
+    for (const n of nodes) startAgent(n, ["--vni", "7", "--port", "8475", "--mtu", "1400", "--iface", "eth0", "--ipam-dir", ipamDir(n)]);
 
     for (const [n, peer] of [[n1!, n2!], [n2!, n1!]] as const) {
       await until(`${n.name} converged`, () => tunnelOf(overlay(n.ns, "weft.7")), (v) => JSON.stringify(v) === JSON.stringify(expectedTunnel([peer], "weft.7")));
       // What `ip -d link` shows: a default left in place of any flag (VNI 1, port 4789,
       // MTU 1450) fails here.
-      expect(overlay(n.ns, "weft.7").device).toEqual({ mac: mac(n.ip), mtu: 1400, up: true, vni: 7, local: n.ip, link: "eth0", port: 8472, learning: false });
+      expect(overlay(n.ns, "weft.7").device).toEqual({ mac: mac(n.ip), mtu: 1400, up: true, vni: 7, local: n.ip, link: "eth0", port: 8475, learning: false });
       // The VNI names the device; nothing made under the default name.
       expect(nsTry(n.ns, "ip", "link", "show", "weft.1").ok).toBe(false);
       await until(`${n.name} files`, () => existsSync(join(n.confDir, "10-weft.conflist")), (v) => v);
@@ -284,7 +284,7 @@ describe("weft agent --nodes FILE", () => {
     expect(existsSync(join(ipamDir(n1!), "weft", p1.ip))).toBe(true);
     expect(existsSync(join(n1!.stateDir, "ipam"))).toBe(false);
     expect(ipJson<Array<{ mtu: number }>>(p1.ns, "link", "show", "eth0")[0]!.mtu).toBe(1400);
-    // Both ends agree on VNI 7 and port 8472, so the tunnel carries pod traffic.
+    // Both ends agree on VNI 7 and port 8475, so the tunnel carries pod traffic.
     expect(ping(p1.ns, p2.ip)).toBe(true);
   });
 
@@ -542,7 +542,7 @@ describe("weft agent --nodes FILE", () => {
     });
     const [lost, live] = pods as [(typeof pods)[0], (typeof pods)[0]];
     for (const p of pods) expect(existsSync(p.reservation) && existsSync(p.saved), p.id).toBe(true);
-    const lostRules = () => inNs(n1.ns, "iptables-save").split("\n").filter((l) => l.includes("weft/ctr-lost/eth0"));
+    const lostRules = () => inNs(n1.ns, "iptables-nft-save").split("\n").filter((l) => l.includes("weft/ctr-lost/eth0"));
     expect(lostRules().join("\n")).toContain(`-s ${lost.ip}/32`);
 
     deleteNetns(lost.ns); // the runtime tore the pod down and never called DEL

@@ -3,8 +3,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { BIN_DIR } from "../helpers/cni";
-import { ipJson, nsTry } from "../helpers/netns";
+import { BIN_DIR, REFERENCE_BIN_DIR } from "../helpers/cni";
+import { ipJson, linkNames, nsTry } from "../helpers/netns";
 import { addPod, bridgeConf, call, delPod, type Node, podIP, reservations, NET, useNode } from "../helpers/pods";
 
 interface Link {
@@ -15,17 +15,8 @@ interface Link {
 let node: Node;
 useNode((n) => (node = n));
 
-/** The Debian package's Go reference plugins (static, host-local, ...). */
-const DEBIAN_CNI = "/usr/lib/cni";
-
 /** Veths left in the test host netns (the bridge and lo are expected). */
-function hostVeths(): string[] {
-  return ipJson<Link[]>(node.host, "link", "show").map((l) => l.ifname).filter((n) => n.startsWith("veth"));
-}
-
-function podLinks(ns: string): string[] {
-  return ipJson<Link[]>(ns, "link", "show").map((l) => l.ifname);
-}
+const hostVeths = (): string[] => linkNames(node.host).filter((n) => n.startsWith("veth"));
 
 describe("bridge IPAM", () => {
   it("runs host-local in-process: no host-local executable on CNI_PATH is needed for ADD or DEL", () => {
@@ -49,7 +40,7 @@ describe("bridge IPAM", () => {
       ...bridgeConf(node),
       ipam: { type: "static", addresses: [{ address: "10.77.0.50/24", gateway: "10.77.0.1" }] },
     };
-    const pod = addPod(node, conf, { path: [DEBIAN_CNI] });
+    const pod = addPod(node, conf, { path: [REFERENCE_BIN_DIR] });
     expect(pod.reply.code, pod.reply.stdout).toBe(0);
     expect(pod.reply.json!["ips"]).toEqual([{ address: "10.77.0.50/24", gateway: "10.77.0.1", interface: 2 }]);
     // Exactly static's address: nothing from host-local, no IPv6 beyond link-local.
@@ -59,7 +50,7 @@ describe("bridge IPAM", () => {
 
     const veth = pod.reply.json!["interfaces"][1].name as string;
     expect(hostVeths()).toEqual([veth]);
-    const del = delPod(node, pod, conf, "eth0", { path: [DEBIAN_CNI] });
+    const del = delPod(node, pod, conf, "eth0", { path: [REFERENCE_BIN_DIR] });
     expect(del.code, del.stdout).toBe(0);
     expect(hostVeths()).toEqual([]);
     expect(nsTry(pod.ns, "ip", "link", "show", "eth0").ok).toBe(false);
@@ -67,16 +58,16 @@ describe("bridge IPAM", () => {
 
   it("an IPAM type missing from CNI_PATH is a CNI error naming it, and ADD leaves no interface behind", () => {
     const conf = { ...bridgeConf(node), ipam: { type: "no-such-ipam" } };
-    const pod = addPod(node, conf, { path: [DEBIAN_CNI] });
+    const pod = addPod(node, conf, { path: [REFERENCE_BIN_DIR] });
     expect(pod.reply.code).not.toBe(0);
     // Code 7 (invalid network config: the config names a plugin that is not there), as
     // libcni's own "failed to find plugin" lookup is reported.
     expect(pod.reply.json).toMatchObject({ code: 7 });
     expect(pod.reply.json!["msg"]).toContain('"no-such-ipam"');
-    expect(pod.reply.json!["msg"]).toContain(DEBIAN_CNI);
+    expect(pod.reply.json!["msg"]).toContain(REFERENCE_BIN_DIR);
     // The veth was made before IPAM ran; the failed ADD removed both ends.
     expect(hostVeths()).toEqual([]);
-    expect(podLinks(pod.ns)).toEqual(["lo"]);
+    expect(linkNames(pod.ns)).toEqual(["lo"]);
   });
 });
 
@@ -104,7 +95,8 @@ describe("bridge GC", () => {
     // wrapper that tells it its name (host-local's config names its type).
     const dir = join(node.dataDir, "ipam-bin");
     mkdirSync(dir);
-    writeFileSync(join(dir, "other-ipam"), `#!/bin/sh\nsed 's/"type":"other-ipam"/"type":"host-local"/' | exec ${join(BIN_DIR, "host-local")}\n`, { mode: 0o755 });
+    const calls = join(dir, "calls.log");
+    writeFileSync(join(dir, "other-ipam"), `#!/bin/sh\necho "$CNI_COMMAND" >> ${calls}\nsed 's/"type":"other-ipam"/"type":"host-local"/' | exec ${join(BIN_DIR, "host-local")}\n`, { mode: 0o755 });
     const conf = bridgeConf(node, {}, { type: "other-ipam" });
     const [a, b] = [addPod(node, conf, { path: [dir] }), addPod(node, conf, { path: [dir] })];
     for (const p of [a, b]) expect(p.reply.code, p.reply.stdout).toBe(0);
@@ -117,6 +109,7 @@ describe("bridge GC", () => {
       path: [dir],
     });
     expect(gc.code, gc.stdout).toBe(0);
+    expect(readFileSync(calls, "utf8").split("\n").filter(Boolean)).toEqual(["ADD", "ADD", "GC"]);
     expect(reservations(node).sort()).toEqual([podIP(a, 4), podIP(a, 6)].sort());
   });
 });

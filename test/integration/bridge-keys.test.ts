@@ -1,4 +1,5 @@
 // Every bridge config key changes what the kernel shows.
+import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { createNetns, deleteNetns, ipJson, inNs, nsTry, ping, uniqueName } from "../helpers/netns";
 import { addPod, bridgeConf, delPod, type Node, type Pod, podIP, reservations, useNode } from "../helpers/pods";
@@ -179,9 +180,9 @@ describe("ipMasq", () => {
 
   /** The keys of a set (pods4) or map (masq4) of table inet weft in the host netns (none when it does not exist). */
   function nftElements(set: string): string[] {
-    const r = nsTry(node.host, "nft", "-j", "list", set.startsWith("masq") ? "map" : "set", "inet", "weft", set);
-    if (!r.ok) return [];
-    const doc = JSON.parse(r.out) as { nftables: Array<Record<string, { elem?: unknown[] }>> };
+    const r = spawnSync("ip", ["netns", "exec", node.host, "nft", "-j", "list", set.startsWith("masq") ? "map" : "set", "inet", "weft", set], { encoding: "utf8" });
+    if (r.status !== 0) return [];
+    const doc = JSON.parse(r.stdout) as { nftables: Array<Record<string, { elem?: unknown[] }>> };
     const found = doc.nftables.map((o) => o["set"] ?? o["map"]).find((s) => s !== undefined);
     // An element is "ip", or {elem: {val: "ip", comment}} with a comment; in a map, [key, verdict].
     const key = (e: unknown): string => {

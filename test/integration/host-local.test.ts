@@ -3,10 +3,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { cni, cniAsync, requireBuild } from "../helpers/cni";
+import { cni, cniAsync, REFERENCE_BIN_DIR, requireBuild } from "../helpers/cni";
 import { addressOf } from "../../shared/ip";
 
-const GO_DIR = "/usr/lib/cni";
 let dataDir: string;
 
 beforeEach(() => {
@@ -27,7 +26,7 @@ function ipamCall(impl: "weft" | "go", command: "ADD" | "DEL", id: string, c: Re
     containerId: id,
     netns: "/proc/self/ns/net",
     ifname: "eth0",
-    ...(impl === "go" ? { binDir: GO_DIR } : {}),
+    ...(impl === "go" ? { binDir: REFERENCE_BIN_DIR } : {}),
   });
 }
 
@@ -37,7 +36,7 @@ function held(): string[] {
 
 describe("host-local beside the Go reference", () => {
   it("interleaves allocations on one dataDir with no duplicate, each releasing the other's", () => {
-    if (!existsSync(join(GO_DIR, "host-local"))) throw new Error("Debian containernetworking-plugins missing");
+    if (!existsSync(join(REFERENCE_BIN_DIR, "host-local"))) throw new Error("Debian containernetworking-plugins missing");
     const c = conf("10.88.0.0/28");
     const got = new Map<string, string>();
     for (let i = 0; i < 10; i++) {

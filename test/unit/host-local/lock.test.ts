@@ -6,11 +6,12 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { allocate, check, release } from "../../../ipam/host-local/index";
 import { baseEnv, cniEnv } from "../../../lab/exec";
+import { REFERENCE_BIN_DIR } from "../../helpers/cni";
 import { Store } from "../../../ipam/host-local/store";
 import { filesOf, NET, request, useDataDir } from "./fixture";
 
 const data = useDataDir();
-const GO_HOST_LOCAL = "/usr/lib/cni/host-local";
+const GO_HOST_LOCAL = join(REFERENCE_BIN_DIR, "host-local");
 
 function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.on("exit", (code) => resolve(code)));
@@ -42,7 +43,7 @@ describe.skipIf(!existsSync(GO_HOST_LOCAL))("side by side with the Go host-local
     JSON.stringify({ cniVersion: "1.0.0", name: NET, type: "bridge", ipam: { type: "host-local", dataDir: data.dir, ranges } });
   const env = (command: string, id: string): NodeJS.ProcessEnv => ({
     ...baseEnv(),
-    ...cniEnv({ command, containerId: id, netns: "/proc/self/ns/net", path: "/usr/lib/cni" }),
+    ...cniEnv({ command, containerId: id, netns: "/proc/self/ns/net", path: REFERENCE_BIN_DIR }),
   });
   const goSync = (command: string, id: string) => spawnSync(GO_HOST_LOCAL, { input: conf(), env: env(command, id), encoding: "utf8" });
   const ours = (id: string) => request(data.dir, { ranges }, id);
