@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Cluster, routeDsts, type PodSpec } from "../../lab/cluster";
-import { inNs, run, sleep, tryInNs } from "../../lab/exec";
+import { inNs, run, tryInNs } from "../../lab/exec";
 import { requireBuild } from "../helpers/cni";
 
 const PREFIX = `we${process.pid.toString(36)}`;
@@ -235,7 +235,8 @@ describe("overlay across three nodes (VXLAN)", () => {
       let out = "";
       flood.stdout.on("data", (d: Buffer) => (out += d.toString()));
       const floodDone = new Promise((r) => flood.on("close", r));
-      await sleep(500);
+      const replies = () => (out.match(/bytes from/g) ?? []).length;
+      await expect.poll(replies, { timeout: 10_000 }).toBeGreaterThan(5); // established before the stop
       c.stopAgent(n1);
       // Onto a converged node a restart changes nothing and logs nothing. A stale route of
       // weft's protocol, unused by any pod, gives its first reconcile something to delete:
@@ -247,18 +248,19 @@ describe("overlay across three nodes (VXLAN)", () => {
         .poll(() => log().slice(logFrom), { timeout: 10_000, interval: 50 })
         .toContain("route del 10.244.250.0/24 via 192.168.77.250 dev eth0");
       expect(routeDsts(n1.ns)).not.toContain("10.244.250.0/24");
-      const atReconcile = echoes();
-      // The connection made before the restart still carries data after it: ten more round trips.
+      const [echoesAt, repliesAt] = [echoes(), replies()];
+      // Both flows go on after the new agent's reconcile: the connection made before the
+      // restart carries ten more round trips, the ping gets ten more replies.
       await expect
         .poll(() => ({ echoes: echoes(), last: client.lines().at(-1) }), { timeout: 10_000 })
-        .toSatisfy((v: { echoes: number }) => v.echoes >= atReconcile + 10);
+        .toSatisfy((v: { echoes: number }) => v.echoes >= echoesAt + 10);
+      await expect.poll(replies, { timeout: 10_000 }).toBeGreaterThanOrEqual(repliesAt + 10);
       flood.kill("SIGINT"); // ping prints its summary and exits
       await floodDone;
       const sent = /(\d+) packets transmitted, (\d+) received/.exec(out);
       expect(sent, out.slice(-300)).not.toBeNull();
       // At most the one in flight when stopped goes unanswered.
       expect(Number(sent![1]) - Number(sent![2]), out.slice(-300)).toBeLessThanOrEqual(1);
-      expect(Number(sent![1])).toBeGreaterThan(20);
       expect(client.child.exitCode, client.lines().slice(-3).join("\n")).toBeNull();
       expect(client.lines().filter((l) => !l.startsWith("echo "))).toEqual([expect.stringMatching(/^connected from port \d+$/)]);
     } finally {
