@@ -11,8 +11,8 @@ export function formatMac(b: Uint8Array): string {
 
 /** "aa:bb:cc:dd:ee:ff" or "aa-bb-…" (any case) as six bytes; throws on anything else. */
 export function parseMac(s: string): Buffer {
-  // A loop over the text, not split()/regex/map(): a new bridge's MAC comes through here on
-  // an ADD, where each first use of a built-in costs.
+  // A loop over the text, not split()/regex/map(): a MAC the config asks for comes through
+  // here on an ADD, where each first use of a built-in costs.
   const b = Buffer.alloc(6);
   let ok = s.length === 17;
   for (let i = 0; ok && i < 6; i++) {

@@ -6,7 +6,6 @@ import { isErrno } from "../../shared/errno";
 import { overlaps, parseCIDR } from "../../shared/ip";
 import { addAddress, deleteAddress, listAddresses } from "../../shared/netlink/address";
 import { createBridge, setVlanFiltering } from "../../shared/netlink/bridge";
-import { formatMac } from "../../shared/mac";
 import { getLinkByName, setLinkUp, setPromisc, type Link } from "../../shared/netlink/link";
 import type { NetlinkSocket } from "../../shared/netlink/socket";
 import { randomBytes } from "../../shared/random";
@@ -41,11 +40,11 @@ export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Link {
   return br;
 }
 
-/** A random locally administered unicast MAC. */
-function randomMac(): string {
+/** A random locally administered unicast MAC, as the bytes the kernel takes. */
+function randomMac(): Buffer {
   const b = randomBytes(6);
   b[0] = (b[0]! & 0xfe) | 0x02;
-  return formatMac(b);
+  return b;
 }
 
 function vlanUnsupported(e: unknown, conf: BridgeConf): unknown {

@@ -159,7 +159,8 @@ export function requireLink(nl: NetlinkSocket, name: string): Link {
 
 export interface NewLinkOptions {
   mtu?: number;
-  mac?: string;
+  /** text ("02:00:…"), or the 6 bytes themselves */
+  mac?: string | Buffer;
   /** the bridge the new link is a port of */
   master?: number;
 }
@@ -167,7 +168,7 @@ export interface NewLinkOptions {
 function commonAttrs(name: string, o: NewLinkOptions): LinkAttrs {
   const a: LinkAttrs = { ifname: name };
   if (o.mtu) a.mtu = o.mtu;
-  if (o.mac) a.address = parseMac(o.mac);
+  if (o.mac) a.address = typeof o.mac === "string" ? parseMac(o.mac) : o.mac;
   if (o.master) a.master = o.master;
   return a;
 }
