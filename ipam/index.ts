@@ -17,7 +17,7 @@ export interface IpamCall {
 }
 
 /** The IPAM step's inputs for a plugin call; `conf.hostLocal` when the caller already validated it. */
-export function ipamCallOf(ctx: PluginContext<{ name: string; cniVersion: string; hostLocal?: hostLocal.HostLocalConfig }>): IpamCall {
+export function ipamCallOf(ctx: Pick<PluginContext<{ name: string; cniVersion: string; hostLocal?: hostLocal.HostLocalConfig }>, "conf" | "env" | "raw">): IpamCall {
   const { name, cniVersion, hostLocal } = ctx.conf;
   return { env: ctx.env, raw: ctx.raw, networkName: name, cniVersion, ...(hostLocal ? { hostLocal } : {}) };
 }
@@ -27,13 +27,12 @@ function ipamType(raw: Record<string, unknown>): string {
   return typeof ipam?.type === "string" ? ipam.type : "";
 }
 
+function hostLocalConfig(c: IpamCall): hostLocal.HostLocalConfig {
+  return c.hostLocal ?? hostLocal.parseHostLocalConfig(c.raw["ipam"], c.networkName);
+}
+
 function hostLocalRequest(c: IpamCall) {
-  return {
-    networkName: c.networkName,
-    containerId: c.env.containerId,
-    ifname: c.env.ifname,
-    ipam: c.hostLocal ?? hostLocal.parseHostLocalConfig(c.raw["ipam"], c.networkName),
-  };
+  return { networkName: c.networkName, containerId: c.env.containerId, ifname: c.env.ifname, ipam: hostLocalConfig(c) };
 }
 
 function argsCniIps(raw: Record<string, unknown>): string[] | undefined {
@@ -78,11 +77,11 @@ export function ipamCheck(c: IpamCall): void {
 }
 
 /** GC: host-local releases what `valid` does not name; another type gets the GC call itself. */
-export function ipamGc(raw: Record<string, unknown>, networkName: string, valid: ReadonlyArray<{ containerID: string; ifname: string }>, env: CniEnv): void {
-  const type = ipamType(raw);
+export function ipamGc(c: IpamCall, valid: ReadonlyArray<{ containerID: string; ifname: string }>): void {
+  const type = ipamType(c.raw);
   if (type !== "host-local") {
-    execPlugin(type, "GC", raw, env);
+    execPlugin(type, "GC", c.raw, c.env);
     return;
   }
-  hostLocal.gc(hostLocal.parseHostLocalConfig(raw["ipam"], networkName), networkName, valid);
+  hostLocal.gc(hostLocalConfig(c), c.networkName, valid);
 }

@@ -15,5 +15,5 @@ export const hostLocal: Plugin<HostLocalNetConf> = {
   add: (ctx) => ipamAdd(call(ctx)),
   del: (ctx) => void ipamDel(call(ctx)),
   check: (ctx) => ipamCheck(call(ctx)),
-  gc: ({ conf, raw, env, validAttachments }) => ipamGc(raw, conf.name, validAttachments, env),
+  gc: (ctx) => ipamGc(call(ctx), ctx.validAttachments),
 };

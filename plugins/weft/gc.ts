@@ -37,7 +37,7 @@ export function collect(conf: WeftConf, raw: Record<string, unknown>, env: CniEn
   const failures: string[] = [];
   for (const a of stale) attempt(failures, () => delAttachment(conf, a), label(a));
   const subnet = readSubnet(conf);
-  if (subnet) ipamGc(delegateConf(conf, subnet, raw), conf.name, valid, env);
+  if (subnet) ipamGc({ env, raw: delegateConf(conf, subnet, raw), networkName: conf.name, cniVersion: conf.cniVersion }, valid);
   if (failures.length) throw new Error(`GC: ${failures.join("; ")}`);
 }
 
