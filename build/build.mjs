@@ -1,8 +1,9 @@
 // Builds dist/bin/weft: type-check, compile the native addon, bundle with esbuild,
 // compile one executable with Bun, and let it install itself and its plugin links.
 // Usage: node build/build.mjs [--skip-typecheck] [--if-needed]
-//   --if-needed: do nothing when the last complete build saw no file newer than now
-//   (dist/.built-from holds the newest input's time, written once dist/bin is installed)
+//   --if-needed: do nothing when dist/bin/weft exists and no input is newer than the last
+//   complete build (dist/.built-from holds the newest input's time, written once dist/bin
+//   is installed)
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -34,10 +35,10 @@ function newestSource() {
     const st = statSync(path);
     if (!st.isDirectory()) return st.mtimeMs;
     let t = 0;
-    for (const name of readdirSync(path)) if (name !== "build" || path !== join(root, "native")) t = Math.max(t, newest(join(path, name)));
+    for (const name of readdirSync(path)) t = Math.max(t, newest(join(path, name)));
     return t;
   };
-  const inputs = ["main.ts", "cli", "agent", "plugins", "ipam", "shared", "native", "build", "package-lock.json", "tsconfig.json"];
+  const inputs = ["main.ts", "cli", "agent", "plugins", "ipam", "shared", "native/index.ts", "native/weft_native.c", "native/binding.gyp", "build", "package-lock.json", "tsconfig.json"];
   return Math.max(...inputs.map((p) => newest(join(root, p))));
 }
 
@@ -45,7 +46,7 @@ function newestSource() {
 // removed until the install into dist/bin has finished.
 const stamp = join(dist, ".built-from");
 const inputsTime = newestSource();
-if (process.argv.includes("--if-needed") && existsSync(stamp) && Number(readFileSync(stamp, "utf8")) >= inputsTime) {
+if (process.argv.includes("--if-needed") && existsSync(join(bin, "weft")) && existsSync(stamp) && Number(readFileSync(stamp, "utf8")) >= inputsTime) {
   console.log("build: dist/bin/weft is up to date");
   process.exit(0);
 }
