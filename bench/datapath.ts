@@ -24,7 +24,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, type NodeSpec, type PodSpec } from "../lab/cluster";
-import { inNs, run, sleep } from "../lab/exec";
+import { inNs, REFERENCE_BIN_DIR, run, sleep } from "../lab/exec";
 import { median, onCleanup, progress, table, type Row, runBridge } from "./common";
 import { addressOf } from "../shared/ip";
 
@@ -155,7 +155,7 @@ function vethPair(): { a: string; b: string; bIp: string } {
  * masquerade table makes it run in a node): the same-node topology without weft's code.
  */
 function referencePods(mtu: number): { a: string; b: string; bIp: string } | null {
-  const dir = "/usr/lib/cni";
+  const dir = REFERENCE_BIN_DIR;
   if (!existsSync(join(dir, "bridge"))) return null;
   const host = `${PREFIX}-rh`;
   const pods = [`${PREFIX}-r1`, `${PREFIX}-r2`];

@@ -5,11 +5,10 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { baseEnv, run } from "../lab/exec";
+import { baseEnv, REFERENCE_BIN_DIR, run } from "../lab/exec";
 import { median, onCleanup, settleInPageCache, pluginEnv, runBridge } from "./common";
 
 const WEFT = join(import.meta.dirname, "..", "dist", "bin");
-const GO = "/usr/lib/cni";
 // Pairs per measure. With 30 the ADD+DEL ratio moved by up to 0.25 from one bench run to the
 // next on the 2-CPU VM; 100 take ~30 s in all and move it by about half that.
 const RUNS = Number(process.env["BENCH_RUNS"] ?? 100);
@@ -35,7 +34,7 @@ interface Impl {
 }
 const impls: Impl[] = [
   { label: "weft", dir: WEFT },
-  { label: "reference", dir: GO },
+  { label: "reference", dir: REFERENCE_BIN_DIR },
 ];
 
 /**
@@ -203,7 +202,7 @@ export async function benchPlugins(): Promise<string> {
   ];
   cleanup();
   return [
-    `weft vs Go reference plugins (${GO}), ${RUNS} runs each`,
+    `weft vs Go reference plugins (${REFERENCE_BIN_DIR}), ${RUNS} runs each`,
     `(plugin times exclude the ${overhead.toFixed(1)} ms of \`ip netns exec\` both pay)`,
     "",
     rows.join("\n"),

@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../shared/atomic-file";
-import { cniEnv, inNs, run, sleep } from "./exec";
+import { cniEnv, inNs, netnsNames, run, sleep } from "./exec";
 import { addressOf } from "../shared/ip";
 
 export const BIN = join(import.meta.dirname, "..", "dist", "bin");
@@ -215,8 +215,7 @@ export class Cluster {
     for (const p of [...this.pods]) spawnSync("ip", ["netns", "del", p.ns]);
     this.pods.length = 0;
     // Pods of an earlier `--keep` run are found by prefix.
-    const left = run("ip", "netns", "list").split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n.startsWith(`${this.opts.prefix}-`));
-    for (const ns of left) spawnSync("ip", ["netns", "del", ns]);
+    for (const ns of netnsNames(`${this.opts.prefix}-`)) spawnSync("ip", ["netns", "del", ns]);
     rmSync(this.opts.workDir, { recursive: true, force: true });
   }
 

@@ -10,6 +10,17 @@ export function run(cmd: string, ...args: string[]): string {
   return r.stdout;
 }
 
+/** The Go reference plugins, from Debian's containernetworking-plugins (build/setup.sh). */
+export const REFERENCE_BIN_DIR = "/usr/lib/cni";
+
+/** Names of the network namespaces whose name starts with `prefix`. */
+export function netnsNames(prefix = ""): string[] {
+  return run("ip", "netns", "list")
+    .split("\n")
+    .map((l) => l.split(" ")[0] ?? "")
+    .filter((n) => n !== "" && n.startsWith(prefix));
+}
+
 /** Runs a command inside netns `ns`; returns stdout, throws with stderr on failure. */
 export function inNs(ns: string, cmd: string, ...args: string[]): string {
   return run("ip", "netns", "exec", ns, cmd, ...args);

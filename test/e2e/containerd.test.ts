@@ -6,8 +6,8 @@
 // The host stays untouched: containerd and ctr run in a netns of this test (bridge, the
 // nft table `inet weft`, ip_forward live there) and in a private mount namespace whose
 // /etc, /var, /run and /opt are overlays with upper dirs in a temp dir (see
-// test/helpers/containerd.ts). afterAll checks the host's CNI/containerd dirs, net
-// sysctls, netns list and mounts are as they were.
+// test/helpers/containerd.ts). afterAll checks that no netns, link or mount of this test
+// is left; the run's host check (test/helpers/global-host-check.ts) covers the rest.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN_DIR, requireBuild } from "../helpers/cni";
 import { buildBusyboxImage, mountsUnder, PrivateContainerd, type CtrRun } from "../helpers/containerd";
-import { hostSnapshot } from "../helpers/host-snapshot";
+import { netnsNames } from "../../lab/exec";
 
 const PREFIX = `wtc${process.pid.toString(36)}`;
 const HOST_NS = `${PREFIX}-host`; // the "node": containerd, ctr, the plugins
@@ -36,18 +36,10 @@ function sh(cmd: string, ...args: string[]): string {
 
 const inNs = (ns: string, cmd: string, ...args: string[]): string => sh("ip", "netns", "exec", ns, cmd, ...args);
 
-function netnsNames(): string[] {
-  return sh("ip", "netns", "list")
-    .split("\n")
-    .map((l) => l.split(" ")[0] ?? "")
-    .filter(Boolean);
-}
-
 describe("bridge + host-local driven by containerd (ctr run --cni)", () => {
   let work = "";
   let dataDir = "";
   let cd: PrivateContainerd | undefined;
-  let before: ReturnType<typeof hostSnapshot>;
   let c1: CtrRun;
   let c2: CtrRun;
 
@@ -94,7 +86,6 @@ describe("bridge + host-local driven by containerd (ctr run --cni)", () => {
 
   beforeAll(async () => {
     requireBuild();
-    before = hostSnapshot();
     work = mkdtempSync(join(tmpdir(), "weft-ctrd-"));
     dataDir = join(work, "ipam");
 
@@ -154,16 +145,10 @@ describe("bridge + host-local driven by containerd (ctr run --cni)", () => {
         rmSync(work, { recursive: true, force: true });
       }
     }
-    const left = netnsNames().filter((n) => n.startsWith(PREFIX));
+    const left = netnsNames(PREFIX);
     if (left.length) problems.push(`netns left: ${left.join(", ")}`);
     const links = sh("ip", "-o", "link", "show").split("\n").filter((l) => l.includes(PREFIX));
     if (links.length) problems.push(`host links left: ${links.join("; ")}`);
-    if (before) {
-      const after = hostSnapshot();
-      for (const [k, v] of Object.entries(before)) {
-        if (JSON.stringify(after[k]) !== JSON.stringify(v)) problems.push(`host ${k} changed: ${JSON.stringify(v)} -> ${JSON.stringify(after[k])}`);
-      }
-    }
     if (problems.length) throw new Error(`teardown left the host changed:\n${problems.join("\n")}`);
   });
 

@@ -6,18 +6,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { alive, Cluster, type ClusterOptions } from "../../lab/cluster";
-import { run, tryInNs } from "../../lab/exec";
+import { netnsNames, tryInNs } from "../../lab/exec";
 import { runLab } from "../../lab/run";
 import { requireBuild } from "../helpers/cni";
 
 const PREFIX = `wl${process.pid.toString(36)}`;
 
-const ours = (): string[] =>
-  run("ip", "netns", "list")
-    .split("\n")
-    .map((l) => l.split(" ")[0] ?? "")
-    .filter((n) => n.startsWith(`${PREFIX}-`))
-    .sort();
+const ours = (): string[] => netnsNames(`${PREFIX}-`).sort();
 
 describe("npm run lab", () => {
   let opts: ClusterOptions;

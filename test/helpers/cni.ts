@@ -4,11 +4,10 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { baseEnv, cniEnv } from "../../lab/exec";
+export { REFERENCE_BIN_DIR } from "../../lab/exec";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
 export const BIN_DIR = join(ROOT, "dist", "bin");
-/** The Go reference plugins, from Debian's containernetworking-plugins (build/setup.sh). */
-export const REFERENCE_BIN_DIR = "/usr/lib/cni";
 
 export function requireBuild(): void {
   if (!existsSync(join(BIN_DIR, "weft"))) throw new Error("dist/bin/weft missing: run `npm run build` first");

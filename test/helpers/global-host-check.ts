@@ -2,14 +2,14 @@
 // what it made (and checks its own prefix); this compares everything once more after the
 // last test (host-snapshot.ts says what), and fails the run on any difference.
 import { tmpdir } from "node:os";
-import { wholeHostSnapshot } from "./host-snapshot";
+import { hostSnapshot } from "./host-snapshot";
 
 export default function setup(): () => void {
   // Read before global-tmpdir.ts points TMPDIR into the run's own directory.
   const tmp = tmpdir();
-  const before = wholeHostSnapshot(tmp);
+  const before = hostSnapshot(tmp);
   return () => {
-    const after = wholeHostSnapshot(tmp);
+    const after = hostSnapshot(tmp);
     const changed: string[] = [];
     for (const [what, was] of Object.entries(before)) {
       const now = after[what]!;

@@ -1,11 +1,9 @@
-// What a test run must leave on the host as it found it, read the way an operator would.
-// `hostSnapshot`: the CNI and containerd directories and the sysctls the plugins set (the
-// containerd e2e compares it around its own tests). `wholeHostSnapshot`: that and
-// everything else a test could leave in the root namespace (global-host-check.ts compares
-// it around the whole run).
+// What a test run must leave on the host as it found it, read the way an operator would:
+// global-host-check.ts compares it around the whole run.
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
+import { netnsNames } from "../../lab/exec";
 
 const HOST_PATHS = ["/etc/cni", "/opt/cni", "/var/lib/cni", "/run/containerd", "/var/lib/containerd", "/opt/containerd", "/run/weft"];
 const HOST_SYSCTLS = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"];
@@ -25,7 +23,7 @@ function listTree(p: string): string[] {
   return out;
 }
 
-export function hostSnapshot(): Record<string, string[]> {
+function pathsAndSysctls(): Record<string, string[]> {
   const snap: Record<string, string[]> = {};
   for (const p of HOST_PATHS) snap[p] = listTree(p);
   for (const k of HOST_SYSCTLS) {
@@ -66,11 +64,14 @@ function processesInOtherNetns(): string[] {
   return out.sort();
 }
 
-/** `hostSnapshot` and the root namespace's netns, links, packet filter and cgroups, weft's files in `tmp`, stray processes. */
-export function wholeHostSnapshot(tmp: string): Record<string, string[]> {
+/**
+ * The CNI and containerd directories, the sysctls the plugins set, the root namespace's
+ * netns, links, packet filter and cgroups, weft's files in `tmp`, and stray processes.
+ */
+export function hostSnapshot(tmp: string): Record<string, string[]> {
   return {
-    ...hostSnapshot(),
-    "network namespaces": lines("ip", ["netns", "list"]).map((l) => l.split(" ")[0]!).sort(),
+    ...pathsAndSysctls(),
+    "network namespaces": netnsNames().sort(),
     "links in the root namespace": lines("ip", ["-o", "link", "show"]).map((l) => l.split(": ")[1]!.split("@")[0]!).sort(),
     "nftables tables in the root namespace": lines("nft", ["list", "tables"]).sort(),
     // Rules only: chain lines carry packet counters.

@@ -2,7 +2,7 @@
 // test process, and `cleanupAll` removes everything made (also after a failure), so a
 // run leaves the host exactly as it found it.
 import { execFileSync, spawnSync } from "node:child_process";
-import { inNs } from "../../lab/exec";
+import { inNs, netnsNames } from "../../lab/exec";
 
 const PREFIX = `wt${process.pid.toString(36)}`;
 const made = new Set<string>();
@@ -58,6 +58,5 @@ export function cleanupAll(): void {
 
 /** Names of namespaces this process made that still exist (should be none after cleanup). */
 export function leftovers(): string[] {
-  const out = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
-  return out.split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n.startsWith(PREFIX));
+  return netnsNames(PREFIX);
 }
