@@ -18,6 +18,8 @@ describe("npm run lab", () => {
   let opts: ClusterOptions;
   let out: string[];
   const say = (line = "") => out.push(...line.split("\n"));
+  /** The running cluster's agents, from the pid files the lab keeps in each node's state dir. */
+  const agentPids = () => new Cluster(opts).nodes.map((n) => Number(readFileSync(join(n.stateDir, "agent.pid"), "utf8")));
 
   beforeEach(() => {
     requireBuild();
@@ -55,7 +57,7 @@ describe("npm run lab", () => {
     expect(out.some((l) => l.includes("remove with: npm run lab -- --down"))).toBe(true);
     const kept = ours();
     expect(kept).toHaveLength(7); // the switch, two nodes, four pods
-    const agents = [1, 2].map((i) => Number(readFileSync(join(opts.workDir, `node${i}`, "agent.pid"), "utf8")));
+    const agents = agentPids();
     for (const pid of agents) expect(alive(pid)).toBe(true);
 
     // What a user does next: run the lab again (a new process), then take it down.
@@ -68,7 +70,7 @@ describe("npm run lab", () => {
     const pod3 = out.find((l) => l.startsWith("pod3@node2 "))!.split(/\s+/)[1]!;
     expect(tryInNs(`${PREFIX}-pod1`, "ping", "-c", "1", "-W", "2", pod3)).toBe(true);
 
-    const second = [1, 2].map((i) => Number(readFileSync(join(opts.workDir, `node${i}`, "agent.pid"), "utf8")));
+    const second = agentPids();
     for (const pid of second) expect(alive(pid)).toBe(true);
 
     out = [];

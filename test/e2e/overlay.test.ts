@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Cluster, routeDsts, type PodSpec } from "../../lab/cluster";
 import { inNs, run, tryInNs } from "../../lab/exec";
 import { requireBuild } from "../helpers/cni";
+import { mtuOf, nsTry } from "../helpers/netns";
 
 const PREFIX = `we${process.pid.toString(36)}`;
 
@@ -75,7 +76,6 @@ function fragCounters(ns: string): Record<string, number> {
   return out;
 }
 
-const mtuOf = (ns: string, dev: string) => (JSON.parse(inNs(ns, "ip", "-j", "link", "show", dev)) as Array<{ mtu: number }>)[0]!.mtu;
 
 /** A Node script run inside netns `ns`; `lines()`: what it printed so far (stdout and stderr). */
 function nodeIn(ns: string, script: string, ...args: string[]): { child: ChildProcess; lines: () => string[] } {
@@ -200,18 +200,17 @@ describe("overlay across three nodes (VXLAN)", () => {
     expect(mtuOf(n1.ns, "weft.1")).toBe(mtu);
     const where = [n1.ns, n2.ns, from.ns, to.ns];
     const before = where.map(fragCounters);
-    const ping = (df: "do" | "dont", size: number) =>
-      spawnSync("ip", ["netns", "exec", from.ns, "ping", "-M", df, "-s", String(size), "-c", "1", "-W", "2", to.ip], { encoding: "utf8" });
+    const sized = (df: "do" | "dont", size: number) => nsTry(from.ns, "ping", "-M", df, "-s", String(size), "-c", "1", "-W", "2", to.ip);
 
     // 28: ICMP and IP headers. Too big a pod or overlay MTU and the kernel refuses (ICMP
     // frag needed): the DF ping fails.
-    expect(ping("do", mtu - 28).status).toBe(0);
+    expect(sized("do", mtu - 28).ok).toBe(true);
     // The same size without DF: had it not fit, the kernel would have split it, inner or
     // outer packet, and the counters below would show it.
-    expect(ping("dont", mtu - 28).status).toBe(0);
-    const over = ping("do", mtu - 27);
-    expect(over.status).not.toBe(0);
-    expect(over.stdout + over.stderr).toContain(`local error: message too long, mtu=${mtu}`);
+    expect(sized("dont", mtu - 28).ok).toBe(true);
+    const over = sized("do", mtu - 27);
+    expect(over.ok).toBe(false);
+    expect(over.out).toContain(`local error: message too long, mtu=${mtu}`);
     expect(where.map(fragCounters)).toEqual(before);
   });
 

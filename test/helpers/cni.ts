@@ -4,6 +4,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { baseEnv, cniEnv } from "../../lab/exec";
+import { IP } from "./netns";
 export { REFERENCE_BIN_DIR } from "../../lab/exec";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
@@ -55,7 +56,7 @@ function prepare(c: CniCall): { cmd: string; argv: string[]; env: NodeJS.Process
   };
   const input = typeof c.conf === "string" ? c.conf : JSON.stringify(c.conf);
   return c.hostNs
-    ? { cmd: "ip", argv: ["netns", "exec", c.hostNs, bin], env, input }
+    ? { cmd: IP, argv: ["netns", "exec", c.hostNs, bin], env, input }
     : { cmd: bin, argv: [], env, input };
 }
 

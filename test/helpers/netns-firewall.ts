@@ -16,9 +16,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { cleanupAll as cleanupNetns, createNetns, deleteNetns, leftovers, ping as pingOnce } from "./netns";
+import { cleanupAll as cleanupNetns, createNetns, deleteNetns, IP, leftovers, ping as pingOnce } from "./netns";
 
-const IP = "/usr/sbin/ip";
 let scratch: string | undefined;
 let runner: string | undefined;
 
@@ -104,6 +103,12 @@ export function pathWith(name: string, links: Record<string, string>): string {
   return dir;
 }
 
+/** A PATH with iptables' nf_tables tools and no `nft`: the firewall's iptables fallback. */
+export function noNftPath(name: string): string {
+  const tools = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"];
+  return pathWith(name, Object.fromEntries(tools.map((t) => [t, `/usr/sbin/${t.replace("tables", "tables-nft")}`])));
+}
+
 const SPIED = ["nft", "iptables", "ip6tables", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"];
 
 /**
@@ -126,6 +131,26 @@ export function spyPath(name: string): { path: string; spawned(): string[] } {
       return lines;
     },
   };
+}
+
+/** Per-pod state of `inet weft`: set/map elements with their comments, and non-base chains. */
+export function weftState(ns: string): string[] {
+  const r = spawnSync("ip", ["netns", "exec", ns, "nft", "-j", "list", "table", "inet", "weft"], { encoding: "utf8" });
+  if (r.status !== 0) return [];
+  type Val = { elem: { val: string; comment?: string } };
+  type Obj = {
+    set?: { name: string; elem?: Array<string | Val> };
+    map?: { name: string; elem?: Array<[string | Val, { jump: { target: string } }]> };
+    chain?: { name: string; hook?: string };
+  };
+  const state: string[] = [];
+  const text = (e: string | Val): string => (typeof e === "string" ? e : `${e.elem.val} "${e.elem.comment}"`);
+  for (const o of (JSON.parse(r.stdout) as { nftables: Obj[] }).nftables) {
+    for (const e of o.set?.elem ?? []) state.push(`${o.set!.name} ${text(e)}`);
+    for (const [k, v] of o.map?.elem ?? []) state.push(`${o.map!.name} ${text(k)} : jump ${v.jump.target}`);
+    if (o.chain && !o.chain.hook) state.push(`chain ${o.chain.name}`);
+  }
+  return state.sort();
 }
 
 export interface Bench {

@@ -4,6 +4,9 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { inNs, netnsNames } from "../../lab/exec";
 
+/** `ip` by absolute path: a test may hand the processes it starts a PATH without it. */
+export const IP = "/usr/sbin/ip";
+
 const PREFIX = `wt${process.pid.toString(36)}`;
 const made = new Set<string>();
 let counter = 0;
@@ -48,6 +51,10 @@ export function ipJson<T = unknown>(ns: string, ...args: string[]): T {
 }
 
 /** The names of the links in a netns. */
+export function mtuOf(ns: string, dev: string): number {
+  return ipJson<Array<{ mtu: number }>>(ns, "link", "show", dev)[0]!.mtu;
+}
+
 export function linkNames(ns: string): string[] {
   return ipJson<Array<{ ifname: string }>>(ns, "link", "show").map((l) => l.ifname);
 }

@@ -1,15 +1,16 @@
 // `weft agent`, compiled, on a real kernel: an underlay "switch" namespace with a bridge and
 // three node namespaces wired to it, an agent in each node reading one nodes file. What
 // the agents program is read back with `ip -j` and `bridge -j`, as an operator would.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { writeFileAtomic } from "../../shared/atomic-file";
 import { addressOf } from "../../shared/ip";
 import { BIN_DIR, cni, requireBuild } from "../helpers/cni";
-import { cleanupAll, createNetns, deleteNetns, ipJson, leftovers, netnsPath, inNs, nsTry, ping } from "../helpers/netns";
+import { cleanupAll as cleanupFirewallScratch, noNftPath } from "../helpers/netns-firewall";
+import { cleanupAll, createNetns, deleteNetns, ipJson, leftovers, mtuOf, netnsPath, inNs, nsTry, ping } from "../helpers/netns";
 
 interface TestNode {
   name: string;
@@ -223,6 +224,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
   expect(leftovers()).toEqual([]);
 });
+afterAll(() => cleanupFirewallScratch()); // noNftPath's directory
 
 describe("weft agent --nodes FILE", () => {
   it("programs the device, and per peer a neighbor, an FDB entry and a route; the tunnel carries traffic", async () => {
@@ -283,7 +285,7 @@ describe("weft agent --nodes FILE", () => {
     const [p1, p2] = [weftPod(n1!, c1, "flags-1"), weftPod(n2!, c2, "flags-2")];
     expect(existsSync(join(ipamDir(n1!), "weft", p1.ip))).toBe(true);
     expect(existsSync(join(n1!.stateDir, "ipam"))).toBe(false);
-    expect(ipJson<Array<{ mtu: number }>>(p1.ns, "link", "show", "eth0")[0]!.mtu).toBe(1400);
+    expect(mtuOf(p1.ns, "eth0")).toBe(1400);
     // Both ends agree on VNI 7 and port 8475, so the tunnel carries pod traffic.
     expect(ping(p1.ns, p2.ip)).toBe(true);
   });
@@ -314,7 +316,7 @@ describe("weft agent --nodes FILE", () => {
     expect(JSON.parse(readFileSync(join(n1!.stateDir, "subnet.json"), "utf8"))).toEqual({ podCIDR: n1!.podCIDR, clusterCIDR: CLUSTER, mtu: 8950 });
     // And it is usable: a pod's full-size packet, DF set, crosses the tunnel whole.
     const [p1, p2] = [weftPod(n1!, c[0]!, "jumbo-1"), weftPod(n2!, c[1]!, "jumbo-2")];
-    expect(ipJson<Array<{ mtu: number }>>(p1.ns, "link", "show", "eth0")[0]!.mtu).toBe(8950);
+    expect(mtuOf(p1.ns, "eth0")).toBe(8950);
     expect(nsTry(p1.ns, "ping", "-M", "do", "-s", String(8950 - 28), "-c", "1", "-W", "2", p2.ip).ok).toBe(true);
   });
 
@@ -530,12 +532,7 @@ describe("weft agent --nodes FILE", () => {
     const conf = await weftConf(n1);
     // The lost pod's ADD found no `nft` on its PATH: its forward rules are iptables' (the
     // fallback), which the agent, finding `nft` on its own PATH, must remove too.
-    const noNft = join(dir, "no-nft");
-    mkdirSync(noNft);
-    for (const t of ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"]) {
-      symlinkSync(`/usr/sbin/${t.replace("tables", "tables-nft")}`, join(noNft, t));
-    }
-    symlinkSync(execFileSync("sh", ["-c", "command -v ip"], { encoding: "utf8" }).trim(), join(noNft, "ip")); // the test's `ip netns exec`
+    const noNft = noNftPath("agent-gc");
     const pods = ["lost", "live"].map((id) => {
       const { ns, ip } = weftPod(n1, conf, `ctr-${id}`, undefined, id === "lost" ? { PATH: noNft } : undefined);
       return { id, ns, ip, reservation: join(n1.stateDir, "ipam", "weft", ip), saved: join(n1.stateDir, "attachments", `weft:ctr-${id}:eth0.json`) };

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BIN_DIR, REFERENCE_BIN_DIR } from "../helpers/cni";
 import { ipJson, linkNames, nsTry } from "../helpers/netns";
-import { addPod, bridgeConf, call, delPod, type Node, podIP, reservations, NET, useNode } from "../helpers/pods";
+import { addPod, bridgeConf, call, delPod, type Node, type Pod, podIP, reservations, type Runner, NET, useNode } from "../helpers/pods";
 
 interface Link {
   ifname: string;
@@ -72,21 +72,24 @@ describe("bridge IPAM", () => {
 });
 
 describe("bridge GC", () => {
-  it("releases the reservations of attachments not in cni.dev/valid-attachments, keeping the valid ones", () => {
-    const conf = bridgeConf(node);
-    const a = addPod(node, conf);
-    const b = addPod(node, conf);
-    expect(a.reply.code, a.reply.stdout).toBe(0);
-    expect(b.reply.code, b.reply.stdout).toBe(0);
+  /** Pods a and b added, then GC naming only a valid; a's addresses are all that is left. */
+  function gcKeepingFirst(conf: Record<string, unknown>, runner: Runner = {}): Pod {
+    const [a, b] = [addPod(node, conf, runner), addPod(node, conf, runner)];
+    for (const p of [a, b]) expect(p.reply.code, p.reply.stdout).toBe(0);
     expect(reservations(node)).toHaveLength(4);
-
     const gc = call(node, {
       plugin: "bridge",
       command: "GC",
       conf: { ...conf, cniVersion: "1.1.0", "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }] },
+      ...runner,
     });
     expect(gc.code, gc.stdout).toBe(0);
     expect(reservations(node).sort()).toEqual([podIP(a, 4), podIP(a, 6)].sort());
+    return a;
+  }
+
+  it("releases the reservations of attachments not in cni.dev/valid-attachments, keeping the valid ones", () => {
+    const a = gcKeepingFirst(bridgeConf(node));
     for (const ip of reservations(node)) expect(readFileSync(join(node.dataDir, NET, ip), "utf8")).toContain(a.id);
   });
 
@@ -97,19 +100,7 @@ describe("bridge GC", () => {
     mkdirSync(dir);
     const calls = join(dir, "calls.log");
     writeFileSync(join(dir, "other-ipam"), `#!/bin/sh\necho "$CNI_COMMAND" >> ${calls}\nsed 's/"type":"other-ipam"/"type":"host-local"/' | exec ${join(BIN_DIR, "host-local")}\n`, { mode: 0o755 });
-    const conf = bridgeConf(node, {}, { type: "other-ipam" });
-    const [a, b] = [addPod(node, conf, { path: [dir] }), addPod(node, conf, { path: [dir] })];
-    for (const p of [a, b]) expect(p.reply.code, p.reply.stdout).toBe(0);
-    expect(reservations(node)).toHaveLength(4);
-
-    const gc = call(node, {
-      plugin: "bridge",
-      command: "GC",
-      conf: { ...conf, cniVersion: "1.1.0", "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }] },
-      path: [dir],
-    });
-    expect(gc.code, gc.stdout).toBe(0);
+    gcKeepingFirst(bridgeConf(node, {}, { type: "other-ipam" }), { path: [dir] });
     expect(readFileSync(calls, "utf8").split("\n").filter(Boolean)).toEqual(["ADD", "ADD", "GC"]);
-    expect(reservations(node).sort()).toEqual([podIP(a, 4), podIP(a, 6)].sort());
   });
 });

@@ -1,7 +1,7 @@
 // Every bridge config key changes what the kernel shows.
-import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { createNetns, deleteNetns, ipJson, inNs, nsTry, ping, uniqueName } from "../helpers/netns";
+import { weftState } from "../helpers/netns-firewall";
 import { addPod, bridgeConf, delPod, type Node, type Pod, podIP, reservations, useNode } from "../helpers/pods";
 
 interface Link {
@@ -178,20 +178,6 @@ describe("ipMasq", () => {
     return { ns, ip: "198.18.0.2" };
   }
 
-  /** The keys of a set (pods4) or map (masq4) of table inet weft in the host netns (none when it does not exist). */
-  function nftElements(set: string): string[] {
-    const r = spawnSync("ip", ["netns", "exec", node.host, "nft", "-j", "list", set.startsWith("masq") ? "map" : "set", "inet", "weft", set], { encoding: "utf8" });
-    if (r.status !== 0) return [];
-    const doc = JSON.parse(r.stdout) as { nftables: Array<Record<string, { elem?: unknown[] }>> };
-    const found = doc.nftables.map((o) => o["set"] ?? o["map"]).find((s) => s !== undefined);
-    // An element is "ip", or {elem: {val: "ip", comment}} with a comment; in a map, [key, verdict].
-    const key = (e: unknown): string => {
-      const k = Array.isArray(e) ? e[0] : e;
-      return typeof k === "string" ? k : String((k as { elem: { val: unknown } }).elem.val);
-    };
-    return (found?.elem ?? []).map(key);
-  }
-
   function ruleset(): string {
     return inNs(node.host, "nft", "list", "ruleset");
   }
@@ -237,12 +223,11 @@ describe("ipMasq", () => {
     expect(ping(a.ns, out.ip)).toBe(true);
     // With nft, each pod address is an element of inet weft's sets: pods4/pods6 mark its
     // traffic for iptables' FORWARD accept, masq4/masq6 send it to its masquerade chain.
-    const inSets = (p: Pod) => ({
-      pods4: nftElements("pods4").includes(podIP(p, 4)),
-      masq4: nftElements("masq4").includes(podIP(p, 4)),
-      pods6: nftElements("pods6").includes(podIP(p, 6)),
-      masq6: nftElements("masq6").includes(podIP(p, 6)),
-    });
+    const inSets = (p: Pod) => {
+      const state = weftState(node.host).map((l) => `${l} `);
+      const has = (set: string, ip: string) => state.some((l) => l.startsWith(`${set} ${ip} `));
+      return { pods4: has("pods4", podIP(p, 4)), masq4: has("masq4", podIP(p, 4)), pods6: has("pods6", podIP(p, 6)), masq6: has("masq6", podIP(p, 6)) };
+    };
     const everywhere = { pods4: true, masq4: true, pods6: true, masq6: true };
     expect(inSets(a)).toEqual(everywhere);
     expect(inSets(b)).toEqual(everywhere);

@@ -2,7 +2,6 @@
 // test/helpers/netns-firewall.ts for the topology): masquerade, forward accept under a DROP
 // policy (and none without one), idempotence and concurrency, the processes ADD and DEL
 // spawn, the iptables fallback, and failures.
-import { spawnSync } from "node:child_process";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
 import { overlayBatch, overlayChains } from "../../agent/overlay-rules";
 import { OVERLAY_FORWARD_CHAIN, OVERLAY_TABLE } from "../../shared/firewall/common";
@@ -16,12 +15,14 @@ import {
   createBench,
   destroyBench,
   leftovers,
+  noNftPath,
   pathWith,
   ping,
   sh,
   sources,
   scratchDir,
   spyPath,
+  weftState,
 } from "../helpers/netns-firewall";
 
 const pod = (name: string, last: number, masquerade = true) => ({
@@ -46,26 +47,6 @@ const ref = (p: ReturnType<typeof pod>, withIps = true) => ({
 function ok(r: { ok: boolean; error: string }): void {
   expect(r.error).toBe("");
   expect(r.ok).toBe(true);
-}
-
-/** Per-pod state of `inet weft`: set/map elements with their comments, and non-base chains. */
-function weftState(ns: string): string[] {
-  const r = spawnSync("ip", ["netns", "exec", ns, "nft", "-j", "list", "table", "inet", "weft"], { encoding: "utf8" });
-  if (r.status !== 0) return [];
-  type Val = { elem: { val: string; comment?: string } };
-  type Obj = {
-    set?: { name: string; elem?: Array<string | Val> };
-    map?: { name: string; elem?: Array<[string | Val, { jump: { target: string } }]> };
-    chain?: { name: string; hook?: string };
-  };
-  const state: string[] = [];
-  const text = (e: string | Val): string => (typeof e === "string" ? e : `${e.elem.val} "${e.elem.comment}"`);
-  for (const o of (JSON.parse(r.stdout) as { nftables: Obj[] }).nftables) {
-    for (const e of o.set?.elem ?? []) state.push(`${o.set!.name} ${text(e)}`);
-    for (const [k, v] of o.map?.elem ?? []) state.push(`${o.map!.name} ${text(k)} : jump ${v.jump.target}`);
-    if (o.chain && !o.chain.hook) state.push(`chain ${o.chain.name}`);
-  }
-  return state.sort();
 }
 
 /** The elements and chains of one pod; `marked`: its pods4/pods6 elements (FORWARD drops). */
@@ -324,12 +305,8 @@ describe("nftables backend", () => {
 });
 
 describe("iptables fallback (no nft on PATH)", () => {
-  const tools = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"];
   let paths = 0;
-  const noNft = (): string => {
-    const links = tools.map((t) => [t, `/usr/sbin/${t.replace("tables", "tables-nft")}`]);
-    return pathWith(`nonft${paths++}`, Object.fromEntries(links));
-  };
+  const noNft = (): string => noNftPath(`nonft${paths++}`);
   /** Rules and user chains, without counters. */
   const builtin = /^:(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING) /;
   const saved = (tool: string): string[] =>

@@ -3,10 +3,13 @@
 // answers: a receive that times out instead of blocking.
 import { afterEach, beforeEach, expect, it } from "vitest";
 import { native } from "../../native/index";
+import { ifinfomsg, nlmsghdr } from "../../shared/netlink/encoding";
 import { createLink, getLinkByName, requireLink, setLinkUp, setMtu } from "../../shared/netlink/link";
 import { addRoute } from "../../shared/netlink/route";
 import { NetlinkError, NetlinkSocket } from "../../shared/netlink/socket";
 import { cleanupAll, createNetns, leftovers, netnsPath } from "../helpers/netns";
+
+const [RTM_NEWLINK, RTM_GETLINK, NLM_F_REQUEST] = [16, 18, 1];
 
 let ns: string;
 let nl: NetlinkSocket | undefined;
@@ -76,18 +79,11 @@ it("times a receive out when nothing arrives, and leaves the socket usable", () 
     const waited = Number(process.hrtime.bigint() - t) / 1e6;
     expect(waited).toBeGreaterThanOrEqual(140);
     expect(native.nlRecv(fd, 0)).toBeNull();
-    // The same socket still gets answers: RTM_GETLINK for index 1 (lo), 16-byte header
-    // then a zeroed ifinfomsg carrying the index.
-    const req = Buffer.alloc(32);
-    req.writeUInt32LE(32, 0); // length
-    req.writeUInt16LE(18, 4); // RTM_GETLINK
-    req.writeUInt16LE(1, 6); // NLM_F_REQUEST
-    req.writeUInt32LE(1, 8); // sequence
-    req.writeInt32LE(1, 20); // ifi_index
-    native.nlSend(fd, req);
+    // The same socket still gets answers: RTM_GETLINK for index 1 (lo).
+    native.nlSend(fd, Buffer.concat([nlmsghdr.format({ len: 32, type: RTM_GETLINK, flags: NLM_F_REQUEST, seq: 1 }), ifinfomsg.format({ index: 1 })]));
     const reply = native.nlRecv(fd, 1000);
     expect(reply).not.toBeNull();
-    expect(reply!.readUInt16LE(4)).toBe(16); // RTM_NEWLINK: lo described
+    expect(nlmsghdr.parse(reply!).type).toBe(RTM_NEWLINK); // lo described
   } finally {
     native.close(fd);
   }
