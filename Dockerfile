@@ -6,10 +6,11 @@
 # ---- build: the same steps as `npm run build` on a Debian machine ----
 FROM node:20-bookworm AS build
 
-# node-gyp compiles the native addon (this image already has them; listed so the
-# requirement is explicit and survives a change of base image).
+# node-gyp compiles the native addon, which includes the kernel's netfilter headers (this
+# image already has them all; listed so the requirement is explicit and survives a change
+# of base image).
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 make g++ \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 make g++ linux-libc-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

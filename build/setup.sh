@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(iproute2 nftables iptables containernetworking-plugins iputils-ping iperf3 tcpdump util-linux
-  containerd runc busybox-static python3 make g++ time netcat-openbsd)
+  containerd runc busybox-static python3 make g++ linux-libc-dev time netcat-openbsd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,5 @@
 // weft_native: the few syscalls Node and Bun lack — setns, netlink sockets with
-// synchronous I/O, and flock — plus the file calls and the child-process spawn a plugin
+// synchronous I/O, flock, and reading iptables-legacy's FORWARD chain — plus the file calls and the child-process spawn a plugin
 // call needs, which in Bun would otherwise load node:fs and node:child_process (~1.3 ms
 // and ~2.5 ms, several MB each, on every call). No libuv: the same addon loads in Node
 // and in Bun.
@@ -18,12 +18,18 @@
 #include <stdlib.h>
 #include <dirent.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+// After netinet/in.h, which the kernel headers then leave alone.
+#include <linux/netfilter/xt_comment.h>
+#include <linux/netfilter_ipv4/ip_tables.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
 
 #ifndef NETLINK_EXT_ACK
 #define NETLINK_EXT_ACK 11
@@ -632,6 +638,125 @@ static napi_value reap_child(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// iptables-legacy keeps a table as one blob of rules (entries) per netns, read with two
+// getsockopt calls on a raw socket. An entry's header differs by family; its matches and
+// target that follow do not.
+struct legacy_family {
+  int domain, level, get_info, get_entries;
+  size_t entry_size, target_offset_at, next_offset_at, entries_at;
+};
+static const struct legacy_family LEGACY_IPV4 = {
+    AF_INET, IPPROTO_IP, IPT_SO_GET_INFO, IPT_SO_GET_ENTRIES, sizeof(struct ipt_entry),
+    offsetof(struct ipt_entry, target_offset), offsetof(struct ipt_entry, next_offset),
+    offsetof(struct ipt_get_entries, entrytable)};
+static const struct legacy_family LEGACY_IPV6 = {
+    AF_INET6, IPPROTO_IPV6, IP6T_SO_GET_INFO, IP6T_SO_GET_ENTRIES, sizeof(struct ip6t_entry),
+    offsetof(struct ip6t_entry, target_offset), offsetof(struct ip6t_entry, next_offset),
+    offsetof(struct ip6t_get_entries, entrytable)};
+
+static uint16_t u16_at(const char *p) {
+  uint16_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Whether the entry at `e` (bounds already checked) has a comment match saying `comment`.
+static bool has_comment(const struct legacy_family *fam, const char *e, const char *comment) {
+  uint16_t target_offset = u16_at(e + fam->target_offset_at);
+  for (size_t off = fam->entry_size; off + sizeof(struct xt_entry_match) <= target_offset;) {
+    const struct xt_entry_match *m = (const struct xt_entry_match *)(e + off);
+    if (m->u.match_size < sizeof *m || off + m->u.match_size > target_offset) return false;
+    if (strcmp(m->u.user.name, "comment") == 0 && m->u.match_size >= sizeof *m + sizeof(struct xt_comment_info) &&
+        strncmp(((const struct xt_comment_info *)m->data)->comment, comment, XT_MAX_COMMENT_LEN) == 0)
+      return true;
+    off += m->u.match_size;
+  }
+  return false;
+}
+
+// legacyForward(family, comment): iptables-legacy's filter FORWARD chain in the caller's
+// netns, as [policy verdict, rules with that comment], or null when the table has no
+// FORWARD chain or is gone. What `iptables-legacy -S FORWARD` would tell, without a process.
+static napi_value legacy_forward(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv)) return NULL;
+  int family;
+  if (get_int(env, argv[0], &family)) return NULL;
+  char *comment = required_string(env, argv[1], NULL);
+  if (!comment) return NULL;
+  const struct legacy_family *fam = family == 6 ? &LEGACY_IPV6 : &LEGACY_IPV4;
+  napi_value result = NULL;
+  char *blob = NULL;
+  int fd = socket(fam->domain, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (fd < 0) {
+    throw_errno(env, errno, "socket");
+    goto out;
+  }
+  // The two layouts of the info struct are the same. The rules can change between the
+  // calls: the kernel then refuses the second (EAGAIN) and both are made again.
+  struct ipt_getinfo gi;
+  for (int attempt = 0;; attempt++) {
+    memset(&gi, 0, sizeof gi);
+    strcpy(gi.name, "filter");
+    socklen_t len = sizeof gi;
+    if (getsockopt(fd, fam->level, fam->get_info, &gi, &len) < 0) {
+      if (errno == ENOENT) napi_get_null(env, &result);
+      else throw_errno(env, errno, "getsockopt(SO_GET_INFO)");
+      goto out;
+    }
+    if (!(gi.valid_hooks & (1 << NF_INET_FORWARD))) {
+      napi_get_null(env, &result);
+      goto out;
+    }
+    free(blob);
+    len = fam->entries_at + gi.size;
+    blob = calloc(1, len);
+    if (!blob) {
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      goto out;
+    }
+    memcpy(blob, gi.name, sizeof gi.name);
+    memcpy(blob + sizeof gi.name, &gi.size, sizeof gi.size);
+    if (getsockopt(fd, fam->level, fam->get_entries, blob, &len) == 0) break;
+    if (errno != EAGAIN || attempt == 4) {
+      throw_errno(env, errno, "getsockopt(SO_GET_ENTRIES)");
+      goto out;
+    }
+  }
+  const char *entries = blob + fam->entries_at;
+  size_t end = gi.underflow[NF_INET_FORWARD];
+  if (end + fam->entry_size > gi.size) {
+    napi_throw_error(env, NULL, "iptables-legacy filter table: FORWARD policy out of bounds");
+    goto out;
+  }
+  int matching = 0;
+  for (size_t off = gi.hook_entry[NF_INET_FORWARD]; off < end;) {
+    uint16_t next = u16_at(entries + off + fam->next_offset_at);
+    if (next < fam->entry_size || off + next > end) {
+      napi_throw_error(env, NULL, "iptables-legacy filter table: malformed FORWARD rule");
+      goto out;
+    }
+    if (has_comment(fam, entries + off, comment)) matching++;
+    off += next;
+  }
+  // The chain's policy is its last entry, whose standard target holds the verdict
+  // (-NF_DROP - 1 for DROP, -NF_ACCEPT - 1 for ACCEPT).
+  const char *policy = entries + end;
+  const struct xt_standard_target *t = (const struct xt_standard_target *)(policy + u16_at(policy + fam->target_offset_at));
+  if ((const char *)t + sizeof *t > entries + gi.size) {
+    napi_throw_error(env, NULL, "iptables-legacy filter table: FORWARD policy out of bounds");
+    goto out;
+  }
+  napi_create_array_with_length(env, 2, &result);
+  napi_set_element(env, result, 0, make_int(env, t->verdict));
+  napi_set_element(env, result, 1, make_int(env, matching));
+out:
+  if (fd >= 0) close(fd);
+  free(blob);
+  free(comment);
+  return result;
+}
+
 // A plugin's reply is written synchronously before it exits, so the runtime's VM
 // teardown (several ms in Bun, longer than the work itself) can be skipped.
 static napi_value exit_now(napi_env env, napi_callback_info info) {
@@ -664,6 +789,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"realpath", NULL, fs_realpath, NULL, NULL, NULL, napi_default, NULL},
       {"readdir", NULL, fs_readdir, NULL, NULL, NULL, napi_default, NULL},
       {"reap", NULL, reap_child, NULL, NULL, NULL, napi_default, NULL},
+      {"legacyForward", NULL, legacy_forward, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof *props, props);
   return exports;

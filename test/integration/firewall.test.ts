@@ -271,23 +271,49 @@ describe("nftables backend", () => {
     expect(weftState(b.host)).toEqual([]);
   });
 
-  test("keeps pods reachable under an iptables-legacy FORWARD DROP policy", () => {
-    const path = pathWith("legacy", {
-      nft: "/usr/sbin/nft",
-      iptables: "/usr/sbin/iptables-legacy",
-      ip6tables: "/usr/sbin/ip6tables-legacy",
-    });
+  test("keeps pods reachable under an iptables-legacy FORWARD DROP policy, reading the chain without a process", () => {
+    const spy = spyPath("legacy");
+    // Each process as its tool and what it did to a chain (-S lists, -I inserts, -D deletes).
+    const tools = (): string[] =>
+      spy.spawned().map((l) => {
+        const [tool, ...args] = l.split(" ");
+        return [tool, ...args.filter((x) => ["-S", "-I", "-D"].includes(x))].join(" ");
+      });
+    const [a, bb] = [pod("a", 2, false), pod("b", 3, false)];
+    const weftRules = (tool: string): string[] =>
+      sh(b.host, `${tool} -S FORWARD`).split("\n").filter((l) => l.includes("weft"));
+    const rule =
+      "-m mark --mark 0x1000/0x1000 " +
+      '-m comment --comment "weft: accept traffic of pods marked by nft table inet weft" -j ACCEPT';
+
+    // Legacy tables under ACCEPT (the kernel lists them once used): nothing to do, nothing spawned.
+    sh(b.host, "iptables-legacy -P FORWARD ACCEPT && ip6tables-legacy -P FORWARD ACCEPT");
+    ok(call(b.host, "addPodRules", a, spy.path));
+    expect(tools()).toEqual([]);
+    ok(call(b.host, "removePodRules", ref(a), spy.path));
+
     sh(b.host, "iptables-legacy -P FORWARD DROP && ip6tables-legacy -P FORWARD DROP");
     expect(ping(b.podA, OUT4)).toBe(false);
-
-    ok(call(b.host, "addPodRules", A, path));
-    expect(ping(b.podA, OUT4)).toBe(true);
-    expect(ping(b.podA, OUT6)).toBe(true);
-    expect(sh(b.host, "iptables-legacy -S FORWARD")).toContain("--mark 0x1000/0x1000");
+    // The first ADD inserts the rule in each family (no listing first), and marks the pod.
+    ok(call(b.host, "addPodRules", a, spy.path));
+    expect(tools()).toEqual(["iptables-legacy -I", "ip6tables-legacy -I", "nft"]);
+    for (const dst of [OUT4, OUT6]) expect(ping(b.podA, dst), dst).toBe(true);
+    for (const tool of ["iptables-legacy", "ip6tables-legacy"]) expect(weftRules(tool)).toEqual([`-A FORWARD ${rule}`]);
     expect(sh(b.host, "iptables-nft -S FORWARD")).not.toContain("weft"); // the host's backend only
 
-    ok(call(b.host, "removePodRules", ref(A, false), path));
+    // Later ADDs find the rule: no iptables process at all.
+    ok(call(b.host, "addPodRules", bb, spy.path));
+    expect(tools()).toEqual(["nft"]);
+    // A second copy (two first ADDs at once may leave one) is removed; rules of others stay.
+    sh(b.host, `iptables-legacy -A FORWARD ${rule} && iptables-legacy -A FORWARD -s 192.0.2.9 -j ACCEPT`);
+    ok(call(b.host, "addPodRules", bb, spy.path));
+    expect(tools()).toEqual(["iptables-legacy -D", "nft"]);
+    expect(weftRules("iptables-legacy")).toEqual([`-A FORWARD ${rule}`]);
+    expect(sh(b.host, "iptables-legacy -S FORWARD")).toContain("-A FORWARD -s 192.0.2.9/32 -j ACCEPT");
+
+    ok(call(b.host, "removePodRules", ref(a, false), spy.path));
     expect(ping(b.podA, OUT4)).toBe(false);
+    expect(ping(b.podB, OUT4)).toBe(true);
   });
 
   test("a failing batch reports nft's error and leaves nothing of the pod", () => {
