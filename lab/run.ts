@@ -53,18 +53,28 @@ export async function runLab(cluster: Cluster, args: string[], say: (line?: stri
     return 0;
   }
   const keep = args.includes("--keep");
+  let failures: number;
   try {
     say(`weft lab: underlay switch + ${cluster.nodes.length} nodes (network namespaces), weft agent on each, 2 pods per node\n`);
     const pods = await up(cluster);
-    const failures = matrix(pods, say);
+    failures = matrix(pods, say);
     overlayTable(cluster, say);
     say(`\n${failures === 0 ? "all pods reach each other" : `${failures} pod pairs FAILED`}`);
     if (keep) {
       say(`\nleft up (--keep): try \`ip netns exec ${pods[0]!.ns} ping ${pods.at(-1)!.ip}\`; logs in ${cluster.opts.workDir}`);
       say("remove with: npm run lab -- --down");
     }
-    return failures === 0 ? 0 : 1;
-  } finally {
-    if (!keep) cluster.destroy();
+  } catch (e) {
+    // What stopped the lab is the error to report; a teardown that fails as well is only said.
+    if (!keep) {
+      try {
+        cluster.destroy();
+      } catch (d) {
+        say(`weft lab: tearing down failed too: ${d instanceof Error ? d.message : String(d)}`);
+      }
+    }
+    throw e;
   }
+  if (!keep) cluster.destroy();
+  return failures === 0 ? 0 : 1;
 }

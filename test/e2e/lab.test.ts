@@ -1,6 +1,7 @@
 // `npm run lab`'s steps (lab/run.ts), on a cluster with this test's own prefix instead of
 // the lab's: what the user reads (the connectivity matrix, each node's routes and FDB),
-// the exit status, and `--keep` / a second run / `--down` leaving the host as it was.
+// the exit status, and `--keep` / a second run / `--down` / a failed run leaving the host as
+// it was.
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -78,6 +79,24 @@ describe("npm run lab", () => {
     expect(out).toEqual(["weft lab: removed"]);
     expect(ours()).toEqual([]);
     for (const pid of second) expect(alive(pid)).toBe(false);
+    expect(existsSync(opts.workDir)).toBe(false);
+  });
+
+  it("a run that fails reports its own error, even when the teardown fails too, and leaves nothing", async () => {
+    // Failures injected after the real steps: the cluster is up when the run fails.
+    class Failing extends Cluster {
+      override async up(): Promise<void> {
+        await super.up();
+        throw new Error("injected: bring-up failed");
+      }
+      override destroy(): void {
+        super.destroy();
+        throw new Error("injected: teardown failed");
+      }
+    }
+    await expect(runLab(new Failing(opts), [], say)).rejects.toThrow("injected: bring-up failed");
+    expect(out).toContain("weft lab: tearing down failed too: injected: teardown failed");
+    expect(ours()).toEqual([]);
     expect(existsSync(opts.workDir)).toBe(false);
   });
 });
