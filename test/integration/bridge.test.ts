@@ -1,8 +1,10 @@
 // The bridge plugin, compiled, in real network namespaces: what a user would check with
 // `ip`, `ping` and `nft` after the runtime called it.
+import { mkdirSync, rmdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { deleteNetns, ipJson, inNs, nsTry, ping } from "../helpers/netns";
-import { addPod, bridgeConf, call, delPod, type Node, podIP, reservations, useNode } from "../helpers/pods";
+import { addPod, bridgeConf, call, delPod, NET, type Node, podIP, reservations, useNode } from "../helpers/pods";
 
 interface IpAddr {
   ifname: string;
@@ -116,5 +118,24 @@ describe("bridge DEL", () => {
     // kernel dismantles a deleted netns, and the veth end in it, asynchronously.
     const links = () => ipJson<IpAddr[]>(node.host, "link", "show").map((l) => l.ifname).sort();
     await expect.poll(links, { timeout: 5000 }).toEqual([node.bridge, "lo"].sort());
+  });
+
+  it("still deletes the veth when the IP cannot be released, and says why", () => {
+    const conf = bridgeConf(node);
+    const a = addPod(node, conf);
+    // host-local's lock file replaced by a directory: the release cannot take the lock.
+    const lock = join(node.dataDir, NET, "lock");
+    rmSync(lock);
+    mkdirSync(lock);
+    const r = delPod(node, a, conf);
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.json?.["msg"]).toContain(lock);
+    expect(nsTry(a.ns, "ip", "link", "show", "eth0").ok).toBe(false);
+    expect(reservations(node)).toHaveLength(2);
+
+    // The runtime retries the DEL: the release goes through once the lock can be taken.
+    rmdirSync(lock);
+    expect(delPod(node, a, conf).code).toBe(0);
+    expect(reservations(node)).toEqual([]);
   });
 });
