@@ -1,31 +1,18 @@
 // What a failed netlink request tells the caller: the errno by name and the kernel's own
 // reason (its extended ACK), in one message; and what the transport does when nothing
 // answers: a receive that times out instead of blocking.
-import { afterEach, beforeEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { native } from "../../native/index";
 import { ifinfomsg, nlmsghdr } from "../../shared/netlink/encoding";
 import { createLink, getLinkByName, requireLink, setLinkUp, setMtu } from "../../shared/netlink/link";
 import { addRoute } from "../../shared/netlink/route";
-import { NetlinkError, NetlinkSocket } from "../../shared/netlink/socket";
-import { cleanupAll, createNetns, leftovers, netnsPath } from "../helpers/netns";
+import { NetlinkError } from "../../shared/netlink/socket";
+import { netnsPath } from "../helpers/netns";
+import { useNetnsSocket } from "../helpers/netlink-socket";
 
 const [RTM_NEWLINK, RTM_GETLINK, NLM_F_REQUEST] = [16, 18, 1];
 
-let ns: string;
-let nl: NetlinkSocket | undefined;
-beforeEach(() => {
-  ns = createNetns("nle");
-  nl = NetlinkSocket.open(netnsPath(ns));
-});
-afterEach(() => {
-  try {
-    nl?.close();
-  } finally {
-    nl = undefined;
-    cleanupAll();
-  }
-  expect(leftovers()).toEqual([]);
-});
+const { ns, nl } = useNetnsSocket("nle");
 
 /** The error `fn` throws, which must be a NetlinkError. */
 function failure(fn: () => void): NetlinkError {
@@ -39,40 +26,40 @@ function failure(fn: () => void): NetlinkError {
 }
 
 it("carries the errno and the kernel's reason", () => {
-  const e = failure(() => createLink(nl!, "wnle-x", "no-such-kind"));
+  const e = failure(() => createLink(nl(), "wnle-x", "no-such-kind"));
   expect(e.code).toBe("EOPNOTSUPP");
   expect(e.errno).toBe(95);
   expect(e.kernelMessage).toBe("Unknown device type");
   expect(e.message).toMatch(/: EOPNOTSUPP \(Unknown device type\)$/);
-  expect(getLinkByName(nl!, "wnle-x")).toBeNull();
+  expect(getLinkByName(nl(), "wnle-x")).toBeNull();
 
-  createLink(nl!, "wnle-b", "bridge");
-  const br = requireLink(nl!, "wnle-b");
-  const mtu = failure(() => setMtu(nl!, br.index, 10));
+  createLink(nl(), "wnle-b", "bridge");
+  const br = requireLink(nl(), "wnle-b");
+  const mtu = failure(() => setMtu(nl(), br.index, 10));
   expect(mtu.code).toBe("EINVAL");
   expect(mtu.kernelMessage).toMatch(/mtu/i);
-  expect(requireLink(nl!, "wnle-b").mtu).toBe(br.mtu);
+  expect(requireLink(nl(), "wnle-b").mtu).toBe(br.mtu);
 });
 
 it("names the errno alone when the kernel gives no reason", () => {
-  createLink(nl!, "wnle-d", "bridge");
-  const e = failure(() => createLink(nl!, "wnle-d", "bridge"));
+  createLink(nl(), "wnle-d", "bridge");
+  const e = failure(() => createLink(nl(), "wnle-d", "bridge"));
   expect(e.code).toBe("EEXIST");
   expect(e.kernelMessage).toBe("");
   expect(e.message).toMatch(/: EEXIST$/);
 });
 
 it("reports a route through a gateway no interface reaches", () => {
-  createLink(nl!, "wnle-r", "bridge");
-  const { index } = requireLink(nl!, "wnle-r");
-  setLinkUp(nl!, index);
-  const e = failure(() => addRoute(nl!, { dst: "10.9.0.0/24", gw: "192.0.2.1", index }));
+  createLink(nl(), "wnle-r", "bridge");
+  const { index } = requireLink(nl(), "wnle-r");
+  setLinkUp(nl(), index);
+  const e = failure(() => addRoute(nl(), { dst: "10.9.0.0/24", gw: "192.0.2.1", index }));
   expect(e.code).toBe("ENETUNREACH");
   expect(e.kernelMessage).toBe("Nexthop has invalid gateway");
 });
 
 it("times a receive out when nothing arrives, and leaves the socket usable", () => {
-  const fd = native.nlOpen(netnsPath(ns), 0 /* NETLINK_ROUTE */);
+  const fd = native.nlOpen(netnsPath(ns()), 0 /* NETLINK_ROUTE */);
   try {
     const t = process.hrtime.bigint();
     expect(native.nlRecv(fd, 150)).toBeNull();

@@ -1,0 +1,32 @@
+// The netlink tests' fixture: a fresh network namespace per test with a netlink socket open
+// in it (through the native addon, which is why this is not part of netns.ts); both are gone
+// after the test, which must leave nothing behind.
+import { afterEach, beforeEach, expect } from "vitest";
+import { NetlinkSocket } from "../../shared/netlink/socket";
+import { cleanupAll, createNetns, leftovers, netnsPath } from "./netns";
+
+export function useNetnsSocket(role: string, setup: (nl: NetlinkSocket) => void = () => {}): { ns: () => string; nl: () => NetlinkSocket } {
+  let ns = "";
+  let nl: NetlinkSocket | undefined;
+  beforeEach(() => {
+    ns = createNetns(role);
+    nl = NetlinkSocket.open(netnsPath(ns));
+    setup(nl);
+  });
+  afterEach(() => {
+    try {
+      nl?.close();
+    } finally {
+      nl = undefined;
+      cleanupAll();
+    }
+    expect(leftovers()).toEqual([]);
+  });
+  return {
+    ns: () => ns,
+    nl: () => {
+      if (!nl) throw new Error("no socket outside a test");
+      return nl;
+    },
+  };
+}
