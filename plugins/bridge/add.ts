@@ -13,11 +13,6 @@ import type { BridgeConf } from "./config";
 import { enableHostSysctls, ensureBridge, ensureGatewayAddresses } from "./host";
 import { configurePodInterface, createPodVeth, withDefaultRoutes, withGateways } from "./pod";
 
-/** The pod's addresses for its packet-filter rules, each with its subnet (the firewall validates and normalises both). */
-function podRuleIps(ips: Result["ips"]): Array<{ address: string; subnet: string }> {
-  return (ips ?? []).map((ip) => ({ address: addressOf(ip.address), subnet: ip.address }));
-}
-
 export function add(ctx: PluginContext<BridgeConf>): Result {
   const { env, conf } = ctx;
   return withSocket(undefined, (nl) => {
@@ -47,9 +42,10 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
       const routes = withDefaultRoutes(ipam.routes ?? [], ips, conf.isDefaultGateway);
 
       const rule = { network: conf.name, containerId: env.containerId, ifname: env.ifname };
-      const ruleIps = podRuleIps(ips);
-      addPodRules({ ...rule, ips: ruleIps, masquerade: conf.ipMasq, ...(conf.forwardMarkedBy ? { markedBy: conf.forwardMarkedBy } : {}) });
-      undo.push(() => removePodRules({ ...rule, ips: ruleIps.map((i) => i.address) }));
+      // The firewall validates and normalises the addresses.
+      const cidrs = ips.map((ip) => ip.address);
+      addPodRules({ ...rule, cidrs, masquerade: conf.ipMasq, ...(conf.forwardMarkedBy ? { markedBy: conf.forwardMarkedBy } : {}) });
+      undo.push(() => removePodRules({ ...rule, ips: cidrs.map(addressOf) }));
 
       const pod = configurePodInterface(env.netns, env.ifname, ips, routes, { enableDad: conf.enabledad });
       if (conf.isGateway) ensureGatewayAddresses(nl, br, conf, ips);

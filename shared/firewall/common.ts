@@ -52,13 +52,14 @@ export function parseIp(text: string): { ip: string; family: Family } {
   return { ip: formatIP(ip), family: ip.family };
 }
 
-/** Validates "address/prefix" of the given family; returns it with the host bits cleared. */
-export function parseSubnet(text: string, family: Family): string {
+/**
+ * Validates a pod's "address/prefix", as CNI results carry it; returns the address in
+ * canonical form with its family and its subnet (the host bits cleared).
+ */
+export function parsePodCidr(text: string): Required<PodAddr> {
   const net = parseCIDR(text);
-  if (!net || net.ip.family !== family) {
-    throw new Error(`firewall: ${JSON.stringify(text)} is not an IPv${family} subnet`);
-  }
-  return formatCIDR(networkOf(net), net.prefix);
+  if (!net) throw new Error(`firewall: ${JSON.stringify(text)} is not an address with a prefix`);
+  return { ip: formatIP(net.ip), family: net.ip.family, subnet: formatCIDR(networkOf(net), net.prefix) };
 }
 
 export const MULTICAST: Record<Family, string> = { 4: "224.0.0.0/4", 6: "ff00::/8" };

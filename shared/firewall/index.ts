@@ -15,7 +15,7 @@ import { attempt } from "../attempt";
 import { countMatching, dumpRules, NFPROTO, withNetfilter } from "../netlink/nftables";
 import type { NetlinkMessage, NetlinkSocket } from "../netlink/socket";
 import { which, type Running } from "../process";
-import { marksNote, type Pod, type PodAddr, parseIp, parseSubnet, podKey } from "./common";
+import { marksNote, type Pod, type PodAddr, parseIp, parsePodCidr, podKey } from "./common";
 import * as iptables from "./iptables";
 import * as nft from "./nft";
 
@@ -29,7 +29,8 @@ export interface PodRuleSpec {
   network: string; // CNI network name (conf "name")
   containerId: string;
   ifname: string;
-  ips: Array<{ address: string /* pod IP, no prefix */; subnet: string /* the pod's subnet CIDR */ }>;
+  /** the pod's addresses with their prefix, as in the CNI result ("10.1.0.2/24") */
+  cidrs: string[];
   masquerade: boolean; // conf ipMasq
   /**
    * An IPv4 chain (nftables family ip) that may already mark the pod's traffic for FORWARD
@@ -51,10 +52,7 @@ export interface PodRuleRef {
 export function addPodRules(spec: PodRuleSpec): void {
   const pod: Pod = {
     key: podKey(spec.network, spec.containerId, spec.ifname),
-    addrs: spec.ips.map(({ address, subnet }) => {
-      const a = parseIp(address);
-      return { ...a, subnet: parseSubnet(subnet, a.family) };
-    }),
+    addrs: spec.cidrs.map(parsePodCidr),
   };
   if (which("nft")) {
     withNetfilter((nl) => {

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } fr
 import { overlayBatch, overlayChains } from "../../agent/overlay-rules";
 import { OVERLAY_FORWARD_CHAIN, OVERLAY_TABLE } from "../../shared/firewall/common";
 import { FORWARD_HOOK } from "../../shared/firewall/nft";
+import { addressOf } from "../../shared/ip";
 import {
   type Bench,
   bundleFirewall,
@@ -29,10 +30,7 @@ const pod = (name: string, last: number, masquerade = true) => ({
   network: "testnet",
   containerId: `ctr-${name}`,
   ifname: "eth0",
-  ips: [
-    { address: `10.1.0.${last}`, subnet: "10.1.0.0/24" },
-    { address: `fd00:1::${last}`, subnet: "fd00:1::/64" },
-  ],
+  cidrs: [`10.1.0.${last}/24`, `fd00:1::${last}/64`],
   masquerade,
 });
 const A = pod("a", 2);
@@ -41,7 +39,7 @@ const ref = (p: ReturnType<typeof pod>, withIps = true) => ({
   network: p.network,
   containerId: p.containerId,
   ifname: p.ifname,
-  ...(withIps ? { ips: p.ips.map((i) => i.address) } : {}),
+  ...(withIps ? { ips: p.cidrs.map(addressOf) } : {}),
 });
 
 function ok(r: { ok: boolean; error: string }): void {
@@ -52,7 +50,7 @@ function ok(r: { ok: boolean; error: string }): void {
 /** The elements and chains of one pod; `marked`: its pods4/pods6 elements (FORWARD drops). */
 const stateOf = (p: ReturnType<typeof pod>, marked: boolean): string[] => {
   const key = `"${p.network}/${p.containerId}/${p.ifname}"`;
-  const [v4, v6] = [p.ips[0]!.address, p.ips[1]!.address];
+  const [v4, v6] = p.cidrs.map(addressOf) as [string, string];
   const masq = p.masquerade
     ? [
         `chain masq-${v4}`,
@@ -325,8 +323,8 @@ describe("nftables backend", () => {
     expect(r.error).toMatch(/adding nftables rules for pod testnet\/ctr-a\/eth0: nft -f - failed: .*Error:/s);
     expect(weftState(b.host).filter((l) => !l.startsWith("chain "))).toEqual([]);
 
-    const bad = call(b.host, "addPodRules", { ...B, ips: [{ address: "10.1.0.300", subnet: "10.1.0.0/24" }] });
-    expect(bad.error).toContain('"10.1.0.300" is not an IP address');
+    const bad = call(b.host, "addPodRules", { ...B, cidrs: ["10.1.0.300/24"] });
+    expect(bad.error).toContain('"10.1.0.300/24" is not an address with a prefix');
   });
 });
 
@@ -400,7 +398,7 @@ EOF
 chmod +x ${fake}`,
     );
     const path = pathWith("failing", { "iptables-save": "/usr/sbin/iptables-nft-save", "iptables-restore": fake });
-    const v4only = { ...A, ips: [A.ips[0]!] };
+    const v4only = { ...A, cidrs: [A.cidrs[0]!] };
     const r = call(b.host, "addPodRules", v4only, path);
     expect(r.ok).toBe(false);
     expect(r.error).toContain("adding iptables rules for pod testnet/ctr-a/eth0: iptables-restore failed: simulated");
