@@ -1,5 +1,6 @@
 // Steps that must all be tried even when one before them failed (clean-up, reconciling):
-// a failure is recorded instead of thrown, and the caller reports them together.
+// their failures are reported together once all have run.
+import { CniError } from "./cni/errors";
 
 const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
@@ -14,7 +15,8 @@ export function attempt(failures: string[], fn: () => void, what?: string): void
 
 /**
  * Runs every step, each even when one before it failed, then throws what failed: a lone
- * error as it was (a CNI error keeps its code), several as one error naming them all.
+ * error as it was, several as one error naming them all, with the CNI code of the first
+ * that has one (a delegated plugin's "try again later" must reach the runtime).
  */
 export function allSteps(...steps: Array<() => void>): void {
   const errors: unknown[] = [];
@@ -26,5 +28,9 @@ export function allSteps(...steps: Array<() => void>): void {
     }
   }
   if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) throw new Error(errors.map(messageOf).join("; "));
+  if (errors.length > 1) {
+    const message = errors.map(messageOf).join("; ");
+    const coded = errors.find((e) => e instanceof CniError);
+    throw coded ? new CniError(coded.code, message, coded.details) : new Error(message);
+  }
 }

@@ -37,7 +37,8 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
 
       const call = ipamCallOf(ctx);
       const ipam = ipamAdd(call);
-      undo.push(() => void ipamDel(call));
+      // Undone last, once no interface holds the address (as DEL does).
+      undo.unshift(() => void ipamDel(call));
       const ips = withGateways(ipam.ips ?? [], conf.isGateway).map((ip) => ({ ...ip, interface: 2 }));
       const routes = withDefaultRoutes(ipam.routes ?? [], ips, conf.isDefaultGateway);
 

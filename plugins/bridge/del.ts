@@ -1,8 +1,9 @@
-// bridge DEL: best effort and idempotent. The veth goes before the address, as in the
-// reference plugin, so an address is free again only once no interface holds it. The IP
-// is released and the pod's rules removed even when the netns is already gone: the rules
-// are found by the released IPs (or the prevResult, or the container ID), never by looking
-// inside the netns. Each step runs even when one before it failed.
+// bridge DEL: best effort and idempotent. First the pod's rules, found by the prevResult's
+// addresses or else by the container ID in their comments, never by looking inside the
+// netns (it may be gone): their nft batch, when there is one, runs while the kernel deletes
+// the veth, as both wait out an RCU grace period. The address goes last, once no interface
+// holds it (the reference plugin also deletes the veth first): a veth that cannot be
+// deleted keeps it until the runtime's next DEL.
 import { allSteps } from "../../shared/attempt";
 import type { PluginContext } from "../../shared/cni/skeleton";
 import { removePodRules } from "../../shared/firewall/index";
@@ -15,27 +16,17 @@ import type { BridgeConf } from "./config";
 
 export function del(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
-  // The firewall validates and normalises the addresses.
-  const prevIps = (ctx.prevResult?.ips ?? []).map((ip) => addressOf(ip.address));
-  const rulesOf = (ips: string[]) => ({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) });
-  const veth = () => deleteVeth(env.netns, env.ifname);
-  if (conf.ipMasq) {
-    // The pod has NAT rules. Their nft batch waits out an RCU grace period, as the veth
-    // delete does, so the batch starts first and the two waits overlap (~20 ms less).
-    allSteps(
-      () => removePodRules(rulesOf(prevIps), veth),
-      () => ipamDel(ipamCallOf(ctx)),
-    );
-    return;
-  }
-  // Forward marks at most (where FORWARD drops), found by the released addresses.
-  let released: string[] = [];
+  const ips = (ctx.prevResult?.ips ?? []).map((ip) => addressOf(ip.address));
+  let vethGone = false;
   allSteps(
-    veth,
+    () =>
+      removePodRules({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) }, () => {
+        deleteVeth(env.netns, env.ifname);
+        vethGone = true;
+      }),
     () => {
-      released = ipamDel(ipamCallOf(ctx));
+      if (vethGone) ipamDel(ipamCallOf(ctx));
     },
-    () => removePodRules(rulesOf(released.length ? released : prevIps)),
   );
 }
 

@@ -11,7 +11,7 @@
 // pod traffic (iptables.ts), both only where needed: what exists and whether FORWARD drops is
 // read over netlink first, so that ADD and DEL spawn nothing when there is nothing to do.
 // Without `nft`, per-pod iptables chains like the reference plugins.
-import { attempt } from "../attempt";
+import { allSteps } from "../attempt";
 import { countMatching, dumpRules, NFPROTO, withNetfilter } from "../netlink/nftables";
 import type { NetlinkMessage, NetlinkSocket } from "../netlink/socket";
 import { which, type Running } from "../process";
@@ -84,27 +84,28 @@ function marksSubnets(nl: NetlinkSocket, by: ChainRef, addrs: PodAddr[]): boolea
 /**
  * Removes the pod's rules; succeeds when there are none. Without `ips`, finds them by pod.
  * `meanwhile` runs while `nft` does: a batch that deletes waits out an RCU grace period
- * (~20 ms, see nft.ts), and so does deleting a veth, so DEL overlaps the two waits.
+ * (~20 ms, see nft.ts), and so does deleting a veth, so DEL overlaps the two waits. Each
+ * part runs even when another failed.
  */
 export function removePodRules(ref: PodRuleRef, meanwhile: () => void = () => {}): void {
-  const pod: Pod = {
-    key: podKey(ref.network, ref.containerId, ref.ifname),
-    addrs: (ref.ips ?? []).map(parseIp),
-  };
-  const known = pod.addrs.length > 0;
-  // Each part runs even when another failed; every failure is reported.
-  const failures: string[] = [];
+  let key = "";
   let running: Running | undefined;
-  attempt(failures, () => {
-    if (!which("nft")) return iptables.removePod(pod, known);
-    // Our netfilter socket is closed before nft commits: releasing one while the kernel
-    // still has deleted objects to free waits for them.
-    const batch = withNetfilter((nl) => nft.removalBatch(nl, pod, known));
-    if (batch !== null) running = nft.startBatch(batch);
-  });
-  attempt(failures, meanwhile);
-  if (running) attempt(failures, () => nft.mustFinish(`removing nftables rules for pod ${pod.key}`, running!));
-  if (failures.length) throw new Error(failures.join("; "));
+  allSteps(
+    () => {
+      const pod: Pod = { key: podKey(ref.network, ref.containerId, ref.ifname), addrs: (ref.ips ?? []).map(parseIp) };
+      key = pod.key;
+      const known = pod.addrs.length > 0;
+      if (!which("nft")) return iptables.removePod(pod, known);
+      // Our netfilter socket is closed before nft commits: releasing one while the kernel
+      // still has deleted objects to free waits for them.
+      const batch = withNetfilter((nl) => nft.removalBatch(nl, pod, known));
+      if (batch !== null) running = nft.startBatch(batch);
+    },
+    meanwhile,
+    () => {
+      if (running) nft.mustFinish(`removing nftables rules for pod ${key}`, running);
+    },
+  );
 }
 
 /**

@@ -40,7 +40,7 @@
 // (first ADD on the host, an ADD retried, a DEL that never came) or the creations fail, and
 // nothing when nothing is wanted or stale. DEL sends its deleting batch only for elements
 // that exist.
-import { NFPROTO, hasElement, listElements, tableExists } from "../netlink/nftables";
+import { NFPROTO, getElement, listElements, type SetElement, tableExists } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
 import { okOrThrow, run, start, which, type Running, type RunResult } from "../process";
@@ -151,15 +151,25 @@ interface Found {
 
 const keyOf = (a: PodAddr): Buffer => ipToBytes(parseIP(a.ip)!);
 
-function lookUp(nl: NetlinkSocket, addrs: PodAddr[]): Found[] {
-  const has = (set: string, a: PodAddr): boolean => {
+/**
+ * What exists of these addresses; with `owner`, only elements that carry its comment (a DEL's
+ * addresses may be another pod's by now). Null when the kernel cannot GET single elements.
+ */
+function lookUp(nl: NetlinkSocket, addrs: PodAddr[], owner?: string): Found[] | null {
+  const found: Found[] = [];
+  for (const addr of addrs) {
+    let pods: SetElement | null;
+    let masq: SetElement | null;
     try {
-      return hasElement(nl, NFPROTO.INET, "weft", set, keyOf(a));
+      pods = getElement(nl, NFPROTO.INET, "weft", `pods${addr.family}`, keyOf(addr));
+      masq = getElement(nl, NFPROTO.INET, "weft", `masq${addr.family}`, keyOf(addr));
     } catch {
-      return true; // a kernel without single-element GET: assume it is there, the batch is idempotent
+      return null;
     }
-  };
-  return addrs.map((addr) => ({ addr, marked: has(`pods${addr.family}`, addr), masq: has(`masq${addr.family}`, addr) }));
+    const ours = (e: SetElement | null): boolean => e !== null && (owner === undefined || e.comment === owner);
+    found.push({ addr, marked: ours(pods), masq: ours(masq) });
+  }
+  return found;
 }
 
 /**
@@ -170,7 +180,8 @@ function lookUp(nl: NetlinkSocket, addrs: PodAddr[]): Found[] {
 export function addPod(nl: NetlinkSocket, pod: Pod, masquerade: boolean, marked: Set<Family>): void {
   const wanted = masquerade || pod.addrs.some((a) => marked.has(a.family));
   const table = tableExists(nl, NFPROTO.INET, "weft");
-  const found = table ? lookUp(nl, pod.addrs) : [];
+  // Without single-element GET, everything is assumed there: the replacing batch is idempotent.
+  const found = table ? (lookUp(nl, pod.addrs) ?? pod.addrs.map((addr) => ({ addr, marked: true, masq: true }))) : [];
   const stale = found.some((x) => x.marked || x.masq);
   if (!wanted) {
     // Nothing to add; only leftovers of these addresses (an earlier ADD under a DROP policy
@@ -185,11 +196,12 @@ export function addPod(nl: NetlinkSocket, pod: Pod, masquerade: boolean, marked:
 
 /**
  * The `nft -f -` batch removing the pod's elements and chains, or null when nothing of the
- * pod exists; with `addrs` unknown, finds them by the pod's comment.
+ * pod exists: those of its addresses that still carry its comment, or, with the addresses
+ * unknown, every element that does.
  */
 export function removalBatch(nl: NetlinkSocket, pod: Pod, addrsKnown: boolean): string | null {
   if (!tableExists(nl, NFPROTO.INET, "weft")) return null;
-  return removalOf(addrsKnown ? lookUp(nl, pod.addrs) : findByComment(nl, pod.key));
+  return removalOf((addrsKnown ? lookUp(nl, pod.addrs, pod.key) : null) ?? findByComment(nl, pod.key));
 }
 
 function removalOf(found: Found[]): string | null {

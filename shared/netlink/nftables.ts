@@ -121,12 +121,17 @@ export function chainPolicy(nl: NetlinkSocket, family: NfFamily, table: string, 
   return policy.readUInt32BE(0) === NF_DROP ? "drop" : "accept";
 }
 
+export interface SetElement {
+  key: Buffer;
+  comment?: string;
+}
+
 /**
- * Whether the set or map has an element with this key (raw bytes, e.g. an address in network
- * order). A single-element GET, answered by kernels since 5.x; false also when the table or
- * set does not exist.
+ * The set's or map's element with this key (raw bytes, e.g. an address in network order),
+ * with its comment; null when there is none, or no such set or table. A single-element GET,
+ * answered by kernels since 5.x.
  */
-export function hasElement(nl: NetlinkSocket, family: NfFamily, table: string, set: string, key: Uint8Array): boolean {
+export function getElement(nl: NetlinkSocket, family: NfFamily, table: string, set: string, key: Uint8Array): SetElement | null {
   const elem = attr(NFTA_LIST_ELEM, [attr(NFTA_SET_ELEM_KEY, [attr(NFTA_DATA_VALUE, key)], true)], true);
   const reply = getOne(nl, `nft get element ${table} ${set}`, NFT_MSG_GETSETELEM, [
     nfgenmsg.format({ family }),
@@ -134,12 +139,7 @@ export function hasElement(nl: NetlinkSocket, family: NfFamily, table: string, s
     str(NFTA_SET_ELEM_LIST_SET, set),
     attr(NFTA_SET_ELEM_LIST_ELEMENTS, [elem], true),
   ]);
-  return reply !== null;
-}
-
-export interface SetElement {
-  key: Buffer;
-  comment?: string;
+  return reply ? (elementsOf(reply)[0] ?? null) : null;
 }
 
 /** All elements of a set or map with their comments; [] when the table or set does not exist. */
@@ -156,19 +156,24 @@ export function listElements(nl: NetlinkSocket, family: NfFamily, table: string,
     throw e;
   }
   const found: SetElement[] = [];
-  for (const reply of replies) {
-    const list = nfgenmsg.attrs(reply.data).get(NFTA_SET_ELEM_LIST_ELEMENTS);
-    if (!list) continue;
-    for (const [type, item] of attrList(list)) {
-      if (type !== NFTA_LIST_ELEM) continue;
-      const elem = attrMap(item);
-      const key = elem.get(NFTA_SET_ELEM_KEY);
-      const value = key && attrMap(key).get(NFTA_DATA_VALUE);
-      if (!value) continue;
-      const udata = elem.get(NFTA_SET_ELEM_USERDATA);
-      const comment = udata && udataString(udata, NFTNL_UDATA_SET_ELEM_COMMENT);
-      found.push(comment !== undefined ? { key: value, comment } : { key: value });
-    }
+  for (const reply of replies) found.push(...elementsOf(reply.data));
+  return found;
+}
+
+/** The elements an NFT_MSG_NEWSETELEM message (a GET's or a dump's reply) lists. */
+function elementsOf(msg: Buffer): SetElement[] {
+  const found: SetElement[] = [];
+  const list = nfgenmsg.attrs(msg).get(NFTA_SET_ELEM_LIST_ELEMENTS);
+  if (!list) return found;
+  for (const [type, item] of attrList(list)) {
+    if (type !== NFTA_LIST_ELEM) continue;
+    const elem = attrMap(item);
+    const key = elem.get(NFTA_SET_ELEM_KEY);
+    const value = key && attrMap(key).get(NFTA_DATA_VALUE);
+    if (!value) continue;
+    const udata = elem.get(NFTA_SET_ELEM_USERDATA);
+    const comment = udata && udataString(udata, NFTNL_UDATA_SET_ELEM_COMMENT);
+    found.push(comment !== undefined ? { key: value, comment } : { key: value });
   }
   return found;
 }

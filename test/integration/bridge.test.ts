@@ -129,6 +129,7 @@ describe("bridge DEL", () => {
     mkdirSync(lock);
     const r = delPod(node, a, conf);
     expect(r.code, r.stdout).toBe(1);
+    expect(r.json?.["code"], r.stdout).toBe(5); // I/O, as host-local says it
     expect(r.json?.["msg"]).toContain(lock);
     expect(nsTry(a.ns, "ip", "link", "show", "eth0").ok).toBe(false);
     expect(reservations(node)).toHaveLength(2);

@@ -113,12 +113,14 @@ describe("nftables backend", () => {
     expect(listing()).toBe(once);
 
     // An address still held by a container whose DEL never came: a new pod takes it over,
-    // and the old container's DEL (by container ID) no longer finds it.
+    // and the old container's DEL no longer finds it, by container ID or by the addresses
+    // its prevResult names.
     const old = { ...A, containerId: "ctr-old" };
     ok(call(b.host, "addPodRules", old));
     ok(call(b.host, "addPodRules", A));
     expect(weftState(b.host)).toEqual(expectedMarked(A));
     ok(call(b.host, "removePodRules", ref(old, false)));
+    ok(call(b.host, "removePodRules", ref(old)));
     expect(weftState(b.host)).toEqual(expectedMarked(A));
 
     const many = [10, 11, 12, 13, 14, 15].map((n) => pod(`n${n}`, n, n % 2 === 0));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { allSteps, attempt } from "../../shared/attempt";
+import { CniError, ErrorCode } from "../../shared/cni/errors";
 
 describe("attempt", () => {
   it("records each failure and lets the later steps run", () => {
@@ -39,11 +40,19 @@ describe("allSteps", () => {
     expect(thrown).toBe(lone);
   });
 
-  it("names every failure when several steps fail, and is silent when none does", () => {
-    const fail = (m: string) => () => {
-      throw new Error(m);
+  it("names every failure when several steps fail, with the first CNI code among them", () => {
+    const fail = (e: Error) => () => {
+      throw e;
     };
-    expect(() => allSteps(fail("veth"), () => {}, fail("ip"))).toThrow(/^veth; ip$/);
+    expect(() => allSteps(fail(new Error("veth")), () => {}, fail(new Error("ip")))).toThrow(/^veth; ip$/);
+    let thrown: unknown;
+    try {
+      allSteps(fail(new Error("rules")), fail(new CniError(ErrorCode.TryAgainLater, "ipam busy", "lock held")));
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(CniError);
+    expect(thrown).toMatchObject({ code: 11, message: "rules; ipam busy", details: "lock held" });
     expect(() => allSteps(() => {}, () => {})).not.toThrow();
   });
 });
