@@ -1,8 +1,8 @@
 // weft_native: the few syscalls Node and Bun lack — setns, netlink sockets with
-// synchronous I/O, flock, and reading iptables-legacy's FORWARD chain — plus the file calls and the child-process spawn a plugin
-// call needs, which in Bun would otherwise load node:fs and node:child_process (~1.3 ms
-// and ~2.5 ms, several MB each, on every call). No libuv: the same addon loads in Node
-// and in Bun.
+// synchronous I/O, flock, reading iptables-legacy's FORWARD chain — plus the file calls
+// and the child-process spawn a plugin call needs, which in Bun would otherwise load
+// node:fs and node:child_process (~1.3 ms and ~2.5 ms, several MB each, on every call).
+// No libuv: the same addon loads in Node and in Bun.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -653,6 +653,8 @@ static const struct legacy_family LEGACY_IPV6 = {
     AF_INET6, IPPROTO_IPV6, IP6T_SO_GET_INFO, IP6T_SO_GET_ENTRIES, sizeof(struct ip6t_entry),
     offsetof(struct ip6t_entry, target_offset), offsetof(struct ip6t_entry, next_offset),
     offsetof(struct ip6t_get_entries, entrytable)};
+// One info struct serves both families.
+_Static_assert(sizeof(struct ipt_getinfo) == sizeof(struct ip6t_getinfo), "getinfo layouts differ");
 
 static uint16_t u16_at(const char *p) {
   uint16_t v;
@@ -660,9 +662,58 @@ static uint16_t u16_at(const char *p) {
   return v;
 }
 
-// Whether the entry at `e` (bounds already checked) has a comment match saying `comment`.
-static bool has_comment(const struct legacy_family *fam, const char *e, const char *comment) {
-  uint16_t target_offset = u16_at(e + fam->target_offset_at);
+// Reads the table's info and rules into *gi and *blob (the caller frees it). The info is
+// read again after the rules: the kernel refuses a read whose size changed meanwhile
+// (EAGAIN), but a change of the same size would pair the rules with stale offsets, so both
+// are read again then. Returns 1 when read, 0 when there is no table or no FORWARD chain,
+// -1 with a JS exception pending.
+static int read_legacy_table(napi_env env, int fd, const struct legacy_family *fam, struct ipt_getinfo *gi, char **blob) {
+  for (int attempt = 0; attempt < 5; attempt++) {
+    memset(gi, 0, sizeof *gi);
+    strcpy(gi->name, "filter");
+    socklen_t len = sizeof *gi;
+    if (getsockopt(fd, fam->level, fam->get_info, gi, &len) < 0) {
+      if (errno == ENOENT) return 0;
+      throw_errno(env, errno, "getsockopt(SO_GET_INFO)");
+      return -1;
+    }
+    if (!(gi->valid_hooks & (1 << NF_INET_FORWARD))) return 0;
+    free(*blob);
+    len = fam->entries_at + gi->size;
+    *blob = calloc(1, len);
+    if (!*blob) {
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      return -1;
+    }
+    memcpy(*blob, gi->name, sizeof gi->name);
+    memcpy(*blob + sizeof gi->name, &gi->size, sizeof gi->size);
+    if (getsockopt(fd, fam->level, fam->get_entries, *blob, &len) < 0) {
+      if (errno == EAGAIN) continue;
+      throw_errno(env, errno, "getsockopt(SO_GET_ENTRIES)");
+      return -1;
+    }
+    struct ipt_getinfo again = {0};
+    strcpy(again.name, "filter");
+    len = sizeof again;
+    if (getsockopt(fd, fam->level, fam->get_info, &again, &len) == 0 && memcmp(&again, gi, sizeof again) == 0) return 1;
+  }
+  napi_throw_error(env, NULL, "iptables-legacy filter table: it kept changing while read");
+  return -1;
+}
+
+// The entry at `off` within `size` bytes of rules, if its offsets stay inside it: its
+// length (next_offset) and where its target starts (target_offset); 0 when malformed.
+static size_t legacy_entry(const struct legacy_family *fam, const char *entries, size_t off, size_t size, size_t target_size, uint16_t *target_offset) {
+  if (off + fam->entry_size > size) return 0;
+  uint16_t next = u16_at(entries + off + fam->next_offset_at);
+  *target_offset = u16_at(entries + off + fam->target_offset_at);
+  if (*target_offset < fam->entry_size || *target_offset + target_size > next || off + next > size) return 0;
+  return next;
+}
+
+// Whether the entry at `e` has a comment match saying `comment`; its matches lie between
+// the entry's header and its target.
+static bool has_comment(const struct legacy_family *fam, const char *e, uint16_t target_offset, const char *comment) {
   for (size_t off = fam->entry_size; off + sizeof(struct xt_entry_match) <= target_offset;) {
     const struct xt_entry_match *m = (const struct xt_entry_match *)(e + off);
     if (m->u.match_size < sizeof *m || off + m->u.match_size > target_offset) return false;
@@ -682,6 +733,10 @@ static napi_value legacy_forward(napi_env env, napi_callback_info info) {
   if (get_args(env, info, 2, argv)) return NULL;
   int family;
   if (get_int(env, argv[0], &family)) return NULL;
+  if (family != 4 && family != 6) {
+    napi_throw_type_error(env, NULL, "family must be 4 or 6");
+    return NULL;
+  }
   char *comment = required_string(env, argv[1], NULL);
   if (!comment) return NULL;
   const struct legacy_family *fam = family == 6 ? &LEGACY_IPV6 : &LEGACY_IPV4;
@@ -692,63 +747,37 @@ static napi_value legacy_forward(napi_env env, napi_callback_info info) {
     throw_errno(env, errno, "socket");
     goto out;
   }
-  // The two layouts of the info struct are the same. The rules can change between the
-  // calls: the kernel then refuses the second (EAGAIN) and both are made again.
   struct ipt_getinfo gi;
-  for (int attempt = 0;; attempt++) {
-    memset(&gi, 0, sizeof gi);
-    strcpy(gi.name, "filter");
-    socklen_t len = sizeof gi;
-    if (getsockopt(fd, fam->level, fam->get_info, &gi, &len) < 0) {
-      if (errno == ENOENT) napi_get_null(env, &result);
-      else throw_errno(env, errno, "getsockopt(SO_GET_INFO)");
-      goto out;
-    }
-    if (!(gi.valid_hooks & (1 << NF_INET_FORWARD))) {
-      napi_get_null(env, &result);
-      goto out;
-    }
-    free(blob);
-    len = fam->entries_at + gi.size;
-    blob = calloc(1, len);
-    if (!blob) {
-      napi_throw_error(env, "ENOMEM", "out of memory");
-      goto out;
-    }
-    memcpy(blob, gi.name, sizeof gi.name);
-    memcpy(blob + sizeof gi.name, &gi.size, sizeof gi.size);
-    if (getsockopt(fd, fam->level, fam->get_entries, blob, &len) == 0) break;
-    if (errno != EAGAIN || attempt == 4) {
-      throw_errno(env, errno, "getsockopt(SO_GET_ENTRIES)");
-      goto out;
-    }
+  int got = read_legacy_table(env, fd, fam, &gi, &blob);
+  if (got <= 0) {
+    if (got == 0) napi_get_null(env, &result);
+    goto out;
   }
   const char *entries = blob + fam->entries_at;
   size_t end = gi.underflow[NF_INET_FORWARD];
-  if (end + fam->entry_size > gi.size) {
-    napi_throw_error(env, NULL, "iptables-legacy filter table: FORWARD policy out of bounds");
-    goto out;
-  }
   int matching = 0;
+  uint16_t target_offset;
   for (size_t off = gi.hook_entry[NF_INET_FORWARD]; off < end;) {
-    uint16_t next = u16_at(entries + off + fam->next_offset_at);
-    if (next < fam->entry_size || off + next > end) {
+    size_t next = legacy_entry(fam, entries, off, end, sizeof(struct xt_entry_target), &target_offset);
+    if (!next) {
       napi_throw_error(env, NULL, "iptables-legacy filter table: malformed FORWARD rule");
       goto out;
     }
-    if (has_comment(fam, entries + off, comment)) matching++;
+    if (has_comment(fam, entries + off, target_offset, comment)) matching++;
     off += next;
   }
-  // The chain's policy is its last entry, whose standard target holds the verdict
-  // (-NF_DROP - 1 for DROP, -NF_ACCEPT - 1 for ACCEPT).
-  const char *policy = entries + end;
-  const struct xt_standard_target *t = (const struct xt_standard_target *)(policy + u16_at(policy + fam->target_offset_at));
-  if ((const char *)t + sizeof *t > entries + gi.size) {
-    napi_throw_error(env, NULL, "iptables-legacy filter table: FORWARD policy out of bounds");
+  // The chain's policy is its last entry, a standard target (empty name) holding the
+  // verdict: -NF_DROP - 1 for DROP, -NF_ACCEPT - 1 for ACCEPT.
+  const struct xt_standard_target *t;
+  if (!legacy_entry(fam, entries, end, gi.size, sizeof *t, &target_offset) ||
+      (t = (const struct xt_standard_target *)(entries + end + target_offset))->target.u.user.name[0] != '\0') {
+    napi_throw_error(env, NULL, "iptables-legacy filter table: malformed FORWARD policy");
     goto out;
   }
+  int verdict;
+  memcpy(&verdict, &t->verdict, sizeof verdict);
   napi_create_array_with_length(env, 2, &result);
-  napi_set_element(env, result, 0, make_int(env, t->verdict));
+  napi_set_element(env, result, 0, make_int(env, verdict));
   napi_set_element(env, result, 1, make_int(env, matching));
 out:
   if (fd >= 0) close(fd);

@@ -304,16 +304,26 @@ describe("nftables backend", () => {
     // Later ADDs find the rule: no iptables process at all.
     ok(call(b.host, "addPodRules", bb, spy.path));
     expect(tools()).toEqual(["nft"]);
-    // A second copy (two first ADDs at once may leave one) is removed; rules of others stay.
-    sh(b.host, `iptables-legacy -A FORWARD ${rule} && iptables-legacy -A FORWARD -s 192.0.2.9 -j ACCEPT`);
+    // A second copy, as two first ADDs at once may both insert one, is removed; the rule
+    // stays first, and the rules of others stay where they are.
+    sh(b.host, `iptables-legacy -A FORWARD -s 192.0.2.9 -j ACCEPT && iptables-legacy -I FORWARD 1 ${rule}`);
     ok(call(b.host, "addPodRules", bb, spy.path));
     expect(tools()).toEqual(["iptables-legacy -D", "nft"]);
-    expect(weftRules("iptables-legacy")).toEqual([`-A FORWARD ${rule}`]);
-    expect(sh(b.host, "iptables-legacy -S FORWARD")).toContain("-A FORWARD -s 192.0.2.9/32 -j ACCEPT");
+    const forward = (): string[] => sh(b.host, "iptables-legacy -S FORWARD").trim().split("\n");
+    expect(forward()).toEqual(["-P FORWARD DROP", `-A FORWARD ${rule}`, "-A FORWARD -s 192.0.2.9/32 -j ACCEPT"]);
+
 
     ok(call(b.host, "removePodRules", ref(a, false), spy.path));
     expect(ping(b.podA, OUT4)).toBe(false);
     expect(ping(b.podB, OUT4)).toBe(true);
+
+    // With no iptables tool on PATH the rule cannot be written, but one already there counts:
+    // a pod is marked in each family whose rule exists, here IPv6 alone.
+    sh(b.host, `iptables-legacy -D FORWARD ${rule}`);
+    const c = pod("c", 4, false);
+    ok(call(b.host, "addPodRules", c, pathWith("legacy-no-tool", { nft: "/usr/sbin/nft" })));
+    expect(weftState(b.host).filter((l) => l.includes("ctr-c"))).toEqual(expectedMarked(c).filter((l) => l.startsWith("pods6")));
+    ok(call(b.host, "removePodRules", ref(c)));
   });
 
   test("a failing batch reports nft's error and leaves nothing of the pod", () => {
