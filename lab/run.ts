@@ -70,7 +70,7 @@ export async function runLab(cluster: Cluster, args: string[], say: (line?: stri
       try {
         cluster.destroy();
       } catch (d) {
-        say(`weft lab: tearing down failed too: ${d instanceof Error ? d.message : String(d)}`);
+        say(`weft lab: could not tear down after a failure: ${d instanceof Error ? d.message : String(d)}`);
       }
     }
     throw e;

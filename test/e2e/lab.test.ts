@@ -84,9 +84,11 @@ describe("npm run lab", () => {
 
   it("a run that fails reports its own error, even when the teardown fails too, and leaves nothing", async () => {
     // Failures injected after the real steps: the cluster is up when the run fails.
+    let agents: number[] = [];
     class Failing extends Cluster {
       override async up(): Promise<void> {
         await super.up();
+        agents = agentPids();
         throw new Error("injected: bring-up failed");
       }
       override destroy(): void {
@@ -95,7 +97,9 @@ describe("npm run lab", () => {
       }
     }
     await expect(runLab(new Failing(opts), [], say)).rejects.toThrow("injected: bring-up failed");
-    expect(out).toContain("weft lab: tearing down failed too: injected: teardown failed");
+    expect(out).toContain("weft lab: could not tear down after a failure: injected: teardown failed");
+    expect(agents).toHaveLength(2);
+    for (const pid of agents) expect(alive(pid)).toBe(false);
     expect(ours()).toEqual([]);
     expect(existsSync(opts.workDir)).toBe(false);
   });

@@ -18,12 +18,16 @@ export function useNetnsSocket(role: string, setup: (nl: NetlinkSocket) => void 
       nl?.close();
     } finally {
       nl = undefined;
+      ns = "";
       cleanupAll();
     }
     expect(leftovers()).toEqual([]);
   });
   return {
-    ns: () => ns,
+    ns: () => {
+      if (!ns) throw new Error("no netns outside a test");
+      return ns;
+    },
     nl: () => {
       if (!nl) throw new Error("no socket outside a test");
       return nl;
