@@ -335,8 +335,10 @@ describe("nftables backend", () => {
     expect(r.error).toMatch(/adding nftables rules for pod testnet\/ctr-a\/eth0: nft -f - failed: .*Error:/s);
     expect(weftState(b.host).filter((l) => !l.startsWith("chain "))).toEqual([]);
 
-    const bad = call(b.host, "addPodRules", { ...B, cidrs: ["10.1.0.300/24"] });
-    expect(bad.error).toContain('"10.1.0.300/24" is not an address with a prefix');
+    for (const cidr of ["10.1.0.300/24", "10.1.0.3"]) {
+      const bad = call(b.host, "addPodRules", { ...B, cidrs: [cidr] });
+      expect(bad.error).toContain(`"${cidr}" is not an address with a prefix`);
+    }
   });
 });
 
