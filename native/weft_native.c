@@ -755,6 +755,10 @@ static napi_value legacy_forward(napi_env env, napi_callback_info info) {
   }
   const char *entries = blob + fam->entries_at;
   size_t end = gi.underflow[NF_INET_FORWARD];
+  if (end > gi.size) {
+    napi_throw_error(env, NULL, "iptables-legacy filter table: malformed FORWARD policy");
+    goto out;
+  }
   int matching = 0;
   uint16_t target_offset;
   for (size_t off = gi.hook_entry[NF_INET_FORWARD]; off < end;) {

@@ -27,7 +27,11 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
         ...(conf.mac ? { mac: conf.mac } : {}),
       });
       // Deleting the host end removes the container end with it.
-      undo.push(() => deleteLinkByName(nl, host.name));
+      let vethGone = false;
+      undo.push(() => {
+        deleteLinkByName(nl, host.name);
+        vethGone = true;
+      });
       if (conf.hairpinMode) setHairpin(nl, host.index, true);
       if (conf.vlan) {
         addPortVlan(nl, host.index, conf.vlan);
@@ -37,8 +41,10 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
 
       const call = ipamCallOf(ctx);
       const ipam = ipamAdd(call);
-      // Undone last, once no interface holds the address (as DEL does).
-      undo.unshift(() => void ipamDel(call));
+      // Undone last, and only once no interface holds the address (as DEL does).
+      undo.unshift(() => {
+        if (vethGone) ipamDel(call);
+      });
       const ips = withGateways(ipam.ips ?? [], conf.isGateway).map((ip) => ({ ...ip, interface: 2 }));
       const routes = withDefaultRoutes(ipam.routes ?? [], ips, conf.isDefaultGateway);
 

@@ -39,7 +39,7 @@
 // the full idempotent batch when the table is missing or something of these addresses exists
 // (first ADD on the host, an ADD retried, a DEL that never came) or the creations fail, and
 // nothing when nothing is wanted or stale. DEL sends its deleting batch only for elements
-// that exist.
+// that exist and carry the pod's comment.
 import { NFPROTO, getElement, listElements, type SetElement, tableExists } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";

@@ -212,6 +212,22 @@ describe("ipMasq", () => {
     expect(reservations(node)).toEqual([]);
   });
 
+  it("DEL with the runtime's prevResult removes the pod's rules; repeated once a newer pod holds the address, it leaves that pod's", () => {
+    const conf = bridgeConf(node, { ipMasq: true });
+    const a = addPod(node, conf);
+    const withPrev = { ...conf, prevResult: a.reply.json };
+    expect(delPod(node, a, withPrev).code).toBe(0);
+    expect(ruleset()).not.toContain(podIP(a, 4));
+    expect(reservations(node)).toEqual([]);
+
+    // A newer pod asks for a's address (as a runtime may), then a's DEL comes again.
+    const b = addPod(node, conf, { args: `IP=${podIP(a, 4)}` });
+    expect(podIP(b, 4)).toBe(podIP(a, 4));
+    expect(delPod(node, a, withPrev).code).toBe(0);
+    expect(ruleset()).toContain(podIP(b, 4));
+    expect(reservations(node)).toHaveLength(2);
+  });
+
   it("keeps pod traffic flowing when the host's iptables FORWARD policy is DROP", () => {
     inNs(node.host, "iptables", "-P", "FORWARD", "DROP");
     inNs(node.host, "ip6tables", "-P", "FORWARD", "DROP");

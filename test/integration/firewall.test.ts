@@ -317,12 +317,14 @@ describe("nftables backend", () => {
     expect(ping(b.podA, OUT4)).toBe(false);
     expect(ping(b.podB, OUT4)).toBe(true);
 
-    // With no iptables tool on PATH the rule cannot be written, but one already there counts:
-    // a pod is marked in each family whose rule exists, here IPv6 alone.
-    sh(b.host, `iptables-legacy -D FORWARD ${rule}`);
+    // With no iptables tool on PATH the rule cannot be written or a copy removed, but rules
+    // already there count: a pod is marked in each family that has one, here IPv6 alone
+    // (two copies, both left), not IPv4 (none).
+    sh(b.host, `iptables-legacy -D FORWARD ${rule} && ip6tables-legacy -I FORWARD 1 ${rule}`);
     const c = pod("c", 4, false);
     ok(call(b.host, "addPodRules", c, pathWith("legacy-no-tool", { nft: "/usr/sbin/nft" })));
     expect(weftState(b.host).filter((l) => l.includes("ctr-c"))).toEqual(expectedMarked(c).filter((l) => l.startsWith("pods6")));
+    expect(weftRules("ip6tables-legacy")).toEqual([`-A FORWARD ${rule}`, `-A FORWARD ${rule}`]);
     ok(call(b.host, "removePodRules", ref(c)));
   });
 
