@@ -64,6 +64,15 @@ function processesInOtherNetns(): string[] {
   return out.sort();
 }
 
+/** The legacy ip(6)_tables tables the kernel lists for the root namespace (reading makes none). */
+function legacyTables(v: "ip" | "ip6"): string[] {
+  try {
+    return readFileSync(`/proc/net/${v}_tables_names`, "utf8").split("\n").filter(Boolean).sort();
+  } catch {
+    return []; // no ip(6)_tables in this kernel
+  }
+}
+
 /**
  * The CNI and containerd directories, the sysctls the plugins set, the root namespace's
  * netns, links, packet filter and cgroups, weft's files in `tmp`, and stray processes.
@@ -76,6 +85,8 @@ export function hostSnapshot(tmp: string): Record<string, string[]> {
     "nftables tables in the root namespace": lines("nft", ["list", "tables"]).sort(),
     // Rules only: chain lines carry packet counters.
     "iptables-legacy rules in the root namespace": lines("iptables-legacy-save", []).filter((l) => l.startsWith("-A")),
+    // A legacy table, once made (by any use), stays until reboot where the modules are built in.
+    "iptables-legacy tables in the root namespace": (["ip", "ip6"] as const).flatMap((v) => legacyTables(v).map((t) => `${v} ${t}`)),
     "top-level cgroups": existsSync("/sys/fs/cgroup") ? readdirSync("/sys/fs/cgroup").sort() : [],
     [`weft's files in ${tmp}`]: existsSync(tmp) ? readdirSync(tmp).filter((f) => /^(weft|\.bun-)/.test(f)).sort() : [],
     "processes in other network namespaces": processesInOtherNetns(),
