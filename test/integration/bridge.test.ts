@@ -120,6 +120,26 @@ describe("bridge DEL", () => {
     await expect.poll(links, { timeout: 5000 }).toEqual([node.bridge, "lo"].sort());
   });
 
+  it("keeps the address while the pod's interface cannot be deleted, and says why", () => {
+    const conf = bridgeConf(node);
+    const a = addPod(node, conf);
+    // In the pod, the loopback device takes the name eth0: the kernel refuses to delete it.
+    inNs(a.ns, "ip", "link", "set", "eth0", "down");
+    inNs(a.ns, "ip", "link", "set", "eth0", "name", "eth9");
+    inNs(a.ns, "ip", "link", "set", "lo", "name", "eth0");
+    const r = delPod(node, a, conf);
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.json?.["msg"]).toMatch(/EOPNOTSUPP/);
+    expect(reservations(node)).toHaveLength(2);
+
+    // Once the name is the veth's again, the runtime's next DEL takes both.
+    inNs(a.ns, "ip", "link", "set", "eth0", "name", "lo");
+    inNs(a.ns, "ip", "link", "set", "eth9", "name", "eth0");
+    expect(delPod(node, a, conf).code).toBe(0);
+    expect(reservations(node)).toEqual([]);
+    expect(nsTry(a.ns, "ip", "link", "show", "eth0").ok).toBe(false);
+  });
+
   it("still deletes the veth when the IP cannot be released, and says why", () => {
     const conf = bridgeConf(node);
     const a = addPod(node, conf);
