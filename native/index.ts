@@ -46,11 +46,11 @@ export interface NativeAddon {
   /** The names in a directory, without "." and "..". */
   readdir(path: string): string[];
   /**
-   * iptables-legacy's filter FORWARD chain in our netns: its policy's verdict (-1 DROP,
-   * -2 ACCEPT) and how many of its rules carry `comment`; null without a FORWARD chain.
-   * Reading creates the table where the kernel has none yet: look for it first.
+   * iptables-legacy's filter FORWARD chain in our netns: whether its policy drops, and how
+   * many of its rules carry `comment`; null without a FORWARD chain. Reading creates the
+   * table where the kernel has none yet: look for it first.
    */
-  legacyForward(family: 4 | 6, comment: string): [verdict: number, matching: number] | null;
+  legacyForward(family: 4 | 6, comment: string): [drops: boolean, matching: number] | null;
   /** _exit(2): ends the process at once, without the runtime's teardown. */
   exitNow(code: number): never;
 }

@@ -726,8 +726,9 @@ static bool has_comment(const struct legacy_family *fam, const char *e, uint16_t
 }
 
 // legacyForward(family, comment): iptables-legacy's filter FORWARD chain in the caller's
-// netns, as [policy verdict, rules with that comment], or null when the table has no
-// FORWARD chain or is gone. What `iptables-legacy -S FORWARD` would tell, without a process.
+// netns, as [whether its policy drops, rules with that comment], or null when the table
+// has no FORWARD chain or is gone. What `iptables-legacy -S FORWARD` would tell, without
+// a process.
 static napi_value legacy_forward(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (get_args(env, info, 2, argv)) return NULL;
@@ -780,8 +781,10 @@ static napi_value legacy_forward(napi_env env, napi_callback_info info) {
   }
   int verdict;
   memcpy(&verdict, &t->verdict, sizeof verdict);
+  napi_value drops;
+  napi_get_boolean(env, verdict == -NF_DROP - 1, &drops);
   napi_create_array_with_length(env, 2, &result);
-  napi_set_element(env, result, 0, make_int(env, verdict));
+  napi_set_element(env, result, 0, drops);
   napi_set_element(env, result, 1, make_int(env, matching));
 out:
   if (fd >= 0) close(fd);

@@ -81,9 +81,6 @@ function ensureNftBacked(nl: NetlinkSocket, f: Family): void {
   if (path) fixRuleCount(f, path, count);
 }
 
-/** The verdict of a chain policy DROP, as iptables-legacy stores it (-NF_DROP - 1). */
-const LEGACY_DROP = -1;
-
 /**
  * Reads the legacy FORWARD chain (through the addon: no process); returns whether it drops
  * by policy and our rule is there to accept marked traffic, after ensuring it once. A table
@@ -92,7 +89,7 @@ const LEGACY_DROP = -1;
  */
 function ensureLegacy(f: Family): boolean {
   const chain = native.legacyForward(f, FORWARD_COMMENT);
-  if (!chain || chain[0] !== LEGACY_DROP) return false;
+  if (!chain || !chain[0]) return false;
   const [, count] = chain;
   if (count === 1) return true;
   const path = tool(f, "legacy");
