@@ -43,7 +43,7 @@
 import { NFPROTO, getElement, listElements, type SetElement, tableExists } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
-import { okOrThrow, run, start, which, type Running, type RunResult } from "../process";
+import { okOrThrow, start, which, type Running } from "../process";
 import { type Family, type Pod, type PodAddr, MULTICAST } from "./common";
 
 /** The skb mark bit set on forwarded pod traffic; iptables' FORWARD chain accepts it (see iptables.ts). */
@@ -156,17 +156,18 @@ const keyOf = (a: PodAddr): Buffer => ipToBytes(parseIP(a.ip)!);
  * addresses may be another pod's by now). Null when the kernel cannot GET single elements.
  */
 function lookUp(nl: NetlinkSocket, addrs: PodAddr[], owner?: string): Found[] | null {
+  const ours = (e: SetElement | null): boolean => e !== null && (owner === undefined || e.comment === owner);
   const found: Found[] = [];
   for (const addr of addrs) {
+    const key = keyOf(addr);
     let pods: SetElement | null;
     let masq: SetElement | null;
     try {
-      pods = getElement(nl, NFPROTO.INET, "weft", `pods${addr.family}`, keyOf(addr));
-      masq = getElement(nl, NFPROTO.INET, "weft", `masq${addr.family}`, keyOf(addr));
+      pods = getElement(nl, NFPROTO.INET, "weft", `pods${addr.family}`, key);
+      masq = getElement(nl, NFPROTO.INET, "weft", `masq${addr.family}`, key);
     } catch {
       return null;
     }
-    const ours = (e: SetElement | null): boolean => e !== null && (owner === undefined || e.comment === owner);
     found.push({ addr, marked: ours(pods), masq: ours(masq) });
   }
   return found;
@@ -190,7 +191,7 @@ export function addPod(nl: NetlinkSocket, pod: Pod, masquerade: boolean, marked:
     if (batch) mustRunBatch(`removing stale nftables rules for pod ${pod.key}`, batch);
     return;
   }
-  if (table && !stale && runBatch(script(createPod(pod, masquerade, marked))).ok) return;
+  if (table && !stale && startBatch(script(createPod(pod, masquerade, marked))).wait().ok) return;
   mustRunBatch(`adding nftables rules for pod ${pod.key}`, script(replacePod(pod, masquerade, marked)));
 }
 
@@ -213,12 +214,7 @@ function removalOf(found: Found[]): string | null {
   return cmds.length ? script([...DECLARE, ...cmds]) : null;
 }
 
-/** Runs `nft -f -` on `batch`. */
-function runBatch(batch: string): RunResult {
-  return run(nftPath(), ["-f", "-"], batch);
-}
-
-/** runBatch, throwing `what: nft -f - failed: <nft's stderr>` when nft fails. */
+/** Runs `nft -f -` on `batch`, throwing `what: nft -f - failed: <nft's stderr>` when nft fails. */
 export function mustRunBatch(what: string, batch: string): void {
   mustFinish(what, startBatch(batch));
 }
