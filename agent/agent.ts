@@ -5,6 +5,7 @@
 // the kernel itself is the state, re-read each time.
 import { writeSync } from "node:fs";
 import { attempt } from "../shared/attempt";
+import { messageOf } from "../shared/cni/errors";
 import { formatCIDR } from "../shared/ip";
 import { withSocket } from "../shared/netlink/socket";
 import { writeSysctl } from "../shared/sysctl";
@@ -142,7 +143,7 @@ export class Agent {
     try {
       result = { ...this.run(log, problems), changes, problems };
     } catch (e) {
-      problems.push(`reconcile failed: ${e instanceof Error ? e.message : String(e)}`);
+      problems.push(`reconcile failed: ${messageOf(e)}`);
       result = { ready: false, changes, problems };
     } finally {
       this.running = false;

@@ -5,6 +5,7 @@
 // by hand is then undone within a poll rather than at the next resync. Polled from the
 // event loop: the native transport is synchronous, and a few reads a second cost nothing
 // while nothing happens. (iptables-legacy sends no notifications: the resync covers it.)
+import { messageOf } from "../shared/cni/errors";
 import { linkNotificationName } from "../shared/netlink/link";
 import { neighborNotificationIndex } from "../shared/netlink/neighbor";
 import { NFNLGRP_NFTABLES, nftChangeOf, openNetfilter, type NftChange } from "../shared/netlink/nftables";
@@ -74,7 +75,7 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
     watched.push([nf, nftConcerns]);
   } catch (e) {
     nf?.close();
-    onError(`kernel watch: no nftables notifications (${e instanceof Error ? e.message : String(e)}); FORWARD policy changes wait for the resync`);
+    onError(`kernel watch: no nftables notifications (${messageOf(e)}); FORWARD policy changes wait for the resync`);
   }
   const timer = setInterval(() => {
     let changed = false;
@@ -85,7 +86,7 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
         const { received, overrun, more } = sock.pending();
         if (matters(w, received) || overrun || more) changed = true;
       } catch (e) {
-        onError(`kernel watch: ${e instanceof Error ? e.message : String(e)}`);
+        onError(`kernel watch: ${messageOf(e)}`);
       }
     }
     if (changed) onChange();
@@ -98,7 +99,7 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
         try {
           sock.pending();
         } catch (e) {
-          onError(`kernel watch: ${e instanceof Error ? e.message : String(e)}`);
+          onError(`kernel watch: ${messageOf(e)}`);
         }
       }
     },

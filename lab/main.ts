@@ -5,6 +5,7 @@ import { writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster } from "./cluster";
+import { messageOf } from "../shared/cni/errors";
 import { runLab } from "./run";
 
 const say = (s = "") => writeSync(1, `${s}\n`);
@@ -14,7 +15,7 @@ const cluster = new Cluster({ prefix: "weft-lab", nodes: 2, workDir: join(tmpdir
 runLab(cluster, process.argv.slice(2), say).then(
   (code) => process.exit(code),
   (e: unknown) => {
-    writeSync(2, `weft lab: ${e instanceof Error ? e.message : String(e)}\n`);
+    writeSync(2, `weft lab: ${messageOf(e)}\n`);
     process.exit(1);
   },
 );

@@ -2,6 +2,7 @@
 // an earlier `--keep` left), print who reaches whom and each node's overlay routes and FDB,
 // then tear it down unless `--keep`; `--down` only removes it. Returns the exit status.
 import type { Cluster, PodSpec } from "./cluster";
+import { messageOf } from "../shared/cni/errors";
 import { inNs, tryInNs } from "./exec";
 
 function pingOk(from: PodSpec, to: PodSpec): boolean {
@@ -70,7 +71,7 @@ export async function runLab(cluster: Cluster, args: string[], say: (line?: stri
       try {
         cluster.destroy();
       } catch (d) {
-        say(`weft lab: could not tear down after a failure: ${d instanceof Error ? d.message : String(d)}`);
+        say(`weft lab: could not tear down after a failure: ${messageOf(d)}`);
       }
     }
     throw e;

@@ -1,8 +1,6 @@
 // Steps that must all be tried even when one before them failed (clean-up, reconciling):
 // their failures are reported together once all have run.
-import { CniError } from "./cni/errors";
-
-const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+import { CniError, messageOf } from "./cni/errors";
 
 /** Runs `fn`; if it throws, records the error's message in `failures` (after `what: `, if given). */
 export function attempt(failures: string[], fn: () => void, what?: string): void {

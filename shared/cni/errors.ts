@@ -42,10 +42,13 @@ export class CniError extends Error {
   }
 }
 
+/** What a thrown value says: an Error's message, anything else as text. */
+export const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
 /** Any error as a CniError: one without a code of its own gets Internal. */
 export function toCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
-  return new CniError(ErrorCode.Internal, e instanceof Error ? e.message : String(e));
+  return new CniError(ErrorCode.Internal, messageOf(e));
 }
 
 export function cniErrorJson(e: CniError, version: string): string {
