@@ -57,14 +57,14 @@ export function ipamAdd(c: IpamCall): Result {
   return { cniVersion: c.cniVersion, ...out };
 }
 
-/** Releases the container's addresses; returns them when known (in-process host-local). */
-export function ipamDel(c: IpamCall): string[] {
+/** Releases the container's addresses. */
+export function ipamDel(c: IpamCall): void {
   const type = ipamType(c.raw);
   if (type !== "host-local") {
     execPlugin(type, "DEL", c.raw, c.env);
-    return [];
+    return;
   }
-  return hostLocal.release(hostLocalRequest(c));
+  hostLocal.release(hostLocalRequest(c));
 }
 
 export function ipamCheck(c: IpamCall): void {

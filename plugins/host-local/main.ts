@@ -13,7 +13,7 @@ export const hostLocal: Plugin<HostLocalNetConf> = {
   // The ipam section is validated by the allocator's own schema on first use.
   parseConfig: (raw) => ({ cniVersion: String(raw["cniVersion"]), name: String(raw["name"]) }),
   add: (ctx) => ipamAdd(call(ctx)),
-  del: (ctx) => void ipamDel(call(ctx)),
+  del: (ctx) => ipamDel(call(ctx)),
   check: (ctx) => ipamCheck(call(ctx)),
   gc: (ctx) => ipamGc(call(ctx), ctx.validAttachments),
 };

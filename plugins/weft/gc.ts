@@ -8,7 +8,7 @@ import { attempt } from "../../shared/attempt";
 import { isErrno } from "../../shared/errno";
 import { removeFallbackPodRules } from "../../shared/firewall/index";
 import { closeFile, dirName, isDirectory, openFile } from "../../shared/fs";
-import { ipamGc } from "../../ipam/index";
+import { ipamCallOf, ipamGc } from "../../ipam/index";
 import { delegateDel } from "./delegate";
 import { delegateConf, readSubnet, type WeftConf } from "./config";
 import { forgetDelegate, loadAttachment, savedAttachments, type SavedAttachment } from "./saved";
@@ -37,7 +37,7 @@ export function collect(conf: WeftConf, raw: Record<string, unknown>, env: CniEn
   const failures: string[] = [];
   for (const a of stale) attempt(failures, () => delAttachment(conf, a), label(a));
   const subnet = readSubnet(conf);
-  if (subnet) ipamGc({ env, raw: delegateConf(conf, subnet, raw), networkName: conf.name, cniVersion: conf.cniVersion }, valid);
+  if (subnet) ipamGc(ipamCallOf({ conf, env, raw: delegateConf(conf, subnet, raw) }), valid);
   if (failures.length) throw new Error(`GC: ${failures.join("; ")}`);
 }
 
