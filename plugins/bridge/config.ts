@@ -5,7 +5,8 @@ import { compileValidator } from "../../shared/cni/validate";
 import type { ChainRef } from "../../shared/firewall/index";
 import { parseHostLocalConfig, type HostLocalConfig } from "../../ipam/host-local/index";
 import { getRuntimeConfigKey } from "../../shared/cni/runtime-config";
-import { MAC, bridgeSchema } from "./schema";
+import { parseMac } from "../../shared/mac";
+import { bridgeSchema } from "./schema";
 
 export interface BridgeConf {
   cniVersion: string;
@@ -25,8 +26,8 @@ export interface BridgeConf {
   ipam: { type: string };
   /** the validated host-local config, when IPAM is host-local (parsed once, used by IPAM) */
   hostLocal?: HostLocalConfig;
-  /** MAC for the container interface: runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC= */
-  mac?: string;
+  /** MAC for the container interface (its 6 bytes): runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC= */
+  mac?: Buffer;
   /**
    * Not a config key: the weft plugin's pointer to its agent's chain that marks the whole pod
    * CIDR for FORWARD accept, so a pod needs no mark of its own while a rule there marks the
@@ -66,10 +67,14 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
   // Precedence as in the reference: runtimeConfig, then args, then CNI_ARGS.
   const mac = getRuntimeConfigKey(c.runtimeConfig, "mac") ?? c.args?.cni?.mac ?? cniArgs.get("MAC");
   if (mac !== undefined) {
-    if (typeof mac !== "string" || !new RegExp(MAC).test(mac)) {
-      throw new CniError(ErrorCode.InvalidConfig, `invalid MAC address "${String(mac)}"`);
+    // Parsed here, once: the bytes go to the kernel as they are.
+    const invalid = () => new CniError(ErrorCode.InvalidConfig, `invalid MAC address "${String(mac)}"`);
+    if (typeof mac !== "string") throw invalid();
+    try {
+      conf.mac = parseMac(mac);
+    } catch {
+      throw invalid();
     }
-    conf.mac = mac.toLowerCase().replace(/-/g, ":");
   }
   return conf;
 }

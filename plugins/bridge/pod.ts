@@ -28,7 +28,7 @@ export function openNetns(path: string): number {
  */
 export function createPodVeth(
   nl: NetlinkSocket,
-  o: { netns: string; ifname: string; mtu: number; mac?: string; bridge: Link },
+  o: { netns: string; ifname: string; mtu: number; mac?: Buffer; bridge: Link },
 ): Link {
   const fd = openNetns(o.netns);
   try {

@@ -181,7 +181,8 @@ export function createLink(nl: NetlinkSocket, name: string, kind: string, o: New
 
 export interface VethOptions extends NewLinkOptions {
   peerName: string;
-  peerMac?: string;
+  /** the 6 bytes */
+  peerMac?: Buffer;
   /** fd of the netns the peer goes into (the peer is created directly there) */
   peerNetnsFd?: number;
   /** bring this end up in the same request */
@@ -192,7 +193,7 @@ export interface VethOptions extends NewLinkOptions {
 export function createVeth(nl: NetlinkSocket, name: string, o: VethOptions): void {
   const peerAttrs: LinkAttrs = { ifname: o.peerName };
   if (o.mtu) peerAttrs.mtu = o.mtu;
-  if (o.peerMac) peerAttrs.address = parseMac(o.peerMac);
+  if (o.peerMac) peerAttrs.address = o.peerMac;
   if (o.peerNetnsFd !== undefined) peerAttrs.netnsFd = o.peerNetnsFd;
   const peer = attr(VETH_INFO_PEER, linkPayload({}, peerAttrs));
   const info = linkInfo("veth", peer);
