@@ -11,7 +11,7 @@
 // Node cannot setns(), so the module runs in a child `node` under `ip netns exec`, bundled
 // with esbuild (Node 20 does not run .ts).
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -93,64 +93,6 @@ export function callAsync(ns: string, fn: Fn, arg: unknown, path?: string): Prom
     child.stderr.on("data", (d) => (error += String(d)));
     child.on("close", (code) => done({ ok: code === 0, error }));
   });
-}
-
-/** A directory to use as PATH holding only `links` (name → target binary). */
-export function pathWith(name: string, links: Record<string, string>): string {
-  const dir = join(scratchDir(), name);
-  mkdirSync(dir, { recursive: true });
-  for (const [link, target] of Object.entries(links)) symlinkSync(target, join(dir, link));
-  return dir;
-}
-
-/** A PATH with iptables' nf_tables tools and no `nft`: the firewall's iptables fallback. */
-export function noNftPath(name: string): string {
-  const tools = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"];
-  return pathWith(name, Object.fromEntries(tools.map((t) => [t, `/usr/sbin/${t.replace("tables", "tables-nft")}`])));
-}
-
-const SPIED = ["nft", "iptables", "ip6tables", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"];
-
-/**
- * A PATH whose nft and iptables tools are wrappers that log their command line and then run
- * the real tool: `spawned()` returns what ran since the last call (then forgets it).
- */
-export function spyPath(name: string): { path: string; spawned(): string[] } {
-  const dir = join(scratchDir(), name);
-  const log = join(dir, "spawned.log");
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(log, "");
-  for (const tool of SPIED) {
-    writeFileSync(join(dir, tool), `#!/bin/sh\necho "${tool} $*" >> ${log}\nexec /usr/sbin/${tool} "$@"\n`, { mode: 0o755 });
-  }
-  return {
-    path: dir,
-    spawned: () => {
-      const lines = readFileSync(log, "utf8").split("\n").filter(Boolean);
-      writeFileSync(log, "");
-      return lines;
-    },
-  };
-}
-
-/** Per-pod state of `inet weft`: set/map elements with their comments, and non-base chains. */
-export function weftState(ns: string): string[] {
-  const r = spawnSync("ip", ["netns", "exec", ns, "nft", "-j", "list", "table", "inet", "weft"], { encoding: "utf8" });
-  if (r.status !== 0) return [];
-  type Val = { elem: { val: string; comment?: string } };
-  type Obj = {
-    set?: { name: string; elem?: Array<string | Val> };
-    map?: { name: string; elem?: Array<[string | Val, { jump: { target: string } }]> };
-    chain?: { name: string; hook?: string };
-  };
-  const state: string[] = [];
-  const text = (e: string | Val): string => (typeof e === "string" ? e : `${e.elem.val} "${e.elem.comment}"`);
-  for (const o of (JSON.parse(r.stdout) as { nftables: Obj[] }).nftables) {
-    for (const e of o.set?.elem ?? []) state.push(`${o.set!.name} ${text(e)}`);
-    for (const [k, v] of o.map?.elem ?? []) state.push(`${o.map!.name} ${text(k)} : jump ${v.jump.target}`);
-    if (o.chain && !o.chain.hook) state.push(`chain ${o.chain.name}`);
-  }
-  return state.sort();
 }
 
 export interface Bench {

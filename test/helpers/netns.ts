@@ -67,3 +67,23 @@ export function cleanupAll(): void {
 export function leftovers(): string[] {
   return netnsNames(PREFIX);
 }
+
+/** Per-pod state of `inet weft`: set/map elements with their comments, and non-base chains. */
+export function weftState(ns: string): string[] {
+  const r = spawnSync(IP, ["netns", "exec", ns, "nft", "-j", "list", "table", "inet", "weft"], { encoding: "utf8" });
+  if (r.status !== 0) return [];
+  type Val = { elem: { val: string; comment?: string } };
+  type Obj = {
+    set?: { name: string; elem?: Array<string | Val> };
+    map?: { name: string; elem?: Array<[string | Val, { jump: { target: string } }]> };
+    chain?: { name: string; hook?: string };
+  };
+  const state: string[] = [];
+  const text = (e: string | Val): string => (typeof e === "string" ? e : `${e.elem.val} "${e.elem.comment}"`);
+  for (const o of (JSON.parse(r.stdout) as { nftables: Obj[] }).nftables) {
+    for (const e of o.set?.elem ?? []) state.push(`${o.set!.name} ${text(e)}`);
+    for (const [k, v] of o.map?.elem ?? []) state.push(`${o.map!.name} ${text(k)} : jump ${v.jump.target}`);
+    if (o.chain && !o.chain.hook) state.push(`chain ${o.chain.name}`);
+  }
+  return state.sort();
+}

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { writeFileAtomic } from "../../shared/atomic-file";
 import { addressOf } from "../../shared/ip";
 import { BIN_DIR, cni, requireBuild } from "../helpers/cni";
-import { cleanupAll as cleanupFirewallScratch, noNftPath } from "../helpers/netns-firewall";
+import { cleanupToolPaths, noNftPath } from "../helpers/tool-paths";
 import { cleanupAll, createNetns, deleteNetns, ipJson, leftovers, mtuOf, netnsPath, inNs, nsTry, ping } from "../helpers/netns";
 
 interface TestNode {
@@ -224,7 +224,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
   expect(leftovers()).toEqual([]);
 });
-afterAll(() => cleanupFirewallScratch()); // noNftPath's directory
+afterAll(cleanupToolPaths);
 
 describe("weft agent --nodes FILE", () => {
   it("programs the device, and per peer a neighbor, an FDB entry and a route; the tunnel carries traffic", async () => {

@@ -1,7 +1,6 @@
 // Every bridge config key changes what the kernel shows.
 import { describe, expect, it } from "vitest";
-import { createNetns, deleteNetns, ipJson, inNs, nsTry, ping, uniqueName } from "../helpers/netns";
-import { weftState } from "../helpers/netns-firewall";
+import { createNetns, deleteNetns, ipJson, inNs, nsTry, ping, uniqueName, weftState } from "../helpers/netns";
 import { addPod, bridgeConf, delPod, type Node, type Pod, podIP, reservations, useNode } from "../helpers/pods";
 
 interface Link {

@@ -1,13 +1,13 @@
 // Bad input gets the right CNI error code on stdout and leaves nothing behind.
 import { afterAll, describe, expect, it } from "vitest";
 import { createNetns, linkNames, netnsPath, inNs } from "../helpers/netns";
-import { cleanupAll as cleanupFirewallScratch, spyPath } from "../helpers/netns-firewall";
+import { cleanupToolPaths, spyPath } from "../helpers/tool-paths";
 import { addPod, bridgeConf, call, type Node, reservations, useNode } from "../helpers/pods";
 import { addressOf } from "../../shared/ip";
 
 let node: Node;
 useNode((n) => (node = n));
-afterAll(() => cleanupFirewallScratch()); // spyPath's directory
+afterAll(cleanupToolPaths);
 
 /** Links in the host netns besides lo (and the bridge, which may legitimately stay). */
 function hostLinks(): string[] {

@@ -16,15 +16,13 @@ import {
   createBench,
   destroyBench,
   leftovers,
-  noNftPath,
-  pathWith,
   ping,
   sh,
   sources,
   scratchDir,
-  spyPath,
-  weftState,
 } from "../helpers/netns-firewall";
+import { weftState } from "../helpers/netns";
+import { cleanupToolPaths, noNftPath, pathWith, spyPath } from "../helpers/tool-paths";
 
 const pod = (name: string, last: number, masquerade = true) => ({
   network: "testnet",
@@ -78,6 +76,7 @@ beforeEach(() => {
 afterEach(() => destroyBench(b));
 afterAll(() => {
   cleanupAll();
+  cleanupToolPaths();
   expect(leftovers()).toEqual([]);
 });
 

@@ -1,0 +1,56 @@
+// PATHs for tests that choose which packet-filter tools a plugin finds: a directory of
+// links to chosen binaries, or of wrappers that log each call. They live in one scratch
+// directory per test file, which cleanupToolPaths() removes.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+let scratch: string | undefined;
+
+function scratchDir(): string {
+  scratch ??= mkdtempSync(join(tmpdir(), "weft-paths-"));
+  return scratch;
+}
+
+/** A directory to use as PATH holding only `links` (name → target binary). */
+export function pathWith(name: string, links: Record<string, string>): string {
+  const dir = join(scratchDir(), name);
+  mkdirSync(dir, { recursive: true });
+  for (const [link, target] of Object.entries(links)) symlinkSync(target, join(dir, link));
+  return dir;
+}
+
+/** A PATH with iptables' nf_tables tools and no `nft`: the firewall's iptables fallback. */
+export function noNftPath(name: string): string {
+  const tools = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"];
+  return pathWith(name, Object.fromEntries(tools.map((t) => [t, `/usr/sbin/${t.replace("tables", "tables-nft")}`])));
+}
+
+const SPIED = ["nft", "iptables", "ip6tables", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"];
+
+/**
+ * A PATH whose nft and iptables tools are wrappers that log their command line and then run
+ * the real tool: `spawned()` returns what ran since the last call (then forgets it).
+ */
+export function spyPath(name: string): { path: string; spawned(): string[] } {
+  const dir = join(scratchDir(), name);
+  const log = join(dir, "spawned.log");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(log, "");
+  for (const tool of SPIED) {
+    writeFileSync(join(dir, tool), `#!/bin/sh\necho "${tool} $*" >> ${log}\nexec /usr/sbin/${tool} "$@"\n`, { mode: 0o755 });
+  }
+  return {
+    path: dir,
+    spawned: () => {
+      const lines = readFileSync(log, "utf8").split("\n").filter(Boolean);
+      writeFileSync(log, "");
+      return lines;
+    },
+  };
+}
+
+export function cleanupToolPaths(): void {
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+  scratch = undefined;
+}
