@@ -212,9 +212,8 @@ export class Cluster {
   /** Stops the agents and removes every namespace and file this cluster made. */
   destroy(): void {
     this.stopAgents(this.nodes);
-    for (const p of [...this.pods]) spawnSync("ip", ["netns", "del", p.ns]);
     this.pods.length = 0;
-    // Pods of an earlier `--keep` run are found by prefix.
+    // Every namespace is found by prefix: this cluster's and those of an earlier `--keep` run.
     for (const ns of netnsNames(`${this.opts.prefix}-`)) spawnSync("ip", ["netns", "del", ns]);
     rmSync(this.opts.workDir, { recursive: true, force: true });
   }

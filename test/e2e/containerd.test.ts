@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN_DIR, requireBuild } from "../helpers/cni";
 import { buildBusyboxImage, mountsUnder, PrivateContainerd, type CtrRun } from "../helpers/containerd";
-import { netnsNames } from "../../lab/exec";
+import { inNs, netnsNames, run } from "../../lab/exec";
 
 const PREFIX = `wtc${process.pid.toString(36)}`;
 const HOST_NS = `${PREFIX}-host`; // the "node": containerd, ctr, the plugins
@@ -27,14 +27,6 @@ const GATEWAY = "10.98.0.1";
 const NODE_UPLINK_IP = "10.97.0.1";
 const OUTSIDE_IP = "10.97.0.2";
 const IMAGE = `localhost/${PREFIX}/busybox:latest`;
-
-function sh(cmd: string, ...args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${(r.stderr || r.stdout || String(r.error)).trim()}`);
-  return r.stdout;
-}
-
-const inNs = (ns: string, cmd: string, ...args: string[]): string => sh("ip", "netns", "exec", ns, cmd, ...args);
 
 describe("bridge + host-local driven by containerd (ctr run --cni)", () => {
   let work = "";
@@ -89,8 +81,8 @@ describe("bridge + host-local driven by containerd (ctr run --cni)", () => {
     work = mkdtempSync(join(tmpdir(), "weft-ctrd-"));
     dataDir = join(work, "ipam");
 
-    sh("ip", "netns", "add", HOST_NS);
-    sh("ip", "netns", "add", OUT_NS);
+    run("ip", "netns", "add", HOST_NS);
+    run("ip", "netns", "add", OUT_NS);
     inNs(HOST_NS, "ip", "link", "set", "lo", "up");
     inNs(HOST_NS, "ip", "link", "add", `${PREFIX}up`, "type", "veth", "peer", "name", "eth0", "netns", OUT_NS);
     inNs(HOST_NS, "ip", "addr", "add", `${NODE_UPLINK_IP}/24`, "dev", `${PREFIX}up`);
@@ -147,7 +139,7 @@ describe("bridge + host-local driven by containerd (ctr run --cni)", () => {
     }
     const left = netnsNames(PREFIX);
     if (left.length) problems.push(`netns left: ${left.join(", ")}`);
-    const links = sh("ip", "-o", "link", "show").split("\n").filter((l) => l.includes(PREFIX));
+    const links = run("ip", "-o", "link", "show").split("\n").filter((l) => l.includes(PREFIX));
     if (links.length) problems.push(`host links left: ${links.join("; ")}`);
     if (problems.length) throw new Error(`teardown left the host changed:\n${problems.join("\n")}`);
   });
@@ -171,7 +163,7 @@ describe("bridge + host-local driven by containerd (ctr run --cni)", () => {
     // the bridge in the node netns holds the gateway, the container routes via it
     expect(inNs(HOST_NS, "ip", "-4", "addr", "show", "dev", BRIDGE)).toContain(`inet ${GATEWAY}/24`);
     expect(cd!.exec("c1", "ip", "route").out).toMatch(new RegExp(`default via ${GATEWAY.replace(/\./g, "\\.")} dev eth0`));
-    expect(sh("ip", "netns", "exec", HOST_NS, "cat", "/proc/sys/net/ipv4/ip_forward").trim()).toBe("1");
+    expect(run("ip", "netns", "exec", HOST_NS, "cat", "/proc/sys/net/ipv4/ip_forward").trim()).toBe("1");
   });
 
   it("containers reach each other and the gateway", () => {

@@ -75,18 +75,8 @@ export type Runner = Pick<CniCall, "binDir" | "env" | "path">;
 export function addPod(node: Node, conf: Record<string, unknown>, o: { args?: string; ifname?: string; plugin?: string } & Runner = {}): Pod {
   const ns = createNetns("pod");
   const id = `ctr-${ns}`;
-  const reply = call(node, {
-    plugin: o.plugin ?? "bridge",
-    command: "ADD",
-    conf,
-    containerId: id,
-    netns: netnsPath(ns),
-    ifname: o.ifname ?? "eth0",
-    ...(o.args ? { args: o.args } : {}),
-    ...(o.binDir ? { binDir: o.binDir } : {}),
-    ...(o.path ? { path: o.path } : {}),
-    ...(o.env ? { env: o.env } : {}),
-  });
+  const { plugin = "bridge", ifname = "eth0", ...rest } = o;
+  const reply = call(node, { plugin, command: "ADD", conf, containerId: id, netns: netnsPath(ns), ifname, ...rest });
   return { ns, path: netnsPath(ns), id, reply };
 }
 

@@ -3,7 +3,7 @@
 import { mkdirSync, rmdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { deleteNetns, ipJson, inNs, nsTry, ping } from "../helpers/netns";
+import { deleteNetns, ipJson, inNs, linkNames, nsTry, ping } from "../helpers/netns";
 import { addPod, bridgeConf, call, delPod, NET, type Node, podIP, reservations, useNode } from "../helpers/pods";
 
 interface IpAddr {
@@ -116,7 +116,7 @@ describe("bridge DEL", () => {
     expect(noNetns.code, noNetns.stdout).toBe(0);
     // Only the bridge is left on the host: DEL never removes it (as the reference). The
     // kernel dismantles a deleted netns, and the veth end in it, asynchronously.
-    const links = () => ipJson<IpAddr[]>(node.host, "link", "show").map((l) => l.ifname).sort();
+    const links = () => linkNames(node.host).sort();
     await expect.poll(links, { timeout: 5000 }).toEqual([node.bridge, "lo"].sort());
   });
 
