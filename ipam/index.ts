@@ -2,6 +2,7 @@
 // per pod); any other IPAM type is executed from CNI_PATH by the standard protocol.
 import type { CniEnv } from "../shared/cni/env";
 import { execPlugin } from "../shared/cni/exec";
+import { getRuntimeConfigKey } from "../shared/cni/runtime-config";
 import type { Result } from "../shared/cni/result";
 import type { PluginContext } from "../shared/cni/skeleton";
 import * as hostLocal from "./host-local/index";
@@ -28,7 +29,7 @@ function ipamType(raw: Record<string, unknown>): string {
 }
 
 function hostLocalConfig(c: IpamCall): hostLocal.HostLocalConfig {
-  return c.hostLocal ?? hostLocal.parseHostLocalConfig(c.raw["ipam"], c.networkName);
+  return c.hostLocal ?? hostLocal.parseHostLocalConfig(c.raw["ipam"], c.networkName, getRuntimeConfigKey(c.raw["runtimeConfig"], "ipRanges"));
 }
 
 function hostLocalRequest(c: IpamCall) {

@@ -158,42 +158,39 @@ function canonicalRoute(raw: Route, where: string): Route {
   return route;
 }
 
-/** Validates a network config's `ipam` object; throws CniError code 7 on any problem. */
-export function parseHostLocalConfig(rawIpam: unknown, networkName: string): HostLocalConfig {
+/**
+ * Validates a network config's `ipam` object, with the range sets of the runtime's
+ * `ipRanges` capability (runtimeConfig.ipRanges) put first, as the reference does: a
+ * network may take all of its ranges from the runtime. Throws CniError code 7 on any problem.
+ */
+export function parseHostLocalConfig(rawIpam: unknown, networkName: string, runtimeIpRanges?: unknown): HostLocalConfig {
   // The name is the data directory's subfolder, so it must be present and path-safe.
   if (!NETWORK_NAME.test(networkName)) {
     invalid(`network name "${networkName}" is missing or invalid (it must match ${NETWORK_NAME.source})`);
   }
   const raw = validateIpam(rawIpam);
-  const rawSets = [...(raw.ranges ?? [])];
-  if (raw.subnet !== undefined) {
-    // The legacy single range comes first, as in the reference.
-    rawSets.unshift([{ subnet: raw.subnet, rangeStart: raw.rangeStart, rangeEnd: raw.rangeEnd, gateway: raw.gateway }]);
-  } else {
+  const runtime = runtimeIpRanges == null ? [] : validateRuntimeRanges(runtimeIpRanges);
+  const legacy = raw.subnet !== undefined;
+  if (!legacy) {
     const stray = (["rangeStart", "rangeEnd", "gateway"] as const).find((k) => raw[k] !== undefined);
     if (stray !== undefined) invalid(`ipam.${stray} is set but ipam.subnet is not`);
   }
-  if (rawSets.length === 0) invalid("no IP ranges specified (set ipam.ranges or ipam.subnet)");
-  const legacy = raw.subnet !== undefined;
-  const ranges = rawSets.map((set, i) =>
-    legacy && i === 0 ? canonicalRangeSet(set, "ipam", () => "ipam") : canonicalRangeSet(set, `ipam.ranges[${legacy ? i - 1 : i}]`),
-  );
+  if (runtime.length === 0 && !legacy && (raw.ranges ?? []).length === 0) {
+    invalid("no IP ranges specified (set ipam.ranges or ipam.subnet, or pass runtimeConfig.ipRanges)");
+  }
+  // Runtime sets first, then the legacy single range, then ipam.ranges.
+  const ranges = [
+    ...runtime.map((set, i) => canonicalRangeSet(set, `runtimeConfig.ipRanges[${i}]`)),
+    ...(legacy ? [canonicalRangeSet([{ subnet: raw.subnet!, rangeStart: raw.rangeStart, rangeEnd: raw.rangeEnd, gateway: raw.gateway }], "ipam", () => "ipam")] : []),
+    ...(raw.ranges ?? []).map((set, i) => canonicalRangeSet(set, `ipam.ranges[${i}]`)),
+  ];
   checkSetsDisjoint(ranges);
   const config: HostLocalConfig = {
     type: "host-local",
     ranges,
     routes: (raw.routes ?? []).map((r, i) => canonicalRoute(r, `ipam.routes[${i}]`)),
-    dataDir: raw.dataDir ?? DEFAULT_DATA_DIR,
+    // Empty means the default, as in the reference's disk store.
+    dataDir: raw.dataDir || DEFAULT_DATA_DIR,
   };
   return raw.resolvConf ? { ...config, resolvConf: raw.resolvConf } : config;
-}
-
-/** Prepends the `ipRanges` capability's range sets (runtimeConfig.ipRanges), as the reference does. */
-export function withRuntimeRanges(config: HostLocalConfig, ipRanges: unknown): HostLocalConfig {
-  if (ipRanges === undefined || ipRanges === null) return config;
-  const extra = validateRuntimeRanges(ipRanges).map((set, i) => canonicalRangeSet(set, `runtimeConfig.ipRanges[${i}]`));
-  if (extra.length === 0) return config;
-  const ranges = [...extra, ...config.ranges];
-  checkSetsDisjoint(ranges);
-  return { ...config, ranges };
 }

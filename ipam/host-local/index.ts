@@ -2,10 +2,9 @@
 // host-local plugin's main wraps it. Every operation holds the network's flock throughout.
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { DNS, IPConfig, Route } from "../../shared/cni/result";
-import { getRuntimeConfigKey } from "../../shared/cni/runtime-config";
 import { formatIP, type IP } from "../../shared/ip";
 import { allocateFrom, rangeSetContains } from "./allocator";
-import { withRuntimeRanges, type HostLocalConfig } from "./config";
+import type { HostLocalConfig } from "./config";
 import { requestedIPs } from "./requested";
 import { parseResolvConf } from "./resolv";
 import { ownedBy, Store } from "./store";
@@ -16,11 +15,11 @@ export interface IpamRequest {
   networkName: string;
   containerId: string;
   ifname: string;
-  /** Already validated by parseHostLocalConfig. */
+  /** Already validated by parseHostLocalConfig, with the runtime's ipRanges. */
   ipam: HostLocalConfig;
   /** CNI_ARGS; "IP" requests specific addresses. */
   args: Map<string, string>;
-  /** The whole runtimeConfig: its `ips` and `ipRanges` capabilities are read. */
+  /** The whole runtimeConfig: its `ips` capability is read. */
   runtimeConfig?: unknown;
   /** The network config's args.cni.ips. */
   argsCniIps?: string[];
@@ -43,7 +42,7 @@ function prefixed(e: unknown, prefix: string): unknown {
  * All or nothing: on any failure the addresses reserved by this call are released.
  */
 export function allocate(req: IpamRequest): IpamResult {
-  const ipam = withRuntimeRanges(req.ipam, getRuntimeConfigKey(req.runtimeConfig, "ipRanges"));
+  const { ipam } = req;
   const pending = requestedIPs(req.args, req.argsCniIps, req.runtimeConfig);
   const dns = ipam.resolvConf === undefined ? undefined : parseResolvConf(ipam.resolvConf);
   const ips = Store.withLock(ipam.dataDir, req.networkName, (store) => {

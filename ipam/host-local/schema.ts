@@ -41,7 +41,7 @@ export const ipamSchema = {
         },
       },
     },
-    dataDir: { type: "string", minLength: 1 },
+    dataDir: { type: "string" },
     resolvConf: { type: "string" },
   },
 };

@@ -63,7 +63,9 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
     ipam: c.ipam,
   };
   // In-process IPAM config errors surface before anything touches the kernel.
-  if (c.ipam.type === "host-local") conf.hostLocal = parseHostLocalConfig(raw["ipam"], conf.name);
+  if (c.ipam.type === "host-local") {
+    conf.hostLocal = parseHostLocalConfig(raw["ipam"], conf.name, getRuntimeConfigKey(c.runtimeConfig, "ipRanges"));
+  }
   // Precedence as in the reference: runtimeConfig, then args, then CNI_ARGS.
   const mac = getRuntimeConfigKey(c.runtimeConfig, "mac") ?? c.args?.cni?.mac ?? cniArgs.get("MAC");
   if (mac !== undefined) {

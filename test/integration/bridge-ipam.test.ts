@@ -35,6 +35,22 @@ describe("bridge IPAM", () => {
     expect(reservations(node)).toEqual([]);
   });
 
+  it("takes every range from runtimeConfig.ipRanges when the config names none (the ipRanges capability)", () => {
+    // No ranges in ipam (undefined drops out of the JSON): the runtime gives the subnet.
+    const conf = bridgeConf(node, { runtimeConfig: { ipRanges: [[{ subnet: "10.78.0.0/24" }]] } }, { ranges: undefined });
+    const pod = addPod(node, conf);
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    expect(pod.reply.json!["ips"]).toEqual([{ address: "10.78.0.2/24", gateway: "10.78.0.1", interface: 2 }]);
+    const eth0 = ipJson<Link[]>(pod.ns, "addr", "show", "dev", "eth0")[0]!;
+    expect(eth0.addr_info.filter((a) => a.scope === "global").map((a) => `${a.local}/${a.prefixlen}`)).toEqual(["10.78.0.2/24"]);
+    expect(reservations(node)).toEqual(["10.78.0.2"]);
+
+    const del = delPod(node, pod, conf);
+    expect(del.code, del.stdout).toBe(0);
+    expect(reservations(node)).toEqual([]);
+    expect(hostVeths()).toEqual([]);
+  });
+
   it("executes any other IPAM type from CNI_PATH: the Go static plugin's address is the pod's", () => {
     const conf = {
       ...bridgeConf(node),

@@ -59,6 +59,20 @@ describe("host-local beside the Go reference", () => {
     }
     expect(held()).toEqual([]);
   });
+
+  it("takes a network's every range from runtimeConfig.ipRanges, as the reference does", () => {
+    if (!existsSync(join(REFERENCE_BIN_DIR, "host-local"))) throw new Error("Debian containernetworking-plugins missing");
+    // No ranges in the config: the runtime gives them.
+    const c = { cniVersion: "1.0.0", name: "shared", type: "host-local", ipam: { type: "host-local", dataDir }, runtimeConfig: { ipRanges: [[{ subnet: "10.90.0.0/28" }]] } };
+    for (const [i, impl] of (["weft", "go"] as const).entries()) {
+      const r = ipamCall(impl, "ADD", `rt${i}`, c);
+      expect(r.code, `${impl}: ${r.stdout}`).toBe(0);
+      expect(r.json!["ips"], impl).toEqual([{ address: `10.90.0.${i + 2}/28`, gateway: "10.90.0.1" }]);
+    }
+    expect(held().sort()).toEqual(["10.90.0.2", "10.90.0.3"]);
+    for (const [i, impl] of (["go", "weft"] as const).entries()) expect(ipamCall(impl, "DEL", `rt${i}`, c).code).toBe(0);
+    expect(held()).toEqual([]);
+  });
 });
 
 describe("host-local under concurrency", () => {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_DATA_DIR, parseHostLocalConfig, type HostLocalConfig } from "../../../ipam/host-local/index";
-import { withRuntimeRanges } from "../../../ipam/host-local/config";
 import { cniErrorOf } from "../../helpers/cni-error";
 import { formatCIDR, formatIP } from "../../../shared/ip";
 
@@ -27,6 +26,8 @@ describe("parseHostLocalConfig: defaults", () => {
       ["fd00:1::/120 fd00:1::1-fd00:1::ff gw fd00:1::1"],
     ]);
     expect(c.dataDir).toBe(DEFAULT_DATA_DIR);
+    // An empty dataDir is the default too, as in the reference's store.
+    expect(parse({ subnet: "10.1.0.0/24", dataDir: "" }).dataDir).toBe(DEFAULT_DATA_DIR);
     expect(c.routes).toEqual([]);
     expect(c.resolvConf).toBeUndefined();
   });
@@ -100,7 +101,6 @@ describe("parseHostLocalConfig: errors are code 7 with a clear message", () => {
     ["bad route gw", { subnet: "10.0.0.0/24", routes: [{ dst: "0.0.0.0/0", gw: "x" }] }, /ipam\.routes\[0\]\.gw: invalid IP address "x"/],
     ["route families", { subnet: "10.0.0.0/24", routes: [{ dst: "0.0.0.0/0", gw: "fd00::1" }] }, /different IP families/],
     ["wrong type", { type: "dhcp", subnet: "10.0.0.0/24" }, /type must be one of "host-local"/],
-    ["empty dataDir", { subnet: "10.0.0.0/24", dataDir: "" }, /dataDir/],
   ])("%s", (_what, ipam, message) => {
     const e = cniErrorOf(() => parse(ipam));
     expect(e.code).toBe(7);
@@ -129,22 +129,28 @@ describe("parseHostLocalConfig: errors are code 7 with a clear message", () => {
   });
 });
 
-describe("withRuntimeRanges (ipRanges capability)", () => {
-  const base = parse({ ranges: [[{ subnet: "10.0.0.0/24" }]] });
+describe("runtimeConfig.ipRanges (the ipRanges capability)", () => {
+  const ipam = { type: "host-local", ranges: [[{ subnet: "10.0.0.0/24" }]] };
 
-  it("prepends the runtime's range sets", () => {
-    const c = withRuntimeRanges(base, [[{ subnet: "10.5.0.0/24" }]]);
+  it("puts the runtime's range sets first", () => {
+    const c = parseHostLocalConfig(ipam, "net1", [[{ subnet: "10.5.0.0/24" }]]);
     expect(shape(c).map((s) => s[0])).toEqual(["10.5.0.0/24 10.5.0.1-10.5.0.254 gw 10.5.0.1", "10.0.0.0/24 10.0.0.1-10.0.0.254 gw 10.0.0.1"]);
   });
 
-  it("leaves the config alone when absent", () => {
-    expect(withRuntimeRanges(base, undefined)).toBe(base);
-    expect(withRuntimeRanges(base, [])).toBe(base);
+  it("may be the only ranges the network has", () => {
+    const c = parseHostLocalConfig({ type: "host-local" }, "net1", [[{ subnet: "10.5.0.0/24" }], [{ subnet: "fd00:5::/64" }]]);
+    expect(shape(c).map((s) => s[0])).toEqual(["10.5.0.0/24 10.5.0.1-10.5.0.254 gw 10.5.0.1", "fd00:5::/64 fd00:5::1-fd00:5::ffff:ffff:ffff:ffff gw fd00:5::1"]);
+    expect(cniErrorOf(() => parseHostLocalConfig({ type: "host-local" }, "net1", [])).message).toMatch(/no IP ranges specified/);
+  });
+
+  it("changes nothing when absent", () => {
+    expect(parseHostLocalConfig(ipam, "net1", undefined)).toEqual(parseHostLocalConfig(ipam, "net1"));
+    expect(parseHostLocalConfig(ipam, "net1", null)).toEqual(parseHostLocalConfig(ipam, "net1"));
   });
 
   it("checks what it is given", () => {
-    expect(cniErrorOf(() => withRuntimeRanges(base, [[{ subnet: "10.0.0.0/25" }]])).message).toBe("range set 0 overlaps with 1");
-    expect(cniErrorOf(() => withRuntimeRanges(base, [[{ subnet: "x" }]])).message).toMatch(/runtimeConfig\.ipRanges\[0\]\[0\]\.subnet: invalid CIDR/);
-    expect(cniErrorOf(() => withRuntimeRanges(base, "10.0.0.0/8")).code).toBe(7);
+    expect(cniErrorOf(() => parseHostLocalConfig(ipam, "net1", [[{ subnet: "10.0.0.0/25" }]])).message).toBe("range set 0 overlaps with 1");
+    expect(cniErrorOf(() => parseHostLocalConfig(ipam, "net1", [[{ subnet: "x" }]])).message).toMatch(/runtimeConfig\.ipRanges\[0\]\[0\]\.subnet: invalid CIDR/);
+    expect(cniErrorOf(() => parseHostLocalConfig(ipam, "net1", "10.0.0.0/8")).code).toBe(7);
   });
 });
