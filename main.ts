@@ -3,6 +3,7 @@
 // called as a runtime calls it (CNI_COMMAND set, no arguments) and the CLI otherwise.
 // Modules load lazily so each plugin pays only for its own code at start-up.
 import type { Plugin } from "./shared/cni/skeleton";
+import { WEFT_VERSION } from "./shared/weft-version";
 
 const PLUGINS: Record<string, () => Promise<Plugin<never>>> = {
   bridge: () => import("./plugins/bridge/main").then((m) => m.bridge as Plugin<never>),
@@ -24,7 +25,7 @@ async function main(): Promise<number> {
     } catch (e) {
       return cannotStart(e);
     }
-    const code = await skeleton.runPlugin(load);
+    const code = await skeleton.runPlugin(load, {}, `CNI plugin ${name} (weft ${WEFT_VERSION})`);
     // The reply is already written (synchronously); _exit skips Bun's VM teardown, which
     // costs more than loading the addon (VERSION) or a whole DEL's work.
     return (await import("./native/index")).native.exitNow(code);

@@ -2,6 +2,7 @@
 import { writeSync } from "node:fs";
 import { parseFlags } from "./flags";
 import { install } from "./install";
+import { WEFT_VERSION } from "../shared/weft-version";
 
 const USAGE = `usage: weft <command>
 
@@ -14,15 +15,13 @@ commands:
   version        print the version
 `;
 
-export const VERSION = "0.1.0";
-
 const INSTALL_FLAGS = new Set(["bin-dir", "conf", "conf-dir"]);
 
 export async function runCli(argv: string[], pluginNames: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case "version":
-      writeSync(1, `weft ${VERSION} (CNI spec 0.3.0-1.1.0; plugins: ${pluginNames.join(", ")})\n`);
+      writeSync(1, `weft ${WEFT_VERSION} (CNI spec 0.3.0-1.1.0; plugins: ${pluginNames.join(", ")})\n`);
       return 0;
     case "agent": {
       // In the executable this import is a separate bundle (agent.cjs, see build/build.mjs),

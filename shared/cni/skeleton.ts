@@ -6,7 +6,7 @@ import { checkKnownArgs } from "./args";
 import { type CniEnv, readEnv } from "./env";
 import { CniError, cniErrorJson, ErrorCode, toCniError } from "./errors";
 import { convertResult, parsePrevResult, type Result } from "./result";
-import { configVersion, LATEST_VERSION, requireVersionFor, versionReply } from "./version";
+import { configVersion, LATEST_VERSION, requireVersionFor, SUPPORTED_VERSIONS, versionReply } from "./version";
 
 export interface PluginContext<C> {
   env: CniEnv;
@@ -84,10 +84,12 @@ function checkNetworkName(raw: Record<string, unknown>): void {
 }
 
 // The 1.1.0 key, and the one drafts of 1.1.0 used. Missing is an error, not an empty
-// list: an empty list tells the plugin to release everything it holds.
+// list: an empty list tells the plugin to release everything it holds. null is one,
+// though: Go runtimes (CRI-O) encode a network's empty list that way.
 function parseAttachments(raw: Record<string, unknown>): Attachment[] {
-  const list = raw["cni.dev/valid-attachments"] ?? raw["cni.dev/attachments"];
+  const list = raw[Object.hasOwn(raw, "cni.dev/valid-attachments") ? "cni.dev/valid-attachments" : "cni.dev/attachments"];
   if (list === undefined) throw new CniError(ErrorCode.InvalidConfig, "GC requires cni.dev/valid-attachments");
+  if (list === null) return [];
   if (!Array.isArray(list)) throw new CniError(ErrorCode.InvalidConfig, "cni.dev/valid-attachments must be an array");
   return list.map((a: unknown, i) => {
     const o = a as Record<string, unknown> | null;
@@ -108,9 +110,11 @@ async function dispatch<C>(plugin: Plugin<C>, env: CniEnv, raw: Record<string, u
     }
     case "GC": {
       requireVersionFor("GC", version, "1.1.0");
+      // As the reference skeleton: a plugin holding nothing succeeds, whatever the list.
+      if (!plugin.gc) return;
       const validAttachments = parseAttachments(raw);
       const conf = plugin.parseConfig(raw, env);
-      await plugin.gc?.({ conf, raw, env, validAttachments });
+      await plugin.gc({ conf, raw, env, validAttachments });
       return;
     }
     case "CHECK":
@@ -137,11 +141,19 @@ async function dispatch<C>(plugin: Plugin<C>, env: CniEnv, raw: Record<string, u
   }
 }
 
-// Returns the process exit code; the caller exits with it. The plugin may be given as a
-// loader: VERSION (libcni probes it before every call) then never loads plugin code.
-export async function runPlugin<C>(pluginOrLoader: Plugin<C> | (() => Promise<Plugin<C>>), io: PluginIO = {}): Promise<number> {
+/**
+ * Returns the process exit code; the caller exits with it. The plugin may be given as a
+ * loader: VERSION (libcni probes it before every call) then never loads plugin code.
+ * Run by hand, without CNI_COMMAND, a plugin prints `about` and the CNI versions it
+ * speaks on stderr and succeeds, as the reference plugins do.
+ */
+export async function runPlugin<C>(pluginOrLoader: Plugin<C> | (() => Promise<Plugin<C>>), io: PluginIO = {}, about?: string): Promise<number> {
   const vars = io.env ?? process.env;
   const out = io.stdout ?? writeStdout;
+  if (about !== undefined && !vars["CNI_COMMAND"]) {
+    native.writeAll(2, `${about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n`);
+    return 0;
+  }
   // Errors report the config's version once known, else the newest.
   let version = LATEST_VERSION;
   try {

@@ -221,6 +221,8 @@ describe("runPlugin: STATUS and GC", () => {
     const { plugin } = fixture({ status: undefined, gc: undefined });
     expect((await run({ CNI_COMMAND: "STATUS" }, conf("1.1.0"), plugin)).code).toBe(0);
     expect((await run({ CNI_COMMAND: "GC" }, conf("1.1.0", { "cni.dev/valid-attachments": [] }), plugin)).code).toBe(0);
+    // Holding nothing, they need no list either (the reference skeleton's rule).
+    expect((await run({ CNI_COMMAND: "GC" }, conf("1.1.0"), plugin)).code).toBe(0);
   });
 
   it("GC passes cni.dev/valid-attachments", async () => {
@@ -229,6 +231,12 @@ describe("runPlugin: STATUS and GC", () => {
     const r = await run({ CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" }, conf("1.1.0", { "cni.dev/valid-attachments": list }), plugin);
     expect(r).toMatchObject({ code: 0, out: "" });
     expect(seen[0]?.attachments).toEqual(list);
+  });
+
+  it("GC takes a null list as the empty list Go runtimes mean by it", async () => {
+    const { plugin, seen } = fixture();
+    expect((await run({ CNI_COMMAND: "GC" }, conf("1.1.0", { "cni.dev/valid-attachments": null }), plugin)).code).toBe(0);
+    expect(seen).toEqual([{ verb: "GC", ctx: undefined, attachments: [] }]);
   });
 
   it("GC accepts the older cni.dev/attachments key", async () => {
