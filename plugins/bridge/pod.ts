@@ -5,7 +5,7 @@ import type { IPConfig, Route } from "../../shared/cni/result";
 import { isErrno } from "../../shared/errno";
 import { closeFile, openFile } from "../../shared/fs";
 import { formatIP, networkOf, nextIP, parseCIDR } from "../../shared/ip";
-import { addAddress } from "../../shared/netlink/address";
+import { addAddress, settleAddresses } from "../../shared/netlink/address";
 import { createVeth, getLinkByName, setLinkUp, type Link } from "../../shared/netlink/link";
 import { addRoute } from "../../shared/netlink/route";
 import { randomBytes } from "../../shared/random";
@@ -78,9 +78,14 @@ export function withDefaultRoutes(routes: Route[], ips: IPConfig[], isDefaultGat
   return out;
 }
 
+// How long ADD waits for IPv6 duplicate address detection, as the reference does.
+const DAD_SETTLE_MS = 10_000;
+
 /**
  * Configures the container end inside its netns: up, addresses, routes (a route without
- * gw goes via the gateway of its family, as the reference's ConfigureIface does).
+ * gw goes via the gateway of its family, as the reference's ConfigureIface does). With
+ * DAD on and an IPv6 gateway, it returns once the addresses have passed DAD (or after
+ * 10 s), so the pod's first connection does not meet a tentative address.
  */
 export function configurePodInterface(
   netns: string,
@@ -91,14 +96,19 @@ export function configurePodInterface(
 ): Link {
   // One entry into the netns serves the sysctl (per-netns, by the writing thread's netns)
   // and the netlink socket (it stays in the netns it was opened in).
+  const v6 = ips.filter((ip) => ip.address.includes(":"));
   return inNetns(netns, () => withSocket(undefined, (nl) => {
     const link = getLinkByName(nl, ifname);
     if (!link) throw new CniError(ErrorCode.Internal, `interface ${ifname} not found in ${netns}`);
+    // A netns may have IPv6 turned off (its default, or lo's); an IPv6 address needs it on,
+    // on the interface and on lo, as the reference sees to.
+    if (v6.length) for (const dev of ["lo", ifname]) writeSysctl(`net/ipv6/conf/${dev}/disable_ipv6`, "0");
     // Before it comes up, as the reference does: its link-local address then skips DAD
     // too, instead of staying tentative (and its timers running) for the pod's first second.
     if (!o.enableDad) writeSysctl(`net/ipv6/conf/${ifname}/accept_dad`, "0");
     setLinkUp(nl, link.index);
     for (const ip of ips) addAddress(nl, link.index, ip.address, { noDad: !o.enableDad });
+    if (o.enableDad && v6.some((ip) => ip.gateway)) settleAddresses(nl, link.index, DAD_SETTLE_MS);
     for (const r of routes) {
       const dst = parseCIDR(r.dst);
       if (!dst) throw new CniError(ErrorCode.InvalidConfig, `invalid route destination "${r.dst}"`);

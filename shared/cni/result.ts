@@ -21,12 +21,12 @@ function pick(src: object, keys: readonly string[]): Json {
   return out;
 }
 
-// Fields each spec version knows; 1.1.0 added interface mtu/socketPath/pciID and the
-// route attributes, so older readers get them dropped rather than surprised.
-const IFACE_KEYS_1_1 = ["name", "mac", "mtu", "sandbox", "socketPath", "pciID"] as const;
+// Fields as the reference library prints them: 1.0.0 and 1.1.0 share one interface type
+// (with mtu/socketPath/pciID), older versions have their own; every version shares the
+// route type, so the route attributes pass through a conversion to any of them.
+const IFACE_KEYS_1 = ["name", "mac", "mtu", "sandbox", "socketPath", "pciID"] as const;
 const IFACE_KEYS_OLD = ["name", "mac", "sandbox"] as const;
-const ROUTE_KEYS_1_1 = ["dst", "gw", "mtu", "advmss", "priority", "table", "scope"] as const;
-const ROUTE_KEYS_OLD = ["dst", "gw"] as const;
+const ROUTE_KEYS = ["dst", "gw", "mtu", "advmss", "priority", "table", "scope"] as const;
 
 function dnsJson(dns: DNS | undefined): Json {
   const out: Json = {};
@@ -43,18 +43,17 @@ export function convertResult(r: Result, toVersion: string): object {
   if (!isSupported(toVersion)) {
     throw new CniError(ErrorCode.IncompatibleVersion, `cannot convert result to unsupported version "${toVersion}"`);
   }
-  const is11 = toVersion === "1.1.0";
   // 0.3.x/0.4.0 carry ips[].version; 1.0.0 dropped it.
   const withIpVersion = compareVersions(toVersion, "1.0.0") < 0;
   const out: Json = { cniVersion: toVersion };
-  if (r.interfaces?.length) out["interfaces"] = r.interfaces.map((i) => pick(i, is11 ? IFACE_KEYS_1_1 : IFACE_KEYS_OLD));
+  if (r.interfaces?.length) out["interfaces"] = r.interfaces.map((i) => pick(i, withIpVersion ? IFACE_KEYS_OLD : IFACE_KEYS_1));
   if (r.ips?.length) {
     out["ips"] = r.ips.map((ip) => {
       const o: Json = withIpVersion ? { version: ip.address.includes(":") ? "6" : "4" } : {};
       return Object.assign(o, pick(ip, ["interface", "address", "gateway"]));
     });
   }
-  if (r.routes?.length) out["routes"] = r.routes.map((rt) => pick(rt, is11 ? ROUTE_KEYS_1_1 : ROUTE_KEYS_OLD));
+  if (r.routes?.length) out["routes"] = r.routes.map((rt) => pick(rt, ROUTE_KEYS));
   // The reference plugins print "dns": {} even when empty; keep byte-level parity.
   out["dns"] = dnsJson(r.dns);
   return out;

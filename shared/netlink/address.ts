@@ -12,6 +12,9 @@ const IFA_LOCAL = 2;
 const IFA_BROADCAST = 4;
 const IFA_FLAGS = 8;
 const IFA_F_NODAD = 0x02;
+const IFA_F_DADFAILED = 0x08;
+const IFA_F_TENTATIVE = 0x40;
+const RTNLGRP_IPV6_IFADDR = 9;
 
 export interface Address {
   index: number;
@@ -19,6 +22,8 @@ export interface Address {
   cidr: string;
   family: 4 | 6;
   scope: number;
+  /** IPv6 duplicate address detection still running: the address cannot be used yet. */
+  tentative: boolean;
 }
 
 function payload(index: number, net: IPNet, flags = 0): Buffer[] {
@@ -74,7 +79,32 @@ export function listAddresses(nl: NetlinkSocket, index = 0, family?: 4 | 6): Add
     const raw = a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS);
     if (!raw) continue;
     const ip = ipFromBytes(raw);
-    out.push({ index: h.index, cidr: `${formatIP(ip)}/${h.prefixlen}`, family: ip.family, scope: h.scope });
+    // IFA_FLAGS holds all of them; the header's byte only the low eight.
+    const flags = a.get(IFA_FLAGS)?.readUInt32LE(0) ?? h.flags;
+    const tentative = (flags & IFA_F_TENTATIVE) !== 0 && (flags & IFA_F_DADFAILED) === 0;
+    out.push({ index: h.index, cidr: `${formatIP(ip)}/${h.prefixlen}`, family: ip.family, scope: h.scope, tentative });
   }
   return out;
+}
+
+/**
+ * Waits, at most `timeoutMs`, until no IPv6 address of the link is tentative any more
+ * (duplicate address detection passed or failed), as the reference's SettleAddresses
+ * does; returns whether they settled. `nl` must be open in the link's netns, which must
+ * be the caller's: the notifications are read from a socket opened there.
+ */
+export function settleAddresses(nl: NetlinkSocket, index: number, timeoutMs: number): boolean {
+  const deadline = Date.now() + timeoutMs;
+  const events = NetlinkSocket.open();
+  try {
+    // Joined before the first look, so no change between the two goes unseen.
+    events.join(RTNLGRP_IPV6_IFADDR);
+    for (;;) {
+      if (!listAddresses(nl, index, 6).some((a) => a.tentative)) return true;
+      const left = deadline - Date.now();
+      if (left <= 0 || !events.awaitNotification(left)) return false;
+    }
+  } finally {
+    events.close();
+  }
 }

@@ -117,6 +117,17 @@ export class NetlinkSocket {
     return { received, overrun, more: true };
   }
 
+  /** Waits up to `timeoutMs` for a notification and consumes it; whether one came. */
+  awaitNotification(timeoutMs: number): boolean {
+    try {
+      return native.nlRecv(this.fd, timeoutMs) !== null;
+    } catch (e) {
+      // Notifications were dropped: something changed all the same.
+      if (isErrno(e, "ENOBUFS")) return true;
+      throw e;
+    }
+  }
+
   /**
    * Sends one request and returns the payloads of its replies. Every request asks for
    * an ACK so failures surface here, synchronously, with the kernel's reason.

@@ -1,7 +1,7 @@
 // Every bridge config key changes what the kernel shows.
 import { describe, expect, it } from "vitest";
-import { createNetns, deleteNetns, ipJson, inNs, nsTry, ping, uniqueName, weftState } from "../helpers/netns";
-import { addPod, bridgeConf, delPod, type Node, type Pod, podIP, reservations, useNode } from "../helpers/pods";
+import { createNetns, deleteNetns, ipJson, inNs, netnsPath, nsTry, ping, uniqueName, weftState } from "../helpers/netns";
+import { addPod, bridgeConf, call, delPod, type Node, type Pod, podIP, reservations, useNode } from "../helpers/pods";
 
 interface Link {
   ifname: string;
@@ -112,6 +112,18 @@ describe("bridge config keys", () => {
     const dad = addPod(node, bridgeConf(node, { enabledad: true }));
     expect(v6(dad.ns).nodad).toBeUndefined();
     expect(acceptDad(dad.ns)).toBe("1");
+    // ADD waited for DAD, as the reference does: the address is usable when it returns.
+    expect(v6(dad.ns)).not.toHaveProperty("tentative");
+  });
+
+  it("turns IPv6 on in a pod netns that has it off, for the interface and lo, as the reference does", () => {
+    const ns = createNetns("pod");
+    const sysctl = (key: string) => inNs(ns, "cat", `/proc/sys/net/ipv6/conf/${key}/disable_ipv6`).trim();
+    inNs(ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", "net.ipv6.conf.lo.disable_ipv6=1");
+    const reply = call(node, { plugin: "bridge", command: "ADD", conf: bridgeConf(node), containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "eth0" });
+    expect(reply.code, reply.stdout).toBe(0);
+    expect([sysctl("lo"), sysctl("eth0")]).toEqual(["0", "0"]);
+    expect(podLink(ns).addr_info.some((a) => a.local.startsWith("fd77:"))).toBe(true);
   });
 
   it("pod IPv4 addresses carry the subnet's broadcast address, as the reference sets it", () => {

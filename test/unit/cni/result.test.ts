@@ -18,7 +18,7 @@ const full: Result = {
 };
 
 describe("convertResult", () => {
-  it("0.3.x/0.4.0: adds ips[].version and drops 1.1-only fields", () => {
+  it("0.3.x/0.4.0: adds ips[].version, drops the 1.x interface fields and keeps the route attributes (one route type for all)", () => {
     for (const v of ["0.3.0", "0.3.1", "0.4.0"]) {
       expect(convertResult(full, v)).toEqual({
         cniVersion: v,
@@ -30,20 +30,20 @@ describe("convertResult", () => {
           { version: "4", address: "10.1.0.5/24", gateway: "10.1.0.1", interface: 1 },
           { version: "6", address: "fd00::5/64", interface: 1 },
         ],
-        routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1" }],
+        routes: full.routes,
         dns: { nameservers: ["10.96.0.10"] },
       });
     }
   });
 
-  it("1.0.0: no ips[].version, routes keep dst/gw only", () => {
+  it("1.0.0: no ips[].version; interfaces and routes as in 1.1.0 (the reference's types are one)", () => {
     const out = convertResult(full, "1.0.0") as Record<string, unknown>;
     expect(out["ips"]).toEqual([
       { address: "10.1.0.5/24", gateway: "10.1.0.1", interface: 1 },
       { address: "fd00::5/64", interface: 1 },
     ]);
-    expect(out["routes"]).toEqual([{ dst: "0.0.0.0/0", gw: "10.1.0.1" }]);
-    expect((out["interfaces"] as object[])[1]).toEqual({ name: "eth0", mac: "aa:bb:cc:dd:ee:02", sandbox: "/var/run/netns/x" });
+    expect(out["routes"]).toEqual(full.routes);
+    expect(out["interfaces"]).toEqual(full.interfaces);
   });
 
   it("1.1.0: keeps every field, including zero table/scope", () => {

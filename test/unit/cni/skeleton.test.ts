@@ -133,14 +133,14 @@ describe("runPlugin: errors", () => {
 });
 
 describe("runPlugin: ADD output per version", () => {
-  it("0.3.1 carries ips[].version and drops 1.1 fields", async () => {
+  it("0.3.1 carries ips[].version and drops the interface's mtu; routes keep their attributes", async () => {
     const r = await run(addEnv, conf("0.3.1"));
     expect(r.code).toBe(0);
     expect(r.json).toEqual({
       cniVersion: "0.3.1",
       interfaces: [{ name: "eth0", sandbox: "/ns" }],
       ips: [{ version: "4", address: "10.1.0.5/24", gateway: "10.1.0.1", interface: 0 }],
-      routes: [{ dst: "0.0.0.0/0" }],
+      routes: [{ dst: "0.0.0.0/0", priority: 5 }],
       dns: {},
     });
   });
@@ -151,10 +151,12 @@ describe("runPlugin: ADD output per version", () => {
     expect(r.json?.["ips"]).toEqual([{ address: "10.1.0.5/24", gateway: "10.1.0.1", interface: 0 }]);
   });
 
-  it("1.1.0 keeps interface mtu and route priority", async () => {
-    const r = await run(addEnv, conf("1.1.0"));
-    expect(r.json?.["interfaces"]).toEqual([{ name: "eth0", sandbox: "/ns", mtu: 1450 }]);
-    expect(r.json?.["routes"]).toEqual([{ dst: "0.0.0.0/0", priority: 5 }]);
+  it("1.0.0 and 1.1.0 keep interface mtu and route priority", async () => {
+    for (const v of ["1.0.0", "1.1.0"]) {
+      const r = await run(addEnv, conf(v));
+      expect(r.json?.["interfaces"]).toEqual([{ name: "eth0", sandbox: "/ns", mtu: 1450 }]);
+      expect(r.json?.["routes"]).toEqual([{ dst: "0.0.0.0/0", priority: 5 }]);
+    }
   });
 
   it("hands the plugin env, conf, raw, stdinVersion and a decoded prevResult", async () => {
