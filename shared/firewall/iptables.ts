@@ -140,7 +140,8 @@ function tool(f: Family, kind: "nft" | "legacy"): string | null {
 // ---------------------------------------------------------------------------------------
 // Fallback backend (no nft), modelled on the reference plugins, per address family:
 //   nat:    POSTROUTING -s POD -j WEFT-<hash>   (comment: the pod)
-//           WEFT-<hash>: -d SUBNET -j RETURN; -d MULTICAST -j RETURN; -j MASQUERADE
+//           WEFT-<hash>: -d SUBNET -j ACCEPT; -d MULTICAST -j RETURN; -j MASQUERADE
+//           (ACCEPT, as the reference: no later POSTROUTING rule may NAT pod-to-pod traffic)
 //   filter: FORWARD -j WEFT-FORWARD;  WEFT-FORWARD: -s POD -j ACCEPT; -d POD -j ACCEPT
 // <hash> derives from the pod key, so DEL finds the NAT chain without addresses; the rest is
 // found by comment. Each change is one iptables-save (to see what exists: iptables rules are
@@ -199,7 +200,7 @@ function addScript(pod: Pod, addrs: Pod["addrs"], masquerade: boolean, existing:
     const chain = natChain(pod.key);
     lines.push(["*nat"], [`:${chain}`, "-", "[0:0]"]); // creates the chain, or empties it if it exists
     for (const subnet of new Set(addrs.map((a) => a.subnet!))) {
-      lines.push(["-A", chain, "-d", subnet, ...c, "-j", "RETURN"]);
+      lines.push(["-A", chain, "-d", subnet, ...c, "-j", "ACCEPT"]);
     }
     lines.push(["-A", chain, "-d", MULTICAST[f], ...c, "-j", "RETURN"], ["-A", chain, ...c, "-j", "MASQUERADE"]);
     for (const a of addrs) ensure("nat", ["POSTROUTING", "-s", host(a.ip, f), ...c, "-j", chain]);
