@@ -1,11 +1,13 @@
 // bridge ADD: bridge → veth pair → IPAM → NAT/forward rules → pod addresses and routes
 // → gateway on the bridge. Every step registers its undo; a failure anywhere runs them
-// in reverse, so a failed ADD leaves no veth, no reserved IP and no rule behind.
+// in reverse, so a failed ADD leaves no veth, no reserved IP and no rule behind. A
+// network without an IPAM type is layer 2: the wiring, the pod's link up, nothing more.
 import type { PluginContext } from "../../shared/cni/skeleton";
-import type { Result } from "../../shared/cni/result";
+import { CniError, ErrorCode } from "../../shared/cni/errors";
+import type { DNS, Interface, Result } from "../../shared/cni/result";
 import { addPodRules, removePodRules } from "../../shared/firewall/index";
 import { addPortVlan, deletePortVlan, setHairpin } from "../../shared/netlink/bridge";
-import { deleteLinkByName } from "../../shared/netlink/link";
+import { deleteLinkByName, type Link } from "../../shared/netlink/link";
 import { addressOf } from "../../shared/ip";
 import { withSocket } from "../../shared/netlink/socket";
 import { ipamAdd, ipamCallOf, ipamDel } from "../../ipam/index";
@@ -36,7 +38,12 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
       if (conf.vlan) {
         addPortVlan(nl, host.index, conf.vlan);
         if (!conf.preserveDefaultVlan) deletePortVlan(nl, host.index, 1);
-        if (conf.isGateway) addPortVlan(nl, br.index, conf.vlan, { self: true });
+        if (conf.isGateway && conf.ipam.type) addPortVlan(nl, br.index, conf.vlan, { self: true });
+      }
+
+      if (!conf.ipam.type) {
+        const pod = configurePodInterface(env.netns, env.ifname, [], [], { enableDad: conf.enabledad });
+        return withDns({ cniVersion: conf.cniVersion, interfaces: interfacesOf(br, host, pod, env.netns) }, conf.dns);
       }
 
       const call = ipamCallOf(ctx);
@@ -45,7 +52,8 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
       undo.unshift(() => {
         if (vethGone) ipamDel(call);
       });
-      const ips = withGateways(ipam.ips ?? [], conf.isGateway).map((ip) => ({ ...ip, interface: 2 }));
+      if (!ipam.ips?.length) throw new CniError(ErrorCode.Internal, `IPAM plugin ${conf.ipam.type} returned no IP address`);
+      const ips = withGateways(ipam.ips, conf.isGateway).map((ip) => ({ ...ip, interface: 2 }));
       const routes = withDefaultRoutes(ipam.routes ?? [], ips, conf.isDefaultGateway);
 
       const rule = { network: conf.name, containerId: env.containerId, ifname: env.ifname };
@@ -58,18 +66,7 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
       if (conf.isGateway) ensureGatewayAddresses(nl, br, conf, ips);
       enableHostSysctls(ips, conf.isGateway);
 
-      const result: Result = {
-        cniVersion: conf.cniVersion,
-        interfaces: [
-          { name: br.name, mac: br.mac },
-          { name: host.name, mac: host.mac },
-          { name: pod.name, mac: pod.mac, sandbox: env.netns },
-        ],
-        ips,
-        routes,
-      };
-      if (ipam.dns) result.dns = ipam.dns;
-      return result;
+      return withDns({ cniVersion: conf.cniVersion, interfaces: interfacesOf(br, host, pod, env.netns), ips, routes }, conf.dns ?? ipam.dns);
     } catch (e) {
       for (const u of undo.reverse()) {
         try {
@@ -81,4 +78,17 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
       throw e;
     }
   });
+}
+
+/** The result's interfaces, in the reference's order: bridge, host veth, pod interface (index 2). */
+function interfacesOf(br: Link, host: Link, pod: Link, netns: string): Interface[] {
+  return [
+    { name: br.name, mac: br.mac },
+    { name: host.name, mac: host.mac },
+    { name: pod.name, mac: pod.mac, sandbox: netns },
+  ];
+}
+
+function withDns(result: Result, dns: DNS | undefined): Result {
+  return dns ? { ...result, dns } : result;
 }

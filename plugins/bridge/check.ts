@@ -24,7 +24,7 @@ function canonical(cidr: string): string {
 export function check(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
   const prev = ctx.prevResult!;
-  ipamCheck(ipamCallOf(ctx));
+  if (conf.ipam.type) ipamCheck(ipamCallOf(ctx));
 
   const ifaces = prev.interfaces ?? [];
   const podIdx = ifaces.findIndex((i) => i.name === env.ifname && i.sandbox === env.netns);

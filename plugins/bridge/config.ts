@@ -1,6 +1,7 @@
 // The bridge plugin's network configuration: the reference plugin's keys, validated at
 // the boundary so a bad config is one clear CNI error.
 import { CniError, ErrorCode } from "../../shared/cni/errors";
+import type { DNS } from "../../shared/cni/result";
 import { compileValidator } from "../../shared/cni/validate";
 import type { ChainRef } from "../../shared/firewall/index";
 import { parseHostLocalConfig, type HostLocalConfig } from "../../ipam/host-local/index";
@@ -23,7 +24,10 @@ export interface BridgeConf {
   vlan: number;
   preserveDefaultVlan: boolean;
   enabledad: boolean;
+  /** "" for a layer-2 network: no addresses, no gateway, no rules, only the wiring */
   ipam: { type: string };
+  /** the config's own DNS settings, reported instead of the IPAM plugin's when set */
+  dns?: DNS;
   /** the validated host-local config, when IPAM is host-local (parsed once, used by IPAM) */
   hostLocal?: HostLocalConfig;
   /** MAC for the container interface (its 6 bytes): runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC= */
@@ -36,13 +40,16 @@ export interface BridgeConf {
   forwardMarkedBy?: ChainRef;
 }
 
-const validate = compileValidator<Partial<BridgeConf> & { ipam: { type: string }; runtimeConfig?: unknown; args?: { cni?: { mac?: string } } }>(
+const validate = compileValidator<Partial<BridgeConf> & { ipam?: { type?: string }; runtimeConfig?: unknown; args?: { cni?: { mac?: string } } }>(
   bridgeSchema,
   "bridge",
 );
 
 export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<string, string>): BridgeConf {
   const c = validate(raw);
+  if (c.hairpinMode && c.promiscMode) {
+    throw new CniError(ErrorCode.InvalidConfig, "cannot set hairpin mode and promiscuous mode at the same time");
+  }
   const isDefaultGateway = c.isDefaultGateway ?? false;
   const conf: BridgeConf = {
     cniVersion: String(raw["cniVersion"]),
@@ -60,10 +67,13 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
     vlan: c.vlan ?? 0,
     preserveDefaultVlan: c.preserveDefaultVlan ?? true,
     enabledad: c.enabledad ?? false,
-    ipam: c.ipam,
+    ipam: { type: c.ipam?.type ?? "" },
   };
+  // As the reference: any of the keys counts as set, even an empty list.
+  const dns = c.dns;
+  if (dns && (dns.nameservers || dns.search || dns.options || dns.domain)) conf.dns = dns;
   // In-process IPAM config errors surface before anything touches the kernel.
-  if (c.ipam.type === "host-local") {
+  if (conf.ipam.type === "host-local") {
     conf.hostLocal = parseHostLocalConfig(raw["ipam"], conf.name, getRuntimeConfigKey(c.runtimeConfig, "ipRanges"));
   }
   // Precedence as in the reference: runtimeConfig, then args, then CNI_ARGS.

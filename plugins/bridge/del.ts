@@ -16,6 +16,8 @@ import type { BridgeConf } from "./config";
 
 export function del(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
+  // A layer-2 network holds no address and no rule: its veth is all there is.
+  if (!conf.ipam.type) return deleteVeth(env.netns, env.ifname);
   const ips = (ctx.prevResult?.ips ?? []).map((ip) => addressOf(ip.address));
   let vethGone = false;
   allSteps(

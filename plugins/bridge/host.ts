@@ -20,6 +20,8 @@ export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Link {
       // An explicit MAC: otherwise the bridge takes the lowest MAC among its ports and
       // changes it as pods come and go, leaving stale gateway ARP entries in every pod.
       createBridge(nl, conf.bridge, { mtu: conf.mtu, vlanFiltering: conf.vlan !== 0, mac: randomMac() });
+      // Its routes are ours: no router advertisement may add any (as the reference sets it).
+      writeSysctl(`net/ipv6/conf/${conf.bridge}/accept_ra`, "0");
     } catch (e) {
       // A concurrent ADD may have created it first.
       if (!isErrno(e, "EEXIST")) throw vlanUnsupported(e, conf);

@@ -106,6 +106,7 @@ export function configurePodInterface(
     // Before it comes up, as the reference does: its link-local address then skips DAD
     // too, instead of staying tentative (and its timers running) for the pod's first second.
     if (!o.enableDad) writeSysctl(`net/ipv6/conf/${ifname}/accept_dad`, "0");
+    else for (const key of ["enhanced_dad", "accept_dad"]) writeSysctl(`net/ipv6/conf/${ifname}/${key}`, "1");
     setLinkUp(nl, link.index);
     for (const ip of ips) addAddress(nl, link.index, ip.address, { noDad: !o.enableDad });
     if (o.enableDad && v6.some((ip) => ip.gateway)) settleAddresses(nl, link.index, DAD_SETTLE_MS);

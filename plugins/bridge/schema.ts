@@ -8,7 +8,6 @@ export const bridgeName = { type: "string", minLength: 1, maxLength: 15, pattern
 
 export const bridgeSchema = {
   type: "object",
-  required: ["ipam"],
   properties: {
     bridge: bridgeName,
     isGateway: { type: "boolean" },
@@ -21,10 +20,12 @@ export const bridgeSchema = {
     vlan: { type: "integer", minimum: 0, maximum: 4094 },
     preserveDefaultVlan: { type: "boolean" },
     enabledad: { type: "boolean" },
-    ipam: {
+    // No IPAM type (or no ipam at all): a layer-2 network, as in the reference.
+    ipam: { type: "object", properties: { type: { type: "string" } } },
+    // The network's own DNS settings; they replace the IPAM plugin's in the result.
+    dns: {
       type: "object",
-      required: ["type"],
-      properties: { type: { type: "string", minLength: 1 } },
+      properties: { nameservers: { type: "array", items: { type: "string" } }, domain: { type: "string" }, search: { type: "array", items: { type: "string" } }, options: { type: "array", items: { type: "string" } } },
     },
     runtimeConfig: { type: "object", properties: { mac: { type: "string", pattern: MAC } } },
     args: {

@@ -1,6 +1,6 @@
 // Every bridge config key changes what the kernel shows.
 import { describe, expect, it } from "vitest";
-import { createNetns, deleteNetns, ipJson, inNs, netnsPath, nsTry, ping, uniqueName, weftState } from "../helpers/netns";
+import { createNetns, deleteNetns, ipJson, inNs, linkNames, netnsPath, nsTry, ping, uniqueName, weftState } from "../helpers/netns";
 import { addPod, bridgeConf, call, delPod, type Node, type Pod, podIP, reservations, useNode } from "../helpers/pods";
 
 interface Link {
@@ -34,6 +34,8 @@ describe("bridge config keys", () => {
     expect(pod.reply.code, pod.reply.stdout).toBe(0);
     const veth = pod.reply.json!["interfaces"][1].name as string;
     expect(hostLink(veth).master).toBe(node.bridge);
+    // A bridge ADD creates takes no router advertisements: its routes are the plugin's.
+    expect(inNs(node.host, "cat", `/proc/sys/net/ipv6/conf/${node.bridge}/accept_ra`).trim()).toBe("0");
   });
 
   it("bridge defaults to cni0", () => {
@@ -100,6 +102,13 @@ describe("bridge config keys", () => {
     expect(hostLink(node.bridge).flags).toContain("PROMISC");
   });
 
+  it("refuses hairpinMode with promiscMode, as the reference does, touching nothing", () => {
+    const pod = addPod(node, bridgeConf(node, { hairpinMode: true, promiscMode: true }));
+    expect(pod.reply.json).toMatchObject({ code: 7, msg: "cannot set hairpin mode and promiscuous mode at the same time" });
+    expect(linkNames(pod.ns)).toEqual(["lo"]);
+    expect(reservations(node)).toEqual([]);
+  });
+
   it("enabledad controls IPv6 duplicate address detection on the pod's interface", () => {
     const v6 = (ns: string) => podLink(ns).addr_info.find((a) => a.local.startsWith("fd77"))!;
     const linkLocal = (ns: string) => podLink(ns).addr_info.find((a) => a.local.startsWith("fe80"))!;
@@ -112,6 +121,7 @@ describe("bridge config keys", () => {
     const dad = addPod(node, bridgeConf(node, { enabledad: true }));
     expect(v6(dad.ns).nodad).toBeUndefined();
     expect(acceptDad(dad.ns)).toBe("1");
+    expect(inNs(dad.ns, "cat", "/proc/sys/net/ipv6/conf/eth0/enhanced_dad").trim()).toBe("1");
     // ADD waited for DAD, as the reference does: the address is usable when it returns.
     expect(v6(dad.ns)).not.toHaveProperty("tentative");
   });
@@ -124,6 +134,36 @@ describe("bridge config keys", () => {
     expect(reply.code, reply.stdout).toBe(0);
     expect([sysctl("lo"), sysctl("eth0")]).toEqual(["0", "0"]);
     expect(podLink(ns).addr_info.some((a) => a.local.startsWith("fd77:"))).toBe(true);
+  });
+
+  it("without an IPAM type the network is layer 2: the pod is wired and up, with no address, gateway or rule", () => {
+    for (const ipam of [undefined, {}, { type: "" }]) {
+      const other = { ...node, bridge: uniqueName("br") };
+      const { ipam: _, ...conf } = bridgeConf(other, { isGateway: true, ipMasq: true });
+      const l2 = ipam === undefined ? conf : { ...conf, ipam };
+      const pod = addPod(other, l2);
+      expect(pod.reply.code, pod.reply.stdout).toBe(0);
+      const interfaces = pod.reply.json!["interfaces"] as Array<{ name: string; sandbox?: string }>;
+      expect(interfaces.map((i) => i.sandbox)).toEqual([undefined, undefined, pod.path]);
+      expect(pod.reply.json!["ips"]).toBeUndefined();
+      expect(hostLink(interfaces[1]!.name).master).toBe(other.bridge);
+      expect(podLink(pod.ns).flags).toContain("UP");
+      expect(podLink(pod.ns).addr_info.filter((a) => a.scope === "global")).toEqual([]);
+      expect(hostLink(other.bridge).addr_info.filter((a) => a.scope === "global")).toEqual([]);
+      expect(weftState(node.host)).toEqual([]);
+      const check = call(other, { plugin: "bridge", command: "CHECK", conf: { ...l2, prevResult: pod.reply.json }, containerId: pod.id, netns: pod.path });
+      expect(check.code, check.stdout).toBe(0);
+      expect(delPod(other, pod, l2).code).toBe(0);
+      expect(linkNames(pod.ns)).toEqual(["lo"]);
+    }
+    expect(reservations(node)).toEqual([]);
+  });
+
+  it("the config's own dns replaces IPAM's in the result, as in the reference", () => {
+    const dns = { nameservers: ["10.96.0.10"], search: ["svc.cluster.local"], options: ["ndots:5"] };
+    const pod = addPod(node, bridgeConf(node, { dns }));
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    expect(pod.reply.json!["dns"]).toEqual(dns);
   });
 
   it("pod IPv4 addresses carry the subnet's broadcast address, as the reference sets it", () => {
