@@ -107,6 +107,9 @@ export function configurePodInterface(
     // too, instead of staying tentative (and its timers running) for the pod's first second.
     if (!o.enableDad) writeSysctl(`net/ipv6/conf/${ifname}/accept_dad`, "0");
     else for (const key of ["enhanced_dad", "accept_dad"]) writeSysctl(`net/ipv6/conf/${ifname}/${key}`, "1");
+    // A gratuitous ARP when it comes up, so neighbours holding the address's old MAC (a
+    // reused pod IP) learn the new one, as the reference sets it.
+    if (v6.length < ips.length) writeSysctl(`net/ipv4/conf/${ifname}/arp_notify`, "1");
     setLinkUp(nl, link.index);
     for (const ip of ips) addAddress(nl, link.index, ip.address, { noDad: !o.enableDad });
     if (o.enableDad && v6.some((ip) => ip.gateway)) settleAddresses(nl, link.index, DAD_SETTLE_MS);

@@ -171,6 +171,8 @@ describe("bridge config keys", () => {
     const v4 = podLink(pod.ns).addr_info.find((a) => a.family === "inet") as { broadcast?: string; prefixlen: number };
     expect(v4.prefixlen).toBe(24);
     expect(v4.broadcast).toMatch(/\.255$/);
+    // And it announces itself when it comes up (a reused IP's neighbours learn the new MAC).
+    expect(inNs(pod.ns, "cat", "/proc/sys/net/ipv4/conf/eth0/arp_notify").trim()).toBe("1");
   });
 
   it("vlan puts the pod's port in that VLAN (or fails cleanly where the kernel lacks VLAN filtering)", () => {
