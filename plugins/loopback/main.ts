@@ -1,6 +1,8 @@
 // loopback: brings `lo` up in the container (containerd requires this plugin).
 import { CniError, ErrorCode } from "../../shared/cni/errors";
+import type { IPConfig } from "../../shared/cni/result";
 import type { Plugin } from "../../shared/cni/skeleton";
+import { listAddresses } from "../../shared/netlink/address";
 import { getLinkByName, setLinkUp, type Link } from "../../shared/netlink/link";
 import { withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
 import { isNetnsGone } from "../../shared/netns";
@@ -15,20 +17,37 @@ function lo(nl: NetlinkSocket, netns: string): Link {
   return link;
 }
 
+/**
+ * lo's first IPv4 and first IPv6 address, as the reference reports them (IPv6 may be off
+ * in the netns); one that is not a loopback address is an error, as there.
+ */
+function loopbackAddresses(nl: NetlinkSocket, index: number): IPConfig[] {
+  const ips: IPConfig[] = [];
+  for (const family of [4, 6] as const) {
+    const first = listAddresses(nl, index, family)[0];
+    if (!first) continue;
+    const loopback = family === 4 ? first.cidr.startsWith("127.") : first.cidr.startsWith("::1/");
+    if (!loopback) throw new CniError(ErrorCode.Internal, `loopback interface found with non-loopback address ${first.cidr}`);
+    ips.push({ address: first.cidr, interface: 0 });
+  }
+  return ips;
+}
+
 export const loopback: Plugin<LoopbackConf> = {
   name: "loopback",
   parseConfig: (raw) => ({ cniVersion: String(raw["cniVersion"]) }),
   add: ({ env, conf, prevResult }) => {
-    withSocket(env.netns, (nl) => setLinkUp(nl, lo(nl, env.netns).index));
-    // As the reference: report lo and its addresses (a chained prevResult wins).
+    const ips = withSocket(env.netns, (nl) => {
+      const link = lo(nl, env.netns);
+      setLinkUp(nl, link.index);
+      return loopbackAddresses(nl, link.index);
+    });
+    // As the reference: report lo and the addresses it has (a chained prevResult wins).
     return (
       prevResult ?? {
         cniVersion: conf.cniVersion,
         interfaces: [{ name: "lo", mac: "00:00:00:00:00:00", sandbox: env.netns }],
-        ips: [
-          { address: "127.0.0.1/8", interface: 0 },
-          { address: "::1/128", interface: 0 },
-        ],
+        ...(ips.length ? { ips } : {}),
       }
     );
   },

@@ -1,6 +1,6 @@
 // The loopback plugin, compiled, in real network namespaces.
 import { expect, it } from "vitest";
-import { deleteNetns, inNs, ipJson, ping } from "../helpers/netns";
+import { createNetns, deleteNetns, inNs, ipJson, netnsPath, ping } from "../helpers/netns";
 import { addPod, call, type Node, useNode } from "../helpers/pods";
 
 let node: Node;
@@ -30,4 +30,21 @@ it("brings lo up on ADD, checks it, takes it down on DEL, and DELs a netns alrea
   expect(loUp(pod.ns)).toBe(false);
   deleteNetns(pod.ns);
   expect(call(node, { ...base, command: "DEL" }).code).toBe(0);
+});
+
+it("reports the addresses lo has, as the reference: no ::1 where IPv6 is off, and an error for a non-loopback one", () => {
+  const add = (ns: string) => call(node, { plugin: "loopback", command: "ADD", conf, containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "lo" });
+  const noV6 = createNetns("pod");
+  inNs(noV6, "sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=1");
+  const r = add(noV6);
+  expect(r.code, r.stdout).toBe(0);
+  expect(r.json!["ips"]).toEqual([{ address: "127.0.0.1/8", interface: 0 }]);
+
+  const odd = createNetns("pod");
+  inNs(odd, "ip", "link", "set", "lo", "up");
+  inNs(odd, "ip", "addr", "del", "127.0.0.1/8", "dev", "lo");
+  inNs(odd, "ip", "addr", "add", "10.9.9.9/32", "dev", "lo");
+  const bad = add(odd);
+  expect(bad.code).not.toBe(0);
+  expect(bad.json!["msg"]).toBe("loopback interface found with non-loopback address 10.9.9.9/32");
 });
