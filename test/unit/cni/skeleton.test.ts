@@ -187,6 +187,11 @@ describe("runPlugin: CNI_ARGS", () => {
   it("the plugin's own keys pass", async () => {
     expect((await run({ ...addEnv, CNI_ARGS: "IP=10.0.0.9" }, conf("1.0.0"))).code).toBe(0);
   });
+
+  it("a plugin that reads none (no knownArgs, like loopback) accepts any, as the reference loopback", async () => {
+    const { plugin } = fixture({ knownArgs: undefined });
+    expect((await run({ ...addEnv, CNI_ARGS: "FOO=bar" }, conf("1.0.0"), plugin)).code).toBe(0);
+  });
 });
 
 describe("runPlugin: DEL and CHECK", () => {
