@@ -5,7 +5,9 @@
 import type { PluginContext } from "../../shared/cni/skeleton";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { DNS, Interface, Result } from "../../shared/cni/result";
+import { podKey } from "../../shared/firewall/common";
 import { addPodRules, removePodRules } from "../../shared/firewall/index";
+import { guardPort, unguardPort } from "../../shared/firewall/spoofcheck";
 import { addPortVlan, deletePortVlan, setHairpin } from "../../shared/netlink/bridge";
 import { deleteLinkByName, type Link } from "../../shared/netlink/link";
 import { addressOf } from "../../shared/ip";
@@ -41,8 +43,17 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
         if (conf.isGateway && conf.ipam.type) addPortVlan(nl, br.index, conf.vlan, { self: true });
       }
 
+      // macspoofchk: from the pod's port, only the pod's own MAC may enter the bridge.
+      const guard = (pod: Link): void => {
+        if (!conf.macspoofchk) return;
+        const key = podKey(conf.name, env.containerId, env.ifname);
+        guardPort({ key, port: host.name, mac: pod.mac });
+        undo.push(() => unguardPort(key));
+      };
+
       if (!conf.ipam.type) {
         const pod = configurePodInterface(env.netns, env.ifname, [], [], { enableDad: conf.enabledad });
+        guard(pod);
         return withDns({ cniVersion: conf.cniVersion, interfaces: interfacesOf(br, host, pod, env.netns) }, conf.dns);
       }
 
@@ -63,6 +74,7 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
       undo.push(() => removePodRules({ ...rule, ips: cidrs.map(addressOf) }));
 
       const pod = configurePodInterface(env.netns, env.ifname, ips, routes, { enableDad: conf.enabledad });
+      guard(pod);
       if (conf.isGateway) ensureGatewayAddresses(nl, br, conf, ips);
       enableHostSysctls(ips, conf.isGateway);
 

@@ -24,6 +24,8 @@ export interface BridgeConf {
   vlan: number;
   preserveDefaultVlan: boolean;
   enabledad: boolean;
+  /** only the pod's own MAC may enter the bridge from its port (an nftables bridge filter) */
+  macspoofchk: boolean;
   /** "" for a layer-2 network: no addresses, no gateway, no rules, only the wiring */
   ipam: { type: string };
   /** the config's own DNS settings, reported instead of the IPAM plugin's when set */
@@ -67,6 +69,7 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
     vlan: c.vlan ?? 0,
     preserveDefaultVlan: c.preserveDefaultVlan ?? true,
     enabledad: c.enabledad ?? false,
+    macspoofchk: c.macspoofchk ?? false,
     ipam: { type: c.ipam?.type ?? "" },
   };
   // As the reference: any of the keys counts as set, even an empty list.

@@ -1,4 +1,5 @@
-// bridge DEL: best effort and idempotent. First the pod's rules, found by the prevResult's
+// bridge DEL: best effort and idempotent. First the MAC spoof check's elements (by the
+// pod's comment), then the pod's rules, found by the prevResult's
 // addresses or else by the container ID in their comments, never by looking inside the
 // netns (it may be gone): their nft batch, when there is one, runs while the kernel deletes
 // the veth, as both wait out an RCU grace period. The address goes last, once no interface
@@ -6,7 +7,9 @@
 // deleted keeps it until the runtime's next DEL.
 import { allSteps } from "../../shared/attempt";
 import type { PluginContext } from "../../shared/cni/skeleton";
+import { podKey } from "../../shared/firewall/common";
 import { removePodRules } from "../../shared/firewall/index";
+import { unguardPort } from "../../shared/firewall/spoofcheck";
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { withSocket } from "../../shared/netlink/socket";
 import { addressOf } from "../../shared/ip";
@@ -16,11 +19,15 @@ import type { BridgeConf } from "./config";
 
 export function del(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
-  // A layer-2 network holds no address and no rule: its veth is all there is.
-  if (!conf.ipam.type) return deleteVeth(env.netns, env.ifname);
+  const unguard = (): void => {
+    if (conf.macspoofchk) unguardPort(podKey(conf.name, env.containerId, env.ifname));
+  };
+  // A layer-2 network holds no address and no NAT or forward rule.
+  if (!conf.ipam.type) return allSteps(() => deleteVeth(env.netns, env.ifname), unguard);
   const ips = (ctx.prevResult?.ips ?? []).map((ip) => addressOf(ip.address));
   let vethGone = false;
   allSteps(
+    unguard,
     () =>
       removePodRules({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) }, () => {
         deleteVeth(env.netns, env.ifname);

@@ -20,6 +20,7 @@ export const bridgeSchema = {
     vlan: { type: "integer", minimum: 0, maximum: 4094 },
     preserveDefaultVlan: { type: "boolean" },
     enabledad: { type: "boolean" },
+    macspoofchk: { type: "boolean" },
     // No IPAM type (or no ipam at all): a layer-2 network, as in the reference.
     ipam: { type: "object", properties: { type: { type: "string" } } },
     // The network's own DNS settings; they replace the IPAM plugin's in the result.

@@ -229,7 +229,8 @@ export function startBatch(batch: string): Running {
   return start(nftPath(), ["-f", "-"], batch);
 }
 
-const script = (cmds: string[]): string => cmds.join("\n") + "\n";
+/** Commands as one `nft -f -` script. */
+export const script = (cmds: string[]): string => cmds.join("\n") + "\n";
 
 /** Addresses having a pods or masq element that carries the pod's comment. */
 function findByComment(nl: NetlinkSocket, key: string): Found[] {

@@ -12,7 +12,7 @@ import { attr, attrList, attrMap, cstr, nfgenmsg, strz, utf8 } from "./encoding"
 import { NETLINK_NETFILTER, NLM_F, NetlinkSocket, withSocket, type NetlinkMessage } from "./socket";
 
 /** nfgenmsg.nfgen_family values. */
-export const NFPROTO = { INET: 1, IPV4: 2, IPV6: 10 } as const;
+export const NFPROTO = { INET: 1, IPV4: 2, BRIDGE: 7, IPV6: 10 } as const;
 export type NfFamily = (typeof NFPROTO)[keyof typeof NFPROTO];
 
 const NFNL_SUBSYS_NFTABLES = 10;

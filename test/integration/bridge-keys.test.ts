@@ -1,7 +1,7 @@
 // Every bridge config key changes what the kernel shows.
 import { describe, expect, it } from "vitest";
 import { createNetns, deleteNetns, ipJson, inNs, linkNames, netnsPath, nsTry, ping, uniqueName, weftState } from "../helpers/netns";
-import { addPod, bridgeConf, call, delPod, type Node, type Pod, podIP, reservations, useNode } from "../helpers/pods";
+import { addPod, bridgeConf, call, delPod, NET, type Node, type Pod, podIP, reservations, useNode } from "../helpers/pods";
 
 interface Link {
   ifname: string;
@@ -157,6 +157,42 @@ describe("bridge config keys", () => {
       expect(linkNames(pod.ns)).toEqual(["lo"]);
     }
     expect(reservations(node)).toEqual([]);
+  });
+
+  it("macspoofchk lets only the pod's own MAC onto the bridge; DEL removes exactly that pod's check", () => {
+    const conf = bridgeConf(node, { macspoofchk: true });
+    const checks = (): string[] => {
+      const r = nsTry(node.host, "nft", "list", "set", "bridge", "weft", "allowed");
+      return r.ok ? [...r.out.matchAll(/"(veth[0-9a-f]{8})" \. ([0-9a-f:]{17}) comment "([^"]+)"/g)].map((m) => `${m[1]} ${m[2]} ${m[3]}`) : [];
+    };
+    const a = addPod(node, conf);
+    const b = addPod(node, conf);
+    expect([a.reply.code, b.reply.code], a.reply.stdout + b.reply.stdout).toEqual([0, 0]);
+    const entry = (p: Pod) => {
+      const [, host, pod] = p.reply.json!["interfaces"] as Array<{ name: string; mac: string }>;
+      return `${host!.name} ${pod!.mac} ${NET}/${p.id}/eth0`;
+    };
+    expect(checks().sort()).toEqual([entry(a), entry(b)].sort());
+    expect(ping(a.ns, podIP(b, 4))).toBe(true);
+
+    // A pod that changes its MAC is cut off the bridge; one without the check is not.
+    const spoof = (p: Pod, mac: string): boolean => {
+      inNs(p.ns, "ip", "link", "set", "eth0", "address", mac);
+      for (const ns of [p.ns, b.ns]) inNs(ns, "ip", "neigh", "flush", "all");
+      return ping(p.ns, podIP(b, 4), 1);
+    };
+    expect(spoof(a, "02:00:00:00:0a:99")).toBe(false);
+    expect(spoof(addPod(node, bridgeConf(node)), "02:00:00:00:0c:99")).toBe(true);
+
+    expect(delPod(node, a, conf).code).toBe(0);
+    expect(checks()).toEqual([entry(b)]);
+    expect(delPod(node, b, conf).code).toBe(0);
+    expect(checks()).toEqual([]);
+    // Without the key, ADD makes no such table.
+    const other = { ...node, bridge: uniqueName("br") };
+    nsTry(node.host, "nft", "delete", "table", "bridge", "weft");
+    expect(addPod(other, bridgeConf(other)).reply.code).toBe(0);
+    expect(nsTry(node.host, "nft", "list", "table", "bridge", "weft").ok).toBe(false);
   });
 
   it("the config's own dns replaces IPAM's in the result, as in the reference", () => {

@@ -1,0 +1,85 @@
+// The bridge's `macspoofchk`: a pod may put frames on the bridge only from the MAC its
+// interface was given. As in the reference (pkg/link/spoofcheck.go), an nftables filter on
+// the bridge family's prerouting hook drops frames entering through the pod's host veth
+// with any other source MAC. Here every pod shares one rule and is two set elements, named
+// by its comment, so a pod's change is one small batch:
+//
+//   table bridge weft {
+//     set guarded { type ifname; }               # "veth1a2b3c4d" comment "net/ctr/eth0"
+//     set allowed { type ifname . ether_addr; }  # "veth1a2b3c4d" . 0a:58:0a:01:00:02, same comment
+//     chain prerouting {
+//       type filter hook prerouting priority -300; policy accept;
+//       iifname @guarded iifname . ether saddr != @allowed drop
+//     }
+//   }
+import { formatMac } from "../mac";
+import { listElements, NFPROTO, type SetElement, tableExists, withNetfilter } from "../netlink/nftables";
+import type { NetlinkSocket } from "../netlink/socket";
+import { mustRunBatch, script, startBatch } from "./nft";
+
+const T = "bridge weft";
+const IFNAMSIZ = 16;
+
+const DECLARE = [
+  `add table ${T}`,
+  `add set ${T} guarded { type ifname; }`,
+  `add set ${T} allowed { type ifname . ether_addr; }`,
+  `add chain ${T} prerouting { type filter hook prerouting priority -300; policy accept; }`,
+  `flush chain ${T} prerouting`,
+  `add rule ${T} prerouting iifname @guarded iifname . ether saddr != @allowed drop`,
+];
+
+export interface SpoofGuard {
+  /** the pod's key (firewall/common podKey), the elements' comment */
+  key: string;
+  /** the host end of the pod's veth: its bridge port */
+  port: string;
+  /** the pod interface's MAC, "0a:58:…" */
+  mac: string;
+}
+
+interface Found {
+  port: string;
+  mac?: string;
+  comment?: string;
+}
+
+/** The port (and MAC) an element of `guarded` or `allowed` names: ifname bytes, NUL-padded, then the MAC. */
+function decode(e: SetElement): Found {
+  const end = e.key.indexOf(0);
+  const port = e.key.subarray(0, end < 0 || end > IFNAMSIZ ? IFNAMSIZ : end).toString();
+  const found: Found = e.key.length > IFNAMSIZ ? { port, mac: formatMac(e.key.subarray(IFNAMSIZ, IFNAMSIZ + 6)) } : { port };
+  if (e.comment !== undefined) found.comment = e.comment;
+  return found;
+}
+
+const deletions = (found: Found[]): string[] =>
+  found.map((f) => (f.mac ? `delete element ${T} allowed { "${f.port}" . ${f.mac} }` : `delete element ${T} guarded { "${f.port}" }`));
+
+/** Both sets' elements, decoded; null without the table. */
+function elements(nl: NetlinkSocket): Found[] | null {
+  if (!tableExists(nl, NFPROTO.BRIDGE, "weft")) return null;
+  return [...listElements(nl, NFPROTO.BRIDGE, "weft", "guarded"), ...listElements(nl, NFPROTO.BRIDGE, "weft", "allowed")].map(decode);
+}
+
+/**
+ * Lets only `mac` in from `port`. One `nft` of pure creations where the table exists; else
+ * (first use on the host, or a stale element of the port's name: a pod whose DEL never
+ * came, as the veth name is free again) one batch that sets the table up and replaces them.
+ */
+export function guardPort(g: SpoofGuard): void {
+  const add = [
+    `add element ${T} guarded { "${g.port}" comment "${g.key}" }`,
+    `add element ${T} allowed { "${g.port}" . ${g.mac} comment "${g.key}" }`,
+  ];
+  const stale = withNetfilter(elements)?.filter((f) => f.port === g.port) ?? null;
+  const create = add.map((c) => c.replace(/^add/, "create"));
+  if (stale !== null && stale.length === 0 && startBatch(script(create)).wait().ok) return;
+  mustRunBatch(`adding the MAC spoof check for pod ${g.key}`, script([...DECLARE, ...deletions(stale ?? []), ...add]));
+}
+
+/** Removes the pod's elements, found by its comment; no process when there are none. */
+export function unguardPort(key: string): void {
+  const mine = withNetfilter(elements)?.filter((f) => f.comment === key) ?? [];
+  if (mine.length) mustRunBatch(`removing the MAC spoof check for pod ${key}`, script(deletions(mine)));
+}
