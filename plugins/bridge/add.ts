@@ -8,7 +8,7 @@ import type { DNS, Interface, Result } from "../../shared/cni/result";
 import { podKey } from "../../shared/firewall/common";
 import { addPodRules, removePodRules } from "../../shared/firewall/index";
 import { guardPort, unguardPort } from "../../shared/firewall/spoofcheck";
-import { addPortVlan, deletePortVlan, setHairpin } from "../../shared/netlink/bridge";
+import { addPortVlan, addPortVlanRange, deletePortVlan, setHairpin } from "../../shared/netlink/bridge";
 import { deleteLinkByName, type Link } from "../../shared/netlink/link";
 import { addressOf } from "../../shared/ip";
 import { withSocket } from "../../shared/netlink/socket";
@@ -19,6 +19,10 @@ import { configurePodInterface, createPodVeth, withDefaultRoutes, withGateways }
 
 export function add(ctx: PluginContext<BridgeConf>): Result {
   const { env, conf } = ctx;
+  // Refused here, as in the reference, not at parse time: DEL must still work for it.
+  if (conf.hairpinMode && conf.promiscMode) {
+    throw new CniError(ErrorCode.InvalidConfig, "cannot set hairpin mode and promiscuous mode at the same time");
+  }
   return withSocket(undefined, (nl) => {
     const undo: Array<() => void> = [];
     try {
@@ -41,6 +45,11 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
         addPortVlan(nl, host.index, conf.vlan);
         if (!conf.preserveDefaultVlan) deletePortVlan(nl, host.index, 1);
         if (conf.isGateway && conf.ipam.type) addPortVlan(nl, br.index, conf.vlan, { self: true });
+      }
+      if (conf.vlanTrunk.length) {
+        // A trunk carries only its VLANs, tagged; VLAN 1 goes first unless kept, as in the reference.
+        if (!conf.preserveDefaultVlan) deletePortVlan(nl, host.index, 1);
+        for (const [first, last] of conf.vlanTrunk) addPortVlanRange(nl, host.index, first, last);
       }
 
       // macspoofchk: from the pod's port, only the pod's own MAC may enter the bridge.

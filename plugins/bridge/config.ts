@@ -22,6 +22,8 @@ export interface BridgeConf {
   hairpinMode: boolean;
   promiscMode: boolean;
   vlan: number;
+  /** the trunk's VLANs (tagged on the pod's port) as inclusive [first, last] ranges, merged and sorted */
+  vlanTrunk: Array<[number, number]>;
   preserveDefaultVlan: boolean;
   enabledad: boolean;
   /** only the pod's own MAC may enter the bridge from its port (an nftables bridge filter) */
@@ -42,16 +44,51 @@ export interface BridgeConf {
   forwardMarkedBy?: ChainRef;
 }
 
-const validate = compileValidator<Partial<BridgeConf> & { ipam?: { type?: string }; runtimeConfig?: unknown; args?: { cni?: { mac?: string } } }>(
+interface TrunkItem {
+  minID?: number;
+  maxID?: number;
+  id?: number;
+}
+
+/** vlanTrunk's items (a minID-maxID range, an id, or both), checked as the reference does. */
+function trunkRanges(items: TrunkItem[] | undefined): Array<[number, number]> {
+  const bad = (msg: string): never => {
+    throw new CniError(ErrorCode.InvalidConfig, msg);
+  };
+  const valid = (v: number) => v > 0 && v <= 4094;
+  const ranges: Array<[number, number]> = [];
+  for (const { minID, maxID, id } of items ?? []) {
+    if (minID !== undefined && maxID !== undefined) {
+      if (!valid(minID)) bad("incorrect trunk minID parameter");
+      if (!valid(maxID)) bad("incorrect trunk maxID parameter");
+      if (maxID < minID) bad("minID is greater than maxID in trunk parameter");
+      ranges.push([minID, maxID]);
+    } else if (minID !== undefined || maxID !== undefined) {
+      bad(`minID and maxID should be configured simultaneously, ${minID === undefined ? "minID" : "maxID"} is missing`);
+    }
+    if (id !== undefined) {
+      if (!valid(id)) bad("incorrect trunk id parameter");
+      ranges.push([id, id]);
+    }
+  }
+  ranges.sort((a, b) => a[0] - b[0]);
+  // Overlapping or adjacent ranges merge: the kernel refuses a VLAN added twice in one request.
+  const merged: Array<[number, number]> = [];
+  for (const r of ranges) {
+    const last = merged[merged.length - 1];
+    if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1]);
+    else merged.push([r[0], r[1]]);
+  }
+  return merged;
+}
+
+const validate = compileValidator<Omit<Partial<BridgeConf>, "vlanTrunk"> & { vlanTrunk?: TrunkItem[]; ipam?: { type?: string }; runtimeConfig?: unknown; args?: { cni?: { mac?: string } } }>(
   bridgeSchema,
   "bridge",
 );
 
 export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<string, string>): BridgeConf {
   const c = validate(raw);
-  if (c.hairpinMode && c.promiscMode) {
-    throw new CniError(ErrorCode.InvalidConfig, "cannot set hairpin mode and promiscuous mode at the same time");
-  }
   const isDefaultGateway = c.isDefaultGateway ?? false;
   const conf: BridgeConf = {
     cniVersion: String(raw["cniVersion"]),
@@ -67,11 +104,14 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
     hairpinMode: c.hairpinMode ?? false,
     promiscMode: c.promiscMode ?? false,
     vlan: c.vlan ?? 0,
+    vlanTrunk: trunkRanges(c.vlanTrunk),
     preserveDefaultVlan: c.preserveDefaultVlan ?? true,
     enabledad: c.enabledad ?? false,
     macspoofchk: c.macspoofchk ?? false,
     ipam: { type: c.ipam?.type ?? "" },
   };
+  // The reference's port is an access port (vlan) or a trunk (vlanTrunk), never both.
+  if (conf.vlan && conf.vlanTrunk.length) throw new CniError(ErrorCode.InvalidConfig, "cannot set vlan and vlanTrunk at the same time");
   // As the reference: any of the keys counts as set, even an empty list.
   const dns = c.dns;
   if (dns && (dns.nameservers || dns.search || dns.options || dns.domain)) conf.dns = dns;

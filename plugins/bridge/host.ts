@@ -19,7 +19,7 @@ export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Link {
     try {
       // An explicit MAC: otherwise the bridge takes the lowest MAC among its ports and
       // changes it as pods come and go, leaving stale gateway ARP entries in every pod.
-      createBridge(nl, conf.bridge, { mtu: conf.mtu, vlanFiltering: conf.vlan !== 0, mac: randomMac() });
+      createBridge(nl, conf.bridge, { mtu: conf.mtu, vlanFiltering: usesVlans(conf), mac: randomMac() });
       // Its routes are ours: no router advertisement may add any (as the reference sets it).
       writeSysctl(`net/ipv6/conf/${conf.bridge}/accept_ra`, "0");
     } catch (e) {
@@ -30,7 +30,7 @@ export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Link {
     if (!br) throw new CniError(ErrorCode.Internal, `bridge "${conf.bridge}" vanished after creation`);
   } else if (br.kind !== "bridge") {
     throw new CniError(ErrorCode.Internal, `"${conf.bridge}" already exists but is not a bridge (kind ${br.kind ?? "none"})`);
-  } else if (conf.vlan !== 0) {
+  } else if (usesVlans(conf)) {
     try {
       setVlanFiltering(nl, br.index, true);
     } catch (e) {
@@ -49,9 +49,12 @@ function randomMac(): Buffer {
   return b;
 }
 
+const usesVlans = (conf: BridgeConf): boolean => conf.vlan !== 0 || conf.vlanTrunk.length > 0;
+
 function vlanUnsupported(e: unknown, conf: BridgeConf): unknown {
-  if (conf.vlan === 0 || !isErrno(e, "EOPNOTSUPP")) return e;
-  return new CniError(ErrorCode.Internal, `"vlan": ${conf.vlan} needs bridge VLAN filtering, which this kernel does not support (CONFIG_BRIDGE_VLAN_FILTERING)`);
+  if (!usesVlans(conf) || !isErrno(e, "EOPNOTSUPP")) return e;
+  const key = conf.vlan ? `"vlan": ${conf.vlan}` : `"vlanTrunk"`;
+  return new CniError(ErrorCode.Internal, `${key} needs bridge VLAN filtering, which this kernel does not support (CONFIG_BRIDGE_VLAN_FILTERING)`);
 }
 
 /**

@@ -18,6 +18,10 @@ export const bridgeSchema = {
     hairpinMode: { type: "boolean" },
     promiscMode: { type: "boolean" },
     vlan: { type: "integer", minimum: 0, maximum: 4094 },
+    vlanTrunk: {
+      type: "array",
+      items: { type: "object", properties: { minID: { type: "integer" }, maxID: { type: "integer" }, id: { type: "integer" } } },
+    },
     preserveDefaultVlan: { type: "boolean" },
     enabledad: { type: "boolean" },
     macspoofchk: { type: "boolean" },

@@ -13,6 +13,8 @@ const IFLA_BRPORT_MODE = 4;
 const IFLA_BRIDGE_VLAN_INFO = 2;
 const BRIDGE_VLAN_INFO_PVID = 2;
 const BRIDGE_VLAN_INFO_UNTAGGED = 4;
+const BRIDGE_VLAN_INFO_RANGE_BEGIN = 8;
+const BRIDGE_VLAN_INFO_RANGE_END = 16;
 /** IFLA_BRIDGE_FLAGS with BRIDGE_FLAGS_SELF: address the bridge device itself, not a port. */
 const IFLA_BRIDGE_FLAGS = 0;
 const BRIDGE_FLAGS_SELF = 2;
@@ -42,8 +44,8 @@ function vlanInfo(vid: number, flags: number): Buffer {
 }
 
 /** IFLA_AF_SPEC of an AF_BRIDGE request; `self` addresses the bridge device rather than a port. */
-function bridgeSpec(index: number, vlan: Buffer, self: boolean | undefined): Buffer[] {
-  const spec = self ? [attr(IFLA_BRIDGE_FLAGS, u16(BRIDGE_FLAGS_SELF)), vlan] : [vlan];
+function bridgeSpec(index: number, vlans: Buffer[], self?: boolean): Buffer[] {
+  const spec = self ? [attr(IFLA_BRIDGE_FLAGS, u16(BRIDGE_FLAGS_SELF)), ...vlans] : vlans;
   return [ifinfomsg.format({ family: AF_BRIDGE, index }), attr(IFLA_AF_SPEC, spec, true)];
 }
 
@@ -53,10 +55,19 @@ function bridgeSpec(index: number, vlan: Buffer, self: boolean | undefined): Buf
  */
 export function addPortVlan(nl: NetlinkSocket, index: number, vid: number, o: { self?: boolean } = {}): void {
   const vlan = vlanInfo(vid, BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED);
-  nl.request(`add vlan ${vid} on #${index}`, RTM_SETLINK, 0, bridgeSpec(index, vlan, o.self));
+  nl.request(`add vlan ${vid} on #${index}`, RTM_SETLINK, 0, bridgeSpec(index, [vlan], o.self));
+}
+
+/**
+ * Adds VLANs `first`..`last` to a bridge port, tagged (a trunk): `bridge vlan add vid
+ * first-last dev X`, one request however long the range.
+ */
+export function addPortVlanRange(nl: NetlinkSocket, index: number, first: number, last: number): void {
+  const vlans = first === last ? [vlanInfo(first, 0)] : [vlanInfo(first, BRIDGE_VLAN_INFO_RANGE_BEGIN), vlanInfo(last, BRIDGE_VLAN_INFO_RANGE_END)];
+  nl.request(`add vlans ${first}-${last} on #${index}`, RTM_SETLINK, 0, bridgeSpec(index, vlans));
 }
 
 export function deletePortVlan(nl: NetlinkSocket, index: number, vid: number, o: { self?: boolean } = {}): void {
-  nl.request(`delete vlan ${vid} on #${index}`, RTM_DELLINK, 0, bridgeSpec(index, vlanInfo(vid, 0), o.self));
+  nl.request(`delete vlan ${vid} on #${index}`, RTM_DELLINK, 0, bridgeSpec(index, [vlanInfo(vid, 0)], o.self));
 }
 

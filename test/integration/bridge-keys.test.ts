@@ -227,6 +227,24 @@ describe("bridge config keys", () => {
     }
   });
 
+  it("vlanTrunk makes the pod's port a trunk of those VLANs, tagged (or fails cleanly without VLAN filtering)", () => {
+    const probe = createNetns("probe");
+    const supported = nsTry(probe, "ip", "link", "add", "vf", "type", "bridge", "vlan_filtering", "1").ok;
+    const pod = addPod(node, bridgeConf(node, { vlanTrunk: [{ minID: 100, maxID: 102 }, { id: 200 }], preserveDefaultVlan: false }));
+    if (supported) {
+      expect(pod.reply.code, pod.reply.stdout).toBe(0);
+      const port = pod.reply.json!["interfaces"][1].name as string;
+      const shown = JSON.parse(inNs(node.host, "bridge", "-j", "vlan", "show", "dev", port)) as Array<{ vlans: Array<{ vlan: number; vlanEnd?: number; flags?: string[] }> }>;
+      const vids = shown[0]!.vlans.flatMap((v) => Array.from({ length: (v.vlanEnd ?? v.vlan) - v.vlan + 1 }, (_, i) => v.vlan + i));
+      expect(vids).toEqual([100, 101, 102, 200]);
+      expect(shown[0]!.vlans.every((v) => !v.flags?.length)).toBe(true);
+    } else {
+      expect(pod.reply.json).toMatchObject({ msg: expect.stringContaining('"vlanTrunk" needs bridge VLAN filtering') });
+      expect(reservations(node)).toEqual([]);
+      expect(ipJson<Link[]>(node.host, "link", "show").filter((l) => l.ifname.startsWith("veth"))).toEqual([]);
+    }
+  });
+
   it("a MAC comes from runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC=", () => {
     const rc = addPod(node, { ...bridgeConf(node), runtimeConfig: { mac: "02:00:00:00:aa:01" } });
     expect(podLink(rc.ns).address).toBe("02:00:00:00:aa:01");
