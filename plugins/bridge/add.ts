@@ -4,6 +4,7 @@
 // network without an IPAM type is layer 2: the wiring, the pod's link up, nothing more.
 import type { PluginContext } from "../../shared/cni/skeleton";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { isErrno } from "../../shared/errno";
 import type { DNS, Interface, Result } from "../../shared/cni/result";
 import { podKey } from "../../shared/firewall/common";
 import { addPodRules, removePodRules } from "../../shared/firewall/index";
@@ -41,16 +42,21 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
         vethGone = true;
       });
       if (conf.hairpinMode) setHairpin(nl, host.index, true);
+      // The port's default VLAN goes first unless kept, as in the reference (so `vlan: 1`
+      // stays); a bridge whose default PVID is not 1 has none to remove.
+      if ((conf.vlan || conf.vlanTrunk.length) && !conf.preserveDefaultVlan) {
+        try {
+          deletePortVlan(nl, host.index, 1);
+        } catch (e) {
+          if (!isErrno(e, "ENOENT")) throw e;
+        }
+      }
       if (conf.vlan) {
         addPortVlan(nl, host.index, conf.vlan);
-        if (!conf.preserveDefaultVlan) deletePortVlan(nl, host.index, 1);
         if (conf.isGateway && conf.ipam.type) addPortVlan(nl, br.index, conf.vlan, { self: true });
       }
-      if (conf.vlanTrunk.length) {
-        // A trunk carries only its VLANs, tagged; VLAN 1 goes first unless kept, as in the reference.
-        if (!conf.preserveDefaultVlan) deletePortVlan(nl, host.index, 1);
-        for (const [first, last] of conf.vlanTrunk) addPortVlanRange(nl, host.index, first, last);
-      }
+      // A trunk: its VLANs, tagged.
+      if (conf.vlanTrunk.length) for (const [first, last] of conf.vlanTrunk) addPortVlanRange(nl, host.index, first, last);
 
       // macspoofchk: from the pod's port, only the pod's own MAC may enter the bridge.
       const guard = (pod: Link): void => {

@@ -72,7 +72,7 @@ function trunkRanges(items: TrunkItem[] | undefined): Array<[number, number]> {
     }
   }
   ranges.sort((a, b) => a[0] - b[0]);
-  // Overlapping or adjacent ranges merge: the kernel refuses a VLAN added twice in one request.
+  // Overlapping or adjacent ranges merge, so the port gets one request per range left.
   const merged: Array<[number, number]> = [];
   for (const r of ranges) {
     const last = merged[merged.length - 1];

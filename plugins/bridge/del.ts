@@ -1,5 +1,5 @@
 // bridge DEL: best effort and idempotent. First the MAC spoof check's elements (by the
-// pod's comment), then the pod's rules, found by the prevResult's
+// pod's comment) and the pod's rules, found by the prevResult's
 // addresses or else by the container ID in their comments, never by looking inside the
 // netns (it may be gone): their nft batch, when there is one, runs while the kernel deletes
 // the veth, as both wait out an RCU grace period. The address goes last, once no interface
@@ -9,7 +9,8 @@ import { allSteps } from "../../shared/attempt";
 import type { PluginContext } from "../../shared/cni/skeleton";
 import { podKey } from "../../shared/firewall/common";
 import { removePodRules } from "../../shared/firewall/index";
-import { unguardPort } from "../../shared/firewall/spoofcheck";
+import { finishUnguard, startUnguard } from "../../shared/firewall/spoofcheck";
+import type { Running } from "../../shared/process";
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { withSocket } from "../../shared/netlink/socket";
 import { addressOf } from "../../shared/ip";
@@ -19,20 +20,27 @@ import type { BridgeConf } from "./config";
 
 export function del(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
-  const unguard = (): void => {
-    if (conf.macspoofchk) unguardPort(podKey(conf.name, env.containerId, env.ifname));
+  // The spoof check's batch runs while the kernel deletes the veth: both wait on RCU.
+  const key = conf.macspoofchk ? podKey(conf.name, env.containerId, env.ifname) : "";
+  let unguarding: Running | null = null;
+  const startUnguarding = (): void => {
+    if (conf.macspoofchk) unguarding = startUnguard(key);
+  };
+  const finishUnguarding = (): void => {
+    if (unguarding) finishUnguard(key, unguarding);
   };
   // A layer-2 network holds no address and no NAT or forward rule.
-  if (!conf.ipam.type) return allSteps(() => deleteVeth(env.netns, env.ifname), unguard);
+  if (!conf.ipam.type) return allSteps(startUnguarding, () => deleteVeth(env.netns, env.ifname), finishUnguarding);
   const ips = (ctx.prevResult?.ips ?? []).map((ip) => addressOf(ip.address));
   let vethGone = false;
   allSteps(
-    unguard,
+    startUnguarding,
     () =>
       removePodRules({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) }, () => {
         deleteVeth(env.netns, env.ifname);
         vethGone = true;
       }),
+    finishUnguarding,
     () => {
       if (vethGone) ipamDel(ipamCallOf(ctx));
     },

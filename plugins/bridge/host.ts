@@ -20,8 +20,6 @@ export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Link {
       // An explicit MAC: otherwise the bridge takes the lowest MAC among its ports and
       // changes it as pods come and go, leaving stale gateway ARP entries in every pod.
       createBridge(nl, conf.bridge, { mtu: conf.mtu, vlanFiltering: usesVlans(conf), mac: randomMac() });
-      // Its routes are ours: no router advertisement may add any (as the reference sets it).
-      writeSysctl(`net/ipv6/conf/${conf.bridge}/accept_ra`, "0");
     } catch (e) {
       // A concurrent ADD may have created it first.
       if (!isErrno(e, "EEXIST")) throw vlanUnsupported(e, conf);
@@ -36,6 +34,13 @@ export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Link {
     } catch (e) {
       throw vlanUnsupported(e, conf);
     }
+  }
+  // Its routes are the plugin's: no router advertisement may add any. Best effort on every
+  // ADD, as in the reference (a bridge made by an older weft, or by hand, gets it too).
+  try {
+    writeSysctl(`net/ipv6/conf/${conf.bridge}/accept_ra`, "0");
+  } catch {
+    // a read-only /proc/sys: the bridge works all the same
   }
   if (conf.promiscMode && !br.promisc) setPromisc(nl, br.index, true);
   if (!br.up) setLinkUp(nl, br.index);

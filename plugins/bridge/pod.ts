@@ -79,13 +79,14 @@ export function withDefaultRoutes(routes: Route[], ips: IPConfig[], isDefaultGat
 }
 
 // How long ADD waits for IPv6 duplicate address detection, as the reference does.
-const DAD_SETTLE_MS = 10_000;
+const DAD_SETTLE_MS = 5_000;
 
 /**
- * Configures the container end inside its netns: up, addresses, routes (a route without
+ * Configures the container end inside its netns: addresses, up, routes (a route without
  * gw goes via the gateway of its family, as the reference's ConfigureIface does). With
- * DAD on and an IPv6 gateway, it returns once the addresses have passed DAD (or after
- * 10 s), so the pod's first connection does not meet a tentative address.
+ * DAD on and an IPv6 gateway, it returns once the addresses have passed DAD, and fails if
+ * one did not or 5 s went by, as the reference does: a pod never starts with an IPv6
+ * address it cannot use.
  */
 export function configurePodInterface(
   netns: string,
@@ -97,7 +98,7 @@ export function configurePodInterface(
   // One entry into the netns serves the sysctl (per-netns, by the writing thread's netns)
   // and the netlink socket (it stays in the netns it was opened in).
   const v6 = ips.filter((ip) => ip.address.includes(":"));
-  return inNetns(netns, () => withSocket(undefined, (nl) => {
+  const link = inNetns(netns, () => withSocket(undefined, (nl) => {
     const link = getLinkByName(nl, ifname);
     if (!link) throw new CniError(ErrorCode.Internal, `interface ${ifname} not found in ${netns}`);
     // A netns may have IPv6 turned off (its default, or lo's); an IPv6 address needs it on,
@@ -107,12 +108,12 @@ export function configurePodInterface(
     // too, instead of staying tentative (and its timers running) for the pod's first second.
     if (!o.enableDad) writeSysctl(`net/ipv6/conf/${ifname}/accept_dad`, "0");
     else for (const key of ["enhanced_dad", "accept_dad"]) writeSysctl(`net/ipv6/conf/${ifname}/${key}`, "1");
-    // A gratuitous ARP when it comes up, so neighbours holding the address's old MAC (a
-    // reused pod IP) learn the new one, as the reference sets it.
+    // A gratuitous ARP as it comes up, so neighbours holding the address's old MAC (a
+    // reused pod IP) learn the new one (the reference sets it too). The kernel announces
+    // the addresses the link has at that moment, so they go on first.
     if (v6.length < ips.length) writeSysctl(`net/ipv4/conf/${ifname}/arp_notify`, "1");
-    setLinkUp(nl, link.index);
     for (const ip of ips) addAddress(nl, link.index, ip.address, { noDad: !o.enableDad });
-    if (o.enableDad && v6.some((ip) => ip.gateway)) settleAddresses(nl, link.index, DAD_SETTLE_MS);
+    setLinkUp(nl, link.index);
     for (const r of routes) {
       const dst = parseCIDR(r.dst);
       if (!dst) throw new CniError(ErrorCode.InvalidConfig, `invalid route destination "${r.dst}"`);
@@ -125,4 +126,12 @@ export function configurePodInterface(
     }
     return link;
   }));
+  if (o.enableDad && v6.some((ip) => ip.gateway)) {
+    try {
+      settleAddresses(netns, link.index, DAD_SETTLE_MS);
+    } catch (e) {
+      throw new CniError(ErrorCode.Internal, `failed to settle addresses for "${ifname}": ${(e as Error).message}`);
+    }
+  }
+  return link;
 }

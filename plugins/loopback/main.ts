@@ -19,22 +19,27 @@ function lo(nl: NetlinkSocket, netns: string): Link {
 
 /**
  * lo's first IPv4 and first IPv6 address, as the reference reports them (IPv6 may be off
- * in the netns); one that is not a loopback address is an error, as there.
+ * in the netns); any that is not a loopback address is an error, as there.
  */
 function loopbackAddresses(nl: NetlinkSocket, index: number): IPConfig[] {
   const ips: IPConfig[] = [];
-  for (const family of [4, 6] as const) {
-    const first = listAddresses(nl, index, family)[0];
-    if (!first) continue;
-    const loopback = family === 4 ? first.cidr.startsWith("127.") : first.cidr.startsWith("::1/");
-    if (!loopback) throw new CniError(ErrorCode.Internal, `loopback interface found with non-loopback address ${first.cidr}`);
-    ips.push({ address: first.cidr, interface: 0 });
+  let v4 = false;
+  let v6 = false;
+  // One dump of both families: IPv4's come first.
+  for (const a of listAddresses(nl, index)) {
+    const loopback = a.family === 4 ? a.cidr.startsWith("127.") : a.cidr.startsWith("::1/");
+    if (!loopback) throw new CniError(ErrorCode.Internal, `loopback interface found with non-loopback address ${a.cidr}`);
+    if (a.family === 4 ? v4 : v6) continue;
+    if (a.family === 4) v4 = true;
+    else v6 = true;
+    ips.push({ address: a.cidr, interface: 0 });
   }
   return ips;
 }
 
 export const loopback: Plugin<LoopbackConf> = {
   name: "loopback",
+  knownArgs: "any",
   parseConfig: (raw) => ({ cniVersion: String(raw["cniVersion"]) }),
   add: ({ env, conf, prevResult }) => {
     const ips = withSocket(env.netns, (nl) => {

@@ -72,12 +72,17 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): CniEnv {
     validateContainerId(containerId);
     validateIfname(ifname);
   }
+  const argsText = env["CNI_ARGS"] ?? "";
+  let args: Map<string, string> | undefined;
   return {
     command,
     containerId,
     netns: env["CNI_NETNS"] ?? "",
     ifname,
-    args: parseCniArgs(env["CNI_ARGS"] ?? ""),
+    // Parsed on first use: a plugin that reads none (loopback) never fails on them.
+    get args() {
+      return (args ??= parseCniArgs(argsText));
+    },
     path: (env["CNI_PATH"] ?? "").split(":").filter((p) => p !== ""),
   };
 }

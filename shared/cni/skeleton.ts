@@ -33,9 +33,9 @@ export interface Plugin<C> {
   status?(ctx: { conf: C; raw: Record<string, unknown>; env: CniEnv }): Promise<void> | void;
   // Absent means the plugin holds nothing to collect.
   gc?(ctx: { conf: C; raw: Record<string, unknown>; env: CniEnv; validAttachments: Attachment[] }): Promise<void> | void;
-  // CNI_ARGS keys accepted besides the standard ones. Absent: the plugin reads none and
-  // accepts any, as the reference loopback never looks at them.
-  knownArgs?: string[];
+  // CNI_ARGS keys accepted besides the standard ones (absent: none). "any": the plugin reads
+  // none, so CNI_ARGS is never even parsed, as the reference loopback never looks at it.
+  knownArgs?: string[] | "any";
 }
 
 export interface PluginIO {
@@ -124,7 +124,7 @@ async function dispatch<C>(plugin: Plugin<C>, env: CniEnv, raw: Record<string, u
       break;
   }
 
-  if (plugin.knownArgs) checkKnownArgs(env.args, plugin.knownArgs);
+  if (plugin.knownArgs !== "any") checkKnownArgs(env.args, plugin.knownArgs ?? []);
   const conf = plugin.parseConfig(raw, env);
   const ctx: PluginContext<C> = { env, conf, raw, stdinVersion: version };
   if (raw["prevResult"] != null) ctx.prevResult = parsePrevResult(raw["prevResult"], version);

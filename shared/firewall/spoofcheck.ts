@@ -15,15 +15,18 @@
 import { formatMac } from "../mac";
 import { listElements, NFPROTO, type SetElement, tableExists, withNetfilter } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
-import { mustRunBatch, script, startBatch } from "./nft";
+import type { Running } from "../process";
+import { mustFinish, mustRunBatch, script, startBatch } from "./nft";
 
 const T = "bridge weft";
 const IFNAMSIZ = 16;
 
+// Creations only (no-ops where they exist), so the element commands always have their sets.
+const SETS = [`add table ${T}`, `add set ${T} guarded { type ifname; }`, `add set ${T} allowed { type ifname . ether_addr; }`];
+
+// The whole table, its one rule rewritten: only where it is missing or stale elements go.
 const DECLARE = [
-  `add table ${T}`,
-  `add set ${T} guarded { type ifname; }`,
-  `add set ${T} allowed { type ifname . ether_addr; }`,
+  ...SETS,
   `add chain ${T} prerouting { type filter hook prerouting priority -300; policy accept; }`,
   `flush chain ${T} prerouting`,
   `add rule ${T} prerouting iifname @guarded iifname . ether saddr != @allowed drop`,
@@ -53,8 +56,15 @@ function decode(e: SetElement): Found {
   return found;
 }
 
-const deletions = (found: Found[]): string[] =>
-  found.map((f) => (f.mac ? `delete element ${T} allowed { "${f.port}" . ${f.mac} }` : `delete element ${T} guarded { "${f.port}" }`));
+/** "add; delete" of each: gone afterwards whether or not a concurrent call removed it first. */
+function deletions(found: Found[]): string[] {
+  const cmds: string[] = [];
+  for (const f of found) {
+    const [set, elem] = f.mac ? ["allowed", `"${f.port}" . ${f.mac}`] : ["guarded", `"${f.port}"`];
+    cmds.push(`add element ${T} ${set} { ${elem} }`, `delete element ${T} ${set} { ${elem} }`);
+  }
+  return cmds;
+}
 
 /** Both sets' elements, decoded; null without the table. */
 function elements(nl: NetlinkSocket): Found[] | null {
@@ -78,8 +88,21 @@ export function guardPort(g: SpoofGuard): void {
   mustRunBatch(`adding the MAC spoof check for pod ${g.key}`, script([...DECLARE, ...deletions(stale ?? []), ...add]));
 }
 
-/** Removes the pod's elements, found by its comment; no process when there are none. */
-export function unguardPort(key: string): void {
+/**
+ * Starts removing the pod's elements, found by its comment, for the caller to wait on with
+ * finishUnguard (DEL lets it run while the kernel deletes the veth); null when there are none.
+ */
+export function startUnguard(key: string): Running | null {
   const mine = withNetfilter(elements)?.filter((f) => f.comment === key) ?? [];
-  if (mine.length) mustRunBatch(`removing the MAC spoof check for pod ${key}`, script(deletions(mine)));
+  return mine.length ? startBatch(script([...SETS, ...deletions(mine)])) : null;
+}
+
+export function finishUnguard(key: string, running: Running): void {
+  mustFinish(`removing the MAC spoof check for pod ${key}`, running);
+}
+
+/** Removes the pod's elements and waits. */
+export function unguardPort(key: string): void {
+  const running = startUnguard(key);
+  if (running) finishUnguard(key, running);
 }

@@ -24,6 +24,8 @@ export interface Address {
   scope: number;
   /** IPv6 duplicate address detection still running: the address cannot be used yet. */
   tentative: boolean;
+  /** IPv6 duplicate address detection found the address in use elsewhere on the link. */
+  dadFailed: boolean;
 }
 
 function payload(index: number, net: IPNet, flags = 0): Buffer[] {
@@ -74,37 +76,44 @@ export function listAddresses(nl: NetlinkSocket, index = 0, family?: 4 | 6): Add
   const out: Address[] = [];
   for (const m of nl.request("list addresses", RTM_GETADDR, NLM_F.DUMP, [ifaddrmsg.format({ family: fam, index })])) {
     const h = ifaddrmsg.parse(m.data);
-    if (index && h.index !== index) continue;
+    // A kernel without IPv6 answers an AF_INET6 dump with every family's addresses.
+    if ((index && h.index !== index) || (fam && h.family !== fam)) continue;
     const a = ifaddrmsg.attrs(m.data);
     const raw = a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS);
     if (!raw) continue;
     const ip = ipFromBytes(raw);
     // IFA_FLAGS holds all of them; the header's byte only the low eight.
     const flags = a.get(IFA_FLAGS)?.readUInt32LE(0) ?? h.flags;
-    const tentative = (flags & IFA_F_TENTATIVE) !== 0 && (flags & IFA_F_DADFAILED) === 0;
-    out.push({ index: h.index, cidr: `${formatIP(ip)}/${h.prefixlen}`, family: ip.family, scope: h.scope, tentative });
+    const dadFailed = (flags & IFA_F_DADFAILED) !== 0;
+    const tentative = (flags & IFA_F_TENTATIVE) !== 0 && !dadFailed;
+    out.push({ index: h.index, cidr: `${formatIP(ip)}/${h.prefixlen}`, family: ip.family, scope: h.scope, tentative, dadFailed });
   }
   return out;
 }
 
 /**
- * Waits, at most `timeoutMs`, until no IPv6 address of the link is tentative any more
- * (duplicate address detection passed or failed), as the reference's SettleAddresses
- * does; returns whether they settled. `nl` must be open in the link's netns, which must
- * be the caller's: the notifications are read from a socket opened there.
+ * Waits, at most `timeoutMs`, until no IPv6 address of the link in the netns at `netnsPath`
+ * is tentative any more, as the reference's SettleAddresses does; throws when duplicate
+ * address detection failed for one, or the time ran out. Both sockets are opened in that
+ * netns, so the caller's thread never waits inside it.
  */
-export function settleAddresses(nl: NetlinkSocket, index: number, timeoutMs: number): boolean {
+export function settleAddresses(netnsPath: string, index: number, timeoutMs: number): void {
   const deadline = Date.now() + timeoutMs;
-  const events = NetlinkSocket.open();
+  const nl = NetlinkSocket.open(netnsPath);
+  const events = NetlinkSocket.open(netnsPath);
   try {
     // Joined before the first look, so no change between the two goes unseen.
     events.join(RTNLGRP_IPV6_IFADDR);
     for (;;) {
-      if (!listAddresses(nl, index, 6).some((a) => a.tentative)) return true;
+      const v6 = listAddresses(nl, index, 6);
+      const failed = v6.find((a) => a.dadFailed);
+      if (failed) throw new Error(`address ${failed.cidr} failed duplicate address detection: another host on the link has it`);
+      if (!v6.some((a) => a.tentative)) return;
       const left = deadline - Date.now();
-      if (left <= 0 || !events.awaitNotification(left)) return false;
+      if (left <= 0 || !events.awaitNotification(left)) throw new Error(`addresses still tentative after ${timeoutMs / 1000} s`);
     }
   } finally {
     events.close();
+    nl.close();
   }
 }

@@ -1,4 +1,5 @@
 // Every bridge config key changes what the kernel shows.
+import { writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { createNetns, deleteNetns, ipJson, inNs, linkNames, netnsPath, nsTry, ping, uniqueName, weftState } from "../helpers/netns";
 import { addPod, bridgeConf, call, delPod, NET, type Node, type Pod, podIP, reservations, useNode } from "../helpers/pods";
@@ -102,11 +103,14 @@ describe("bridge config keys", () => {
     expect(hostLink(node.bridge).flags).toContain("PROMISC");
   });
 
-  it("refuses hairpinMode with promiscMode, as the reference does, touching nothing", () => {
-    const pod = addPod(node, bridgeConf(node, { hairpinMode: true, promiscMode: true }));
+  it("refuses hairpinMode with promiscMode at ADD, as the reference does, touching nothing; DEL still works", () => {
+    const conf = bridgeConf(node, { hairpinMode: true, promiscMode: true });
+    const pod = addPod(node, conf);
     expect(pod.reply.json).toMatchObject({ code: 7, msg: "cannot set hairpin mode and promiscuous mode at the same time" });
     expect(linkNames(pod.ns)).toEqual(["lo"]);
+    expect(linkNames(node.host).filter((n) => n.startsWith("veth"))).toEqual([]);
     expect(reservations(node)).toEqual([]);
+    expect(delPod(node, pod, conf).code).toBe(0);
   });
 
   it("enabledad controls IPv6 duplicate address detection on the pod's interface", () => {
@@ -118,12 +122,29 @@ describe("bridge config keys", () => {
     // The kernel's own link-local address skips DAD too: usable at once, never tentative.
     expect(acceptDad(noDad.ns)).toBe("0");
     expect(linkLocal(noDad.ns)).not.toHaveProperty("tentative");
-    const dad = addPod(node, bridgeConf(node, { enabledad: true }));
-    expect(v6(dad.ns).nodad).toBeUndefined();
-    expect(acceptDad(dad.ns)).toBe("1");
-    expect(inNs(dad.ns, "cat", "/proc/sys/net/ipv6/conf/eth0/enhanced_dad").trim()).toBe("1");
+    // A netns whose defaults have both DAD switches off: ADD turns them on for the pod.
+    const ns = createNetns("pod");
+    inNs(ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.default.enhanced_dad=0");
+    const reply = call(node, { plugin: "bridge", command: "ADD", conf: bridgeConf(node, { enabledad: true }), containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "eth0" });
+    expect(reply.code, reply.stdout).toBe(0);
+    expect(v6(ns).nodad).toBeUndefined();
+    expect(acceptDad(ns)).toBe("1");
+    expect(inNs(ns, "cat", "/proc/sys/net/ipv6/conf/eth0/enhanced_dad").trim()).toBe("1");
     // ADD waited for DAD, as the reference does: the address is usable when it returns.
-    expect(v6(dad.ns)).not.toHaveProperty("tentative");
+    expect(v6(ns)).not.toHaveProperty("tentative");
+  });
+
+  it("with enabledad, an IPv6 address another pod already has fails ADD (DAD), leaving nothing behind", () => {
+    const first = addPod(node, bridgeConf(node));
+    expect(first.reply.code, first.reply.stdout).toBe(0);
+    // A second store on the same subnet hands out the same addresses again.
+    const other = `${node.dataDir}/other`;
+    const dup = addPod(node, bridgeConf(node, { enabledad: true }, { dataDir: other }));
+    expect(dup.reply.code).not.toBe(0);
+    expect(String(dup.reply.json!["msg"])).toMatch(/^failed to settle addresses for "eth0": address fd77::2\/64 failed duplicate address detection/);
+    expect(linkNames(dup.ns)).toEqual(["lo"]);
+    expect(linkNames(node.host).filter((n) => n.startsWith("veth"))).toEqual([first.reply.json!["interfaces"][1].name]);
+    expect(reservations({ ...node, dataDir: other })).toEqual([]);
   });
 
   it("turns IPv6 on in a pod netns that has it off, for the interface and lo, as the reference does", () => {
@@ -156,23 +177,26 @@ describe("bridge config keys", () => {
       expect(delPod(other, pod, l2).code).toBe(0);
       expect(linkNames(pod.ns)).toEqual(["lo"]);
     }
-    expect(reservations(node)).toEqual([]);
   });
 
   it("macspoofchk lets only the pod's own MAC onto the bridge; DEL removes exactly that pod's check", () => {
     const conf = bridgeConf(node, { macspoofchk: true });
+    // Both sets' elements: the port (guarded) and the port with its MAC (allowed).
     const checks = (): string[] => {
-      const r = nsTry(node.host, "nft", "list", "set", "bridge", "weft", "allowed");
-      return r.ok ? [...r.out.matchAll(/"(veth[0-9a-f]{8})" \. ([0-9a-f:]{17}) comment "([^"]+)"/g)].map((m) => `${m[1]} ${m[2]} ${m[3]}`) : [];
+      const list = (set: string) => nsTry(node.host, "nft", "list", "set", "bridge", "weft", set).out;
+      const guarded = [...list("guarded").matchAll(/"(veth[0-9a-f]{8})" comment "([^"]+)"/g)].map((m) => `guarded ${m[1]} ${m[2]}`);
+      const allowed = [...list("allowed").matchAll(/"(veth[0-9a-f]{8})" \. ([0-9a-f:]{17}) comment "([^"]+)"/g)].map((m) => `allowed ${m[1]} ${m[2]} ${m[3]}`);
+      return [...guarded, ...allowed].sort();
     };
     const a = addPod(node, conf);
     const b = addPod(node, conf);
     expect([a.reply.code, b.reply.code], a.reply.stdout + b.reply.stdout).toEqual([0, 0]);
     const entry = (p: Pod) => {
       const [, host, pod] = p.reply.json!["interfaces"] as Array<{ name: string; mac: string }>;
-      return `${host!.name} ${pod!.mac} ${NET}/${p.id}/eth0`;
+      const key = `${NET}/${p.id}/eth0`;
+      return [`guarded ${host!.name} ${key}`, `allowed ${host!.name} ${pod!.mac} ${key}`];
     };
-    expect(checks().sort()).toEqual([entry(a), entry(b)].sort());
+    expect(checks()).toEqual([...entry(a), ...entry(b)].sort());
     expect(ping(a.ns, podIP(b, 4))).toBe(true);
 
     // A pod that changes its MAC is cut off the bridge; one without the check is not.
@@ -185,7 +209,7 @@ describe("bridge config keys", () => {
     expect(spoof(addPod(node, bridgeConf(node)), "02:00:00:00:0c:99")).toBe(true);
 
     expect(delPod(node, a, conf).code).toBe(0);
-    expect(checks()).toEqual([entry(b)]);
+    expect(checks()).toEqual(entry(b).sort());
     expect(delPod(node, b, conf).code).toBe(0);
     expect(checks()).toEqual([]);
     // Without the key, ADD makes no such table.
@@ -196,10 +220,15 @@ describe("bridge config keys", () => {
   });
 
   it("the config's own dns replaces IPAM's in the result, as in the reference", () => {
+    const resolvConf = `${node.dataDir}/resolv.conf`;
+    writeFileSync(resolvConf, "nameserver 192.0.2.53\nsearch example.org\n");
     const dns = { nameservers: ["10.96.0.10"], search: ["svc.cluster.local"], options: ["ndots:5"] };
-    const pod = addPod(node, bridgeConf(node, { dns }));
-    expect(pod.reply.code, pod.reply.stdout).toBe(0);
-    expect(pod.reply.json!["dns"]).toEqual(dns);
+    const own = addPod(node, bridgeConf(node, { dns }, { resolvConf }));
+    expect(own.reply.code, own.reply.stdout).toBe(0);
+    expect(own.reply.json!["dns"]).toEqual(dns);
+    // With none of its keys set, IPAM's stays.
+    const ipams = addPod(node, bridgeConf(node, { dns: {} }, { resolvConf }));
+    expect(ipams.reply.json!["dns"]).toEqual({ nameservers: ["192.0.2.53"], search: ["example.org"] });
   });
 
   it("pod IPv4 addresses carry the subnet's broadcast address, as the reference sets it", () => {

@@ -373,13 +373,13 @@ describe("iptables fallback (no nft on PATH)", () => {
     expect(sources(b.outside)).toEqual(["192.0.2.1", "2001:db8::1"]);
     expect(ping(b.podA, "10.1.0.3")).toBe(true);
     expect(sources(b.podB)).toEqual(["10.1.0.2"]);
-    // Nor does a broad MASQUERADE after ours: the pod's chain ACCEPTs its subnet, as the
-    // reference's does, which ends the nat table's POSTROUTING for that packet.
+    // Nor does a broad MASQUERADE after ours in the same (iptables-nft) nat table: the pod's
+    // chain ACCEPTs its subnet, as the reference's does, which ends that table's POSTROUTING.
     const broad = "-t nat -A POSTROUTING -s 10.1.0.0/24 -j MASQUERADE";
-    sh(b.host, `iptables ${broad}`);
+    sh(b.host, `iptables-nft ${broad}`);
     expect(ping(b.podA, "10.1.0.3")).toBe(true);
     expect(sources(b.podB)).toEqual(["10.1.0.2"]);
-    sh(b.host, `iptables ${broad.replace("-A", "-D")}`);
+    sh(b.host, `iptables-nft ${broad.replace("-A", "-D")}`);
 
     const before = [saved("iptables"), saved("ip6tables")];
     ok(call(b.host, "addPodRules", A, path));

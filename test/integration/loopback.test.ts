@@ -32,17 +32,19 @@ it("brings lo up on ADD, checks it, takes it down on DEL, and DELs a netns alrea
   expect(call(node, { ...base, command: "DEL" }).code).toBe(0);
 });
 
-it("reports the addresses lo has, as the reference: no ::1 where IPv6 is off, and an error for a non-loopback one", () => {
-  const add = (ns: string) => call(node, { plugin: "loopback", command: "ADD", conf, containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "lo" });
+it("reports the addresses lo has, as the reference: no ::1 where IPv6 is off, an error for any non-loopback one, and any CNI_ARGS", () => {
+  const add = (ns: string, args?: string) =>
+    call(node, { plugin: "loopback", command: "ADD", conf, containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "lo", ...(args ? { args } : {}) });
   const noV6 = createNetns("pod");
   inNs(noV6, "sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=1");
-  const r = add(noV6);
+  // The reference loopback never reads CNI_ARGS: unknown keys and malformed pairs pass.
+  const r = add(noV6, "FOO=bar;junk");
   expect(r.code, r.stdout).toBe(0);
   expect(r.json!["ips"]).toEqual([{ address: "127.0.0.1/8", interface: 0 }]);
 
   const odd = createNetns("pod");
+  // Any non-loopback address counts, not only a first one.
   inNs(odd, "ip", "link", "set", "lo", "up");
-  inNs(odd, "ip", "addr", "del", "127.0.0.1/8", "dev", "lo");
   inNs(odd, "ip", "addr", "add", "10.9.9.9/32", "dev", "lo");
   const bad = add(odd);
   expect(bad.code).not.toBe(0);

@@ -59,7 +59,8 @@ describe("readEnv", () => {
     expect(readEnv({ ...base, CNI_IFNAME: "fifteen-chars-x" }).ifname).toBe("fifteen-chars-x");
   });
 
-  it("rejects malformed CNI_ARGS with code 4", () => {
-    expect(err({ ...base, CNI_ARGS: "novalue" }).code).toBe(4);
+  it("rejects malformed CNI_ARGS with code 4 when a plugin reads them", () => {
+    const env = readEnv({ ...base, CNI_ARGS: "novalue" });
+    expect(cniErrorOf(() => env.args).code).toBe(4);
   });
 });

@@ -188,9 +188,13 @@ describe("runPlugin: CNI_ARGS", () => {
     expect((await run({ ...addEnv, CNI_ARGS: "IP=10.0.0.9" }, conf("1.0.0"))).code).toBe(0);
   });
 
-  it("a plugin that reads none (no knownArgs, like loopback) accepts any, as the reference loopback", async () => {
-    const { plugin } = fixture({ knownArgs: undefined });
+  it("a plugin that reads none (knownArgs \"any\", like loopback) accepts any, even malformed ones", async () => {
+    const { plugin } = fixture({ knownArgs: "any" });
     expect((await run({ ...addEnv, CNI_ARGS: "FOO=bar" }, conf("1.0.0"), plugin)).code).toBe(0);
+    expect((await run({ ...addEnv, CNI_ARGS: "junk" }, conf("1.0.0"), plugin)).code).toBe(0);
+    // Without knownArgs only the standard keys pass.
+    const strict = fixture({ knownArgs: undefined }).plugin;
+    expect((await run({ ...addEnv, CNI_ARGS: "FOO=bar" }, conf("1.0.0"), strict)).json).toMatchObject({ code: 4 });
   });
 });
 
