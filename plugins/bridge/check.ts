@@ -6,7 +6,7 @@ import type { PluginContext } from "../../shared/cni/skeleton";
 import { formatCIDR, parseCIDR } from "../../shared/ip";
 import { listAddresses } from "../../shared/netlink/address";
 import { getLinkByName } from "../../shared/netlink/link";
-import { listRoutes, type Route } from "../../shared/netlink/route";
+import { listRoutes, RT_TABLE_MAIN, type Route } from "../../shared/netlink/route";
 import { withSocket } from "../../shared/netlink/socket";
 import { ipamCallOf, ipamCheck } from "../../ipam/index";
 import type { BridgeConf } from "./config";
@@ -55,14 +55,15 @@ export function check(ctx: PluginContext<BridgeConf>): void {
       if (ip.interface !== undefined && ip.interface !== podIdx) continue;
       if (!have.has(canonical(ip.address))) fail(`address ${ip.address} not found on ${env.ifname}`);
     }
-    // Each family's table dumped once, not once per route.
-    const tables = new Map<4 | 6, Route[]>();
+    // Each table of each family dumped once, not once per route.
+    const tables = new Map<string, Route[]>();
     for (const r of prev.routes ?? []) {
       const n = parseCIDR(r.dst);
       const family = n?.ip.family ?? 4;
       const dst = n ? formatCIDR(n.ip, n.prefix) : r.dst;
-      let table = tables.get(family);
-      if (!table) tables.set(family, (table = listRoutes(nl, family)));
+      const id = `${family}/${r.table ?? RT_TABLE_MAIN}`;
+      let table = tables.get(id);
+      if (!table) tables.set(id, (table = listRoutes(nl, family, r.table ?? RT_TABLE_MAIN)));
       const found = table.some((k) => k.dst === dst && (!r.gw || k.gw === r.gw) && k.index === link.index);
       if (!found) fail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} not found on ${env.ifname}`);
     }

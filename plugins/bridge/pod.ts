@@ -7,7 +7,7 @@ import { closeFile, openFile } from "../../shared/fs";
 import { formatIP, networkOf, nextIP, parseCIDR } from "../../shared/ip";
 import { addAddress, settleAddresses } from "../../shared/netlink/address";
 import { createVeth, getLinkByName, setLinkUp, type Link } from "../../shared/netlink/link";
-import { addRoute } from "../../shared/netlink/route";
+import { addRoute, type RouteSpec } from "../../shared/netlink/route";
 import { randomBytes } from "../../shared/random";
 import { withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
 import { inNetns } from "../../shared/netns";
@@ -118,8 +118,16 @@ export function configurePodInterface(
       const dst = parseCIDR(r.dst);
       if (!dst) throw new CniError(ErrorCode.InvalidConfig, `invalid route destination "${r.dst}"`);
       const gw = r.gw ?? ips.find((i) => i.gateway && parseCIDR(i.address)?.ip.family === dst.ip.family)?.gateway;
+      // With the attributes the result reports (CNI 1.1), as the reference applies them.
+      const spec: RouteSpec = { dst: r.dst, index: link.index };
+      if (gw) spec.gw = gw;
+      if (r.priority !== undefined) spec.priority = r.priority;
+      if (r.table !== undefined) spec.table = r.table;
+      if (r.scope !== undefined) spec.scope = r.scope;
+      if (r.mtu) spec.mtu = r.mtu;
+      if (r.advmss) spec.advmss = r.advmss;
       try {
-        addRoute(nl, { dst: r.dst, index: link.index, ...(gw ? { gw } : {}) });
+        addRoute(nl, spec);
       } catch (e) {
         throw new CniError(ErrorCode.Internal, `failed to add route ${r.dst}${gw ? ` via ${gw}` : ""} in ${netns}: ${(e as Error).message}`);
       }

@@ -1,4 +1,4 @@
-// Routes (RTM_*ROUTE) in the main table.
+// Routes (RTM_*ROUTE), in the main table unless another is named.
 import { isErrno } from "../errno";
 import { formatCIDR, formatIP, ipFromBytes, ipToBytes, networkOf, parseCIDR, parseIP } from "../ip";
 import { afOf, attr, rtmsg, u32 } from "./encoding";
@@ -7,7 +7,7 @@ import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
 const RTM_GETROUTE = 26;
-const RT_TABLE_MAIN = 254;
+export const RT_TABLE_MAIN = 254;
 const RTPROT_BOOT = 3;
 const RTN_UNICAST = 1;
 const RT_SCOPE_UNIVERSE = 0;
@@ -21,6 +21,7 @@ const RTA_PRIORITY = 6;
 const RTA_METRICS = 8;
 const RTA_TABLE = 15;
 const RTAX_MTU = 2;
+const RTAX_ADVMSS = 8;
 
 export interface RouteSpec {
   /** destination CIDR; "0.0.0.0/0" or "::/0" for the default route */
@@ -28,11 +29,14 @@ export interface RouteSpec {
   gw?: string;
   /** output interface index */
   index?: number;
-  /** "link" for on-link routes without a gateway; defaults from the presence of gw */
-  scope?: "link" | "universe";
+  /** "link" for on-link routes without a gateway, or an RT_SCOPE_* number; defaults from the presence of gw */
+  scope?: "link" | "universe" | number;
   onlink?: boolean;
   mtu?: number;
+  advmss?: number;
   priority?: number;
+  /** routing table (default main) */
+  table?: number;
   /**
    * rtm_protocol: who owns the route (default RTPROT_BOOT, as `ip route add`). On delete,
    * when given, the kernel only removes a route of that protocol, so a daemon that tags its
@@ -56,12 +60,15 @@ function payload(r: RouteSpec, forDelete = false): Buffer[] {
   const net = parseCIDR(r.dst);
   if (!net) throw new Error(`invalid route destination "${r.dst}"`);
   const family = net.ip.family;
-  const common = { family: afOf(family), dstLen: net.prefix, table: RT_TABLE_MAIN };
-  const scope = r.scope === "link" || (!r.gw && r.scope !== "universe") ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+  const table = r.table ?? RT_TABLE_MAIN;
+  // rtm_table is a byte: a larger table is given by RTA_TABLE alone (RT_TABLE_UNSPEC here).
+  const common = { family: afOf(family), dstLen: net.prefix, table: table < 256 ? table : 0 };
+  const scope =
+    typeof r.scope === "number" ? r.scope : r.scope === "link" || (!r.gw && r.scope !== "universe") ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
   const hdr = forDelete
     ? rtmsg.format({ ...common, protocol: r.protocol ?? 0 })
     : rtmsg.format({ ...common, protocol: r.protocol ?? RTPROT_BOOT, scope, type: RTN_UNICAST, flags: r.onlink ? RTNH_F_ONLINK : 0 });
-  const out = [hdr, attr(RTA_TABLE, u32(RT_TABLE_MAIN))];
+  const out = [hdr, attr(RTA_TABLE, u32(table))];
   if (net.prefix > 0) out.push(attr(RTA_DST, ipToBytes(networkOf(net))));
   if (r.gw) {
     const gw = parseIP(r.gw);
@@ -70,7 +77,12 @@ function payload(r: RouteSpec, forDelete = false): Buffer[] {
   }
   if (r.index) out.push(attr(RTA_OIF, u32(r.index)));
   if (r.priority !== undefined) out.push(attr(RTA_PRIORITY, u32(r.priority)));
-  if (r.mtu) out.push(attr(RTA_METRICS, attr(RTAX_MTU, u32(r.mtu))));
+  if (r.mtu || r.advmss) {
+    const metrics: Buffer[] = [];
+    if (r.mtu) metrics.push(attr(RTAX_MTU, u32(r.mtu)));
+    if (r.advmss) metrics.push(attr(RTAX_ADVMSS, u32(r.advmss)));
+    out.push(attr(RTA_METRICS, metrics));
+  }
   return out;
 }
 
@@ -89,14 +101,14 @@ export function deleteRoute(nl: NetlinkSocket, r: RouteSpec): boolean {
   }
 }
 
-/** Main-table unicast routes of one family. */
-export function listRoutes(nl: NetlinkSocket, family: 4 | 6): Route[] {
+/** Unicast routes of one family in one table (default main). */
+export function listRoutes(nl: NetlinkSocket, family: 4 | 6, wanted = RT_TABLE_MAIN): Route[] {
   const out: Route[] = [];
   for (const m of nl.request("list routes", RTM_GETROUTE, NLM_F.DUMP, [rtmsg.format({ family: afOf(family) })])) {
     const h = rtmsg.parse(m.data);
     const a = rtmsg.attrs(m.data);
     const table = a.get(RTA_TABLE)?.readUInt32LE(0) ?? h.table;
-    if (table !== RT_TABLE_MAIN || h.type !== RTN_UNICAST) continue;
+    if (table !== wanted || h.type !== RTN_UNICAST) continue;
     const dst = a.get(RTA_DST);
     const route: Route = {
       dst: dst ? formatCIDR(ipFromBytes(dst), h.dstLen) : family === 4 ? "0.0.0.0/0" : "::/0",
