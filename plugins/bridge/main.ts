@@ -2,7 +2,6 @@
 // Each verb's module loads when called: DEL, the other common call, then skips ADD's
 // modules and their initialisation (~0.4 ms).
 import type { Plugin } from "../../shared/cni/skeleton";
-import { ipamCallOf, ipamGc } from "../../ipam/index";
 import { type BridgeConf, parseBridgeConf } from "./config";
 
 export const bridge: Plugin<BridgeConf> = {
@@ -12,5 +11,5 @@ export const bridge: Plugin<BridgeConf> = {
   add: async (ctx) => (await import("./add")).add(ctx),
   del: async (ctx) => (await import("./del")).del(ctx),
   check: async (ctx) => (await import("./check")).check(ctx),
-  gc: (ctx) => ipamGc(ipamCallOf(ctx), ctx.validAttachments),
+  gc: async (ctx) => (await import("./gc")).gc(ctx),
 };

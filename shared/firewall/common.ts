@@ -31,6 +31,21 @@ export function podKey(network: string, containerId: string, ifname: string): st
   return key.length < MAX_COMMENT ? key : `weft-h:${hash(key, 40)}`;
 }
 
+/** What GC keeps: the network, and the pod key of each of its valid attachments. */
+export interface Keep {
+  network: string;
+  valid: readonly string[];
+}
+
+/**
+ * GC's test for a rule's pod key: a pod of the network that no valid key names. A digested
+ * key names no network, so it is never taken for a stale pod (of this network or another).
+ */
+export function staleIn(keep: Keep): (key: string) => boolean {
+  const valid = new Set(keep.valid);
+  return (key) => key.startsWith(`${keep.network}/`) && !valid.has(key);
+}
+
 /**
  * A stable short digest for names (chains, long comments): FNV-1a, re-seeded per 8 hex
  * chars. Not node:crypto, which costs ~3 ms to load in the executable on every call.

@@ -15,7 +15,7 @@ import { allSteps } from "../attempt";
 import { countMatching, dumpRules, NFPROTO, withNetfilter } from "../netlink/nftables";
 import type { NetlinkMessage, NetlinkSocket } from "../netlink/socket";
 import { which, type Running } from "../process";
-import { marksNote, type Pod, type PodAddr, parseIp, parsePodCidr, podKey } from "./common";
+import { type Keep, marksNote, type Pod, type PodAddr, parseIp, parsePodCidr, podKey, staleIn } from "./common";
 import * as iptables from "./iptables";
 import * as nft from "./nft";
 
@@ -106,6 +106,17 @@ export function removePodRules(ref: PodRuleRef, meanwhile: () => void = () => {}
       if (running) nft.mustFinish(`removing nftables rules for pod ${key}`, running);
     },
   );
+}
+
+/**
+ * GC: removes the rules of every pod of the network that `keep` does not list, so a pod whose
+ * DEL never came leaks no NAT or forward rule.
+ */
+export function removeStalePodRules(keep: Keep): void {
+  const isStale = staleIn(keep);
+  if (!which("nft")) return iptables.removeStalePods(isStale);
+  const batch = withNetfilter((nl) => nft.staleRemovalBatch(nl, isStale));
+  if (batch !== null) nft.mustRunBatch("removing nftables rules of pods gone", batch);
 }
 
 /**

@@ -189,6 +189,19 @@ export function removePod(pod: Pod, addrsKnown = false): void {
   }
 }
 
+/** GC: removes the rules of every pod whose comment `isStale` picks, in both families. */
+export function removeStalePods(isStale: (key: string) => boolean): void {
+  const keys = new Set<string>();
+  for (const f of [4, 6] as const) {
+    if (!which(bin(f, "-save"))) continue;
+    for (const r of save(f).rules) {
+      const c = commentOf(r.args);
+      if (c !== undefined && isStale(c)) keys.add(c);
+    }
+  }
+  for (const key of keys) removePod({ key, addrs: [] });
+}
+
 function addScript(pod: Pod, addrs: Pod["addrs"], masquerade: boolean, existing: Saved): string {
   const f = addrs[0]!.family;
   const c = ["-m", "comment", "--comment", pod.key];

@@ -202,7 +202,13 @@ export function addPod(nl: NetlinkSocket, pod: Pod, masquerade: boolean, marked:
  */
 export function removalBatch(nl: NetlinkSocket, pod: Pod, addrsKnown: boolean): string | null {
   if (!tableExists(nl, NFPROTO.INET, "weft")) return null;
-  return removalOf((addrsKnown ? lookUp(nl, pod.addrs, pod.key) : null) ?? findByComment(nl, pod.key));
+  return removalOf((addrsKnown ? lookUp(nl, pod.addrs, pod.key) : null) ?? findByComment(nl, (c) => c === pod.key));
+}
+
+/** GC's batch: every element (and chain) whose comment names a pod `isStale` picks; null if none. */
+export function staleRemovalBatch(nl: NetlinkSocket, isStale: (key: string) => boolean): string | null {
+  if (!tableExists(nl, NFPROTO.INET, "weft")) return null;
+  return removalOf(findByComment(nl, isStale));
 }
 
 function removalOf(found: Found[]): string | null {
@@ -232,13 +238,13 @@ export function startBatch(batch: string): Running {
 /** Commands as one `nft -f -` script. */
 export const script = (cmds: string[]): string => cmds.join("\n") + "\n";
 
-/** Addresses having a pods or masq element that carries the pod's comment. */
-function findByComment(nl: NetlinkSocket, key: string): Found[] {
+/** Addresses having a pods or masq element whose comment `wanted` picks. */
+function findByComment(nl: NetlinkSocket, wanted: (comment: string) => boolean): Found[] {
   const found = new Map<string, Found>();
   for (const f of [4, 6] as const) {
     for (const kind of ["marked", "masq"] as const) {
       for (const e of listElements(nl, NFPROTO.INET, "weft", `${kind === "marked" ? "pods" : "masq"}${f}`)) {
-        if (e.comment !== key) continue;
+        if (e.comment === undefined || !wanted(e.comment)) continue;
         const ip = formatIP(ipFromBytes(e.key));
         const x = found.get(ip) ?? { addr: { ip, family: f }, marked: false, masq: false };
         x[kind] = true;

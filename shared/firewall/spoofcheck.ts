@@ -16,6 +16,7 @@ import { formatMac } from "../mac";
 import { listElements, NFPROTO, type SetElement, tableExists, withNetfilter } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import type { Running } from "../process";
+import { type Keep, staleIn } from "./common";
 import { mustFinish, mustRunBatch, script, startBatch } from "./nft";
 
 const T = "bridge weft";
@@ -99,6 +100,13 @@ export function startUnguard(key: string): Running | null {
 
 export function finishUnguard(key: string, running: Running): void {
   mustFinish(`removing the MAC spoof check for pod ${key}`, running);
+}
+
+/** GC: removes the elements of every pod of the network that `keep` does not list. */
+export function unguardStale(keep: Keep): void {
+  const isStale = staleIn(keep);
+  const stale = withNetfilter(elements)?.filter((f) => f.comment !== undefined && isStale(f.comment)) ?? [];
+  if (stale.length) mustRunBatch("removing the MAC spoof checks of pods gone", script([...SETS, ...deletions(stale)]));
 }
 
 /** Removes the pod's elements and waits. */

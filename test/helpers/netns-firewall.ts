@@ -68,7 +68,7 @@ export interface CallResult {
   error: string;
 }
 
-type Fn = "addPodRules" | "removePodRules";
+type Fn = "addPodRules" | "removePodRules" | "removeStalePodRules";
 
 function callArgs(ns: string, fn: Fn, arg: unknown, path?: string): [string, string[], object] {
   if (!runner) throw new Error("bundleFirewall() first");

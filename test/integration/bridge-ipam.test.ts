@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BIN_DIR, REFERENCE_BIN_DIR } from "../helpers/cni";
-import { ipJson, linkNames, nsTry } from "../helpers/netns";
+import { inNs, ipJson, linkNames, nsTry, weftState } from "../helpers/netns";
 import { addPod, bridgeConf, call, delPod, type Node, type Pod, podIP, reservations, type Runner, NET, useNode } from "../helpers/pods";
 
 interface Link {
@@ -107,6 +107,18 @@ describe("bridge GC", () => {
   it("releases the reservations of attachments not in cni.dev/valid-attachments, keeping the valid ones", () => {
     const a = gcKeepingFirst(bridgeConf(node));
     for (const ip of reservations(node)) expect(readFileSync(join(node.dataDir, NET, ip), "utf8")).toContain(a.id);
+  });
+
+  it("also removes the NAT rules and MAC spoof checks of the attachments it drops, keeping the valid ones", () => {
+    const a = gcKeepingFirst(bridgeConf(node, { ipMasq: true, macspoofchk: true }));
+    const key = `"${NET}/${a.id}/eth0"`;
+    // What remains names a alone: its masquerade elements and chains, its spoof-check elements.
+    const nat = weftState(node.host);
+    expect(nat.length).toBeGreaterThan(0);
+    for (const line of nat.filter((l) => !l.startsWith("chain "))) expect(line).toContain(key);
+    expect(nat.filter((l) => l.startsWith("chain masq-"))).toHaveLength(2);
+    const spoof = inNs(node.host, "nft", "list", "table", "bridge", "weft");
+    expect([...spoof.matchAll(/comment "([^"]+)"/g)].map((m) => `"${m[1]}"`)).toEqual([key, key]);
   });
 
   it("passes GC on to an IPAM plugin it executes, with the valid attachments", () => {

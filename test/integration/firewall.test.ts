@@ -103,6 +103,13 @@ describe("nftables backend", () => {
     expect(weftState(b.host)).toEqual([]);
   });
 
+  test("GC removes the elements of the network's pods it is not told to keep, and nothing else", () => {
+    const other = { ...pod("o", 9), network: "othernet" };
+    for (const p of [A, B, other]) ok(call(b.host, "addPodRules", p));
+    ok(call(b.host, "removeStalePodRules", { network: A.network, valid: [`${A.network}/${A.containerId}/${A.ifname}`] }));
+    expect(weftState(b.host)).toEqual(expected(A, other));
+  });
+
   test("ADD and DEL are idempotent, also concurrently; ipMasq off leaves no NAT", async () => {
     dropForward(b.host); // so that there are marks as well as masquerade
     const listing = (): string => sh(b.host, "nft list table inet weft");
@@ -400,6 +407,21 @@ describe("iptables fallback (no nft on PATH)", () => {
     for (const tool of ["iptables", "ip6tables"]) {
       expect(saved(tool)).toEqual([":WEFT-FORWARD -", "-A FORWARD -j WEFT-FORWARD"]);
     }
+  });
+
+  test("GC removes the rules of the network's pods it is not told to keep, and nothing else", () => {
+    const path = noNft();
+    for (const p of [A, B]) ok(call(b.host, "addPodRules", p, path));
+    const other = { ...B, network: "othernet", containerId: "ctr-o", cidrs: ["10.1.0.9/24", "fd00:1::9/64"] };
+    ok(call(b.host, "addPodRules", other, path));
+    const mine = (tool: string, id: string) => saved(tool).filter((l) => l.includes(id));
+    ok(call(b.host, "removeStalePodRules", { network: A.network, valid: [`${A.network}/${A.containerId}/${A.ifname}`] }, path));
+    for (const tool of ["iptables", "ip6tables"]) {
+      expect(mine(tool, "ctr-b"), tool).toEqual([]);
+      expect(mine(tool, "ctr-a").length, tool).toBeGreaterThan(0);
+      expect(mine(tool, "ctr-o").length, tool).toBeGreaterThan(0); // another network's: kept
+    }
+    for (const p of [A, other]) ok(call(b.host, "removePodRules", ref(p), path));
   });
 
   test("a failing iptables-restore is reported and undone", () => {
