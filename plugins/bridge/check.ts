@@ -61,9 +61,11 @@ export function check(ctx: PluginContext<BridgeConf>): void {
       const n = parseCIDR(r.dst);
       const family = n?.ip.family ?? 4;
       const dst = n ? formatCIDR(n.ip, n.prefix) : r.dst;
-      const id = `${family}/${r.table ?? RT_TABLE_MAIN}`;
+      // Table 0 is the kernel's "unspecified": main.
+      const want = r.table || RT_TABLE_MAIN;
+      const id = `${family}/${want}`;
       let table = tables.get(id);
-      if (!table) tables.set(id, (table = listRoutes(nl, family, r.table ?? RT_TABLE_MAIN)));
+      if (!table) tables.set(id, (table = listRoutes(nl, family, want)));
       const found = table.some((k) => k.dst === dst && (!r.gw || k.gw === r.gw) && k.index === link.index);
       if (!found) fail(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ""} not found on ${env.ifname}`);
     }

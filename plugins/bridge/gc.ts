@@ -9,10 +9,14 @@ import { unguardStale } from "../../shared/firewall/spoofcheck";
 import type { BridgeConf } from "./config";
 
 export function gc(ctx: Pick<PluginContext<BridgeConf>, "conf" | "env" | "raw"> & { validAttachments: Attachment[] }): void {
-  const keep = { network: ctx.conf.name, valid: ctx.validAttachments.map((a) => podKey(ctx.conf.name, a.containerID, a.ifname)) };
+  const keep = () => ({ network: ctx.conf.name, valid: ctx.validAttachments.map((a) => podKey(ctx.conf.name, a.containerID, a.ifname)) });
+  // Rules first and addresses last, as DEL: rules found by address must not be those of a
+  // new pod that took a freed address meanwhile.
   allSteps(
-    () => ipamGc(ipamCallOf(ctx), ctx.validAttachments),
-    () => removeStalePodRules(keep),
-    () => unguardStale(keep),
+    () => removeStalePodRules(keep()),
+    () => unguardStale(keep()),
+    () => {
+      if (ctx.conf.ipam.type) ipamGc(ipamCallOf(ctx), ctx.validAttachments);
+    },
   );
 }

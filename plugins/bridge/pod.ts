@@ -118,7 +118,8 @@ export function configurePodInterface(
       const dst = parseCIDR(r.dst);
       if (!dst) throw new CniError(ErrorCode.InvalidConfig, `invalid route destination "${r.dst}"`);
       const gw = r.gw ?? ips.find((i) => i.gateway && parseCIDR(i.address)?.ip.family === dst.ip.family)?.gateway;
-      // With the attributes the result reports (CNI 1.1), as the reference applies them.
+      // With the attributes the result reports (CNI 1.1): priority, table and scope as the
+      // reference applies them, and mtu and advmss too, which it reports but leaves out.
       const spec: RouteSpec = { dst: r.dst, index: link.index };
       if (gw) spec.gw = gw;
       if (r.priority !== undefined) spec.priority = r.priority;

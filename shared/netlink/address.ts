@@ -100,8 +100,9 @@ export function listAddresses(nl: NetlinkSocket, index = 0, family?: 4 | 6): Add
 export function settleAddresses(netnsPath: string, index: number, timeoutMs: number): void {
   const deadline = Date.now() + timeoutMs;
   const nl = NetlinkSocket.open(netnsPath);
-  const events = NetlinkSocket.open(netnsPath);
+  let events: NetlinkSocket | undefined;
   try {
+    events = NetlinkSocket.open(netnsPath);
     // Joined before the first look, so no change between the two goes unseen.
     events.join(RTNLGRP_IPV6_IFADDR);
     for (;;) {
@@ -113,7 +114,7 @@ export function settleAddresses(netnsPath: string, index: number, timeoutMs: num
       if (left <= 0 || !events.awaitNotification(left)) throw new Error(`addresses still tentative after ${timeoutMs / 1000} s`);
     }
   } finally {
-    events.close();
+    events?.close();
     nl.close();
   }
 }

@@ -121,6 +121,17 @@ describe("bridge GC", () => {
     expect([...spoof.matchAll(/comment "([^"]+)"/g)].map((m) => `"${m[1]}"`)).toEqual([key, key]);
   });
 
+  it("on a layer-2 network (no IPAM) removes the dropped attachments' MAC spoof checks, and succeeds", () => {
+    const { ipam: _, ...conf } = bridgeConf(node, { macspoofchk: true });
+    const [a, b] = [addPod(node, conf), addPod(node, conf)];
+    for (const p of [a, b]) expect(p.reply.code, p.reply.stdout).toBe(0);
+    const comments = () => [...inNs(node.host, "nft", "list", "table", "bridge", "weft").matchAll(/comment "([^"]+)"/g)].map((m) => m[1]);
+    expect(comments()).toHaveLength(4);
+    const gc = call(node, { plugin: "bridge", command: "GC", conf: { ...conf, cniVersion: "1.1.0", "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }] } });
+    expect(gc.code, gc.stdout).toBe(0);
+    expect(comments()).toEqual([`${NET}/${a.id}/eth0`, `${NET}/${a.id}/eth0`]);
+  });
+
   it("passes GC on to an IPAM plugin it executes, with the valid attachments", () => {
     // An IPAM type of another name, executed from CNI_PATH: weft's own host-local behind a
     // wrapper that tells it its name (host-local's config names its type).

@@ -231,19 +231,26 @@ describe("bridge config keys", () => {
     expect(ipams.reply.json!["dns"]).toEqual({ nameservers: ["192.0.2.53"], search: ["example.org"] });
   });
 
-  it("applies the route attributes IPAM gives (priority, mtu, advmss, table), which CHECK then finds", () => {
+  it("applies the route attributes IPAM gives (priority, mtu, advmss, table, scope), which CHECK then finds", () => {
     const routes = [
       { dst: "192.0.2.0/24", priority: 7, mtu: 1300, advmss: 1260 },
       { dst: "198.51.100.0/24", table: 100 },
+      // Above 255: the table goes by RTA_TABLE alone.
+      { dst: "203.0.113.0/24", table: 1000 },
+      // RT_SCOPE_SITE: a scope a route via a gateway may have.
+      { dst: "198.18.0.0/24", scope: 200 },
     ];
     const conf = bridgeConf(node, {}, { routes });
     const pod = addPod(node, conf);
     expect(pod.reply.code, pod.reply.stdout).toBe(0);
     const main = ipJson<Array<{ dst: string; metric?: number; metrics?: Array<Record<string, number>> }>>(pod.ns, "-4", "route", "show", "192.0.2.0/24");
     expect(main).toMatchObject([{ dst: "192.0.2.0/24", metric: 7, metrics: [{ mtu: 1300, advmss: 1260 }] }]);
-    expect(ipJson<Array<{ dst: string }>>(pod.ns, "-4", "route", "show", "table", "100").map((r) => r.dst)).toEqual(["198.51.100.0/24"]);
+    const inTable = (t: string) => ipJson<Array<{ dst: string }>>(pod.ns, "-4", "route", "show", "table", t).map((r) => r.dst);
+    expect([inTable("100"), inTable("1000")]).toEqual([["198.51.100.0/24"], ["203.0.113.0/24"]]);
     const check = call(node, { plugin: "bridge", command: "CHECK", conf: { ...conf, prevResult: pod.reply.json }, containerId: pod.id, netns: pod.path });
     expect(check.code, check.stdout).toBe(0);
+
+    expect(ipJson(pod.ns, "-4", "route", "show", "198.18.0.0/24")).toMatchObject([{ dst: "198.18.0.0/24", scope: "site" }]);
   });
 
   it("pod IPv4 addresses carry the subnet's broadcast address, as the reference sets it", () => {
