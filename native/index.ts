@@ -45,6 +45,8 @@ export interface NativeAddon {
   realpath(path: string): string;
   /** The names in a directory, without "." and "..". */
   readdir(path: string): string[];
+  /** Whether two paths name one file (device and inode, links followed); false if either is missing. */
+  sameFile(a: string, b: string): boolean;
   /**
    * iptables-legacy's filter FORWARD chain in our netns: whether its policy drops, and how
    * many of its rules carry `comment`; null without a FORWARD chain. Reading creates the

@@ -452,6 +452,27 @@ static napi_value fs_access(napi_env env, napi_callback_info info) { return path
 static napi_value fs_rename(napi_env env, napi_callback_info info) { return path_call(env, info, OP_RENAME); }
 static napi_value fs_realpath(napi_env env, napi_callback_info info) { return path_call(env, info, OP_REALPATH); }
 
+// sameFile(a, b): whether two paths name one file (st_dev and st_ino, links followed);
+// false when either cannot be stat'ed.
+static napi_value same_file(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv)) return NULL;
+  char *a = required_string(env, argv[0], NULL);
+  if (!a) return NULL;
+  char *b = required_string(env, argv[1], NULL);
+  if (!b) {
+    free(a);
+    return NULL;
+  }
+  struct stat sa, sb;
+  bool same = stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  free(a);
+  free(b);
+  napi_value r;
+  napi_get_boolean(env, same, &r);
+  return r;
+}
+
 // readdir(path) -> names, without "." and "..".
 static napi_value fs_readdir(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -824,6 +845,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"rename", NULL, fs_rename, NULL, NULL, NULL, napi_default, NULL},
       {"realpath", NULL, fs_realpath, NULL, NULL, NULL, napi_default, NULL},
       {"readdir", NULL, fs_readdir, NULL, NULL, NULL, napi_default, NULL},
+      {"sameFile", NULL, same_file, NULL, NULL, NULL, napi_default, NULL},
       {"reap", NULL, reap_child, NULL, NULL, NULL, napi_default, NULL},
       {"legacyForward", NULL, legacy_forward, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -1,5 +1,6 @@
 // Running code inside another network namespace.
 import { native } from "../native/index";
+import { CniError, ErrorCode } from "./cni/errors";
 import { isErrno } from "./errno";
 
 /**
@@ -7,6 +8,17 @@ import { isErrno } from "./errno";
  * removed (ENOENT), or the mount point no longer holds a namespace (EINVAL). The kernel
  * destroyed its interfaces with it.
  */
+/**
+ * Refuses a CNI_NETNS that is the plugin's own netns (code 8), before anything is touched:
+ * a runtime passing it would have an interface plugin configure, or delete, the host's own
+ * interfaces (the reference's skeleton reports it only after the verb has run).
+ */
+export function refuseOwnNetns(netns: string): void {
+  if (netns && native.sameFile(netns, "/proc/self/ns/net")) {
+    throw new CniError(ErrorCode.InvalidNetNS, "plugin's netns and netns from CNI_NETNS should not be the same");
+  }
+}
+
 export function isNetnsGone(e: unknown): boolean {
   return isErrno(e, "ENOENT") || isErrno(e, "EINVAL");
 }

@@ -14,12 +14,13 @@ import type { Running } from "../../shared/process";
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { withSocket } from "../../shared/netlink/socket";
 import { addressOf } from "../../shared/ip";
-import { isNetnsGone } from "../../shared/netns";
+import { isNetnsGone, refuseOwnNetns } from "../../shared/netns";
 import { ipamCallOf, ipamDel } from "../../ipam/index";
 import type { BridgeConf } from "./config";
 
 export function del(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
+  refuseOwnNetns(env.netns);
   // The spoof check's batch runs while the kernel deletes the veth: both wait on RCU.
   const key = conf.macspoofchk ? podKey(conf.name, env.containerId, env.ifname) : "";
   let unguarding: Running | null = null;

@@ -9,6 +9,7 @@ export const ErrorCode = {
   IO: 5,
   Decode: 6,
   InvalidConfig: 7,
+  InvalidNetNS: 8,
   TryAgainLater: 11,
   NotReady: 50,
   NotReadyLimited: 51,

@@ -146,3 +146,27 @@ describe("a plugin run by hand", () => {
     }
   });
 });
+
+describe("a CNI_NETNS that is the plugin's own netns", () => {
+  it("is refused with code 8 before anything is touched: no bridge, no veth, no deleted host interface, lo still up", () => {
+    const own = "/proc/self/ns/net"; // the plugin runs in the test's host netns
+    const conf = bridgeConf(node);
+    const refused = (r: ReturnType<typeof call>) => {
+      expect(r.code).not.toBe(0);
+      expect(r.json).toMatchObject({ code: 8, msg: "plugin's netns and netns from CNI_NETNS should not be the same" });
+    };
+    refused(call(node, { plugin: "bridge", command: "ADD", conf, containerId: "own1", netns: own, ifname: "eth0" }));
+    expect(linkNames(node.host)).not.toContain(node.bridge);
+    expect(reservations(node)).toEqual([]);
+
+    // A DEL would otherwise delete the host interface of that name.
+    inNs(node.host, "ip", "link", "add", "hostif0", "type", "veth", "peer", "name", "hostif1");
+    refused(call(node, { plugin: "bridge", command: "DEL", conf, containerId: "own1", netns: own, ifname: "hostif0" }));
+    expect(linkNames(node.host)).toContain("hostif0");
+
+    inNs(node.host, "ip", "link", "set", "lo", "up");
+    const lo = { cniVersion: "1.0.0", name: "lo-test", type: "loopback" };
+    refused(call(node, { plugin: "loopback", command: "DEL", conf: lo, containerId: "own1", netns: own, ifname: "lo" }));
+    expect(inNs(node.host, "ip", "-br", "link", "show", "lo")).toMatch(/UNKNOWN|UP/);
+  });
+});
