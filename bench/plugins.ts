@@ -68,15 +68,16 @@ function bridgeConf(impl: Impl, ipMasq: boolean, subnet: string, dataDir: string
   };
 }
 
+/** One `ip netns exec` of nothing: the wrapper's cost, which both sides pay, in ms. */
+function execOnce(host: string): number {
+  const t = process.hrtime.bigint();
+  spawnSync("ip", ["netns", "exec", host, "/bin/true"]);
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
 /** The `ip netns exec` wrapper costs the same for both; measure it to subtract it. */
 function execOverhead(host: string): number {
-  const xs: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const t = process.hrtime.bigint();
-    spawnSync("ip", ["netns", "exec", host, "/bin/true"]);
-    xs.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
-  return median(xs);
+  return median(Array.from({ length: RUNS }, () => execOnce(host)));
 }
 
 function benchVersion(): [number, number] {
@@ -95,28 +96,38 @@ interface AddDel {
   add: [number, number];
   del: [number, number];
   both: [number, number];
+  /** the `ip netns exec` cost subtracted, timed between the calls */
+  overhead: number;
 }
 
-/** Medians of ADD, DEL and ADD+DEL for each implementation, the two interleaved pod by pod. */
-function benchAddDel(host: string, pod: string, ipMasq: boolean, overhead: number): AddDel {
+/**
+ * Medians of ADD, DEL and ADD+DEL for each implementation, the two interleaved pod by pod.
+ * The wrapper's cost is timed in every round too, so that the one subtracted is that of
+ * the same minutes: this VM's speed drifts, and a figure taken before could be off by
+ * several ms, which subtracted from both sides skews their ratio.
+ */
+function benchAddDel(host: string, pod: string, ipMasq: boolean): AddDel {
   const res = impls.map(() => ({ add: [] as number[], del: [] as number[], both: [] as number[] }));
   const confs = impls.map((impl, k) => {
     const dir = mkdtempSync(join(tmpdir(), "weft-bench-"));
     dirs.push(dir);
     return bridgeConf(impl, ipMasq, `10.${120 + k}.0.0/24`, dir);
   });
+  const wrapper: number[] = [];
   for (let i = 0; i < RUNS; i++) {
+    wrapper.push(execOnce(host));
     for (const [k, impl] of inTurn(i)) {
       const id = `bench-${i}`;
-      const add = timed(impl, host, "ADD", id, pod, confs[k]!) - overhead;
-      const del = timed(impl, host, "DEL", id, pod, confs[k]!) - overhead;
+      const add = timed(impl, host, "ADD", id, pod, confs[k]!);
+      const del = timed(impl, host, "DEL", id, pod, confs[k]!);
       res[k]!.add.push(add);
       res[k]!.del.push(del);
       res[k]!.both.push(add + del);
     }
   }
-  const pair = (key: keyof AddDel): [number, number] => [median(res[0]![key]), median(res[1]![key])];
-  return { add: pair("add"), del: pair("del"), both: pair("both") };
+  const overhead = median(wrapper);
+  const pair = (key: "add" | "del" | "both", n: number): [number, number] => [median(res[0]![key]) - n * overhead, median(res[1]![key]) - n * overhead];
+  return { add: pair("add", 1), del: pair("del", 1), both: pair("both", 2), overhead };
 }
 
 /** Wall time for 50 ADDs started at once (one pod netns each); impls run one after the other. */
@@ -190,20 +201,22 @@ export async function benchPlugins(): Promise<string> {
   const pod = netns("pod");
   const pods = Array.from({ length: 50 }, (_, i) => netns(`c${i}`));
   run("ip", "netns", "exec", host, "ip", "link", "set", "lo", "up");
+  const plain = benchAddDel(host, pod, false);
+  const masq = benchAddDel(host, pod, true);
   const overhead = execOverhead(host);
   const rows = [
     "| measure | weft | reference | ratio | target |",
     "| --- | --- | --- | --- | --- |",
     row("VERSION (median)", benchVersion(), "ms", "≤ 2×"),
-    ...addDelRows("bridge+host-local", benchAddDel(host, pod, false, overhead), "≤ 1.0×"),
-    ...addDelRows("with ipMasq", benchAddDel(host, pod, true, overhead), "≤ 0.7×"),
+    ...addDelRows("bridge+host-local", plain, "≤ 1.0×"),
+    ...addDelRows("with ipMasq", masq, "≤ 0.7×"),
     row("50 concurrent ADDs (wall)", await benchConcurrent(host, pods, overhead), "ms", "—"),
     row("peak RSS of an ADD with ipMasq (median)", [peakRss(impls[0]!, host, pod), peakRss(impls[1]!, host, pod)], "MB", "weft ≤ 35 MB"),
   ];
   cleanup();
   return [
     `weft vs Go reference plugins (${REFERENCE_BIN_DIR}), ${RUNS} runs each`,
-    `(plugin times exclude the ${overhead.toFixed(1)} ms of \`ip netns exec\` both pay)`,
+    `(plugin times exclude the \`ip netns exec\` both pay, timed in each round: ${plain.overhead.toFixed(1)} ms while the ADD+DEL rows ran, ${masq.overhead.toFixed(1)} ms with ipMasq, ${overhead.toFixed(1)} ms before the concurrent ADDs)`,
     "",
     rows.join("\n"),
   ].join("\n");
