@@ -4,21 +4,28 @@ import { CniError, ErrorCode } from "./cni/errors";
 import { isErrno } from "./errno";
 
 /**
+ * Whether CNI_NETNS names the calling thread's own netns. A runtime passing it would have
+ * an interface plugin configure, or delete, the host's own interfaces: ADD and CHECK refuse
+ * it before touching anything, DEL cleans up the host side only (the reference's skeleton
+ * reports it only after the verb ran, the host's interface of that name deleted).
+ */
+export function isOwnNetns(netns: string): boolean {
+  return netns !== "" && native.sameFile(netns, "/proc/thread-self/ns/net");
+}
+
+export function ownNetnsError(): CniError {
+  return new CniError(ErrorCode.InvalidNetNS, "plugin's netns and netns from CNI_NETNS should not be the same");
+}
+
+export function refuseOwnNetns(netns: string): void {
+  if (isOwnNetns(netns)) throw ownNetnsError();
+}
+
+/**
  * Whether `e`, from opening the netns at a path, says the namespace is gone: its file was
  * removed (ENOENT), or the mount point no longer holds a namespace (EINVAL). The kernel
  * destroyed its interfaces with it.
  */
-/**
- * Refuses a CNI_NETNS that is the plugin's own netns (code 8), before anything is touched:
- * a runtime passing it would have an interface plugin configure, or delete, the host's own
- * interfaces (the reference's skeleton reports it only after the verb has run).
- */
-export function refuseOwnNetns(netns: string): void {
-  if (netns && native.sameFile(netns, "/proc/self/ns/net")) {
-    throw new CniError(ErrorCode.InvalidNetNS, "plugin's netns and netns from CNI_NETNS should not be the same");
-  }
-}
-
 export function isNetnsGone(e: unknown): boolean {
   return isErrno(e, "ENOENT") || isErrno(e, "EINVAL");
 }

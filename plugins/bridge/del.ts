@@ -14,13 +14,16 @@ import type { Running } from "../../shared/process";
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { withSocket } from "../../shared/netlink/socket";
 import { addressOf } from "../../shared/ip";
-import { isNetnsGone, refuseOwnNetns } from "../../shared/netns";
+import { isNetnsGone, isOwnNetns, ownNetnsError } from "../../shared/netns";
 import { ipamCallOf, ipamDel } from "../../ipam/index";
 import type { BridgeConf } from "./config";
 
 export function del(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
-  refuseOwnNetns(env.netns);
+  // CNI_NETNS is our own netns: the host side is cleaned up, but no "pod" interface of the
+  // host's is deleted, and the runtime hears of its mistake.
+  const own = isOwnNetns(env.netns);
+  const netns = own ? "" : env.netns;
   // The spoof check's batch runs while the kernel deletes the veth: both wait on RCU.
   const key = conf.macspoofchk ? podKey(conf.name, env.containerId, env.ifname) : "";
   let unguarding: Running | null = null;
@@ -30,22 +33,26 @@ export function del(ctx: PluginContext<BridgeConf>): void {
   const finishUnguarding = (): void => {
     if (unguarding) finishUnguard(key, unguarding);
   };
-  // A layer-2 network holds no address and no NAT or forward rule.
-  if (!conf.ipam.type) return allSteps(startUnguarding, () => deleteVeth(env.netns, env.ifname), finishUnguarding);
-  const ips = (ctx.prevResult?.ips ?? []).map((ip) => addressOf(ip.address));
-  let vethGone = false;
-  allSteps(
-    startUnguarding,
-    () =>
-      removePodRules({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) }, () => {
-        deleteVeth(env.netns, env.ifname);
-        vethGone = true;
-      }),
-    finishUnguarding,
-    () => {
-      if (vethGone) ipamDel(ipamCallOf(ctx));
-    },
-  );
+  if (!conf.ipam.type) {
+    // A layer-2 network holds no address and no NAT or forward rule.
+    allSteps(startUnguarding, () => deleteVeth(netns, env.ifname), finishUnguarding);
+  } else {
+    const ips = (ctx.prevResult?.ips ?? []).map((ip) => addressOf(ip.address));
+    let vethGone = false;
+    allSteps(
+      startUnguarding,
+      () =>
+        removePodRules({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) }, () => {
+          deleteVeth(netns, env.ifname);
+          vethGone = true;
+        }),
+      finishUnguarding,
+      () => {
+        if (vethGone) ipamDel(ipamCallOf(ctx));
+      },
+    );
+  }
+  if (own) throw ownNetnsError();
 }
 
 function deleteVeth(netns: string, ifname: string): void {

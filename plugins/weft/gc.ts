@@ -8,6 +8,7 @@ import { attempt } from "../../shared/attempt";
 import { isErrno } from "../../shared/errno";
 import { removeFallbackPodRules } from "../../shared/firewall/index";
 import { closeFile, dirName, isDirectory, openFile } from "../../shared/fs";
+import { isOwnNetns } from "../../shared/netns";
 import { ipamCallOf, ipamGc } from "../../ipam/index";
 import { delegateDel } from "./delegate";
 import { delegateConf, readSubnet, type WeftConf } from "./config";
@@ -20,7 +21,10 @@ import { forgetDelegate, loadAttachment, savedAttachments, type SavedAttachment 
 function delAttachment(conf: WeftConf, a: SavedAttachment): void {
   const { saved } = a;
   if (!saved) return forgetDelegate(conf, a.containerID, a.ifname);
-  const env: CniEnv = { command: "DEL", containerId: a.containerID, netns: saved.netns ?? "", ifname: a.ifname, args: new Map(), path: [] };
+  // A saved netns that is now our own (a /proc/<pid>/ns/net whose pid was reused) has no veth
+  // of this pod to delete, and must not fail the collection on every pass.
+  const netns = saved.netns && !isOwnNetns(saved.netns) ? saved.netns : "";
+  const env: CniEnv = { command: "DEL", containerId: a.containerID, netns, ifname: a.ifname, args: new Map(), path: [] };
   delegateDel({ env, conf, raw: saved.delegate, stdinVersion: conf.cniVersion }, saved.delegate);
 }
 

@@ -92,6 +92,18 @@ describe("weft plugin", () => {
     expect(nsTry(a.ns, "ip", "link", "show", "eth0").ok).toBe(true);
   });
 
+  it("an ADD naming its own netns is refused (code 8) without touching the pod's saved config", () => {
+    writeSubnet("10.244.1.0/24");
+    const a = addPod(node, conf(), { plugin: "weft" });
+    expect(a.reply.code, a.reply.stdout).toBe(0);
+    const file = join(stateDir, "attachments", `weft:${a.id}:eth0.json`);
+    const before = readFileSync(file, "utf8");
+    const again = call(node, { plugin: "weft", command: "ADD", conf: conf(), containerId: a.id, netns: "/proc/self/ns/net" });
+    expect(again.json).toMatchObject({ code: 8 });
+    expect(readFileSync(file, "utf8")).toBe(before);
+    expect(call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: a.id, netns: a.path }).code).toBe(0);
+  });
+
   it("DEL still reads attachments saved in the older format (the delegated config alone)", () => {
     writeSubnet("10.244.1.0/24");
     const a = addPod(node, conf(), { plugin: "weft" });
