@@ -87,10 +87,10 @@ ${standalone}
 const precompiled = {
 ${table}
 };
-export function compileValidator(_schema, name) {
+export function compileValidator(schema, name) {
   const validate = precompiled[name];
   if (!validate) throw new Error("no precompiled validator for " + JSON.stringify(name));
-  return wrapValidator(validate, name);
+  return wrapValidator(validate, name, schema);
 }
 `;
 }

@@ -2,6 +2,7 @@
 // ajv's standalone mode) into a typed parser that throws CNI error 7 with one clear line.
 import type { ErrorObject } from "ajv";
 import { CniError, ErrorCode } from "./errors";
+import { foldKeys } from "./fold-keys";
 
 export interface AjvValidate {
   (data: unknown): boolean;
@@ -41,8 +42,10 @@ function describeSchemaError(e: ErrorObject, data: unknown): string {
   return e.instancePath === "" ? text : `${e.instancePath} ${text}`;
 }
 
-export function wrapValidator<T>(validate: AjvValidate, name: string): (data: unknown) => T {
+/** `schema` is the one `validate` checks; the config's keys are folded to its spelling first. */
+export function wrapValidator<T>(validate: AjvValidate, name: string, schema: unknown): (data: unknown) => T {
   return (data) => {
+    foldKeys(data, schema);
     if (validate(data)) return data as T;
     const first = validate.errors?.[0];
     const why = first ? describeSchemaError(first, data) : "does not match its schema";

@@ -5,6 +5,7 @@ import { native } from "../../native/index";
 import { checkKnownArgs } from "./args";
 import { type CniEnv, readEnv } from "./env";
 import { CniError, cniErrorJson, ErrorCode, toCniError } from "./errors";
+import { foldKeys } from "./fold-keys";
 import { convertResult, parsePrevResult, type Result } from "./result";
 import { configVersion, LATEST_VERSION, requireVersionFor, SUPPORTED_VERSIONS, versionReply } from "./version";
 
@@ -60,6 +61,12 @@ function readStdin(command: CniEnv["command"]): string {
     throw new CniError(ErrorCode.IO, `error reading from stdin: ${(e as Error).message}`);
   }
 }
+
+// The keys every network config may have (libcni's NetConf), for foldKeys: as in Go, a
+// "CNIVersion" is a cniVersion. Each plugin's own keys are folded by its validator.
+const NETCONF = {
+  properties: { cniVersion: {}, name: {}, type: {}, capabilities: {}, ipam: {}, dns: {}, args: {}, runtimeConfig: {}, prevResult: {} },
+};
 
 function parseStdin(text: string): Record<string, unknown> {
   let v: unknown;
@@ -165,6 +172,7 @@ export async function runPlugin<C>(pluginOrLoader: Plugin<C> | (() => Promise<Pl
       return 0;
     }
     const raw = parseStdin(stdin);
+    foldKeys(raw, NETCONF);
     version = configVersion(raw);
     checkNetworkName(raw);
     const plugin = typeof pluginOrLoader === "function" ? await pluginOrLoader() : pluginOrLoader;

@@ -24,7 +24,7 @@ let ajv: Ajv | undefined;
 export function compileValidator<T>(schema: JSONSchemaType<T> | object, name: string): (data: unknown) => T {
   let parse: ((data: unknown) => T) | undefined;
   return (data) => {
-    parse ??= wrapValidator<T>((ajv ??= createAjv()).compile(schema) as AjvValidate, name);
+    parse ??= wrapValidator<T>((ajv ??= createAjv()).compile(schema) as AjvValidate, name, schema);
     return parse(data);
   };
 }

@@ -39,6 +39,24 @@ describe("bridge config keys", () => {
     expect(inNs(node.host, "cat", `/proc/sys/net/ipv6/conf/${node.bridge}/accept_ra`).trim()).toBe("0");
   });
 
+  it("reads keys case-insensitively where only the case differs, as the reference's Go decoder does", () => {
+    const conf = {
+      CNIVersion: "1.0.0",
+      Name: NET,
+      Type: "bridge",
+      Bridge: node.bridge,
+      IsGateway: true,
+      IPAM: { Type: "host-local", DataDir: node.dataDir, Ranges: [[{ Subnet: "10.77.0.0/24" }]] },
+    };
+    const pod = addPod(node, conf);
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    expect(pod.reply.json).toMatchObject({ cniVersion: "1.0.0", ips: [{ address: "10.77.0.2/24", gateway: "10.77.0.1" }] });
+    expect(hostLink(node.bridge).addr_info.map((a) => a.local)).toContain("10.77.0.1");
+    expect(reservations(node)).toEqual(["10.77.0.2"]);
+    expect(delPod(node, pod, conf).code).toBe(0);
+    expect(reservations(node)).toEqual([]);
+  });
+
   it("bridge defaults to cni0", () => {
     const { bridge: _, ...conf } = bridgeConf(node);
     const pod = addPod(node, conf);
