@@ -25,7 +25,8 @@ export function foldKeys(data: unknown, schema: unknown): void {
     if (Object.hasOwn(props, key)) continue;
     const lower = key.toLowerCase();
     for (const name of names) {
-      if (name.toLowerCase() !== lower) continue;
+      // Lengths first: most keys a schema does not name (cniVersion, name, type) end here.
+      if (name.length !== key.length || name.toLowerCase() !== lower) continue;
       if (!Object.hasOwn(data, name)) {
         data[name] = data[key];
         delete data[key];
