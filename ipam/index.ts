@@ -2,6 +2,7 @@
 // per pod); any other IPAM type is executed from CNI_PATH by the standard protocol.
 import type { CniEnv } from "../shared/cni/env";
 import { execPlugin } from "../shared/cni/exec";
+import { foldKeys } from "../shared/cni/fold-keys";
 import { getRuntimeConfigKey } from "../shared/cni/runtime-config";
 import type { Result } from "../shared/cni/result";
 import type { PluginContext } from "../shared/cni/skeleton";
@@ -36,7 +37,11 @@ function hostLocalRequest(c: IpamCall) {
   return { networkName: c.networkName, containerId: c.env.containerId, ifname: c.env.ifname, ipam: hostLocalConfig(c) };
 }
 
+// args.cni.ips, read as the reference's Go decoder reads it: "CNI": {"IPs": …} too.
+const ARGS_CNI_IPS = { properties: { cni: { properties: { ips: {} } } } };
+
 function argsCniIps(raw: Record<string, unknown>): string[] | undefined {
+  foldKeys(raw["args"], ARGS_CNI_IPS);
   const ips = (raw["args"] as { cni?: { ips?: unknown } } | undefined)?.cni?.ips;
   return Array.isArray(ips) ? ips.map(String) : undefined;
 }

@@ -3,22 +3,19 @@ import { native } from "../native/index";
 import { CniError, ErrorCode } from "./cni/errors";
 import { isErrno } from "./errno";
 
-/**
- * Whether CNI_NETNS names the calling thread's own netns. A runtime passing it would have
- * an interface plugin configure, or delete, the host's own interfaces: ADD and CHECK refuse
- * it before touching anything, DEL cleans up the host side only (the reference's skeleton
- * reports it only after the verb ran, the host's interface of that name deleted).
- */
+/** Whether CNI_NETNS names the calling thread's own netns. */
 export function isOwnNetns(netns: string): boolean {
   return netns !== "" && native.sameFile(netns, "/proc/thread-self/ns/net");
 }
 
-export function ownNetnsError(): CniError {
-  return new CniError(ErrorCode.InvalidNetNS, "plugin's netns and netns from CNI_NETNS should not be the same");
-}
-
+/**
+ * Refuses (code 8) a CNI_NETNS that is the plugin's own netns, before anything is touched:
+ * a runtime passing it would have an interface plugin configure, or delete, the host's own
+ * interfaces (the reference's skeleton reports it only after the verb ran, the host's
+ * interface of that name deleted).
+ */
 export function refuseOwnNetns(netns: string): void {
-  if (isOwnNetns(netns)) throw ownNetnsError();
+  if (isOwnNetns(netns)) throw new CniError(ErrorCode.InvalidNetNS, "plugin's netns and netns from CNI_NETNS should not be the same");
 }
 
 /**

@@ -14,16 +14,16 @@ import type { Running } from "../../shared/process";
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { withSocket } from "../../shared/netlink/socket";
 import { addressOf } from "../../shared/ip";
-import { isNetnsGone, isOwnNetns, ownNetnsError } from "../../shared/netns";
+import { isNetnsGone, refuseOwnNetns } from "../../shared/netns";
 import { ipamCallOf, ipamDel } from "../../ipam/index";
 import type { BridgeConf } from "./config";
 
 export function del(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
-  // CNI_NETNS is our own netns: the host side is cleaned up, but no "pod" interface of the
-  // host's is deleted, and the runtime hears of its mistake.
-  const own = isOwnNetns(env.netns);
-  const netns = own ? "" : env.netns;
+  // Refused before anything runs: the pod's veth, in whatever netns it really is, keeps its
+  // address, so nothing of it may be released either.
+  refuseOwnNetns(env.netns);
+  const netns = env.netns;
   // The spoof check's batch runs while the kernel deletes the veth: both wait on RCU.
   const key = conf.macspoofchk ? podKey(conf.name, env.containerId, env.ifname) : "";
   let unguarding: Running | null = null;
@@ -52,7 +52,6 @@ export function del(ctx: PluginContext<BridgeConf>): void {
       },
     );
   }
-  if (own) throw ownNetnsError();
 }
 
 function deleteVeth(netns: string, ifname: string): void {

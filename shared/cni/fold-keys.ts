@@ -7,10 +7,18 @@ type Obj = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** The schema's property name `key` matches only case-insensitively, if any. */
+function folded(key: string, names: string[]): string | undefined {
+  const lower = key.toLowerCase();
+  // Lengths first: most keys a schema does not name (cniVersion, name, type) end here.
+  for (const name of names) if (name.length === key.length && name.toLowerCase() === lower) return name;
+  return undefined;
+}
+
 /**
  * Renames, in `data` and what it nests, each key that matches one of the schema's property
- * names only case-insensitively, unless the exact name is there too (as Go, the exact
- * spelling wins then). Keys the schema does not name are left as they are.
+ * names only case-insensitively. Where several keys name one property, the last in the
+ * document wins, as in Go. Keys the schema does not name are left as they are.
  */
 export function foldKeys(data: unknown, schema: unknown): void {
   if (!isObject(schema)) return;
@@ -21,18 +29,18 @@ export function foldKeys(data: unknown, schema: unknown): void {
   const props = schema["properties"];
   if (!isObject(data) || !isObject(props)) return;
   const names = Object.keys(props);
+  let chosen: Obj | undefined; // property -> the value of the last key naming it
   for (const key of Object.keys(data)) {
-    if (Object.hasOwn(props, key)) continue;
-    const lower = key.toLowerCase();
-    for (const name of names) {
-      // Lengths first: most keys a schema does not name (cniVersion, name, type) end here.
-      if (name.length !== key.length || name.toLowerCase() !== lower) continue;
-      if (!Object.hasOwn(data, name)) {
-        data[name] = data[key];
-        delete data[key];
-      }
-      break;
+    if (Object.hasOwn(props, key)) {
+      if (chosen) chosen[key] = data[key];
+      continue;
     }
+    const name = folded(key, names);
+    if (name === undefined) continue;
+    chosen ??= {};
+    chosen[name] = data[key];
+    delete data[key];
   }
+  if (chosen) for (const name of Object.keys(chosen)) data[name] = chosen[name];
   for (const name of names) if (Object.hasOwn(data, name)) foldKeys(data[name], props[name]);
 }

@@ -11,7 +11,8 @@ import Ajv, { type JSONSchemaType, type Options } from "ajv";
 import { formats } from "./formats";
 import { type AjvValidate, wrapValidator } from "./schema-error";
 
-// Defaults stay in code, not in schemas: ajv must not rewrite the config it checks.
+// Defaults stay in code, not in schemas: ajv must not rewrite the config it checks (only
+// wrapValidator's foldKeys renames keys, in place, to the schema's spelling).
 export function createAjv(options: Options = {}): Ajv {
   const ajv = new Ajv({ allErrors: false, strict: false, ...options });
   for (const [name, check] of Object.entries(formats)) ajv.addFormat(name, check);

@@ -73,6 +73,18 @@ describe("host-local beside the Go reference", () => {
     for (const [i, impl] of (["go", "weft"] as const).entries()) expect(ipamCall(impl, "DEL", `rt${i}`, c).code).toBe(0);
     expect(held()).toEqual([]);
   });
+
+  it("reads args.cni.ips written with Go's case-insensitive keys (\"CNI\": {\"IPs\": …}) as the reference does", () => {
+    if (!existsSync(join(REFERENCE_BIN_DIR, "host-local"))) throw new Error("Debian containernetworking-plugins missing");
+    const base = conf("10.91.0.0/28");
+    for (const [impl, ip] of [["weft", "10.91.0.5"], ["go", "10.91.0.6"]] as const) {
+      const r = ipamCall(impl, "ADD", `ci-${impl}`, { ...base, args: { CNI: { IPs: [ip] } } });
+      expect(r.code, `${impl}: ${r.stdout}`).toBe(0);
+      expect(r.json!["ips"][0].address, impl).toBe(`${ip}/28`);
+    }
+    for (const impl of ["weft", "go"] as const) expect(ipamCall(impl, "DEL", `ci-${impl}`, base).code).toBe(0);
+    expect(held()).toEqual([]);
+  });
 });
 
 describe("host-local under concurrency", () => {

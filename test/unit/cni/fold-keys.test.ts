@@ -21,10 +21,13 @@ describe("foldKeys", () => {
     expect(data).toEqual({ isGateway: true, ipam: { ranges: [[{ subnet: "10.0.0.0/24" }]] }, other: 1, Unknown: 2 });
   });
 
-  it("keeps an exact key over a folded one, and leaves exact keys and non-objects alone", () => {
-    const data = { isGateway: false, IsGateway: true };
-    foldKeys(data, schema);
-    expect(data).toEqual({ isGateway: false, IsGateway: true });
+  it("lets the last of several keys naming one property win, as Go; leaves exact keys and non-objects alone", () => {
+    const later = { isGateway: false, IsGateway: true };
+    foldKeys(later, schema);
+    expect(later).toEqual({ isGateway: true });
+    const earlier = { ISGATEWAY: true, isGateway: false };
+    foldKeys(earlier, schema);
+    expect(earlier).toEqual({ isGateway: false });
     const same = { isGateway: true, ipam: "x" };
     foldKeys(same, schema);
     expect(same).toEqual({ isGateway: true, ipam: "x" });
