@@ -23,7 +23,6 @@ export function del(ctx: PluginContext<BridgeConf>): void {
   // Refused before anything runs: the pod's veth, in whatever netns it really is, keeps its
   // address, so nothing of it may be released either.
   refuseOwnNetns(env.netns);
-  const netns = env.netns;
   // The spoof check's batch runs while the kernel deletes the veth: both wait on RCU.
   const key = conf.macspoofchk ? podKey(conf.name, env.containerId, env.ifname) : "";
   let unguarding: Running | null = null;
@@ -35,7 +34,7 @@ export function del(ctx: PluginContext<BridgeConf>): void {
   };
   if (!conf.ipam.type) {
     // A layer-2 network holds no address and no NAT or forward rule.
-    allSteps(startUnguarding, () => deleteVeth(netns, env.ifname), finishUnguarding);
+    allSteps(startUnguarding, () => deleteVeth(env.netns, env.ifname), finishUnguarding);
   } else {
     const ips = (ctx.prevResult?.ips ?? []).map((ip) => addressOf(ip.address));
     let vethGone = false;
@@ -43,7 +42,7 @@ export function del(ctx: PluginContext<BridgeConf>): void {
       startUnguarding,
       () =>
         removePodRules({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) }, () => {
-          deleteVeth(netns, env.ifname);
+          deleteVeth(env.netns, env.ifname);
           vethGone = true;
         }),
       finishUnguarding,
