@@ -33,20 +33,28 @@ export function check(ctx: PluginContext<BridgeConf>): void {
   if (podIdx < 0) fail(`prevResult has no interface ${env.ifname} in sandbox ${env.netns}`);
   const podIface = ifaces[podIdx]!;
 
-  withSocket(undefined, (nl) => {
+  // The host veth's index, and the index of its peer (the pod's end), as the kernel sees them.
+  const host = withSocket(undefined, (nl) => {
     const br = getLinkByName(nl, conf.bridge);
     if (!br || br.kind !== "bridge") fail(`bridge ${conf.bridge} not found`);
+    const brIface = ifaces.find((i) => !i.sandbox && i.name === conf.bridge);
+    if (brIface?.mac && br.mac !== brIface.mac.toLowerCase()) fail(`bridge ${conf.bridge} has MAC ${br.mac}, expected ${brIface.mac}`);
     const hostIface = ifaces.find((i) => !i.sandbox && i.name !== conf.bridge);
-    if (hostIface) {
-      const host = getLinkByName(nl, hostIface.name);
-      if (!host) fail(`host veth ${hostIface.name} not found`);
-      if (host.master !== br.index) fail(`host veth ${hostIface.name} is not attached to ${conf.bridge}`);
-    }
+    if (!hostIface) return undefined;
+    const link = getLinkByName(nl, hostIface.name);
+    if (!link) fail(`host veth ${hostIface.name} not found`);
+    if (link.master !== br.index) fail(`host veth ${hostIface.name} is not attached to ${conf.bridge}`);
+    return link;
   });
 
   withSocket(env.netns, (nl) => {
     const link = getLinkByName(nl, env.ifname);
     if (!link) fail(`interface ${env.ifname} not found in ${env.netns}`);
+    // As the reference: the pod's interface is a veth whose peer is the host veth.
+    if (link.kind !== "veth") fail(`interface ${env.ifname} in ${env.netns} is not a veth`);
+    if (host && (link.peerIndex !== host.index || host.peerIndex !== link.index)) {
+      fail(`interface ${env.ifname} in ${env.netns} is not the peer of host veth ${host.name}`);
+    }
     if (podIface.mac && link.mac !== podIface.mac.toLowerCase()) {
       fail(`interface ${env.ifname} has MAC ${link.mac}, expected ${podIface.mac}`);
     }

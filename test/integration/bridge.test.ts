@@ -3,7 +3,7 @@
 import { mkdirSync, rmdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { deleteNetns, ipJson, inNs, linkNames, nsTry, ping } from "../helpers/netns";
+import { createNetns, deleteNetns, ipJson, inNs, linkNames, nsTry, ping } from "../helpers/netns";
 import { addPod, bridgeConf, call, delPod, NET, type Node, podIP, reservations, useNode } from "../helpers/pods";
 
 interface IpAddr {
@@ -82,6 +82,27 @@ describe("bridge CHECK", () => {
     const r = check(a, conf);
     expect(r.code).not.toBe(0);
     expect(r.json!["msg"]).toContain("192.168.240.0/24");
+  });
+
+  it("fails when the pod's eth0 is no longer the host veth's peer, or the bridge's MAC changed, as the reference checks", () => {
+    const conf = bridgeConf(node);
+    const a = addPod(node, conf);
+    expect(check(a, conf).code).toBe(0);
+    // Another veth named eth0, with the same MAC and addresses, in place of the pod's.
+    const aside = createNetns("aside");
+    const mac = (a.reply.json!["interfaces"] as Array<{ mac: string }>)[2]!.mac;
+    inNs(a.ns, "ip", "link", "set", "eth0", "netns", aside);
+    inNs(a.ns, "ip", "link", "add", "eth0", "address", mac, "type", "veth", "peer", "name", "other0");
+    for (const ip of ["10.77.0.2/24", "fd77::2/64"]) inNs(a.ns, "ip", "addr", "add", ip, "dev", "eth0", "nodad");
+    inNs(a.ns, "ip", "link", "set", "eth0", "up");
+    const r = check(a, conf);
+    expect(r.code).not.toBe(0);
+    expect(r.json!["msg"]).toMatch(/^interface eth0 in .* is not the peer of host veth veth[0-9a-f]{8}$/);
+
+    const b = addPod(node, conf);
+    expect(check(b, conf).code).toBe(0);
+    inNs(node.host, "ip", "link", "set", node.bridge, "address", "02:00:00:00:0b:01");
+    expect(check(b, conf).json!["msg"]).toMatch(/^bridge .* has MAC 02:00:00:00:0b:01, expected /);
   });
 
   it("fails when the reservation is gone", () => {
