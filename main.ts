@@ -58,8 +58,8 @@ async function cannotStart(e: unknown): Promise<number> {
 main().then(
   (code) => process.exit(code),
   async (e: unknown) => {
-    const { writeSync } = await import("node:fs");
-    writeSync(2, `weft: ${e instanceof Error ? e.message : String(e)}\n`);
+    const [{ writeSync }, { messageOf }] = await Promise.all([import("node:fs"), import("./shared/cni/errors")]);
+    writeSync(2, `weft: ${messageOf(e)}\n`);
     process.exit(1);
   },
 );

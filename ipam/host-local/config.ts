@@ -175,15 +175,15 @@ export function parseHostLocalConfig(rawIpam: unknown, networkName: string, runt
     const stray = (["rangeStart", "rangeEnd", "gateway"] as const).find((k) => raw[k] !== undefined);
     if (stray !== undefined) invalid(`ipam.${stray} is set but ipam.subnet is not`);
   }
-  if (runtime.length === 0 && !legacy && (raw.ranges ?? []).length === 0) {
-    invalid("no IP ranges specified (set ipam.ranges or ipam.subnet, or pass runtimeConfig.ipRanges)");
-  }
   // Runtime sets first, then the legacy single range, then ipam.ranges.
-  const ranges = [
-    ...runtime.map((set, i) => canonicalRangeSet(set, `runtimeConfig.ipRanges[${i}]`)),
-    ...(legacy ? [canonicalRangeSet([{ subnet: raw.subnet!, rangeStart: raw.rangeStart, rangeEnd: raw.rangeEnd, gateway: raw.gateway }], "ipam", () => "ipam")] : []),
-    ...(raw.ranges ?? []).map((set, i) => canonicalRangeSet(set, `ipam.ranges[${i}]`)),
-  ];
+  const ranges: RangeSet[] = [];
+  for (let i = 0; i < runtime.length; i++) ranges.push(canonicalRangeSet(runtime[i]!, `runtimeConfig.ipRanges[${i}]`));
+  if (legacy) {
+    ranges.push(canonicalRangeSet([{ subnet: raw.subnet!, rangeStart: raw.rangeStart, rangeEnd: raw.rangeEnd, gateway: raw.gateway }], "ipam", () => "ipam"));
+  }
+  const sets = raw.ranges ?? [];
+  for (let i = 0; i < sets.length; i++) ranges.push(canonicalRangeSet(sets[i]!, `ipam.ranges[${i}]`));
+  if (ranges.length === 0) invalid("no IP ranges specified (set ipam.ranges or ipam.subnet, or pass runtimeConfig.ipRanges)");
   checkSetsDisjoint(ranges);
   const config: HostLocalConfig = {
     type: "host-local",

@@ -56,8 +56,10 @@ function trunkRanges(items: TrunkItem[] | undefined): Array<[number, number]> {
     throw new CniError(ErrorCode.InvalidConfig, msg);
   };
   const valid = (v: number) => v > 0 && v <= 4094;
+  // Most networks have no trunk: no sort on their every call.
+  if (!items?.length) return [];
   const ranges: Array<[number, number]> = [];
-  for (const { minID, maxID, id } of items ?? []) {
+  for (const { minID, maxID, id } of items) {
     if (minID !== undefined && maxID !== undefined) {
       if (!valid(minID)) bad("incorrect trunk minID parameter");
       if (!valid(maxID)) bad("incorrect trunk maxID parameter");

@@ -23,34 +23,32 @@ export function del(ctx: PluginContext<BridgeConf>): void {
   // Refused before anything runs: the pod's veth, in whatever netns it really is, keeps its
   // address, so nothing of it may be released either.
   refuseOwnNetns(env.netns);
-  // The spoof check's batch runs while the kernel deletes the veth: both wait on RCU.
-  const key = conf.macspoofchk ? podKey(conf.name, env.containerId, env.ifname) : "";
+  // A layer-2 network holds no address and no NAT or forward rule.
+  const l3 = conf.ipam.type !== "";
+  const ips = (ctx.prevResult?.ips ?? []).map((ip) => addressOf(ip.address));
+  let key = "";
   let unguarding: Running | null = null;
-  const startUnguarding = (): void => {
-    if (conf.macspoofchk) unguarding = startUnguard(key);
+  let vethGone = false;
+  const deleteTheVeth = (): void => {
+    deleteVeth(env.netns, env.ifname);
+    vethGone = true;
   };
-  const finishUnguarding = (): void => {
-    if (unguarding) finishUnguard(key, unguarding);
-  };
-  if (!conf.ipam.type) {
-    // A layer-2 network holds no address and no NAT or forward rule.
-    allSteps(startUnguarding, () => deleteVeth(env.netns, env.ifname), finishUnguarding);
-  } else {
-    const ips = (ctx.prevResult?.ips ?? []).map((ip) => addressOf(ip.address));
-    let vethGone = false;
-    allSteps(
-      startUnguarding,
-      () =>
-        removePodRules({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) }, () => {
-          deleteVeth(env.netns, env.ifname);
-          vethGone = true;
-        }),
-      finishUnguarding,
-      () => {
-        if (vethGone) ipamDel(ipamCallOf(ctx));
-      },
-    );
-  }
+  allSteps(
+    // The spoof check's batch runs while the kernel deletes the veth: both wait on RCU.
+    () => {
+      if (conf.macspoofchk) unguarding = startUnguard((key = podKey(conf.name, env.containerId, env.ifname)));
+    },
+    () =>
+      l3
+        ? removePodRules({ network: conf.name, containerId: env.containerId, ifname: env.ifname, ...(ips.length ? { ips } : {}) }, deleteTheVeth)
+        : deleteTheVeth(),
+    () => {
+      if (unguarding) finishUnguard(key, unguarding);
+    },
+    () => {
+      if (l3 && vethGone) ipamDel(ipamCallOf(ctx));
+    },
+  );
 }
 
 function deleteVeth(netns: string, ifname: string): void {

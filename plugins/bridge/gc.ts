@@ -3,13 +3,15 @@
 import { ipamCallOf, ipamGc } from "../../ipam/index";
 import { allSteps } from "../../shared/attempt";
 import type { Attachment, PluginContext } from "../../shared/cni/skeleton";
-import { podKey } from "../../shared/firewall/common";
+import { type Keep, podKey } from "../../shared/firewall/common";
 import { removeStalePodRules } from "../../shared/firewall/index";
 import { unguardStale } from "../../shared/firewall/spoofcheck";
 import type { BridgeConf } from "./config";
 
 export function gc(ctx: Pick<PluginContext<BridgeConf>, "conf" | "env" | "raw"> & { validAttachments: Attachment[] }): void {
-  const keep = () => ({ network: ctx.conf.name, valid: ctx.validAttachments.map((a) => podKey(ctx.conf.name, a.containerID, a.ifname)) });
+  // Built inside the steps (podKey may throw; the IPAM step must still run), once.
+  let kept: Keep | undefined;
+  const keep = (): Keep => (kept ??= { network: ctx.conf.name, valid: ctx.validAttachments.map((a) => podKey(ctx.conf.name, a.containerID, a.ifname)) });
   // Rules first and addresses last, as DEL: rules found by address must not be those of a
   // new pod that took a freed address meanwhile.
   allSteps(

@@ -1,6 +1,6 @@
 // Pod side of the bridge plugin: the veth pair and the container interface's
 // addresses and routes.
-import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { CniError, ErrorCode, messageOf } from "../../shared/cni/errors";
 import type { IPConfig, Route } from "../../shared/cni/result";
 import { isErrno } from "../../shared/errno";
 import { closeFile, openFile } from "../../shared/fs";
@@ -130,7 +130,7 @@ export function configurePodInterface(
       try {
         addRoute(nl, spec);
       } catch (e) {
-        throw new CniError(ErrorCode.Internal, `failed to add route ${r.dst}${gw ? ` via ${gw}` : ""} in ${netns}: ${(e as Error).message}`);
+        throw new CniError(ErrorCode.Internal, `failed to add route ${r.dst}${gw ? ` via ${gw}` : ""} in ${netns}: ${messageOf(e)}`);
       }
     }
     return link;
@@ -139,7 +139,7 @@ export function configurePodInterface(
     try {
       settleAddresses(netns, link.index, DAD_SETTLE_MS);
     } catch (e) {
-      throw new CniError(ErrorCode.Internal, `failed to settle addresses for "${ifname}": ${(e as Error).message}`);
+      throw new CniError(ErrorCode.Internal, `failed to settle addresses for "${ifname}": ${messageOf(e)}`);
     }
   }
   return link;

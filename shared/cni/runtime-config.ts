@@ -14,20 +14,3 @@ export function getRuntimeConfigKey(rc: unknown, key: string): unknown {
   const found = Object.keys(rc).find((k) => k.toLowerCase() === lower);
   return found === undefined ? undefined : rc[found];
 }
-
-// Renames keys that match a canonical name case-insensitively to that name, one level
-// deep; arrays are mapped element-wise. Other keys and non-objects pass through, so a
-// schema check afterwards still sees (and can reject) anything unexpected.
-export function normalizeKeys(value: unknown, canonical: readonly string[]): unknown {
-  if (Array.isArray(value)) return value.map((v) => normalizeKeys(v, canonical));
-  if (!isObj(value)) return value;
-  const byLower = new Map(canonical.map((c) => [c.toLowerCase(), c]));
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) {
-    const name = byLower.get(k.toLowerCase()) ?? k;
-    // An exact canonical key beats a differently-cased duplicate.
-    if (name !== k && Object.hasOwn(value, name)) continue;
-    out[name] = v;
-  }
-  return out;
-}
