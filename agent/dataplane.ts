@@ -183,7 +183,7 @@ export function convergePeers(nl: NetlinkSocket, dev: Link, underlay: Underlay, 
   for (const op of upserts(routeOps)) {
     const w = op.want;
     attempt(errors, () => {
-      addRoute(nl, { dst: w.dst, gw: w.gw!, index: w.index!, onlink: w.onlink, scope: "universe", protocol: WEFT_RTPROT }, { replace: op.op === "replace" });
+      addRoute(nl, { dst: w.dst, gw: w.gw!, index: w.index!, onlink: w.onlink, protocol: WEFT_RTPROT }, { replace: op.op === "replace" });
       log(`route ${op.op} ${routeText(w, names)}`);
     }, `route ${op.op} ${w.dst}`);
   }

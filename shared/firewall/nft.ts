@@ -92,8 +92,8 @@ const masqRule = (pod: Pod, a: PodAddr): string => {
 };
 
 /** "add; delete": removes an element whether or not it exists. */
-function dropElement(set: string, elem: string, key: string): string[] {
-  return [`add element ${T} ${set} { ${elem} }`, `delete element ${T} ${set} { ${key} }`];
+export function dropElement(set: string, elem: string, key: string, table = T): string[] {
+  return [`add element ${table} ${set} { ${elem} }`, `delete element ${table} ${set} { ${key} }`];
 }
 
 /** Removes the address's NAT: its `masq` map element, then its chain. */

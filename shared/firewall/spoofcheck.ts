@@ -13,11 +13,12 @@
 //     }
 //   }
 import { formatMac } from "../mac";
-import { listElements, NFPROTO, type SetElement, tableExists, withNetfilter } from "../netlink/nftables";
+import { cstr } from "../netlink/encoding";
+import { getElement, listElements, NFPROTO, type SetElement, tableExists, withNetfilter } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
 import type { Running } from "../process";
 import { type Keep, staleIn } from "./common";
-import { mustFinish, mustRunBatch, script, startBatch } from "./nft";
+import { dropElement, mustFinish, mustRunBatch, script, startBatch } from "./nft";
 
 const T = "bridge weft";
 const IFNAMSIZ = 16;
@@ -50,8 +51,7 @@ interface Found {
 
 /** The port (and MAC) an element of `guarded` or `allowed` names: ifname bytes, NUL-padded, then the MAC. */
 function decode(e: SetElement): Found {
-  const end = e.key.indexOf(0);
-  const port = e.key.subarray(0, end < 0 || end > IFNAMSIZ ? IFNAMSIZ : end).toString();
+  const port = cstr(e.key.subarray(0, IFNAMSIZ));
   const found: Found = e.key.length > IFNAMSIZ ? { port, mac: formatMac(e.key.subarray(IFNAMSIZ, IFNAMSIZ + 6)) } : { port };
   if (e.comment !== undefined) found.comment = e.comment;
   return found;
@@ -62,7 +62,7 @@ function deletions(found: Found[]): string[] {
   const cmds: string[] = [];
   for (const f of found) {
     const [set, elem] = f.mac ? ["allowed", `"${f.port}" . ${f.mac}`] : ["guarded", `"${f.port}"`];
-    cmds.push(`add element ${T} ${set} { ${elem} }`, `delete element ${T} ${set} { ${elem} }`);
+    cmds.push(...dropElement(set, elem, elem, T));
   }
   return cmds;
 }
@@ -83,8 +83,18 @@ export function guardPort(g: SpoofGuard): void {
     `add element ${T} guarded { "${g.port}" comment "${g.key}" }`,
     `add element ${T} allowed { "${g.port}" . ${g.mac} comment "${g.key}" }`,
   ];
-  const stale = withNetfilter(elements)?.filter((f) => f.port === g.port) ?? null;
-  const create = add.map((c) => c.replace(/^add/, "create"));
+  // The one element that tells: the port's in `guarded` (its name, NUL-padded). Both sets are
+  // read only when there is one, left by a pod whose DEL never came.
+  const port = Buffer.alloc(IFNAMSIZ);
+  port.write(g.port);
+  const stale = withNetfilter((nl) => {
+    if (!tableExists(nl, NFPROTO.BRIDGE, "weft")) return null;
+    return getElement(nl, NFPROTO.BRIDGE, "weft", "guarded", port) ? (elements(nl) ?? []).filter((f) => f.port === g.port) : [];
+  });
+  const create = [
+    `create element ${T} guarded { "${g.port}" comment "${g.key}" }`,
+    `create element ${T} allowed { "${g.port}" . ${g.mac} comment "${g.key}" }`,
+  ];
   if (stale !== null && stale.length === 0 && startBatch(script(create)).wait().ok) return;
   mustRunBatch(`adding the MAC spoof check for pod ${g.key}`, script([...DECLARE, ...deletions(stale ?? []), ...add]));
 }

@@ -29,8 +29,8 @@ export interface RouteSpec {
   gw?: string;
   /** output interface index */
   index?: number;
-  /** "link" for on-link routes without a gateway, or an RT_SCOPE_* number; defaults from the presence of gw */
-  scope?: "link" | "universe" | number;
+  /** RT_SCOPE_*; by default link without a gateway, universe with one */
+  scope?: number;
   onlink?: boolean;
   mtu?: number;
   advmss?: number;
@@ -63,8 +63,7 @@ function payload(r: RouteSpec, forDelete = false): Buffer[] {
   const table = r.table ?? RT_TABLE_MAIN;
   // rtm_table is a byte: a larger table is given by RTA_TABLE alone (RT_TABLE_UNSPEC here).
   const common = { family: afOf(family), dstLen: net.prefix, table: table < 256 ? table : 0 };
-  const scope =
-    typeof r.scope === "number" ? r.scope : r.scope === "link" || (!r.gw && r.scope !== "universe") ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+  const scope = r.scope ?? (r.gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK);
   const hdr = forDelete
     ? rtmsg.format({ ...common, protocol: r.protocol ?? 0 })
     : rtmsg.format({ ...common, protocol: r.protocol ?? RTPROT_BOOT, scope, type: RTN_UNICAST, flags: r.onlink ? RTNH_F_ONLINK : 0 });
