@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { realpathSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { baseEnv, cniEnv, run } from "../lab/exec";
+import { messageOf } from "../shared/cni/errors";
 
 const cleanups: Array<() => void> = [];
 
@@ -19,7 +20,7 @@ export function runCleanups(): void {
     try {
       fn();
     } catch (e) {
-      console.error(`bench clean-up: ${e instanceof Error ? e.message : String(e)}`);
+      console.error(`bench clean-up: ${messageOf(e)}`);
     }
   }
 }

@@ -27,19 +27,23 @@ function step(name, fn) {
 }
 
 const addon = join(root, "native", "build", "Release", "weft_native.node");
-const addonSource = join(root, "native", "weft_native.c");
+const addonSources = ["native/weft_native.c", "native/binding.gyp"];
 
-/** The newest modification time among the files the executable is built from. */
-function newestSource() {
-  const newest = (path) => {
+/** The newest modification time among `paths` (relative to the root; directories walked). */
+function newest(paths) {
+  const of = (path) => {
     const st = statSync(path);
     if (!st.isDirectory()) return st.mtimeMs;
     let t = 0;
-    for (const name of readdirSync(path)) t = Math.max(t, newest(join(path, name)));
+    for (const name of readdirSync(path)) t = Math.max(t, of(join(path, name)));
     return t;
   };
-  const inputs = ["main.ts", "cli", "agent", "plugins", "ipam", "shared", "native/index.ts", "native/weft_native.c", "native/binding.gyp", "build", "package-lock.json", "tsconfig.json"];
-  return Math.max(...inputs.map((p) => newest(join(root, p))));
+  return Math.max(...paths.map((p) => of(join(root, p))));
+}
+
+/** The newest modification time among the files the executable is built from. */
+function newestSource() {
+  return newest(["main.ts", "cli", "agent", "plugins", "ipam", "shared", "native/index.ts", ...addonSources, "build", "package-lock.json", "tsconfig.json"]);
 }
 
 // Read before building, so an input edited meanwhile is newer than the stamp; the stamp is
@@ -56,7 +60,7 @@ if (!process.argv.includes("--skip-typecheck")) {
   step("type-check", () => run(join(nodeBin, "tsc"), ["-p", "."]));
 }
 
-if (!existsSync(addon) || statSync(addon).mtimeMs < statSync(addonSource).mtimeMs) {
+if (!existsSync(addon) || statSync(addon).mtimeMs < newest(addonSources)) {
   // Build against the headers of the Node that runs us (no download: offline machines).
   const nodedir = process.env.npm_config_nodedir || dirname(dirname(process.execPath));
   step("native addon", () => run(join(nodeBin, "node-gyp"), ["rebuild", "--silent", `--nodedir=${nodedir}`], join(root, "native")));
