@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cni, requireBuild, type CniCall, type CniReply } from "./cni";
 import { afterEach, beforeEach, expect } from "vitest";
-import { cleanupAll, createNetns, leftovers, netnsPath, uniqueName } from "./netns";
+import { cleanupAll, createNetns, leftovers, linkNames, netnsPath, uniqueName } from "./netns";
 import { addressOf } from "../../shared/ip";
 
 export interface Node {
@@ -99,4 +99,9 @@ export function podIP(pod: Pod, family: 4 | 6): string {
   const ip = ips.map((i) => addressOf(i.address)).find((a) => (family === 6) === a.includes(":"));
   if (!ip) throw new Error(`pod has no IPv${family} address: ${pod.reply.stdout}`);
   return ip;
+}
+
+/** The veths in netns `ns`: what pods left on a node's host side. */
+export function vethsIn(ns: string): string[] {
+  return linkNames(ns).filter((n) => n.startsWith("veth"));
 }

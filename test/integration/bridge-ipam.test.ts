@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BIN_DIR, REFERENCE_BIN_DIR } from "../helpers/cni";
 import { inNs, ipJson, linkNames, nsTry, weftState } from "../helpers/netns";
-import { addPod, bridgeConf, call, delPod, type Node, type Pod, podIP, reservations, type Runner, NET, useNode } from "../helpers/pods";
+import { addPod, bridgeConf, call, delPod, type Node, type Pod, podIP, reservations, type Runner, NET, useNode, vethsIn } from "../helpers/pods";
 
 interface Link {
   ifname: string;
@@ -15,8 +15,7 @@ interface Link {
 let node: Node;
 useNode((n) => (node = n));
 
-/** Veths left in the test host netns (the bridge and lo are expected). */
-const hostVeths = (): string[] => linkNames(node.host).filter((n) => n.startsWith("veth"));
+const hostVeths = (): string[] => vethsIn(node.host);
 
 describe("bridge IPAM", () => {
   it("runs host-local in-process: no host-local executable on CNI_PATH is needed for ADD or DEL", () => {

@@ -2,7 +2,7 @@
 import { writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { createNetns, deleteNetns, ipJson, inNs, linkNames, netnsPath, nsTry, ping, uniqueName, weftState } from "../helpers/netns";
-import { addPod, bridgeConf, call, delPod, NET, type Node, type Pod, podIP, reservations, useNode } from "../helpers/pods";
+import { addPod, bridgeConf, call, delPod, NET, type Node, type Pod, podIP, reservations, useNode, vethsIn } from "../helpers/pods";
 
 interface Link {
   ifname: string;
@@ -126,7 +126,7 @@ describe("bridge config keys", () => {
     const pod = addPod(node, conf);
     expect(pod.reply.json).toMatchObject({ code: 7, msg: "cannot set hairpin mode and promiscuous mode at the same time" });
     expect(linkNames(pod.ns)).toEqual(["lo"]);
-    expect(linkNames(node.host).filter((n) => n.startsWith("veth"))).toEqual([]);
+    expect(vethsIn(node.host)).toEqual([]);
     expect(reservations(node)).toEqual([]);
     expect(delPod(node, pod, conf).code).toBe(0);
   });
@@ -161,7 +161,7 @@ describe("bridge config keys", () => {
     expect(dup.reply.code).not.toBe(0);
     expect(String(dup.reply.json!["msg"])).toMatch(/^failed to settle addresses for "eth0": address fd77::2\/64 failed duplicate address detection/);
     expect(linkNames(dup.ns)).toEqual(["lo"]);
-    expect(linkNames(node.host).filter((n) => n.startsWith("veth"))).toEqual([first.reply.json!["interfaces"][1].name]);
+    expect(vethsIn(node.host)).toEqual([first.reply.json!["interfaces"][1].name]);
     expect(reservations({ ...node, dataDir: other })).toEqual([]);
   });
 
@@ -292,7 +292,7 @@ describe("bridge config keys", () => {
       expect(pod.reply.code).not.toBe(0);
       expect(pod.reply.json!["msg"]).toContain("VLAN filtering");
       expect(reservations(node)).toEqual([]);
-      expect(ipJson<Link[]>(node.host, "link", "show").filter((l) => l.ifname.startsWith("veth"))).toEqual([]);
+      expect(vethsIn(node.host)).toEqual([]);
     }
   });
 
@@ -310,7 +310,7 @@ describe("bridge config keys", () => {
     } else {
       expect(pod.reply.json).toMatchObject({ msg: expect.stringContaining('"vlanTrunk" needs bridge VLAN filtering') });
       expect(reservations(node)).toEqual([]);
-      expect(ipJson<Link[]>(node.host, "link", "show").filter((l) => l.ifname.startsWith("veth"))).toEqual([]);
+      expect(vethsIn(node.host)).toEqual([]);
     }
   });
 

@@ -3,7 +3,7 @@
 import { mkdirSync, rmdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { createNetns, deleteNetns, ipJson, inNs, linkNames, nsTry, ping } from "../helpers/netns";
+import { deleteNetns, ipJson, inNs, linkNames, nsTry, ping } from "../helpers/netns";
 import { addPod, bridgeConf, call, delPod, NET, type Node, podIP, reservations, useNode } from "../helpers/pods";
 
 interface IpAddr {
@@ -89,9 +89,9 @@ describe("bridge CHECK", () => {
     const a = addPod(node, conf);
     expect(check(a, conf).code).toBe(0);
     // Another veth named eth0, with the same MAC and addresses, in place of the pod's.
-    const aside = createNetns("aside");
     const mac = (a.reply.json!["interfaces"] as Array<{ mac: string }>)[2]!.mac;
-    inNs(a.ns, "ip", "link", "set", "eth0", "netns", aside);
+    inNs(a.ns, "ip", "link", "set", "eth0", "down");
+    inNs(a.ns, "ip", "link", "set", "eth0", "name", "aside0");
     inNs(a.ns, "ip", "link", "add", "eth0", "address", mac, "type", "veth", "peer", "name", "other0");
     for (const ip of ["10.77.0.2/24", "fd77::2/64"]) inNs(a.ns, "ip", "addr", "add", ip, "dev", "eth0", "nodad");
     inNs(a.ns, "ip", "link", "set", "eth0", "up");

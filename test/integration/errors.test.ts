@@ -1,10 +1,9 @@
 // Bad input gets the right CNI error code on stdout and leaves nothing behind.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BIN_DIR } from "../helpers/cni";
+import { baseEnv } from "../../lab/exec";
 import { createNetns, linkNames, netnsPath, inNs } from "../helpers/netns";
 import { cleanupToolPaths, spyPath } from "../helpers/tool-paths";
 import { addPod, bridgeConf, call, type Node, reservations, useNode } from "../helpers/pods";
@@ -130,19 +129,14 @@ describe("a pod that works after errors", () => {
 
 describe("a plugin run by hand", () => {
   it("without CNI_COMMAND prints what it is and the CNI versions it speaks on stderr, and succeeds", () => {
-    const tmp = mkdtempSync(join(tmpdir(), "weft-about-"));
-    try {
-      for (const plugin of ["bridge", "host-local", "loopback"]) {
-        for (const command of [undefined, ""]) {
-          const env = { PATH: process.env["PATH"], TMPDIR: tmp, ...(command === undefined ? {} : { CNI_COMMAND: command }) };
-          const r = spawnSync(join(BIN_DIR, plugin), [], { env, input: "", encoding: "utf8" });
-          expect(r.status, r.stdout).toBe(0);
-          expect(r.stdout).toBe("");
-          expect(r.stderr).toBe(`CNI plugin ${plugin} (weft 0.1.0)\nCNI protocol versions supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0\n`);
-        }
+    for (const plugin of ["bridge", "host-local", "loopback"]) {
+      for (const command of [undefined, ""]) {
+        const env = { ...baseEnv(), ...(command === undefined ? {} : { CNI_COMMAND: command }) };
+        const r = spawnSync(join(BIN_DIR, plugin), [], { env, input: "", encoding: "utf8" });
+        expect(r.status, r.stdout).toBe(0);
+        expect(r.stdout).toBe("");
+        expect(r.stderr).toBe(`CNI plugin ${plugin} (weft 0.1.0)\nCNI protocol versions supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0\n`);
       }
-    } finally {
-      rmSync(tmp, { recursive: true, force: true });
     }
   });
 });

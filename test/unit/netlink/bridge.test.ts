@@ -2,19 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { attrList, attrMap } from "../../../shared/netlink/encoding";
 import { addPortVlanRange } from "../../../shared/netlink/bridge";
-import type { NetlinkSocket } from "../../../shared/netlink/socket";
-
-/** A socket that records each request's type, flags and payload instead of sending it. */
-function recorder() {
-  const sent: Array<{ type: number; flags: number; payload: Buffer }> = [];
-  const nl = {
-    request(_op: string, type: number, flags: number, payload: Uint8Array[]) {
-      sent.push({ type, flags, payload: Buffer.concat(payload) });
-      return [];
-    },
-  } as unknown as NetlinkSocket;
-  return { nl, sent };
-}
+import { recorder } from "../../helpers/netlink-recorder";
 
 const RTM_SETLINK = 19;
 const IFLA_AF_SPEC = 26;

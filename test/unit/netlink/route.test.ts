@@ -2,18 +2,13 @@
 import { describe, expect, it } from "vitest";
 import { attrMap } from "../../../shared/netlink/encoding";
 import { addRoute } from "../../../shared/netlink/route";
-import type { NetlinkSocket } from "../../../shared/netlink/socket";
+import { recorder } from "../../helpers/netlink-recorder";
 
 /** The payload of the one request addRoute sends: the 12-byte rtmsg, then attributes. */
 function sent(spec: Parameters<typeof addRoute>[1]): { header: Buffer; attrs: Map<number, Buffer> } {
-  let payload = Buffer.alloc(0);
-  const nl = {
-    request(_op: string, _type: number, _flags: number, parts: Uint8Array[]) {
-      payload = Buffer.concat(parts);
-      return [];
-    },
-  } as unknown as NetlinkSocket;
+  const { nl, sent: requests } = recorder();
   addRoute(nl, spec);
+  const payload = requests[0]!.payload;
   return { header: payload.subarray(0, 12), attrs: attrMap(payload.subarray(12)) };
 }
 
