@@ -11,6 +11,16 @@ export function attempt(failures: string[], fn: () => void, what?: string): void
   }
 }
 
+/** Runs `fn`; an error it throws gets `what: ` before its message and keeps its CNI code. */
+export function labelled(what: string, fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    const message = `${what}: ${messageOf(e)}`;
+    throw e instanceof CniError ? new CniError(e.code, message, e.details) : new Error(message);
+  }
+}
+
 /**
  * Runs every step, each even when one before it failed, then throws what failed: a lone
  * error as it was, several as one error naming them all, with the CNI code of the first

@@ -5,7 +5,6 @@
 import type { PluginContext } from "../../shared/cni/skeleton";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import { isErrno } from "../../shared/errno";
-import { refuseOwnNetns } from "../../shared/netns";
 import type { DNS, Interface, Result } from "../../shared/cni/result";
 import { podKey } from "../../shared/firewall/common";
 import { addPodRules, removePodRules } from "../../shared/firewall/index";
@@ -25,7 +24,6 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
   if (conf.hairpinMode && conf.promiscMode) {
     throw new CniError(ErrorCode.InvalidConfig, "cannot set hairpin mode and promiscuous mode at the same time");
   }
-  refuseOwnNetns(env.netns);
   return withSocket(undefined, (nl) => {
     const undo: Array<() => void> = [];
     try {

@@ -9,7 +9,6 @@ import { listAddresses } from "../../shared/netlink/address";
 import { getLinkByName } from "../../shared/netlink/link";
 import { listRoutes, RT_TABLE_MAIN, type Route } from "../../shared/netlink/route";
 import { withSocket } from "../../shared/netlink/socket";
-import { refuseOwnNetns } from "../../shared/netns";
 import { ipamCallOf, ipamCheck } from "../../ipam/index";
 import type { BridgeConf } from "./config";
 
@@ -26,7 +25,6 @@ function canonical(cidr: string): string {
 export function check(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
   const prev = ctx.prevResult!;
-  refuseOwnNetns(env.netns);
   if (conf.ipam.type) ipamCheck(ipamCallOf(ctx));
 
   const ifaces = prev.interfaces ?? [];

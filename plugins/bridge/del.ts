@@ -14,15 +14,12 @@ import type { Running } from "../../shared/process";
 import { deleteLinkByName } from "../../shared/netlink/link";
 import { withSocket } from "../../shared/netlink/socket";
 import { addressOf } from "../../shared/ip";
-import { isNetnsGone, refuseOwnNetns } from "../../shared/netns";
+import { isNetnsGone } from "../../shared/netns";
 import { ipamCallOf, ipamDel } from "../../ipam/index";
 import type { BridgeConf } from "./config";
 
 export function del(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
-  // Refused before anything runs: the pod's veth, in whatever netns it really is, keeps its
-  // address, so nothing of it may be released either.
-  refuseOwnNetns(env.netns);
   // A layer-2 network holds no address and no NAT or forward rule.
   const l3 = conf.ipam.type !== "";
   const ips = (ctx.prevResult?.ips ?? []).map((ip) => addressOf(ip.address));

@@ -7,6 +7,7 @@ import { type BridgeConf, parseBridgeConf } from "./config";
 export const bridge: Plugin<BridgeConf> = {
   name: "bridge",
   knownArgs: ["MAC", "IP"],
+  entersNetns: true,
   parseConfig: (raw, env) => parseBridgeConf(raw, env.args),
   add: async (ctx) => (await import("./add")).add(ctx),
   del: async (ctx) => (await import("./del")).del(ctx),

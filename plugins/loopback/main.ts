@@ -5,7 +5,7 @@ import type { Plugin } from "../../shared/cni/skeleton";
 import { listAddresses } from "../../shared/netlink/address";
 import { getLinkByName, setLinkUp, type Link } from "../../shared/netlink/link";
 import { withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
-import { isNetnsGone, refuseOwnNetns } from "../../shared/netns";
+import { isNetnsGone } from "../../shared/netns";
 
 interface LoopbackConf {
   cniVersion: string;
@@ -40,9 +40,9 @@ function loopbackAddresses(nl: NetlinkSocket, index: number): IPConfig[] {
 export const loopback: Plugin<LoopbackConf> = {
   name: "loopback",
   knownArgs: "any",
+  entersNetns: true,
   parseConfig: (raw) => ({ cniVersion: String(raw["cniVersion"]) }),
   add: ({ env, conf, prevResult }) => {
-    refuseOwnNetns(env.netns);
     const ips = withSocket(env.netns, (nl) => {
       const link = lo(nl, env.netns);
       setLinkUp(nl, link.index);
@@ -59,7 +59,6 @@ export const loopback: Plugin<LoopbackConf> = {
   },
   del: ({ env }) => {
     if (!env.netns) return;
-    refuseOwnNetns(env.netns);
     try {
       withSocket(env.netns, (nl) => setLinkUp(nl, lo(nl, env.netns).index, false));
     } catch (e) {
@@ -68,7 +67,6 @@ export const loopback: Plugin<LoopbackConf> = {
     }
   },
   check: ({ env }) => {
-    refuseOwnNetns(env.netns);
     withSocket(env.netns, (nl) => {
       if (!lo(nl, env.netns).up) throw new CniError(ErrorCode.Internal, "loopback interface is down");
     });

@@ -4,7 +4,7 @@
 // a forced removal), and would otherwise hold its IP until the node reboots.
 import type { CniEnv } from "../../shared/cni/env";
 import type { Attachment } from "../../shared/cni/skeleton";
-import { attempt } from "../../shared/attempt";
+import { allSteps, attempt, labelled } from "../../shared/attempt";
 import { isErrno } from "../../shared/errno";
 import { removeFallbackPodRules } from "../../shared/firewall/index";
 import { closeFile, dirName, isDirectory, openFile } from "../../shared/fs";
@@ -33,16 +33,19 @@ const label = (a: Attachment): string => `${a.containerID}/${a.ifname}`;
 /**
  * The GC verb: DEL for every saved attachment not in `valid`, then the release of any
  * other reservation not in `valid` (the runtime names every attachment it has, including
- * any ADD it has in flight).
+ * any ADD it has in flight). Every step runs; a delegate's CNI code ("try again later")
+ * reaches the runtime.
  */
 export function collect(conf: WeftConf, raw: Record<string, unknown>, env: CniEnv, valid: readonly Attachment[]): void {
   const keep = new Set(valid.map(label));
   const stale = savedAttachments(conf).filter((a) => !keep.has(label(a)));
-  const failures: string[] = [];
-  for (const a of stale) attempt(failures, () => delAttachment(conf, a), label(a));
-  const subnet = readSubnet(conf);
-  if (subnet) ipamGc(ipamCallOf({ conf, env, raw: delegateConf(conf, subnet, raw) }), valid);
-  if (failures.length) throw new Error(`GC: ${failures.join("; ")}`);
+  allSteps(
+    ...stale.map((a) => () => labelled(label(a), () => delAttachment(conf, a))),
+    () => {
+      const subnet = readSubnet(conf);
+      if (subnet) ipamGc(ipamCallOf({ conf, env, raw: delegateConf(conf, subnet, raw) }), valid);
+    },
+  );
 }
 
 /**

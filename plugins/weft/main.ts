@@ -8,7 +8,6 @@ import { delegateConf, parseWeftConf, readSubnet, subnetPath, type WeftConf } fr
 import { bridgeContext, delegateDel } from "./delegate";
 import { collect } from "./gc";
 import { forgetDelegate, loadDelegate, saveDelegate } from "./saved";
-import { refuseOwnNetns } from "../../shared/netns";
 
 function notReady(conf: WeftConf): CniError {
   return new CniError(ErrorCode.NotReady, `weft agent not ready: ${subnetPath(conf)} missing`);
@@ -17,10 +16,9 @@ function notReady(conf: WeftConf): CniError {
 export const weft: Plugin<WeftConf> = {
   name: "weft",
   knownArgs: ["MAC", "IP"],
+  entersNetns: true,
   parseConfig: (raw) => parseWeftConf(raw),
   add: async (ctx) => {
-    // Before the saved config: refusing after would overwrite, then forget, a real one.
-    refuseOwnNetns(ctx.env.netns);
     const subnet = readSubnet(ctx.conf);
     if (!subnet) throw notReady(ctx.conf);
     const delegate = delegateConf(ctx.conf, subnet, ctx.raw);

@@ -6,6 +6,7 @@ import { checkKnownArgs } from "./args";
 import { type CniEnv, readEnv } from "./env";
 import { CniError, cniErrorJson, ErrorCode, toCniError } from "./errors";
 import { foldKeys } from "./fold-keys";
+import { refuseOwnNetns } from "../netns";
 import { convertResult, parsePrevResult, type Result } from "./result";
 import { configVersion, LATEST_VERSION, requireVersionFor, SUPPORTED_VERSIONS, versionReply } from "./version";
 
@@ -37,6 +38,9 @@ export interface Plugin<C> {
   // CNI_ARGS keys accepted besides the standard ones (absent: none). "any": the plugin reads
   // none, so CNI_ARGS is never even parsed, as the reference loopback never looks at it.
   knownArgs?: string[] | "any";
+  // ADD, DEL and CHECK work on interfaces inside CNI_NETNS: one that is the plugin's own
+  // netns is refused with code 8 before the verb runs (shared/netns.ts).
+  entersNetns?: boolean;
 }
 
 export interface PluginIO {
@@ -135,6 +139,7 @@ async function dispatch<C>(plugin: Plugin<C>, env: CniEnv, raw: Record<string, u
   const conf = plugin.parseConfig(raw, env);
   const ctx: PluginContext<C> = { env, conf, raw, stdinVersion: version };
   if (raw["prevResult"] != null) ctx.prevResult = parsePrevResult(raw["prevResult"], version);
+  if (plugin.entersNetns) refuseOwnNetns(env.netns);
 
   switch (env.command) {
     case "ADD": {

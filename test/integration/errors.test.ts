@@ -142,7 +142,7 @@ describe("a plugin run by hand", () => {
 });
 
 describe("a CNI_NETNS that is the plugin's own netns", () => {
-  it("is refused with code 8 before anything is touched: ADD, DEL (no host interface deleted, no address released), loopback's DEL", () => {
+  it("is refused with code 8 before anything is touched: ADD, DEL (no host interface deleted, no address released), CHECK, loopback's DEL", () => {
     const own = "/proc/self/ns/net"; // the plugin runs in the test's host netns
     const conf = bridgeConf(node);
     const refused = (r: ReturnType<typeof call>) => {
@@ -162,6 +162,7 @@ describe("a CNI_NETNS that is the plugin's own netns", () => {
     refused(call(node, { plugin: "bridge", command: "DEL", conf, containerId: pod.id, netns: own, ifname: "eth0" }));
     expect(linkNames(node.host)).toContain("eth0");
     expect(reservations(node)).toHaveLength(2);
+    refused(call(node, { plugin: "bridge", command: "CHECK", conf: { ...conf, prevResult: pod.reply.json }, containerId: pod.id, netns: own, ifname: "eth0" }));
 
     inNs(node.host, "ip", "link", "set", "lo", "up");
     const lo = { cniVersion: "1.0.0", name: "lo-test", type: "loopback" };

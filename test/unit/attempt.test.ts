@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { allSteps, attempt } from "../../shared/attempt";
+import { allSteps, attempt, labelled } from "../../shared/attempt";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 
 describe("attempt", () => {
@@ -54,5 +54,23 @@ describe("allSteps", () => {
     expect(thrown).toBeInstanceOf(CniError);
     expect(thrown).toMatchObject({ code: 11, message: "rules; ipam busy", details: "lock held" });
     expect(() => allSteps(() => {}, () => {})).not.toThrow();
+  });
+});
+
+describe("labelled", () => {
+  it("puts the step's name before a failure's message and keeps its CNI code", () => {
+    let thrown: unknown;
+    try {
+      labelled("c1/eth0", () => {
+        throw new CniError(ErrorCode.TryAgainLater, "ipam busy", "lock held");
+      });
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toMatchObject({ code: 11, message: "c1/eth0: ipam busy", details: "lock held" });
+    expect(() => labelled("c2/eth0", () => {
+      throw new Error("gone");
+    })).toThrow(/^c2\/eth0: gone$/);
+    expect(() => labelled("c3/eth0", () => {})).not.toThrow();
   });
 });
