@@ -1,9 +1,11 @@
 // bridge ADD: bridge → veth pair → IPAM → NAT/forward rules → pod addresses and routes
 // → gateway on the bridge. Every step registers its undo; a failure anywhere runs them
-// in reverse, so a failed ADD leaves no veth, no reserved IP and no rule behind. A
+// in reverse, so a failed ADD leaves no veth, no reserved IP and no rule behind (and says
+// so when an undo fails too: the runtime's DEL then removes the rest). A
 // network without an IPAM type is layer 2: the wiring, the pod's link up, nothing more.
 import type { PluginContext } from "../../shared/cni/skeleton";
-import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { attempt } from "../../shared/attempt";
+import { CniError, ErrorCode, IncompleteRollback } from "../../shared/cni/errors";
 import { isErrno } from "../../shared/errno";
 import type { DNS, Interface, Result } from "../../shared/cni/result";
 import { podKey } from "../../shared/firewall/common";
@@ -95,14 +97,10 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
 
       return withDns({ cniVersion: conf.cniVersion, interfaces: interfacesOf(br, host, pod, env.netns), ips, routes }, conf.dns ?? ipam.dns);
     } catch (e) {
-      for (const u of undo.reverse()) {
-        try {
-          u();
-        } catch {
-          // best effort: report the original failure, not a cleanup one
-        }
-      }
-      throw e;
+      // Every step is undone even when one fails; the failure reported is the first one.
+      const failed: string[] = [];
+      for (const u of undo.reverse()) attempt(failed, u);
+      throw failed.length ? new IncompleteRollback(e, failed) : e;
     }
   });
 }

@@ -8,7 +8,7 @@ import { removeStalePodRules } from "../../shared/firewall/index";
 import { unguardStale } from "../../shared/firewall/spoofcheck";
 import type { BridgeConf } from "./config";
 
-export function gc(ctx: Pick<PluginContext<BridgeConf>, "conf" | "env" | "raw"> & { validAttachments: Attachment[] }): void {
+export function gc(ctx: Pick<PluginContext<BridgeConf>, "conf" | "env" | "raw"> & { validAttachments: readonly Attachment[] }): void {
   // Built inside the steps (podKey may throw; the IPAM step must still run), once.
   let kept: Keep | undefined;
   const keep = (): Keep => (kept ??= { network: ctx.conf.name, valid: ctx.validAttachments.map((a) => podKey(ctx.conf.name, a.containerID, a.ifname)) });

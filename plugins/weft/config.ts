@@ -53,8 +53,9 @@ export function readSubnet(conf: WeftConf): Subnet | null {
   }
   try {
     const s = JSON.parse(text) as Partial<Subnet>;
-    if (typeof s.podCIDR === "string" && typeof s.clusterCIDR === "string" && typeof s.mtu === "number") {
-      return { podCIDR: s.podCIDR, clusterCIDR: s.clusterCIDR, mtu: s.mtu };
+    // 68: the least MTU IPv4 allows (a 0 would make bridge fall back to 1500, above the overlay's).
+    if (typeof s.podCIDR === "string" && typeof s.clusterCIDR === "string" && Number.isInteger(s.mtu) && s.mtu! >= 68) {
+      return { podCIDR: s.podCIDR, clusterCIDR: s.clusterCIDR, mtu: s.mtu! };
     }
   } catch {
     // reported below

@@ -9,8 +9,8 @@ import { isErrno } from "../../shared/errno";
 import { removeFallbackPodRules } from "../../shared/firewall/index";
 import { closeFile, dirName, isDirectory, openFile } from "../../shared/fs";
 import { isOwnNetns } from "../../shared/netns";
-import { ipamCallOf, ipamGc } from "../../ipam/index";
-import { delegateDel } from "./delegate";
+import { gc as bridgeGc } from "../bridge/gc";
+import { bridgeContext, delegateDel } from "./delegate";
 import { delegateConf, readSubnet, type WeftConf } from "./config";
 import { forgetDelegate, loadAttachment, savedAttachments, type SavedAttachment } from "./saved";
 
@@ -31,19 +31,21 @@ function delAttachment(conf: WeftConf, a: SavedAttachment): void {
 const label = (a: Attachment): string => `${a.containerID}/${a.ifname}`;
 
 /**
- * The GC verb: DEL for every saved attachment not in `valid`, then the release of any
- * other reservation not in `valid` (the runtime names every attachment it has, including
- * any ADD it has in flight). Every step runs; a delegate's CNI code ("try again later")
- * reaches the runtime.
+ * The GC verb: DEL for every saved attachment not in `valid`, then the removal of any
+ * other address, rule or spoof check not in `valid` (the runtime names every attachment it
+ * has, including any ADD it has in flight). Every step runs; a delegate's CNI code ("try
+ * again later") reaches the runtime.
  */
 export function collect(conf: WeftConf, raw: Record<string, unknown>, env: CniEnv, valid: readonly Attachment[]): void {
   const keep = new Set(valid.map(label));
   const stale = savedAttachments(conf).filter((a) => !keep.has(label(a)));
   allSteps(
     ...stale.map((a) => () => labelled(label(a), () => delAttachment(conf, a))),
+    // Then the bridge's own GC: the rules, spoof checks and addresses of attachments with
+    // no saved config left.
     () => {
       const subnet = readSubnet(conf);
-      if (subnet) ipamGc(ipamCallOf({ conf, env, raw: delegateConf(conf, subnet, raw) }), valid);
+      if (subnet) bridgeGc({ ...bridgeContext({ env, conf, raw, stdinVersion: conf.cniVersion }, delegateConf(conf, subnet, raw)), validAttachments: valid });
     },
   );
 }

@@ -2,15 +2,24 @@
 // host-local in-process with the subnet the agent wrote; the agent does the rest
 // (VXLAN routes to other nodes, masquerade to the outside). The bridge's ADD and CHECK
 // modules load only for those verbs, as in the bridge plugin.
-import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { CniError, ErrorCode, IncompleteRollback, messageOf } from "../../shared/cni/errors";
 import type { Plugin } from "../../shared/cni/skeleton";
-import { delegateConf, parseWeftConf, readSubnet, subnetPath, type WeftConf } from "./config";
+import { delegateConf, parseWeftConf, readSubnet, type Subnet, subnetPath, type WeftConf } from "./config";
 import { bridgeContext, delegateDel } from "./delegate";
 import { collect } from "./gc";
 import { forgetDelegate, loadDelegate, saveDelegate } from "./saved";
 
-function notReady(conf: WeftConf): CniError {
-  return new CniError(ErrorCode.NotReady, `weft agent not ready: ${subnetPath(conf)} missing`);
+function notReady(conf: WeftConf, why = "missing", details = ""): CniError {
+  return new CniError(ErrorCode.NotReady, `weft agent not ready: ${subnetPath(conf)} ${why}`, details);
+}
+
+/** subnet.json, or null where it is missing or unreadable (for the verbs that must not fail on it). */
+function subnetIfValid(conf: WeftConf): Subnet | null {
+  try {
+    return readSubnet(conf);
+  } catch {
+    return null;
+  }
 }
 
 export const weft: Plugin<WeftConf> = {
@@ -28,17 +37,19 @@ export const weft: Plugin<WeftConf> = {
       const { add: bridgeAdd } = await import("../bridge/add");
       return bridgeAdd(bridgeContext(ctx, delegate));
     } catch (e) {
-      forgetDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
+      // Kept while anything may be left: the runtime's DEL (or the agent's orphan pass) needs it.
+      if (!(e instanceof IncompleteRollback)) forgetDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
       throw e;
     }
   },
   del: (ctx) => {
     const { conf, env } = ctx;
     const saved = loadDelegate(conf, env.containerId, env.ifname);
-    // subnet.json only without a saved config: what ADD would have used.
-    const subnet = saved ? null : readSubnet(conf);
+    // subnet.json only without a saved config: what ADD would have used. An ADD that left
+    // anything left its saved config (written first, kept while a rollback is incomplete),
+    // so without one DEL must not fail on a subnet.json that cannot be read.
+    const subnet = saved ? null : subnetIfValid(conf);
     const delegate = saved ?? (subnet && delegateConf(conf, subnet, ctx.raw));
-    // Neither a saved config nor a subnet: ADD never got far enough to leave anything.
     if (!delegate) return;
     delegateDel(ctx, delegate);
   },
@@ -49,7 +60,13 @@ export const weft: Plugin<WeftConf> = {
     bridgeCheck(bridgeContext(ctx, delegate));
   },
   status: ({ conf }) => {
-    if (!readSubnet(conf)) throw notReady(conf);
+    let subnet: Subnet | null;
+    try {
+      subnet = readSubnet(conf);
+    } catch (e) {
+      throw notReady(conf, "unreadable", messageOf(e));
+    }
+    if (!subnet) throw notReady(conf);
   },
   gc: ({ conf, raw, env, validAttachments }) => {
     collect(conf, raw, env, validAttachments);

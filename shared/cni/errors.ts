@@ -52,6 +52,17 @@ export function toCniError(e: unknown): CniError {
   return new CniError(ErrorCode.Internal, messageOf(e));
 }
 
+/**
+ * A failure whose rollback failed too: something of the call may be left, for the runtime's
+ * DEL (which follows a failed ADD) to remove. Says so, with the first failure's code.
+ */
+export class IncompleteRollback extends CniError {
+  constructor(cause: unknown, undoFailures: string[]) {
+    const c = toCniError(cause);
+    super(c.code, `${c.message} (and rolling back failed: ${undoFailures.join("; ")})`, c.details);
+  }
+}
+
 export function cniErrorJson(e: CniError, version: string): string {
   return JSON.stringify(e.toResponse(version), null, 4);
 }

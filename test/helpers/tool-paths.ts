@@ -50,6 +50,27 @@ export function spyPath(name: string): { path: string; spawned(): string[] } {
   };
 }
 
+/**
+ * A PATH whose `tool` (in /usr/sbin) runs for its first `works` calls and then fails: for
+ * a failure in the middle of a plugin's clean-up.
+ */
+export function failingAfter(name: string, tool: string, works: number): string {
+  const dir = join(scratchDir(), name);
+  const count = join(dir, "calls");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(count, "");
+  writeFileSync(
+    join(dir, tool),
+    `#!/bin/sh
+echo >> ${count}
+if [ "$(wc -l < ${count})" -gt ${works} ]; then echo "${tool}: failing on purpose" >&2; exit 1; fi
+exec /usr/sbin/${tool} "$@"
+`,
+    { mode: 0o755 },
+  );
+  return dir;
+}
+
 export function cleanupToolPaths(): void {
   if (scratch) rmSync(scratch, { recursive: true, force: true });
   scratch = undefined;

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { BIN_DIR } from "../helpers/cni";
 import { baseEnv } from "../../lab/exec";
 import { createNetns, linkNames, netnsPath, inNs } from "../helpers/netns";
-import { cleanupToolPaths, spyPath } from "../helpers/tool-paths";
+import { cleanupToolPaths, failingAfter, spyPath } from "../helpers/tool-paths";
 import { addPod, bridgeConf, call, type Node, reservations, useNode } from "../helpers/pods";
 import { addressOf } from "../../shared/ip";
 
@@ -113,6 +113,18 @@ describe("error codes", () => {
     // The rules were in place when the route failed: one nft batch added them, a second
     // (the rollback) removed them.
     expect(spy.spawned()).toEqual(["nft -f -", "nft -f -"]);
+    expectNothingLeft(ns);
+  });
+
+  it("a rollback that fails too is reported, and the runtime's DEL then removes what it left", () => {
+    const conf = bridgeConf(node, { ipMasq: true }, { routes: [{ dst: "198.51.100.0/24", gw: "192.0.2.1" }] });
+    // nft adds the pod's rules, then fails to remove them.
+    const { ns, r } = add(conf, { PATH: `${failingAfter("rollback-fails", "nft", 1)}:${process.env["PATH"]}` });
+    expect(r.code).not.toBe(0);
+    expect(r.json!["msg"]).toMatch(/198\.51\.100\.0\/24.*\(and rolling back failed: .*nft: failing on purpose/s);
+    expect(nftTables()).toMatch(/10\.77\.0\.\d/);
+    const del = call(node, { plugin: "bridge", command: "DEL", conf, containerId: "ctr1", netns: netnsPath(ns), ifname: "eth0" });
+    expect(del.code, del.stdout).toBe(0);
     expectNothingLeft(ns);
   });
 });

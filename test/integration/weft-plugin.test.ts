@@ -2,9 +2,10 @@
 // pods with the overlay's subnet and MTU, and DEL keeps working when the subnet changes.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
-import { ipJson, inNs, nsTry, ping } from "../helpers/netns";
+import { afterAll, describe, expect, it } from "vitest";
+import { createNetns, ipJson, inNs, netnsPath, nsTry, ping } from "../helpers/netns";
 import { addPod, call, useNode, type Node } from "../helpers/pods";
+import { cleanupToolPaths, failingAfter } from "../helpers/tool-paths";
 
 let node: Node;
 let stateDir: string;
@@ -21,6 +22,10 @@ function conf(cniVersion = "1.1.0") {
 function writeSubnet(podCIDR: string) {
   writeFileSync(join(stateDir, "subnet.json"), JSON.stringify({ podCIDR, clusterCIDR: "10.244.0.0/16", mtu: 1450 }));
 }
+
+afterAll(cleanupToolPaths);
+
+const held = () => readdirSync(join(stateDir, "ipam", "weft")).filter((f) => f.startsWith("10."));
 
 describe("weft plugin", () => {
   it("reports not ready (code 50) until the agent wrote subnet.json", () => {
@@ -83,13 +88,25 @@ describe("weft plugin", () => {
       conf: { ...conf(), "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }] },
     });
     expect(gc.code, gc.stdout).toBe(0);
-    const held = readdirSync(join(stateDir, "ipam", "weft")).filter((f) => f.startsWith("10."));
-    expect(held).toEqual(["10.244.1.2"]);
+    expect(held()).toEqual(["10.244.1.2"]);
     expect(readdirSync(join(stateDir, "attachments"))).toEqual([`weft:${a.id}:eth0.json`]);
     expect(b.reply.code).toBe(0);
     // GC ran DEL for b: its interface is gone too, a's is not.
     expect(nsTry(b.ns, "ip", "link", "show", "eth0").ok).toBe(false);
     expect(nsTry(a.ns, "ip", "link", "show", "eth0").ok).toBe(true);
+  });
+
+  it("GC also removes the rules and address of an attachment whose saved config is gone", () => {
+    writeSubnet("10.244.1.0/24");
+    inNs(node.host, "iptables", "-P", "FORWARD", "DROP"); // so the pod gets a forward mark
+    const a = addPod(node, conf(), { plugin: "weft" });
+    expect(a.reply.code, a.reply.stdout).toBe(0);
+    expect(inNs(node.host, "nft", "list", "ruleset")).toContain("10.244.1.2");
+    rmSync(join(stateDir, "attachments", `weft:${a.id}:eth0.json`));
+    const gc = call(node, { plugin: "weft", command: "GC", conf: { ...conf(), "cni.dev/valid-attachments": [] } });
+    expect(gc.code, gc.stdout).toBe(0);
+    expect(held()).toEqual([]);
+    expect(inNs(node.host, "nft", "list", "ruleset")).not.toContain("10.244.1.2");
   });
 
   it("an ADD naming its own netns is refused (code 8) without touching the pod's saved config", () => {
@@ -102,6 +119,42 @@ describe("weft plugin", () => {
     expect(again.json).toMatchObject({ code: 8 });
     expect(readFileSync(file, "utf8")).toBe(before);
     expect(call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: a.id, netns: a.path }).code).toBe(0);
+  });
+
+  it("keeps the saved config after an ADD whose rollback failed, for the runtime's DEL", () => {
+    writeSubnet("10.244.1.0/24");
+    // FORWARD drops, so the pod gets a forward mark of its own (one nft batch); its route
+    // to the cluster then fails (the netns already has one), and removing the mark fails.
+    inNs(node.host, "iptables", "-P", "FORWARD", "DROP");
+    const ns = createNetns("pod");
+    inNs(ns, "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1");
+    inNs(ns, "ip", "link", "set", "d0", "up");
+    inNs(ns, "ip", "route", "add", "10.244.0.0/16", "dev", "d0");
+    const path = `${failingAfter("weft-rollback", "nft", 1)}:${process.env["PATH"]}`;
+    const add = call(node, { plugin: "weft", command: "ADD", conf: conf(), containerId: "c1", netns: netnsPath(ns), env: { PATH: path } });
+    expect(add.code).not.toBe(0);
+    expect(add.json!["msg"]).toContain("(and rolling back failed: ");
+    expect(readdirSync(join(stateDir, "attachments"))).toEqual(["weft:c1:eth0.json"]);
+    expect(inNs(node.host, "nft", "list", "ruleset")).toContain("10.244.1.2");
+
+    inNs(ns, "ip", "link", "del", "d0");
+    const del = call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: "c1", netns: netnsPath(ns) });
+    expect(del.code, del.stdout).toBe(0);
+    expect(readdirSync(join(stateDir, "attachments"))).toEqual([]);
+    expect(held()).toEqual([]);
+    expect(inNs(node.host, "nft", "list", "ruleset")).not.toContain("10.244.1.2");
+  });
+
+  it("DEL without a saved config succeeds over an unreadable subnet.json; STATUS then says not ready (50)", () => {
+    writeFileSync(join(stateDir, "subnet.json"), "{");
+    expect(call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: "never", netns: "" }).code).toBe(0);
+    const status = call(node, { plugin: "weft", command: "STATUS", conf: conf() });
+    expect(status.json).toMatchObject({ code: 50, msg: `weft agent not ready: ${join(stateDir, "subnet.json")} unreadable` });
+    expect(status.json!["details"]).toContain("is not a valid subnet file");
+    // An MTU no link can have is as unreadable (0 would have made bridge use 1500).
+    writeFileSync(join(stateDir, "subnet.json"), JSON.stringify({ podCIDR: "10.244.1.0/24", clusterCIDR: "10.244.0.0/16", mtu: 0 }));
+    expect(call(node, { plugin: "weft", command: "STATUS", conf: conf() }).json).toMatchObject({ code: 50 });
+    expect(addPod(node, conf(), { plugin: "weft" }).reply.json).toMatchObject({ code: 7 });
   });
 
   it("DEL still reads attachments saved in the older format (the delegated config alone)", () => {
