@@ -163,17 +163,17 @@ export class Agent {
       problems.push("waiting for the node list");
       return { ready: false };
     }
+    const cluster = normaliseCIDR(snap.clusterCIDR);
+    if (!cluster) {
+      problems.push(`cluster CIDR "${snap.clusterCIDR}" is not an IPv4 CIDR`);
+      return { ready: false };
+    }
     const me = selfNode(snap, this.o.nodeName);
     if (!me.ok) {
       problems.push(`waiting: ${me.reason}`);
       return { ready: false };
     }
     const self = me.self;
-    const cluster = normaliseCIDR(snap.clusterCIDR);
-    if (!cluster) {
-      problems.push(`cluster CIDR "${snap.clusterCIDR}" is not an IPv4 CIDR`);
-      return { ready: false };
-    }
     const clusterCIDR = formatCIDR(cluster.ip, cluster.prefix);
     const name = deviceName(this.o.vni);
 

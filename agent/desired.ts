@@ -1,7 +1,7 @@
 // What the kernel should hold, computed from the node list alone: a pure function, so the
 // whole overlay layout (which peer gets which route, neighbor and FDB entry; who is routed
 // directly) is decided in one place that unit tests can pin down.
-import { contains, formatCIDR, formatIP, ipToBytes, networkOf, overlaps, parseCIDR, parseIP, type IPNet } from "../shared/ip";
+import { contains, containsNet, formatCIDR, formatIP, ipToBytes, networkOf, overlaps, parseCIDR, parseIP, type IPNet } from "../shared/ip";
 import { formatMac } from "../shared/mac";
 import type { NodeInfo, NodeSnapshot } from "./types";
 
@@ -88,13 +88,18 @@ export function normaliseCIDR(s: string): IPNet | null {
 
 const cidrText = (n: IPNet): string => formatCIDR(n.ip, n.prefix);
 
-/** Why a node cannot take part (yet), or null when it can. */
-function unusable(n: NodeInfo): string | null {
+/**
+ * Why a node cannot take part (yet), or null when it can. A pod CIDR outside the cluster
+ * CIDR would have its pods' traffic to other nodes masqueraded as leaving the cluster.
+ */
+function unusable(n: NodeInfo, cluster: IPNet | null): string | null {
   if (!n.ip) return "no node address yet";
   const ip = parseIP(n.ip);
   if (!ip || ip.family !== 4) return `node address "${n.ip}" is not IPv4`;
   if (!n.podCIDR) return "no pod CIDR yet";
-  if (!normaliseCIDR(n.podCIDR)) return `pod CIDR "${n.podCIDR}" is not an IPv4 CIDR`;
+  const net = normaliseCIDR(n.podCIDR);
+  if (!net) return `pod CIDR "${n.podCIDR}" is not an IPv4 CIDR`;
+  if (cluster && !containsNet(cluster, net)) return `pod CIDR ${cidrText(net)} is outside the cluster CIDR ${cidrText(cluster)}`;
   return null;
 }
 
@@ -104,7 +109,7 @@ export type SelfStatus = { ok: true; self: SelfNode } | { ok: false; reason: str
 export function selfNode(snapshot: NodeSnapshot, nodeName: string): SelfStatus {
   const me = snapshot.nodes.find((n) => n.name === nodeName);
   if (!me) return { ok: false, reason: `node "${nodeName}" is not in the node list yet` };
-  const why = unusable(me);
+  const why = unusable(me, normaliseCIDR(snapshot.clusterCIDR));
   if (why) return { ok: false, reason: `node "${nodeName}": ${why}` };
   const net = normaliseCIDR(me.podCIDR)!;
   const ip = formatIP(parseIP(me.ip)!);
@@ -124,9 +129,10 @@ export function computeDesired(snapshot: NodeSnapshot, self: SelfNode, o: Desire
   const taken: IPNet[] = [parseCIDR(self.podCIDR)!];
   const usedIPs = new Set<string>([self.nodeIP]);
   const out: Desired = { self, peers: [], routes: [], neighbors: [], fdb: [], skipped: [] };
+  const cluster = normaliseCIDR(snapshot.clusterCIDR);
   const others = snapshot.nodes.filter((n) => n.name !== self.name).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const n of others) {
-    const why = unusable(n);
+    const why = unusable(n, cluster);
     if (why) {
       out.skipped.push({ name: n.name, reason: why });
       continue;

@@ -1,22 +1,28 @@
 // The overlay's packet-filter rules, in one nftables table of its own, `ip weft-overlay`,
 // written as one `nft -f -` batch that deletes and re-adds it, so no packet ever sees it
 // half-built:
-// - masquerade (--masquerade): traffic from this node's pods to anything outside the
-//   cluster CIDR leaves with the node's address; pod-to-pod traffic keeps its source.
+// - masquerade (--masquerade), as flannel does: traffic from this node's pods to anything
+//   outside the cluster CIDR leaves with the node's address, and pod-to-pod traffic keeps
+//   its source. Traffic from outside the cluster (the host itself, a client routed through
+//   it) to another node's pods leaves with this node's address too, so their replies come
+//   back through this node; to this node's own pods it keeps its source.
 // - forward marks, only while iptables' FORWARD policy drops (Docker sets it, possibly
-//   after pods exist): traffic to and from this node's pods is marked for the accept rule
-//   shared/firewall/iptables.ts keeps in FORWARD, so pods keep talking across nodes.
+//   after pods exist): traffic to and from the cluster CIDR is marked for the accept rule
+//   shared/firewall/iptables.ts keeps in FORWARD, so pods keep talking across nodes. The
+//   comment names this node's pod CIDR, which the bridge plugin looks for (firewall/index.ts).
 //
 //   table ip weft-overlay {
 //     chain postrouting {
 //       type nat hook postrouting priority srcnat; policy accept;
 //       ip saddr 10.244.1.0/24 ip daddr 10.244.0.0/16 return comment "weft-overlay 1a2b3c4d"
 //       ip saddr 10.244.1.0/24 ip daddr != 224.0.0.0/4 masquerade fully-random comment "weft-overlay 1a2b3c4d"
+//       ip saddr != 10.244.0.0/16 ip daddr 10.244.1.0/24 return comment "weft-overlay 1a2b3c4d"
+//       ip saddr != 10.244.0.0/16 ip daddr 10.244.0.0/16 masquerade fully-random comment "weft-overlay 1a2b3c4d"
 //     }
 //     chain forward {
 //       type filter hook forward priority filter - 1; policy accept;
-//       ip saddr 10.244.1.0/24 meta mark set meta mark | 0x1000 comment "weft-overlay 1a2b3c4d marks 10.244.1.0/24"
-//       ip daddr 10.244.1.0/24 meta mark set meta mark | 0x1000 comment "weft-overlay 1a2b3c4d marks 10.244.1.0/24"
+//       ip saddr 10.244.0.0/16 meta mark set meta mark | 0x1000 comment "weft-overlay 1a2b3c4d marks 10.244.1.0/24"
+//       ip daddr 10.244.0.0/16 meta mark set meta mark | 0x1000 comment "weft-overlay 1a2b3c4d marks 10.244.1.0/24"
 //     }
 //   }
 //
@@ -55,7 +61,12 @@ export function overlayChains(s: OverlayRulesSpec): Chain[] {
           {
             name: POSTROUTING,
             declaration: POSTROUTING_HOOK,
-            rules: [`ip saddr ${s.podCIDR} ip daddr ${s.clusterCIDR} return`, `ip saddr ${s.podCIDR} ip daddr != ${MULTICAST[4]} masquerade fully-random`],
+            rules: [
+              `ip saddr ${s.podCIDR} ip daddr ${s.clusterCIDR} return`,
+              `ip saddr ${s.podCIDR} ip daddr != ${MULTICAST[4]} masquerade fully-random`,
+              `ip saddr != ${s.clusterCIDR} ip daddr ${s.podCIDR} return`,
+              `ip saddr != ${s.clusterCIDR} ip daddr ${s.clusterCIDR} masquerade fully-random`,
+            ],
           },
         ]
       : []),
@@ -64,7 +75,7 @@ export function overlayChains(s: OverlayRulesSpec): Chain[] {
           {
             name: OVERLAY_FORWARD_CHAIN,
             declaration: FORWARD_HOOK,
-            rules: [`ip saddr ${s.podCIDR} ${MARK_POD}`, `ip daddr ${s.podCIDR} ${MARK_POD}`],
+            rules: [`ip saddr ${s.clusterCIDR} ${MARK_POD}`, `ip daddr ${s.clusterCIDR} ${MARK_POD}`],
             note: marksNote(s.podCIDR),
           },
         ]
@@ -127,8 +138,8 @@ export function convergeOverlayRules(s: OverlayRulesSpec, nl: NetlinkSocket): st
   if (inPlace(nl, chains)) return null;
   mustRunBatch(`converging table ${OVERLAY_TABLE}`, overlayBatch(chains));
   const what = [
-    ...(s.masquerade ? [`masquerade ${s.podCIDR} -> !${s.clusterCIDR}`] : []),
-    ...(s.forwardMarks ? [`mark ${s.podCIDR} for FORWARD accept (its policy drops)`] : []),
+    ...(s.masquerade ? [`masquerade ${s.podCIDR} to outside ${s.clusterCIDR}, and outside to other nodes' pods`] : []),
+    ...(s.forwardMarks ? [`mark ${s.clusterCIDR} for FORWARD accept (its policy drops)`] : []),
   ];
   return `nft table ${FAMILY} ${OVERLAY_TABLE}: ${what.join("; ")}`;
 }

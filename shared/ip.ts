@@ -187,6 +187,11 @@ export function contains(net: IPNet, ip: IP): boolean {
   return (ip.value & mask) === (net.ip.value & mask);
 }
 
+/** True when every address of `inner` is in `outer`. */
+export function containsNet(outer: IPNet, inner: IPNet): boolean {
+  return outer.prefix <= inner.prefix && contains(outer, inner.ip);
+}
+
 /** True when the two networks share at least one address. */
 export function overlaps(a: IPNet, b: IPNet): boolean {
   if (a.ip.family !== b.ip.family) return false;

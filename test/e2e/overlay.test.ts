@@ -55,9 +55,9 @@ function vxlanPacketsOnWire(c: Cluster): number {
   return doc.nftables.find((x) => x.counter)?.counter?.packets ?? 0;
 }
 
-/** Records the source addresses of ICMP echo requests arriving in `ns`. */
+/** Records the source addresses of ICMP echo requests arriving in `ns` from now on. */
 function recordSources(ns: string): () => string[] {
-  nft(ns, "table ip seen {\n set src { type ipv4_addr; flags dynamic; }\n chain input {\n type filter hook input priority 0;\n icmp type echo-request add @src { ip saddr }\n }\n}\n");
+  nft(ns, "add table ip seen\ndelete table ip seen\ntable ip seen {\n set src { type ipv4_addr; flags dynamic; }\n chain input {\n type filter hook input priority 0;\n icmp type echo-request add @src { ip saddr }\n }\n}\n");
   return () => {
     const out = inNs(ns, "nft", "-j", "list", "set", "ip", "seen", "src");
     const doc = JSON.parse(out) as { nftables: Array<{ set?: { elem?: string[] } }> };
@@ -173,6 +173,16 @@ describe("overlay across three nodes (VXLAN)", () => {
       const outSeen = recordSources(outside);
       expect(ping(pods[0]!, "192.168.77.200")).toBe(true);
       expect(outSeen()).toEqual([c.nodes[0]!.ip]);
+
+      // Routed to the pod network through node1, the outside reaches node1's pods as itself
+      // and node2's as node1 (its overlay address), so their replies return through node1.
+      inNs(outside, "ip", "route", "add", c.clusterCIDR, "via", c.nodes[0]!.ip);
+      const local = recordSources(pods[1]!.ns);
+      const remote = recordSources(pods[2]!.ns);
+      expect(ping(outside, pods[1]!.ip)).toBe(true);
+      expect(ping(outside, pods[2]!.ip)).toBe(true);
+      expect(local()).toEqual(["192.168.77.200"]);
+      expect(remote()).toEqual([c.nodes[0]!.podCIDR.split("/")[0]]);
     } finally {
       spawnSync("ip", ["netns", "del", outside]);
     }

@@ -3,6 +3,7 @@ import {
   addressOf,
   compareIP,
   contains,
+  containsNet,
   formatCIDR,
   formatIP,
   ipFromBytes,
@@ -160,6 +161,14 @@ describe("CIDR", () => {
     expect(contains(net("0.0.0.0/0"), ip("::ffff:1.2.3.4"))).toBe(false);
     expect(contains(net("fd00::/127"), ip("fd00::1"))).toBe(true);
     expect(contains(net("fd00::/127"), ip("fd00::2"))).toBe(false);
+  });
+
+  it("containsNet", () => {
+    expect(containsNet(net("10.244.0.0/16"), net("10.244.3.0/24"))).toBe(true);
+    expect(containsNet(net("10.244.0.0/16"), net("10.244.0.0/16"))).toBe(true);
+    expect(containsNet(net("10.244.3.0/24"), net("10.244.0.0/16"))).toBe(false);
+    expect(containsNet(net("10.244.0.0/16"), net("10.245.3.0/24"))).toBe(false);
+    expect(containsNet(net("0.0.0.0/0"), net("fd00::/64"))).toBe(false);
   });
 
   it("overlaps", () => {

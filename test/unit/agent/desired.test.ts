@@ -51,6 +51,10 @@ describe("selfNode", () => {
     expect(selfNode(snap([{ ...n1, podCIDR: "" }]), "n1")).toMatchObject({ ok: false, reason: expect.stringMatching(/no pod CIDR/) });
     expect(selfNode(snap([{ ...n1, ip: "" }]), "n1")).toMatchObject({ ok: false, reason: expect.stringMatching(/no node address/) });
     expect(selfNode(snap([{ ...n1, ip: "fd00::1" }]), "n1")).toMatchObject({ ok: false, reason: expect.stringMatching(/not IPv4/) });
+    expect(selfNode(snap([{ ...n1, podCIDR: "10.9.1.0/24" }]), "n1")).toEqual({
+      ok: false,
+      reason: 'node "n1": pod CIDR 10.9.1.0/24 is outside the cluster CIDR 10.244.0.0/16',
+    });
   });
 });
 
@@ -99,7 +103,7 @@ describe("computeDesired", () => {
     expect(computeDesired(s, self(s), { directRouting: "never", underlay: "192.168.50.11/24" }).peers[0]!.mode).toBe("vxlan");
   });
 
-  it("skips nodes without an address or pod CIDR, and nodes that would hijack another's traffic", () => {
+  it("skips nodes without an address or pod CIDR, outside the cluster, or that would hijack another's traffic", () => {
     const s = snap([
       n1,
       n2,
@@ -110,6 +114,7 @@ describe("computeDesired", () => {
       { name: "e-same-ip-as-self", ip: "192.168.50.11", podCIDR: "10.244.30.0/24" },
       { name: "z-overlaps-n2", ip: "192.168.50.23", podCIDR: "10.244.2.0/24" },
       { name: "v6", ip: "192.168.50.24", podCIDR: "fd00:10::/64" },
+      { name: "y-outside", ip: "192.168.50.25", podCIDR: "10.9.0.0/24" },
     ]);
     const d = computeDesired(s, self(s), { directRouting: "never" });
     // Sorted by name, n2 is accepted before z-overlaps-n2 claims its CIDR.
@@ -122,6 +127,7 @@ describe("computeDesired", () => {
       "e-same-ip-as-self": "node address 192.168.50.11 is used by another node",
       "z-overlaps-n2": "pod CIDR 10.244.2.0/24 overlaps 10.244.2.0/24",
       v6: 'pod CIDR "fd00:10::/64" is not an IPv4 CIDR',
+      "y-outside": "pod CIDR 10.9.0.0/24 is outside the cluster CIDR 10.244.0.0/16",
     });
   });
 

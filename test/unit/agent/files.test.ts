@@ -86,22 +86,27 @@ describe("writeFileAtomic", () => {
 describe("overlay packet-filter batch", () => {
   const spec = { podCIDR: "10.244.1.0/24", clusterCIDR: "10.244.0.0/16", masquerade: true, forwardMarks: false };
 
-  it("returns pod-to-pod untouched and masquerades the rest, except multicast", () => {
+  it("returns pod-to-pod untouched and masquerades the rest, except multicast; and the outside to other nodes' pods", () => {
     expect(overlayChains(spec)).toEqual([
       expect.objectContaining({
         name: "postrouting",
-        rules: ["ip saddr 10.244.1.0/24 ip daddr 10.244.0.0/16 return", "ip saddr 10.244.1.0/24 ip daddr != 224.0.0.0/4 masquerade fully-random"],
+        rules: [
+          "ip saddr 10.244.1.0/24 ip daddr 10.244.0.0/16 return",
+          "ip saddr 10.244.1.0/24 ip daddr != 224.0.0.0/4 masquerade fully-random",
+          "ip saddr != 10.244.0.0/16 ip daddr 10.244.1.0/24 return",
+          "ip saddr != 10.244.0.0/16 ip daddr 10.244.0.0/16 masquerade fully-random",
+        ],
       }),
     ]);
   });
 
-  it("marks the node's pod traffic for FORWARD only while that chain drops; nothing wanted, no chain", () => {
+  it("marks the cluster's traffic for FORWARD only while that chain drops; nothing wanted, no chain", () => {
     const marks = overlayChains({ ...spec, masquerade: false, forwardMarks: true });
     expect(marks).toEqual([
       expect.objectContaining({
         name: "forward",
         declaration: "type filter hook forward priority filter - 1; policy accept;",
-        rules: ["ip saddr 10.244.1.0/24 meta mark set meta mark | 0x1000", "ip daddr 10.244.1.0/24 meta mark set meta mark | 0x1000"],
+        rules: ["ip saddr 10.244.0.0/16 meta mark set meta mark | 0x1000", "ip daddr 10.244.0.0/16 meta mark set meta mark | 0x1000"],
       }),
     ]);
     expect(overlayChains({ ...spec, masquerade: false })).toEqual([]);
@@ -118,18 +123,20 @@ describe("overlay packet-filter batch", () => {
       "add chain ip weft-overlay postrouting { type nat hook postrouting priority srcnat; policy accept; }",
       `add rule ip weft-overlay postrouting ip saddr 10.244.1.0/24 ip daddr 10.244.0.0/16 return comment "${tag}"`,
       `add rule ip weft-overlay postrouting ip saddr 10.244.1.0/24 ip daddr != 224.0.0.0/4 masquerade fully-random comment "${tag}"`,
+      `add rule ip weft-overlay postrouting ip saddr != 10.244.0.0/16 ip daddr 10.244.1.0/24 return comment "${tag}"`,
+      `add rule ip weft-overlay postrouting ip saddr != 10.244.0.0/16 ip daddr 10.244.0.0/16 masquerade fully-random comment "${tag}"`,
       "",
     ]);
     expect(rulesTag(overlayChains({ ...spec, podCIDR: "10.244.2.0/24" }))).not.toBe(tag);
     expect(rulesTag(overlayChains({ ...spec, forwardMarks: true }))).not.toBe(tag);
   });
 
-  it("names the marked pod CIDR in each forward-mark rule's comment, after the tag", () => {
+  it("names the node's pod CIDR in each forward-mark rule's comment, after the tag", () => {
     const chains = overlayChains({ ...spec, masquerade: false, forwardMarks: true });
     const tag = rulesTag(chains);
     expect(overlayBatch(chains).split("\n").filter((l) => l.startsWith("add rule"))).toEqual([
-      `add rule ip weft-overlay forward ip saddr 10.244.1.0/24 meta mark set meta mark | 0x1000 comment "${tag} marks 10.244.1.0/24"`,
-      `add rule ip weft-overlay forward ip daddr 10.244.1.0/24 meta mark set meta mark | 0x1000 comment "${tag} marks 10.244.1.0/24"`,
+      `add rule ip weft-overlay forward ip saddr 10.244.0.0/16 meta mark set meta mark | 0x1000 comment "${tag} marks 10.244.1.0/24"`,
+      `add rule ip weft-overlay forward ip daddr 10.244.0.0/16 meta mark set meta mark | 0x1000 comment "${tag} marks 10.244.1.0/24"`,
     ]);
   });
 
