@@ -15,14 +15,19 @@ import { CoreV1Api, KubeConfig, Watch, type V1Node } from "@kubernetes/client-no
 import { parseCIDR, parseIP } from "../shared/ip";
 import type { NodeInfo, NodeSnapshot, NodeSource } from "./types";
 
-/** A Node object as NodeInfo: first IPv4 pod CIDR (spec.podCIDRs, else spec.podCIDR) and first IPv4 InternalIP. */
+/**
+ * A Node object as NodeInfo: first IPv4 pod CIDR (spec.podCIDRs, else spec.podCIDR) and
+ * first IPv4 InternalIP. The overlay is IPv4 only: a node with only IPv6 ones gives its
+ * first, so that the agent says why it leaves the node out rather than wait for an IPv4 one.
+ */
 export function nodeInfoFromObject(o: V1Node): NodeInfo | null {
   const name = o.metadata?.name;
   if (!name) return null;
   const spec = o.spec ?? {};
   const cidrs = spec.podCIDRs && spec.podCIDRs.length > 0 ? spec.podCIDRs : spec.podCIDR ? [spec.podCIDR] : [];
-  const podCIDR = cidrs.find((c) => parseCIDR(c)?.ip.family === 4) ?? "";
-  const ip = (o.status?.addresses ?? []).find((a) => a.type === "InternalIP" && parseIP(a.address)?.family === 4)?.address ?? "";
+  const podCIDR = cidrs.find((c) => parseCIDR(c)?.ip.family === 4) ?? cidrs[0] ?? "";
+  const ips = (o.status?.addresses ?? []).filter((a) => a.type === "InternalIP").map((a) => a.address);
+  const ip = ips.find((a) => parseIP(a)?.family === 4) ?? ips[0] ?? "";
   return { name, ip, podCIDR };
 }
 

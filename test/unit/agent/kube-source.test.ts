@@ -131,6 +131,9 @@ describe("nodeInfoFromObject", () => {
   it("falls back to spec.podCIDR, and leaves what is not there yet empty", () => {
     expect(nodeInfoFromObject({ metadata: { name: "n2" }, spec: { podCIDR: "10.244.2.0/24" } })).toEqual({ name: "n2", ip: "", podCIDR: "10.244.2.0/24" });
     expect(nodeInfoFromObject({ metadata: { name: "n3" } })).toEqual({ name: "n3", ip: "", podCIDR: "" });
+    // IPv6 only: given as is, for the agent to say it is not IPv4 (not "no pod CIDR yet").
+    const v6 = { metadata: { name: "n4" }, spec: { podCIDRs: ["fd00:10:244:4::/64"] }, status: { addresses: [{ type: "InternalIP", address: "fd00::4" }] } };
+    expect(nodeInfoFromObject(v6)).toEqual({ name: "n4", ip: "fd00::4", podCIDR: "fd00:10:244:4::/64" });
     expect(nodeInfoFromObject({ metadata: {} })).toBeNull();
   });
 });
