@@ -35,9 +35,9 @@ FROM debian:bookworm-slim
 
 # The agent writes its masquerade table with `nft`. iptables is there for weft's firewall
 # code, which falls back to it where nft is missing; iproute2 (`ip`, `bridge`) for
-# inspecting a node from the pod.
+# inspecting a node from the pod; kmod for the node-setup init container's modprobe.
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nftables iptables iproute2 \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nftables iptables iproute2 kmod \
  && rm -rf /var/lib/apt/lists/*
 
 # `weft install` copies this file (process.execPath) into the node's /opt/cni/bin and links

@@ -358,9 +358,21 @@ describe("deploy/weft.yaml", () => {
     expect(at(daemonSet, "spec.template.metadata.labels")).toMatchObject(obj(at(daemonSet, "spec.selector.matchLabels"), "matchLabels"));
   });
 
-  it("installs the executable into the node's /opt/cni/bin with `weft install` first", () => {
-    expect(initContainers).toHaveLength(1);
-    const install = initContainers[0]!;
+  it("prepares the node's kernel first: br_netfilter loaded where missing, IPv4 forwarding on, privileged", () => {
+    const setup = initContainers[0]!;
+    expect(setup["name"]).toBe("node-setup");
+    const script = argv(setup);
+    expect(script.slice(0, 2)).toEqual(["/bin/sh", "-c"]);
+    expect(script[2]).toBe("[ -e /proc/sys/net/bridge ] || modprobe br_netfilter || { echo 'weft: br_netfilter could not be loaded; load it on the node' >&2; exit 1; }; echo 1 > /proc/sys/net/ipv4/ip_forward");
+    expect(at(setup, "securityContext.privileged")).toBe(true);
+    expect(hostPathAt(setup, "/lib/modules")).toBe("/lib/modules");
+    // modprobe is in the image.
+    expect(read("Dockerfile")).toMatch(/apt-get install .* kmod/);
+  });
+
+  it("installs the executable into the node's /opt/cni/bin with `weft install` next", () => {
+    expect(initContainers).toHaveLength(2);
+    const install = initContainers[1]!;
     const args = argv(install);
     expect(args.slice(0, 2)).toEqual(["/usr/local/bin/weft", "install"]);
     const binDir = flag(args, "bin-dir");
