@@ -2,14 +2,15 @@
 // synchronous I/O, flock, reading iptables-legacy's FORWARD chain — plus the file calls
 // and the child-process spawn a plugin call needs, which in Bun would otherwise load
 // node:fs and node:child_process (~1.3 ms and ~2.5 ms, several MB each, on every call).
-// No libuv: the same addon loads in Node and in Bun.
+// No libuv: the same addon loads in Node and in Bun. No libc symbol newer than glibc 2.17
+// (what Bun itself needs), so the plugins run on older nodes than the machine that built
+// them: file status through the statx syscall, errno names from our own table.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <node_api.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
@@ -21,8 +22,9 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -40,6 +42,38 @@
 
 #define RECV_BUF (1 << 16)
 
+// Linux's errno names (glibc's strerrorname_np is 2.32+), one per number: aliases
+// (EWOULDBLOCK, EDEADLOCK, ENOTSUP) named as glibc names them.
+#define ERRNO_NAMES                                                                                  \
+  X(EPERM) X(ENOENT) X(ESRCH) X(EINTR) X(EIO) X(ENXIO) X(E2BIG) X(ENOEXEC) X(EBADF) X(ECHILD)         \
+  X(EAGAIN) X(ENOMEM) X(EACCES) X(EFAULT) X(ENOTBLK) X(EBUSY) X(EEXIST) X(EXDEV) X(ENODEV)            \
+  X(ENOTDIR) X(EISDIR) X(EINVAL) X(ENFILE) X(EMFILE) X(ENOTTY) X(ETXTBSY) X(EFBIG) X(ENOSPC)          \
+  X(ESPIPE) X(EROFS) X(EMLINK) X(EPIPE) X(EDOM) X(ERANGE) X(EDEADLK) X(ENAMETOOLONG) X(ENOLCK)        \
+  X(ENOSYS) X(ENOTEMPTY) X(ELOOP) X(ENOMSG) X(EIDRM) X(ECHRNG) X(EL2NSYNC) X(EL3HLT) X(EL3RST)        \
+  X(ELNRNG) X(EUNATCH) X(ENOCSI) X(EL2HLT) X(EBADE) X(EBADR) X(EXFULL) X(ENOANO) X(EBADRQC)           \
+  X(EBADSLT) X(EBFONT) X(ENOSTR) X(ENODATA) X(ETIME) X(ENOSR) X(ENONET) X(ENOPKG) X(EREMOTE)          \
+  X(ENOLINK) X(EADV) X(ESRMNT) X(ECOMM) X(EPROTO) X(EMULTIHOP) X(EDOTDOT) X(EBADMSG) X(EOVERFLOW)     \
+  X(ENOTUNIQ) X(EBADFD) X(EREMCHG) X(ELIBACC) X(ELIBBAD) X(ELIBSCN) X(ELIBMAX) X(ELIBEXEC)            \
+  X(EILSEQ) X(ERESTART) X(ESTRPIPE) X(EUSERS) X(ENOTSOCK) X(EDESTADDRREQ) X(EMSGSIZE) X(EPROTOTYPE)   \
+  X(ENOPROTOOPT) X(EPROTONOSUPPORT) X(ESOCKTNOSUPPORT) X(EOPNOTSUPP) X(EPFNOSUPPORT)                   \
+  X(EAFNOSUPPORT) X(EADDRINUSE) X(EADDRNOTAVAIL) X(ENETDOWN) X(ENETUNREACH) X(ENETRESET)              \
+  X(ECONNABORTED) X(ECONNRESET) X(ENOBUFS) X(EISCONN) X(ENOTCONN) X(ESHUTDOWN) X(ETOOMANYREFS)       \
+  X(ETIMEDOUT) X(ECONNREFUSED) X(EHOSTDOWN) X(EHOSTUNREACH) X(EALREADY) X(EINPROGRESS) X(ESTALE)      \
+  X(EUCLEAN) X(ENOTNAM) X(ENAVAIL) X(EISNAM) X(EREMOTEIO) X(EDQUOT) X(ENOMEDIUM) X(EMEDIUMTYPE)       \
+  X(ECANCELED) X(ENOKEY) X(EKEYEXPIRED) X(EKEYREVOKED) X(EKEYREJECTED) X(EOWNERDEAD)                  \
+  X(ENOTRECOVERABLE) X(ERFKILL) X(EHWPOISON)
+
+static const char *const errno_names[] = {
+#define X(e) [e] = #e,
+    ERRNO_NAMES
+#undef X
+};
+
+// The errno's name ("ENOENT"), or NULL for a number Linux does not define.
+static const char *errno_name_of(int err) {
+  return err > 0 && (size_t)err < sizeof errno_names / sizeof *errno_names ? errno_names[err] : NULL;
+}
+
 // Throws an Error carrying code (errno name) and errno, like Node's own fs errors.
 static napi_value throw_errno(napi_env env, int err, const char *what) {
   char msg[256];
@@ -47,7 +81,7 @@ static napi_value throw_errno(napi_env env, int err, const char *what) {
   napi_value m, e, code, num;
   napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
   napi_create_error(env, NULL, m, &e);
-  const char *name = strerrorname_np(err);
+  const char *name = errno_name_of(err);
   napi_create_string_utf8(env, name ? name : "EUNKNOWN", NAPI_AUTO_LENGTH, &code);
   napi_create_int32(env, err, &num);
   napi_set_named_property(env, e, "code", code);
@@ -304,11 +338,11 @@ static napi_value ns_restore(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// Node's errno table lives in node:os, which costs a module load; libc has the names.
+// Node's errno table lives in node:os, which costs a module load.
 static napi_value errno_name(napi_env env, napi_callback_info info) {
   int n;
   if (get_int_arg(env, info, &n)) return NULL;
-  const char *name = strerrorname_np(n);
+  const char *name = errno_name_of(n);
   napi_value r;
   napi_create_string_utf8(env, name ? name : "", NAPI_AUTO_LENGTH, &r);
   return r;
@@ -452,6 +486,11 @@ static napi_value fs_access(napi_env env, napi_callback_info info) { return path
 static napi_value fs_rename(napi_env env, napi_callback_info info) { return path_call(env, info, OP_RENAME); }
 static napi_value fs_realpath(napi_env env, napi_callback_info info) { return path_call(env, info, OP_REALPATH); }
 
+// statx(2) of a path, links followed, by the syscall (glibc's stat is 2.33+, its statx 2.28+).
+static int statx_of(const char *path, struct statx *st) {
+  return (int)syscall(SYS_statx, AT_FDCWD, path, 0, STATX_INO, st);
+}
+
 // sameFile(a, b): whether two paths name one file (st_dev and st_ino, links followed);
 // false when either cannot be stat'ed.
 static napi_value same_file(napi_env env, napi_callback_info info) {
@@ -464,8 +503,9 @@ static napi_value same_file(napi_env env, napi_callback_info info) {
     free(a);
     return NULL;
   }
-  struct stat sa, sb;
-  bool same = stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  struct statx sa, sb;
+  bool same = statx_of(a, &sa) == 0 && statx_of(b, &sb) == 0 && sa.stx_dev_major == sb.stx_dev_major &&
+              sa.stx_dev_minor == sb.stx_dev_minor && sa.stx_ino == sb.stx_ino;
   free(a);
   free(b);
   napi_value r;
@@ -591,14 +631,15 @@ static napi_value spawn_child(napi_env env, napi_callback_info info) {
   sigset_t pipe_set, old;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  if (len > 65536) fcntl(in[1], F_SETPIPE_SZ, (int)(len < (1 << 20) ? len : (1 << 20)));
+  sigprocmask(SIG_BLOCK, &pipe_set, &old); // per thread, as pthread_sigmask (2.32+ in libc)
+  // The syscall: glibc 2.28+ links fcntl to fcntl64.
+  if (len > 65536) syscall(SYS_fcntl, in[1], F_SETPIPE_SZ, (int)(len < (1 << 20) ? len : (1 << 20)));
   write_full(in[1], input, len); // EPIPE: it exited without reading; reap() reports how
   close(in[1]);
   struct timespec zero = {0, 0};
   while (sigtimedwait(&pipe_set, NULL, &zero) > 0) {
   }
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  sigprocmask(SIG_SETMASK, &old, NULL);
   free(input);
   napi_value r;
   napi_create_array_with_length(env, 3, &r);
