@@ -103,10 +103,18 @@ created=1
 create_args=(--name "$CLUSTER" --config kind-config.yaml --kubeconfig "$KUBECONFIG")
 if [ -n "$NODE_IMAGE" ]; then create_args+=(--image "$NODE_IMAGE"); fi
 kind create cluster "${create_args[@]}"
-kind load docker-image "$WEFT_IMAGE" --name "$CLUSTER"
+# With Docker's containerd image store, `kind load docker-image` can fail on an image whose
+# index names platforms or attestations it does not hold (kind#3795); an archive of this
+# machine's platform alone loads.
+load_image() {
+  kind load docker-image "$1" --name "$CLUSTER" && return
+  say "loading $1 as an archive of this platform instead"
+  docker save --platform "linux/$(docker version -f '{{.Server.Arch}}')" -o "$work/image.tar" "$1" &&
+    kind load image-archive "$work/image.tar" --name "$CLUSTER" && rm -f "$work/image.tar"
+}
+load_image "$WEFT_IMAGE"
 if docker image inspect "$TEST_IMAGE" >/dev/null 2>&1; then
-  # Best effort: some Docker setups (containerd image store) cannot export images for kind.
-  kind load docker-image "$TEST_IMAGE" --name "$CLUSTER" ||
+  load_image "$TEST_IMAGE" ||
     echo "note: could not load $TEST_IMAGE into the nodes; they will pull it from the registry"
 fi
 
