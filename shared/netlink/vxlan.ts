@@ -7,10 +7,16 @@ import { createLink, type Link } from "./link";
 import type { NetlinkSocket } from "./socket";
 
 const IFLA_VXLAN_ID = 1;
+const IFLA_VXLAN_GROUP = 2;
 const IFLA_VXLAN_LINK = 3;
 const IFLA_VXLAN_LOCAL = 4;
 const IFLA_VXLAN_LEARNING = 7;
+const IFLA_VXLAN_L2MISS = 13;
+const IFLA_VXLAN_L3MISS = 14;
 const IFLA_VXLAN_PORT = 15;
+const IFLA_VXLAN_GROUP6 = 16;
+const IFLA_VXLAN_GBP = 23;
+const IFLA_VXLAN_COLLECT_METADATA = 25;
 
 export interface VxlanSpec {
   /** VNI (VXLAN_ID) */
@@ -34,6 +40,10 @@ export interface VxlanInfo {
   link?: number;
   port?: number;
   learning?: boolean;
+  /** a multicast group or remote that frames for unknown MACs go to */
+  group?: string;
+  /** kernel settings the overlay never uses, on: names (l2miss, l3miss, gbp, external) */
+  extras: string[];
 }
 
 function ipv4Bytes(s: string): Buffer {
@@ -65,15 +75,27 @@ export function createVxlan(nl: NetlinkSocket, name: string, s: VxlanSpec): void
 /** The VXLAN parameters of a link; null when it is not a VXLAN device. */
 export function vxlanInfo(link: Link): VxlanInfo | null {
   if (link.kind !== "vxlan") return null;
-  if (!link.infoData) return {};
+  if (!link.infoData) return { extras: [] };
   const x = attrMap(link.infoData);
   const id = x.get(IFLA_VXLAN_ID);
   const local = x.get(IFLA_VXLAN_LOCAL);
   const dev = x.get(IFLA_VXLAN_LINK);
   const port = x.get(IFLA_VXLAN_PORT);
   const learning = x.get(IFLA_VXLAN_LEARNING);
-  const info: VxlanInfo = {};
+  const info: VxlanInfo = { extras: [] };
   if (id) info.vni = id.readUInt32LE(0);
+  for (const g of [x.get(IFLA_VXLAN_GROUP), x.get(IFLA_VXLAN_GROUP6)]) {
+    if (g && (g.length === 4 || g.length === 16) && g.some((b) => b !== 0)) info.group = formatIP(ipFromBytes(g));
+  }
+  // u8 attributes, and GBP a flag that is there only when on; `external` is collect_metadata.
+  for (const [type, name] of [
+    [IFLA_VXLAN_L2MISS, "l2miss"],
+    [IFLA_VXLAN_L3MISS, "l3miss"],
+    [IFLA_VXLAN_COLLECT_METADATA, "external"],
+  ] as const) {
+    if (x.get(type)?.[0]) info.extras.push(name);
+  }
+  if (x.has(IFLA_VXLAN_GBP)) info.extras.push("gbp");
   if (local && local.length === 4) info.local = formatIP(ipFromBytes(local));
   if (dev) info.link = dev.readUInt32LE(0);
   if (port && port.length === 2) info.port = port.readUInt16BE(0);
@@ -83,8 +105,9 @@ export function vxlanInfo(link: Link): VxlanInfo | null {
 
 /**
  * Why `link` is not the device `want` describes (VXLAN parameters only: VNI, local, link,
- * port, learning; MTU and MAC can be changed in place and are checked by the caller).
- * Empty when it matches. These parameters need the device recreated to change.
+ * port, learning, and none of a group or remote, l2miss, l3miss, gbp or external, which
+ * would send frames elsewhere than the FDB says; MTU and MAC can be changed in place and
+ * are checked by the caller). Empty when it matches. These need the device recreated.
  */
 export function vxlanMismatches(link: Link, want: VxlanSpec): string[] {
   const info = vxlanInfo(link);
@@ -95,5 +118,7 @@ export function vxlanMismatches(link: Link, want: VxlanSpec): string[] {
   if (info.link !== want.link) out.push(`dev #${info.link ?? "none"} != #${want.link}`);
   if (info.port !== want.port) out.push(`dstport ${info.port ?? "?"} != ${want.port}`);
   if ((info.learning ?? true) !== want.learning) out.push(`learning ${info.learning ?? "?"} != ${want.learning}`);
+  if (info.group) out.push(`group ${info.group}`);
+  for (const e of info.extras) out.push(e);
   return out;
 }

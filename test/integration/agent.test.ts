@@ -357,6 +357,14 @@ describe("weft agent --nodes FILE", () => {
     const again = startAgent(n1!);
     await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.vni === 1 && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
     await until("the log line", () => again.log(), (l) => /link del weft\.1 \(vni 9 != 1, .*learning true != false\)/.test(l));
+    // One as asked but that also sends frames elsewhere than the FDB says: made again too.
+    await stopAgent(again);
+    inNs(n1!.ns, "ip", "link", "del", "weft.1");
+    inNs(n1!.ns, "ip", "link", "add", "weft.1", "type", "vxlan", "id", "1", "local", n1!.ip, "dev", "eth0", "dstport", "4789", "nolearning", "remote", "192.168.77.99", "l2miss", "l3miss");
+    const third = startAgent(n1!);
+    await until("the log line", () => third.log(), (l) => l.includes("link del weft.1 (group 192.168.77.99, l2miss, l3miss)"), 4000);
+    await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
+    expect(inNs(n1!.ns, "ip", "-d", "link", "show", "weft.1")).not.toMatch(/remote|l2miss|l3miss/);
     // A stray entry on our device, and a wrong neighbor MAC, are corrected too.
     inNs(n1!.ns, "ip", "neigh", "replace", "10.244.2.0", "lladdr", "0e:fe:00:00:00:99", "dev", "weft.1", "nud", "permanent");
     inNs(n1!.ns, "bridge", "fdb", "append", "0e:fe:00:00:00:99", "dev", "weft.1", "dst", "192.168.77.99", "self", "permanent");
