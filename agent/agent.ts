@@ -168,7 +168,7 @@ export class Agent {
       problems.push(`cluster CIDR "${snap.clusterCIDR}" is not an IPv4 CIDR`);
       return { ready: false };
     }
-    const me = selfNode(snap, this.o.nodeName);
+    const me = selfNode(snap, this.o.nodeName, cluster);
     if (!me.ok) {
       problems.push(`waiting: ${me.reason}`);
       return { ready: false };
@@ -182,7 +182,7 @@ export class Agent {
     const peerErrors = withSocket(undefined, (nl) => {
       const underlay = findUnderlay(nl, self.nodeIP, this.o.iface);
       mtu = this.o.mtu ?? underlay.mtu - VXLAN_OVERHEAD;
-      desired = computeDesired(snap, self, { directRouting: this.o.directRouting, underlay: underlay.cidr });
+      desired = computeDesired(snap, self, { cluster, directRouting: this.o.directRouting, underlay: underlay.cidr });
       const dev = ensureDevice(nl, { name, vni: this.o.vni, port: this.o.port, mtu }, desired, underlay, log);
       this.deviceIndex = dev.index;
       ensureAddress(nl, dev, self.address, log);

@@ -74,6 +74,8 @@ export interface Desired {
 }
 
 export interface DesiredOptions {
+  /** the cluster CIDR (normaliseCIDR): a node whose pod CIDR lies outside it is skipped */
+  cluster: IPNet;
   directRouting: DirectRouting;
   /** our underlay address with its prefix ("192.168.77.11/24"): the L2 subnet for direct routing */
   underlay?: string;
@@ -92,24 +94,24 @@ const cidrText = (n: IPNet): string => formatCIDR(n.ip, n.prefix);
  * Why a node cannot take part (yet), or null when it can. A pod CIDR outside the cluster
  * CIDR would have its pods' traffic to other nodes masqueraded as leaving the cluster.
  */
-function unusable(n: NodeInfo, cluster: IPNet | null): string | null {
+function unusable(n: NodeInfo, cluster: IPNet): string | null {
   if (!n.ip) return "no node address yet";
   const ip = parseIP(n.ip);
   if (!ip || ip.family !== 4) return `node address "${n.ip}" is not IPv4`;
   if (!n.podCIDR) return "no pod CIDR yet";
   const net = normaliseCIDR(n.podCIDR);
   if (!net) return `pod CIDR "${n.podCIDR}" is not an IPv4 CIDR`;
-  if (cluster && !containsNet(cluster, net)) return `pod CIDR ${cidrText(net)} is outside the cluster CIDR ${cidrText(cluster)}`;
+  if (!containsNet(cluster, net)) return `pod CIDR ${cidrText(net)} is outside the cluster CIDR ${cidrText(cluster)}`;
   return null;
 }
 
 export type SelfStatus = { ok: true; self: SelfNode } | { ok: false; reason: string };
 
-/** Our own node's overlay identity, or why it cannot be had yet. */
-export function selfNode(snapshot: NodeSnapshot, nodeName: string): SelfStatus {
+/** Our own node's overlay identity, or why it cannot be had yet (`cluster`: the cluster CIDR). */
+export function selfNode(snapshot: NodeSnapshot, nodeName: string, cluster: IPNet): SelfStatus {
   const me = snapshot.nodes.find((n) => n.name === nodeName);
   if (!me) return { ok: false, reason: `node "${nodeName}" is not in the node list yet` };
-  const why = unusable(me, normaliseCIDR(snapshot.clusterCIDR));
+  const why = unusable(me, cluster);
   if (why) return { ok: false, reason: `node "${nodeName}": ${why}` };
   const net = normaliseCIDR(me.podCIDR)!;
   const ip = formatIP(parseIP(me.ip)!);
@@ -129,10 +131,9 @@ export function computeDesired(snapshot: NodeSnapshot, self: SelfNode, o: Desire
   const taken: IPNet[] = [parseCIDR(self.podCIDR)!];
   const usedIPs = new Set<string>([self.nodeIP]);
   const out: Desired = { self, peers: [], routes: [], neighbors: [], fdb: [], skipped: [] };
-  const cluster = normaliseCIDR(snapshot.clusterCIDR);
   const others = snapshot.nodes.filter((n) => n.name !== self.name).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const n of others) {
-    const why = unusable(n, cluster);
+    const why = unusable(n, o.cluster);
     if (why) {
       out.skipped.push({ name: n.name, reason: why });
       continue;

@@ -1,10 +1,11 @@
 // The weft plugin's config, and the bridge config it delegates to. The agent owns the
 // node's subnet (subnet.json in the state dir); this plugin turns it into a bridge +
 // host-local config with the overlay's MTU and a route to the whole cluster.
-import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { CniError, ErrorCode, messageOf } from "../../shared/cni/errors";
 import { compileValidator } from "../../shared/cni/validate";
 import { isErrno } from "../../shared/errno";
 import { joinPath as join, readText } from "../../shared/fs";
+import { parseCIDR } from "../../shared/ip";
 import { weftSchema } from "./schema";
 
 export interface WeftConf {
@@ -42,25 +43,36 @@ export function subnetPath(conf: Pick<WeftConf, "stateDir">): string {
   return join(conf.stateDir, "subnet.json");
 }
 
-/** Reads subnet.json; null while the agent has not written it. */
+/** The agent is not ready: subnet.json is missing or cannot be used (code 50). */
+export function notReady(conf: WeftConf, why = "missing", details = ""): CniError {
+  return new CniError(ErrorCode.NotReady, `weft agent not ready: ${subnetPath(conf)} ${why}`, details);
+}
+
+const isIPv4CIDR = (s: unknown): s is string => typeof s === "string" && parseCIDR(s)?.ip.family === 4;
+
+/**
+ * Reads subnet.json; null while the agent has not written it. One that cannot be read or
+ * used is the agent not being ready either (code 50, the reason in the details).
+ */
 export function readSubnet(conf: WeftConf): Subnet | null {
   let text: string;
   try {
     text = readText(subnetPath(conf));
   } catch (e) {
     if (isErrno(e, "ENOENT")) return null;
-    throw e;
+    throw notReady(conf, "unreadable", messageOf(e));
   }
+  let s: Partial<Subnet> | null = null;
   try {
-    const s = JSON.parse(text) as Partial<Subnet>;
-    // 68: the least MTU IPv4 allows (a 0 would make bridge fall back to 1500, above the overlay's).
-    if (typeof s.podCIDR === "string" && typeof s.clusterCIDR === "string" && Number.isInteger(s.mtu) && s.mtu! >= 68) {
-      return { podCIDR: s.podCIDR, clusterCIDR: s.clusterCIDR, mtu: s.mtu! };
-    }
+    s = JSON.parse(text) as Partial<Subnet>;
   } catch {
     // reported below
   }
-  throw new CniError(ErrorCode.InvalidConfig, `${subnetPath(conf)} is not a valid subnet file`);
+  // 68: the least MTU IPv4 allows (a 0 would make bridge fall back to 1500, above the overlay's).
+  if (s && isIPv4CIDR(s.podCIDR) && isIPv4CIDR(s.clusterCIDR) && Number.isInteger(s.mtu) && s.mtu! >= 68) {
+    return { podCIDR: s.podCIDR, clusterCIDR: s.clusterCIDR, mtu: s.mtu! };
+  }
+  throw notReady(conf, "unreadable", "not a valid subnet file: want IPv4 podCIDR and clusterCIDR, and an mtu of at least 68");
 }
 
 /**

@@ -10,8 +10,9 @@ import { forgetDelegate } from "./saved";
 export function bridgeContext(ctx: PluginContext<WeftConf>, raw: Record<string, unknown>): PluginContext<BridgeConf> {
   const out: PluginContext<BridgeConf> = {
     env: ctx.env,
-    // While FORWARD drops, the agent marks the node's whole pod CIDR (agent/overlay-rules.ts):
-    // a pod needs its own mark only until the agent's next reconcile has put that in place.
+    // While FORWARD drops, the agent marks the whole cluster CIDR, naming this node's pod CIDR
+    // (agent/overlay-rules.ts): a pod needs its own mark only until the agent's next
+    // reconcile has put that in place.
     conf: { ...parseBridgeConf(raw, ctx.env.args), forwardMarkedBy: { table: OVERLAY_TABLE, chain: OVERLAY_FORWARD_CHAIN } },
     raw,
     stdinVersion: ctx.stdinVersion,

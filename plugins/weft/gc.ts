@@ -41,8 +41,8 @@ export function collect(conf: WeftConf, raw: Record<string, unknown>, env: CniEn
   const stale = savedAttachments(conf).filter((a) => !keep.has(label(a)));
   allSteps(
     ...stale.map((a) => () => labelled(label(a), () => delAttachment(conf, a))),
-    // Then the bridge's own GC: the rules, spoof checks and addresses of attachments with
-    // no saved config left.
+    // Then the bridge's own GC: the rules, spoof checks and addresses of every attachment
+    // not in `valid` (those whose saved config is gone too).
     () => {
       const subnet = readSubnet(conf);
       if (subnet) bridgeGc({ ...bridgeContext({ env, conf, raw, stdinVersion: conf.cniVersion }, delegateConf(conf, subnet, raw)), validAttachments: valid });

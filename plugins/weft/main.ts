@@ -2,16 +2,12 @@
 // host-local in-process with the subnet the agent wrote; the agent does the rest
 // (VXLAN routes to other nodes, masquerade to the outside). The bridge's ADD and CHECK
 // modules load only for those verbs, as in the bridge plugin.
-import { CniError, ErrorCode, IncompleteRollback, messageOf } from "../../shared/cni/errors";
+import { CniError, ErrorCode, IncompleteRollback } from "../../shared/cni/errors";
 import type { Plugin } from "../../shared/cni/skeleton";
-import { delegateConf, parseWeftConf, readSubnet, type Subnet, subnetPath, type WeftConf } from "./config";
+import { delegateConf, notReady, parseWeftConf, readSubnet, type Subnet, type WeftConf } from "./config";
 import { bridgeContext, delegateDel } from "./delegate";
 import { collect } from "./gc";
 import { forgetDelegate, loadDelegate, saveDelegate } from "./saved";
-
-function notReady(conf: WeftConf, why = "missing", details = ""): CniError {
-  return new CniError(ErrorCode.NotReady, `weft agent not ready: ${subnetPath(conf)} ${why}`, details);
-}
 
 /** subnet.json, or null where it is missing or unreadable (for the verbs that must not fail on it). */
 function subnetIfValid(conf: WeftConf): Subnet | null {
@@ -60,13 +56,7 @@ export const weft: Plugin<WeftConf> = {
     bridgeCheck(bridgeContext(ctx, delegate));
   },
   status: ({ conf }) => {
-    let subnet: Subnet | null;
-    try {
-      subnet = readSubnet(conf);
-    } catch (e) {
-      throw notReady(conf, "unreadable", messageOf(e));
-    }
-    if (!subnet) throw notReady(conf);
+    if (!readSubnet(conf)) throw notReady(conf);
   },
   gc: ({ conf, raw, env, validAttachments }) => {
     collect(conf, raw, env, validAttachments);

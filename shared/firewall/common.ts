@@ -80,15 +80,16 @@ export function parsePodCidr(text: string): Required<PodAddr> {
 export const MULTICAST: Record<Family, string> = { 4: "224.0.0.0/4", 6: "ff00::/8" };
 
 /**
- * The weft agent's table (family ip) and its chain that marks the node's pod traffic for
+ * The weft agent's table (family ip) and its chain that marks the cluster's traffic for
  * FORWARD accept while the policy drops (agent/overlay-rules.ts).
  */
 export const OVERLAY_TABLE = "weft-overlay";
 export const OVERLAY_FORWARD_CHAIN = "forward";
 
 /**
- * How that chain's rules name the pod CIDR they mark, at the end of their comment: the weft
- * plugin looks for it before it leaves a pod's IPv4 mark to the agent.
+ * How that chain's rules name the node's pod CIDR, which they mark with the rest of the
+ * cluster's, at the end of their comment: the weft plugin looks for it before it leaves a
+ * pod's IPv4 mark to the agent.
  */
 export function marksNote(cidr: string): string {
   return `marks ${cidr}`;

@@ -38,7 +38,7 @@ export function spyPath(name: string): { path: string; spawned(): string[] } {
   mkdirSync(dir, { recursive: true });
   writeFileSync(log, "");
   for (const tool of SPIED) {
-    writeFileSync(join(dir, tool), `#!/bin/sh\necho "${tool} $*" >> ${log}\nexec /usr/sbin/${tool} "$@"\n`, { mode: 0o755 });
+    writeFileSync(join(dir, tool), `#!/bin/sh\necho "${tool} $*" >> '${log}'\nexec /usr/sbin/${tool} "$@"\n`, { mode: 0o755 });
   }
   return {
     path: dir,
@@ -59,11 +59,12 @@ export function failingAfter(name: string, tool: string, works: number): string 
   const count = join(dir, "calls");
   mkdirSync(dir, { recursive: true });
   writeFileSync(count, "");
+  // Each call takes its number under a lock, so calls running at once count right.
   writeFileSync(
     join(dir, tool),
     `#!/bin/sh
-echo >> ${count}
-if [ "$(wc -l < ${count})" -gt ${works} ]; then echo "${tool}: failing on purpose" >&2; exit 1; fi
+n=$(flock '${count}' sh -c 'echo >> "$1"; wc -l < "$1"' _ '${count}')
+if [ "$n" -gt ${works} ]; then echo "${tool}: failing on purpose" >&2; exit 1; fi
 exec /usr/sbin/${tool} "$@"
 `,
     { mode: 0o755 },

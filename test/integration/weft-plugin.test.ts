@@ -145,16 +145,21 @@ describe("weft plugin", () => {
     expect(inNs(node.host, "nft", "list", "ruleset")).not.toContain("10.244.1.2");
   });
 
-  it("DEL without a saved config succeeds over an unreadable subnet.json; STATUS then says not ready (50)", () => {
+  it("an unreadable subnet.json is the agent not ready (50) for STATUS, ADD and GC; DEL without a saved config succeeds", () => {
     writeFileSync(join(stateDir, "subnet.json"), "{");
     expect(call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: "never", netns: "" }).code).toBe(0);
     const status = call(node, { plugin: "weft", command: "STATUS", conf: conf() });
     expect(status.json).toMatchObject({ code: 50, msg: `weft agent not ready: ${join(stateDir, "subnet.json")} unreadable` });
-    expect(status.json!["details"]).toContain("is not a valid subnet file");
-    // An MTU no link can have is as unreadable (0 would have made bridge use 1500).
-    writeFileSync(join(stateDir, "subnet.json"), JSON.stringify({ podCIDR: "10.244.1.0/24", clusterCIDR: "10.244.0.0/16", mtu: 0 }));
-    expect(call(node, { plugin: "weft", command: "STATUS", conf: conf() }).json).toMatchObject({ code: 50 });
-    expect(addPod(node, conf(), { plugin: "weft" }).reply.json).toMatchObject({ code: 7 });
+    expect(status.json!["details"]).toContain("not a valid subnet file");
+    // An MTU no link can have (0 would have made bridge use 1500), or a pod CIDR that is
+    // none, is as unreadable: ADD and GC say not ready too, DEL still succeeds.
+    for (const bad of [{ podCIDR: "10.244.1.0/24", mtu: 0 }, { podCIDR: "junk", mtu: 1450 }]) {
+      writeFileSync(join(stateDir, "subnet.json"), JSON.stringify({ ...bad, clusterCIDR: "10.244.0.0/16" }));
+      expect(call(node, { plugin: "weft", command: "STATUS", conf: conf() }).json).toMatchObject({ code: 50 });
+      expect(addPod(node, conf(), { plugin: "weft" }).reply.json).toMatchObject({ code: 50 });
+      expect(call(node, { plugin: "weft", command: "GC", conf: { ...conf(), "cni.dev/valid-attachments": [] } }).json).toMatchObject({ code: 50 });
+      expect(call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: "never", netns: "" }).code).toBe(0);
+    }
   });
 
   it("DEL still reads attachments saved in the older format (the delegated config alone)", () => {

@@ -106,10 +106,12 @@ kind create cluster "${create_args[@]}"
 # With Docker's containerd image store, `kind load docker-image` can fail on an image whose
 # index names platforms or attestations it does not hold (kind#3795); an archive of this
 # machine's platform alone loads.
+# `docker save --platform` needs Docker 28; an older one saves the image as it is.
 load_image() {
   kind load docker-image "$1" --name "$CLUSTER" && return
   say "loading $1 as an archive of this platform instead"
-  docker save --platform "linux/$(docker version -f '{{.Server.Arch}}')" -o "$work/image.tar" "$1" &&
+  { docker save --platform "linux/$(docker version -f '{{.Server.Arch}}')" -o "$work/image.tar" "$1" ||
+    docker save -o "$work/image.tar" "$1"; } &&
     kind load image-archive "$work/image.tar" --name "$CLUSTER" && rm -f "$work/image.tar"
 }
 load_image "$WEFT_IMAGE"

@@ -366,8 +366,8 @@ describe("deploy/weft.yaml", () => {
     expect(script[2]).toBe("[ -e /proc/sys/net/bridge ] || modprobe br_netfilter || { echo 'weft: br_netfilter could not be loaded; load it on the node' >&2; exit 1; }; echo 1 > /proc/sys/net/ipv4/ip_forward");
     expect(at(setup, "securityContext.privileged")).toBe(true);
     expect(hostPathAt(setup, "/lib/modules")).toBe("/lib/modules");
-    // modprobe is in the image.
-    expect(read("Dockerfile")).toMatch(/apt-get install .* kmod/);
+    // modprobe is in the image: the stage after the last FROM.
+    expect(read("Dockerfile").split(/^FROM /m).at(-1)).toMatch(/apt-get install .* kmod/);
   });
 
   it("installs the executable into the node's /opt/cni/bin with `weft install` next", () => {

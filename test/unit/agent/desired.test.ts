@@ -7,8 +7,10 @@ const n1 = { name: "n1", ip: "192.168.50.11", podCIDR: "10.244.1.0/24" };
 const n2 = { name: "n2", ip: "192.168.50.12", podCIDR: "10.244.2.0/24" };
 const n3 = { name: "n3", ip: "192.168.60.13", podCIDR: "10.244.3.0/24" };
 
+const cluster = normaliseCIDR("10.244.0.0/16")!;
+
 function self(s: NodeSnapshot, name = "n1"): SelfNode {
-  const r = selfNode(s, name);
+  const r = selfNode(s, name, cluster);
   if (!r.ok) throw new Error(r.reason);
   return r.self;
 }
@@ -47,11 +49,11 @@ describe("selfNode", () => {
   });
 
   it("says why it must wait", () => {
-    expect(selfNode(snap([n2]), "n1")).toEqual({ ok: false, reason: 'node "n1" is not in the node list yet' });
-    expect(selfNode(snap([{ ...n1, podCIDR: "" }]), "n1")).toMatchObject({ ok: false, reason: expect.stringMatching(/no pod CIDR/) });
-    expect(selfNode(snap([{ ...n1, ip: "" }]), "n1")).toMatchObject({ ok: false, reason: expect.stringMatching(/no node address/) });
-    expect(selfNode(snap([{ ...n1, ip: "fd00::1" }]), "n1")).toMatchObject({ ok: false, reason: expect.stringMatching(/not IPv4/) });
-    expect(selfNode(snap([{ ...n1, podCIDR: "10.9.1.0/24" }]), "n1")).toEqual({
+    expect(selfNode(snap([n2]), "n1", cluster)).toEqual({ ok: false, reason: 'node "n1" is not in the node list yet' });
+    expect(selfNode(snap([{ ...n1, podCIDR: "" }]), "n1", cluster)).toMatchObject({ ok: false, reason: expect.stringMatching(/no pod CIDR/) });
+    expect(selfNode(snap([{ ...n1, ip: "" }]), "n1", cluster)).toMatchObject({ ok: false, reason: expect.stringMatching(/no node address/) });
+    expect(selfNode(snap([{ ...n1, ip: "fd00::1" }]), "n1", cluster)).toMatchObject({ ok: false, reason: expect.stringMatching(/not IPv4/) });
+    expect(selfNode(snap([{ ...n1, podCIDR: "10.9.1.0/24" }]), "n1", cluster)).toEqual({
       ok: false,
       reason: 'node "n1": pod CIDR 10.9.1.0/24 is outside the cluster CIDR 10.244.0.0/16',
     });
@@ -61,7 +63,7 @@ describe("selfNode", () => {
 describe("computeDesired", () => {
   it("gives every remote node a neighbor, an FDB entry and an onlink route through the tunnel", () => {
     const s = snap([n3, n1, n2]);
-    const d = computeDesired(s, self(s), { directRouting: "never", underlay: "192.168.50.11/24" });
+    const d = computeDesired(s, self(s), { cluster, directRouting: "never", underlay: "192.168.50.11/24" });
     expect(d.peers).toEqual([
       { name: "n2", nodeIP: "192.168.50.12", podCIDR: "10.244.2.0/24", mode: "vxlan" },
       { name: "n3", nodeIP: "192.168.60.13", podCIDR: "10.244.3.0/24", mode: "vxlan" },
@@ -83,7 +85,7 @@ describe("computeDesired", () => {
 
   it("with direct routing auto, routes same-subnet peers via their node address, others through the tunnel", () => {
     const s = snap([n1, n2, n3]);
-    const d = computeDesired(s, self(s), { directRouting: "auto", underlay: "192.168.50.11/24" });
+    const d = computeDesired(s, self(s), { cluster, directRouting: "auto", underlay: "192.168.50.11/24" });
     expect(d.peers.map((p) => [p.name, p.mode])).toEqual([
       ["n2", "direct"],
       ["n3", "vxlan"],
@@ -99,8 +101,8 @@ describe("computeDesired", () => {
 
   it("never routes directly when the underlay subnet is unknown or the mode is never", () => {
     const s = snap([n1, n2]);
-    expect(computeDesired(s, self(s), { directRouting: "auto" }).peers[0]!.mode).toBe("vxlan");
-    expect(computeDesired(s, self(s), { directRouting: "never", underlay: "192.168.50.11/24" }).peers[0]!.mode).toBe("vxlan");
+    expect(computeDesired(s, self(s), { cluster, directRouting: "auto" }).peers[0]!.mode).toBe("vxlan");
+    expect(computeDesired(s, self(s), { cluster, directRouting: "never", underlay: "192.168.50.11/24" }).peers[0]!.mode).toBe("vxlan");
   });
 
   it("skips nodes without an address or pod CIDR, outside the cluster, or that would hijack another's traffic", () => {
@@ -116,7 +118,7 @@ describe("computeDesired", () => {
       { name: "v6", ip: "192.168.50.24", podCIDR: "fd00:10::/64" },
       { name: "y-outside", ip: "192.168.50.25", podCIDR: "10.9.0.0/24" },
     ]);
-    const d = computeDesired(s, self(s), { directRouting: "never" });
+    const d = computeDesired(s, self(s), { cluster, directRouting: "never" });
     // Sorted by name, n2 is accepted before z-overlaps-n2 claims its CIDR.
     expect(d.peers.map((p) => p.name)).toEqual(["n2"]);
     expect(Object.fromEntries(d.skipped.map((x) => [x.name, x.reason]))).toEqual({
@@ -133,7 +135,7 @@ describe("computeDesired", () => {
 
   it("a lone node wants nothing but its own device", () => {
     const s = snap([n1]);
-    const d = computeDesired(s, self(s), { directRouting: "auto" });
+    const d = computeDesired(s, self(s), { cluster, directRouting: "auto" });
     expect([d.peers, d.routes, d.neighbors, d.fdb]).toEqual([[], [], [], []]);
   });
 });
