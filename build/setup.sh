@@ -5,16 +5,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The dependencies' floor (vite 8, node-gyp 12); an older Node fails later, and obscurely.
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+  echo "setup: Node.js 20.19 or newer is needed (this is $(node --version))" >&2
+  exit 1
+fi
+
 packages=(iproute2 nftables iptables containernetworking-plugins iputils-ping iperf3 tcpdump util-linux
   containerd runc busybox-static python3 make g++ linux-libc-dev time netcat-openbsd)
 missing=()
 for p in "${packages[@]}"; do
+  # Docker's containerd.io package provides containerd and runc under other names: installing
+  # Debian's would remove it, and Docker with it.
+  case "$p" in containerd | runc) command -v "$p" >/dev/null && continue ;; esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # --no-remove: never take away what the machine has to make room for ours.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-remove "${missing[@]}" >/dev/null
 fi
 
 # Install npm deps only when the lock file changed since the last install. `npm install`

@@ -34,7 +34,8 @@ export function parseFlags(argv: string[], known: { values: ReadonlySet<string>;
       continue;
     }
     if (!known.values.has(name)) throw new Error(`unknown flag --${name}`);
-    const v = inline ?? argv[++i];
+    // The next flag is not a value: `--bin-dir --conf-dir X` would install into "./--conf-dir".
+    const v = inline ?? (argv[i + 1]?.startsWith("--") ? undefined : argv[++i]);
     if (v === undefined) throw new Error(`--${name} needs a value`);
     out.values.set(name, v);
   }

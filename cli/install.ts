@@ -2,7 +2,7 @@
 // optionally, a network config into a conf dir. Every file appears atomically (write
 // to a temp name, then rename), so the runtime never executes or loads a partial file.
 import { copyFileSync, linkSync, readFileSync, writeSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, extname, join } from "node:path";
 import { replaceFile, writeFileAtomic } from "../shared/atomic-file";
 
 export interface InstallOptions {
@@ -12,16 +12,39 @@ export interface InstallOptions {
   pluginNames: string[];
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isName = (v: unknown): boolean => typeof v === "string" && v !== "";
+
+/**
+ * Why libcni would not load `text` from a conf dir under `name`, or null. It loads only
+ * *.conf, *.json (one network) and *.conflist (a list), and containerd stops at the first
+ * file it cannot load, leaving the node with no network at all.
+ */
+export function confProblem(name: string, text: string): string | null {
+  const ext = extname(name);
+  if (![".conf", ".conflist", ".json"].includes(ext)) return `${name}: runtimes load only .conf, .conflist and .json files`;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    return `${name} is not valid JSON: ${(e as Error).message}`;
+  }
+  if (!isObject(doc)) return `${name}: a network config is a JSON object`;
+  if (!isName(doc["name"])) return `${name}: no network "name"`;
+  if (ext !== ".conflist") return isName(doc["type"]) ? null : `${name}: no plugin "type" (a list of plugins goes in a .conflist)`;
+  const plugins = doc["plugins"];
+  if (!Array.isArray(plugins) || plugins.length === 0) return `${name}: a .conflist needs a non-empty "plugins" list`;
+  const untyped = plugins.findIndex((p) => !isObject(p) || !isName(p["type"]));
+  return untyped < 0 ? null : `${name}: plugins[${untyped}] has no "type"`;
+}
+
 export function install(o: InstallOptions): void {
-  // Checked first: a conf the runtime could not read must stop the install before it
+  // Checked first: a conf the runtime could not load must stop the install before it
   // changes anything.
   const text = o.conf === undefined ? undefined : readFileSync(o.conf, "utf8");
-  if (text !== undefined) {
-    try {
-      JSON.parse(text);
-    } catch (e) {
-      throw new Error(`${o.conf} is not valid JSON: ${(e as Error).message}`);
-    }
+  if (o.conf !== undefined && text !== undefined) {
+    const problem = confProblem(basename(o.conf), text);
+    if (problem) throw new Error(problem);
   }
   // replaceFile makes a missing directory.
   const exe = join(o.binDir, "weft");

@@ -128,21 +128,27 @@ export class Cluster {
     this.stopAgents([n]);
   }
 
-  /** SIGTERMs the agents of `nodes` all at once, then waits for each to exit. */
+  /**
+   * SIGTERMs the agents of `nodes` all at once, then waits for each to exit (SIGKILL after
+   * 5 s). A pid file names our agent only while that process runs with the node's state
+   * dir: after a reboot (/tmp on disk) the pid may be anybody's.
+   */
   private stopAgents(nodes: NodeSpec[]): void {
     const stopping = nodes.flatMap((n) => {
       const pidFile = join(n.stateDir, "agent.pid");
       if (!existsSync(pidFile)) return [];
       const pid = Number(readFileSync(pidFile, "utf8"));
-      try {
-        process.kill(pid, "SIGTERM");
-      } catch {
-        // already gone
+      if (!isAgentOf(pid, n)) {
+        rmSync(pidFile, { force: true });
+        return [];
       }
+      signal(pid, "SIGTERM");
       return [{ pid, pidFile }];
     });
     // Wait for them: a next agent (a restart) must not race one still running.
     for (const { pid, pidFile } of stopping) {
+      for (let i = 0; i < 100 && alive(pid); i++) spawnSync("sleep", ["0.05"]);
+      if (alive(pid)) signal(pid, "SIGKILL");
       for (let i = 0; i < 100 && alive(pid); i++) spawnSync("sleep", ["0.05"]);
       rmSync(pidFile, { force: true });
     }
@@ -230,6 +236,24 @@ export function routeDsts(ns: string): string[] {
     return (JSON.parse(out || "[]") as Array<{ dst: string }>).map((r) => r.dst);
   } catch {
     return [];
+  }
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/** Whether `pid` is a `weft agent` run for node `n` (its command line names n's state dir). */
+function isAgentOf(pid: number, n: NodeSpec): boolean {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return argv.includes("agent") && argv.includes(n.stateDir);
+  } catch {
+    return false;
   }
 }
 

@@ -6,13 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster } from "./cluster";
 import { messageOf } from "../shared/cni/errors";
-import { runLab } from "./run";
+import { runLab, tearDownOnSignal } from "./run";
 
 const say = (s = "") => writeSync(1, `${s}\n`);
 
 const cluster = new Cluster({ prefix: "weft-lab", nodes: 2, workDir: join(tmpdir(), "weft-lab") });
+const args = process.argv.slice(2);
+tearDownOnSignal(cluster, args, say);
 
-runLab(cluster, process.argv.slice(2), say).then(
+runLab(cluster, args, say).then(
   (code) => process.exit(code),
   (e: unknown) => {
     writeSync(2, `weft lab: ${messageOf(e)}\n`);

@@ -79,3 +79,19 @@ export async function runLab(cluster: Cluster, args: string[], say: (line?: stri
   if (!keep) cluster.destroy();
   return failures === 0 ? 0 : 1;
 }
+
+/**
+ * Ctrl-C or a kill mid-run: the agents run detached (no terminal's signal reaches them), so
+ * the lab takes everything down itself unless `--keep`, then exits 128 + the signal.
+ */
+export function tearDownOnSignal(cluster: Cluster, args: string[], say: (line?: string) => void, exit: (code: number) => void = process.exit): void {
+  for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    process.once(sig, () => {
+      if (!args.includes("--keep")) {
+        say(`\nweft lab: ${sig}, tearing down`);
+        cluster.destroy();
+      }
+      exit(code);
+    });
+  }
+}

@@ -2,13 +2,14 @@
 // the lab's: what the user reads (the connectivity matrix, each node's routes and FDB),
 // the exit status, and `--keep` / a second run / `--down` / a failed run leaving the host as
 // it was.
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { alive, Cluster, type ClusterOptions } from "../../lab/cluster";
 import { netnsNames, tryInNs } from "../../lab/exec";
-import { runLab } from "../../lab/run";
+import { runLab, tearDownOnSignal } from "../../lab/run";
 import { requireBuild } from "../helpers/cni";
 
 const PREFIX = `wl${process.pid.toString(36)}`;
@@ -80,6 +81,51 @@ describe("npm run lab", () => {
     expect(ours()).toEqual([]);
     for (const pid of second) expect(alive(pid)).toBe(false);
     expect(existsSync(opts.workDir)).toBe(false);
+  });
+
+  it("Ctrl-C (or SIGTERM) takes a running lab down, agents and all, unless --keep", async () => {
+    const before = { SIGINT: process.listeners("SIGINT"), SIGTERM: process.listeners("SIGTERM") };
+    // The handlers each phase installs go after it: this process is the test runner.
+    const dropOurs = () => {
+      for (const sig of ["SIGINT", "SIGTERM"] as const) {
+        for (const l of process.listeners(sig)) if (!before[sig].includes(l)) process.removeListener(sig, l);
+      }
+    };
+    const exits: number[] = [];
+    try {
+      expect(await runLab(new Cluster(opts), ["--keep"], say), out.join("\n")).toBe(0);
+      const agents = agentPids();
+      tearDownOnSignal(new Cluster(opts), [], say, (code) => exits.push(code));
+      process.emit("SIGINT");
+      expect(exits).toEqual([130]);
+      expect(out).toContain("weft lab: SIGINT, tearing down");
+      expect(ours()).toEqual([]);
+      for (const pid of agents) expect(alive(pid)).toBe(false);
+      expect(existsSync(opts.workDir)).toBe(false);
+      dropOurs();
+
+      expect(await runLab(new Cluster(opts), ["--keep"], say), out.join("\n")).toBe(0);
+      tearDownOnSignal(new Cluster(opts), ["--keep"], say, (code) => exits.push(code));
+      process.emit("SIGTERM");
+      expect(exits).toEqual([130, 143]);
+      expect(ours()).toHaveLength(7);
+    } finally {
+      dropOurs();
+    }
+  });
+
+  it("--down signals only a process that is the node's agent: a pid file left from before a reboot names anybody", () => {
+    const other = spawn("sleep", ["30"], { stdio: "ignore" });
+    try {
+      const n = new Cluster(opts).nodes[0]!;
+      mkdirSync(n.stateDir, { recursive: true });
+      writeFileSync(join(n.stateDir, "agent.pid"), String(other.pid));
+      new Cluster(opts).destroy();
+      expect(alive(other.pid!)).toBe(true);
+      expect(existsSync(opts.workDir)).toBe(false);
+    } finally {
+      other.kill("SIGKILL");
+    }
   });
 
   it("a run that fails reports its own error, even when the teardown fails too, and leaves nothing", async () => {

@@ -57,13 +57,29 @@ it("installs an executable that needs nothing from the build tree", () => {
   expect(JSON.parse(r.stdout)).toMatchObject({ supportedVersions: expect.arrayContaining(["1.1.0"]) });
 });
 
-it("refuses a conf file that is not JSON before installing anything", () => {
-  const bad = join(dir, "99-bad.conflist");
-  writeFileSync(bad, "{not json");
-  const r = install("--conf", bad);
-  expect(r.status).not.toBe(0);
-  expect(r.stderr).toContain("99-bad.conflist is not valid JSON");
-  expect(readdirSync(dir)).toEqual(["99-bad.conflist"]);
+it("refuses a conf file a runtime could not load before installing anything", () => {
+  const cases: Array<[string, string, string]> = [
+    ["99-bad.conflist", "{not json", "99-bad.conflist is not valid JSON"],
+    ["99-bad.yaml", JSON.stringify({ name: "n", type: "bridge" }), "runtimes load only .conf, .conflist and .json files"],
+    ["99-bad.conflist", "[]", "a network config is a JSON object"],
+    ["99-bad.conflist", JSON.stringify({ plugins: [{ type: "bridge" }] }), 'no network "name"'],
+    ["99-bad.conflist", JSON.stringify({ name: "n", plugins: [] }), 'needs a non-empty "plugins" list'],
+    ["99-bad.conflist", JSON.stringify({ name: "n", plugins: [{ type: "bridge" }, { bridge: "cni0" }] }), 'plugins[1] has no "type"'],
+    ["99-bad.conf", JSON.stringify({ name: "n", plugins: [{ type: "bridge" }] }), 'no plugin "type" (a list of plugins goes in a .conflist)'],
+  ];
+  for (const [name, text, message] of cases) {
+    const bad = join(dir, name);
+    writeFileSync(bad, text);
+    const r = install("--conf", bad);
+    expect(r.status, name + text).not.toBe(0);
+    expect(r.stderr).toContain(message);
+    expect(readdirSync(dir)).toEqual([name]);
+    rmSync(bad);
+  }
+  // One network in a .conf is fine.
+  const one = join(dir, "05-one.conf");
+  writeFileSync(one, JSON.stringify({ cniVersion: "1.0.0", name: "n", type: "loopback" }));
+  expect(install("--conf", one).status).toBe(0);
 });
 
 it("refuses a misspelt flag before installing anything", () => {

@@ -93,6 +93,7 @@ describe("parseAgentArgs", () => {
     expect(bad("--masquerade=maybe")).toThrow(/--masquerade/);
     expect(bad("--bogus", "1")).toThrow(/unknown flag --bogus/);
     expect(bad("--resync")).toThrow(/needs a value/);
+    expect(bad("--resync", "--vni", "2")).toThrow(/--resync needs a value/);
     expect(bad("stray")).toThrow(/unexpected argument/);
   });
 });
