@@ -1,7 +1,7 @@
 // `weft install`: puts the executable and its plugin links into a CNI bin dir and,
 // optionally, a network config into a conf dir. Every file appears atomically (write
 // to a temp name, then rename), so the runtime never executes or loads a partial file.
-import { copyFileSync, linkSync, readFileSync, writeSync } from "node:fs";
+import { copyFileSync, existsSync, linkSync, readFileSync, writeSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import { replaceFile, writeFileAtomic } from "../shared/atomic-file";
 
@@ -13,14 +13,15 @@ export interface InstallOptions {
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-const isName = (v: unknown): boolean => typeof v === "string" && v !== "";
+const hasType = (v: unknown): boolean => isObject(v) && typeof v["type"] === "string" && v["type"] !== "";
 
 /**
- * Why libcni would not load `text` from a conf dir under `name`, or null. It loads only
- * *.conf, *.json (one network) and *.conflist (a list), and containerd stops at the first
- * file it cannot load, leaving the node with no network at all.
+ * Why libcni would not load `text` from `confDir` under `name`, or null. It loads only
+ * *.conf, *.json (one plugin's config) and *.conflist (a list), and containerd stops at
+ * the first file it cannot load, leaving the node with no network at all. A list's plugins
+ * may also be files in `<confDir>/<its name>/` (CNI 1.2; older runtimes want them inline).
  */
-export function confProblem(name: string, text: string): string | null {
+export function confProblem(name: string, text: string, confDir: string): string | null {
   const ext = extname(name);
   if (![".conf", ".conflist", ".json"].includes(ext)) return `${name}: runtimes load only .conf, .conflist and .json files`;
   let doc: unknown;
@@ -30,12 +31,16 @@ export function confProblem(name: string, text: string): string | null {
     return `${name} is not valid JSON: ${(e as Error).message}`;
   }
   if (!isObject(doc)) return `${name}: a network config is a JSON object`;
-  if (!isName(doc["name"])) return `${name}: no network "name"`;
-  if (ext !== ".conflist") return isName(doc["type"]) ? null : `${name}: no plugin "type" (a list of plugins goes in a .conflist)`;
-  const plugins = doc["plugins"];
-  if (!Array.isArray(plugins) || plugins.length === 0) return `${name}: a .conflist needs a non-empty "plugins" list`;
-  const untyped = plugins.findIndex((p) => !isObject(p) || !isName(p["type"]));
-  return untyped < 0 ? null : `${name}: plugins[${untyped}] has no "type"`;
+  if (ext !== ".conflist") return hasType(doc) ? null : `${name}: no plugin "type" (a list of plugins goes in a .conflist)`;
+  if (typeof doc["name"] !== "string") return `${name}: no network "name"`;
+  const plugins = doc["plugins"] ?? [];
+  if (!Array.isArray(plugins)) return `${name}: "plugins" is not a list`;
+  const untyped = plugins.findIndex((p) => !hasType(p));
+  if (untyped >= 0) return `${name}: plugins[${untyped}] has no "type"`;
+  if (plugins.length === 0 && (doc["loadOnlyInlinedPlugins"] === true || !existsSync(join(confDir, doc["name"])))) {
+    return `${name}: no plugins, neither in "plugins" nor in ${join(confDir, doc["name"])}/`;
+  }
+  return null;
 }
 
 export function install(o: InstallOptions): void {
@@ -43,7 +48,7 @@ export function install(o: InstallOptions): void {
   // changes anything.
   const text = o.conf === undefined ? undefined : readFileSync(o.conf, "utf8");
   if (o.conf !== undefined && text !== undefined) {
-    const problem = confProblem(basename(o.conf), text);
+    const problem = confProblem(basename(o.conf), text, o.confDir);
     if (problem) throw new Error(problem);
   }
   // replaceFile makes a missing directory.

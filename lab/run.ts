@@ -81,17 +81,24 @@ export async function runLab(cluster: Cluster, args: string[], say: (line?: stri
 }
 
 /**
- * Ctrl-C or a kill mid-run: the agents run detached (no terminal's signal reaches them), so
- * the lab takes everything down itself unless `--keep`, then exits 128 + the signal.
+ * Ctrl-C or a kill while the lab waits: the agents run detached (no terminal's signal
+ * reaches them), so the lab takes everything down itself unless `--keep`, then exits 128 +
+ * the signal. (A Ctrl-C during a step kills that step's command instead, and the failed
+ * run takes everything down.) Once: a second Ctrl-C during the teardown forces the exit.
  */
 export function tearDownOnSignal(cluster: Cluster, args: string[], say: (line?: string) => void, exit: (code: number) => void = process.exit): void {
   for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     process.once(sig, () => {
-      if (!args.includes("--keep")) {
-        say(`\nweft lab: ${sig}, tearing down`);
-        cluster.destroy();
+      try {
+        if (!args.includes("--keep")) {
+          say(`\nweft lab: ${sig}, tearing down`);
+          cluster.destroy();
+        }
+      } catch (e) {
+        say(`weft lab: could not tear down: ${messageOf(e)}`);
+      } finally {
+        exit(code);
       }
-      exit(code);
     });
   }
 }

@@ -63,7 +63,7 @@ it("refuses a conf file a runtime could not load before installing anything", ()
     ["99-bad.yaml", JSON.stringify({ name: "n", type: "bridge" }), "runtimes load only .conf, .conflist and .json files"],
     ["99-bad.conflist", "[]", "a network config is a JSON object"],
     ["99-bad.conflist", JSON.stringify({ plugins: [{ type: "bridge" }] }), 'no network "name"'],
-    ["99-bad.conflist", JSON.stringify({ name: "n", plugins: [] }), 'needs a non-empty "plugins" list'],
+    ["99-bad.conflist", JSON.stringify({ name: "n", plugins: [] }), `no plugins, neither in "plugins" nor in ${join(dir, "net.d", "n")}/`],
     ["99-bad.conflist", JSON.stringify({ name: "n", plugins: [{ type: "bridge" }, { bridge: "cni0" }] }), 'plugins[1] has no "type"'],
     ["99-bad.conf", JSON.stringify({ name: "n", plugins: [{ type: "bridge" }] }), 'no plugin "type" (a list of plugins goes in a .conflist)'],
   ];
@@ -76,9 +76,9 @@ it("refuses a conf file a runtime could not load before installing anything", ()
     expect(readdirSync(dir)).toEqual([name]);
     rmSync(bad);
   }
-  // One network in a .conf is fine.
+  // One plugin's config in a .conf is fine, with or without a name (libcni names it "").
   const one = join(dir, "05-one.conf");
-  writeFileSync(one, JSON.stringify({ cniVersion: "1.0.0", name: "n", type: "loopback" }));
+  writeFileSync(one, JSON.stringify({ cniVersion: "1.0.0", type: "loopback" }));
   expect(install("--conf", one).status).toBe(0);
 });
 
