@@ -197,6 +197,9 @@ export async function benchPlugins(): Promise<string> {
   const pod = netns("pod");
   const pods = Array.from({ length: 50 }, (_, i) => netns(`c${i}`));
   run("ip", "netns", "exec", host, "ip", "link", "set", "lo", "up");
+  // Every executable as a node has it, read from disk: one the build has just written sits
+  // in the page cache in large folios, and took ~3 ms less per ADD+DEL (fewer page faults).
+  for (const impl of impls) for (const name of ["bridge", "host-local"]) settleInPageCache(join(impl.dir, name));
   const version = benchVersion();
   const plain = benchAddDel(host, pod, false);
   const masq = benchAddDel(host, pod, true);
