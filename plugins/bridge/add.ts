@@ -6,7 +6,6 @@
 import type { PluginContext } from "../../shared/cni/skeleton";
 import { attempt } from "../../shared/attempt";
 import { CniError, ErrorCode, IncompleteRollback } from "../../shared/cni/errors";
-import { isErrno } from "../../shared/errno";
 import type { DNS, Interface, Result } from "../../shared/cni/result";
 import { podKey } from "../../shared/firewall/common";
 import { addPodRules, removePodRules } from "../../shared/firewall/index";
@@ -17,7 +16,7 @@ import { addressOf } from "../../shared/ip";
 import { withSocket } from "../../shared/netlink/socket";
 import { ipamAdd, ipamCallOf, ipamDel } from "../../ipam/index";
 import type { BridgeConf } from "./config";
-import { enableHostSysctls, ensureBridge, ensureGatewayAddresses } from "./host";
+import { enableHostSysctls, ensureBridge, ensureGatewayAddresses, usesVlans } from "./host";
 import { configurePodInterface, createPodVeth, withDefaultRoutes, withGateways } from "./pod";
 
 export function add(ctx: PluginContext<BridgeConf>): Result {
@@ -46,13 +45,7 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
       if (conf.hairpinMode) setHairpin(nl, host.index, true);
       // The port's default VLAN goes first unless kept, as in the reference (so `vlan: 1`
       // stays); a bridge whose default PVID is not 1 has none to remove.
-      if ((conf.vlan || conf.vlanTrunk.length) && !conf.preserveDefaultVlan) {
-        try {
-          deletePortVlan(nl, host.index, 1);
-        } catch (e) {
-          if (!isErrno(e, "ENOENT")) throw e;
-        }
-      }
+      if (usesVlans(conf) && !conf.preserveDefaultVlan) deletePortVlan(nl, host.index, 1);
       if (conf.vlan) {
         addPortVlan(nl, host.index, conf.vlan);
         if (conf.isGateway && conf.ipam.type) addPortVlan(nl, br.index, conf.vlan, { self: true });
@@ -63,9 +56,9 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
       // macspoofchk: from the pod's port, only the pod's own MAC may enter the bridge.
       const guard = (pod: Link): void => {
         if (!conf.macspoofchk) return;
-        const key = podKey(conf.name, env.containerId, env.ifname);
-        guardPort({ key, port: host.name, mac: pod.mac });
-        undo.push(() => unguardPort(key));
+        const g = { key: podKey(conf.name, env.containerId, env.ifname), port: host.name, mac: pod.mac };
+        guardPort(g);
+        undo.push(() => unguardPort(g));
       };
 
       if (!conf.ipam.type) {

@@ -52,12 +52,12 @@ interface TrunkItem {
 
 /** vlanTrunk's items (a minID-maxID range, an id, or both), checked as the reference does. */
 function trunkRanges(items: TrunkItem[] | undefined): Array<[number, number]> {
+  // Most networks have no trunk: nothing of the rest on their every call.
+  if (!items?.length) return [];
   const bad = (msg: string): never => {
     throw new CniError(ErrorCode.InvalidConfig, msg);
   };
   const valid = (v: number) => v > 0 && v <= 4094;
-  // Most networks have no trunk: no sort on their every call.
-  if (!items?.length) return [];
   const ranges: Array<[number, number]> = [];
   for (const { minID, maxID, id } of items) {
     if (minID !== undefined && maxID !== undefined) {

@@ -54,7 +54,7 @@ function randomMac(): Buffer {
   return b;
 }
 
-const usesVlans = (conf: BridgeConf): boolean => conf.vlan !== 0 || conf.vlanTrunk.length > 0;
+export const usesVlans = (conf: BridgeConf): boolean => conf.vlan !== 0 || conf.vlanTrunk.length > 0;
 
 function vlanUnsupported(e: unknown, conf: BridgeConf): unknown {
   if (!usesVlans(conf) || !isErrno(e, "EOPNOTSUPP")) return e;

@@ -11,7 +11,7 @@ import { addRoute, type RouteSpec } from "../../shared/netlink/route";
 import { randomBytes } from "../../shared/random";
 import { withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
 import { inNetns } from "../../shared/netns";
-import { writeSysctl } from "../../shared/sysctl";
+import { setSysctl } from "../../shared/sysctl";
 
 /** Opens the container's netns file; a missing one is a clear error, not a stack trace. */
 export function openNetns(path: string): number {
@@ -103,15 +103,16 @@ export function configurePodInterface(
     if (!link) throw new CniError(ErrorCode.Internal, `interface ${ifname} not found in ${netns}`);
     // A netns may have IPv6 turned off (its default, or lo's); an IPv6 address needs it on,
     // on the interface and on lo, as the reference sees to.
-    if (v6.length) for (const dev of ["lo", ifname]) writeSysctl(`net/ipv6/conf/${dev}/disable_ipv6`, "0");
+    if (v6.length) for (const dev of ["lo", ifname]) setSysctl(`net/ipv6/conf/${dev}/disable_ipv6`, "0");
     // Before it comes up, as the reference does: its link-local address then skips DAD
     // too, instead of staying tentative (and its timers running) for the pod's first second.
-    if (!o.enableDad) writeSysctl(`net/ipv6/conf/${ifname}/accept_dad`, "0");
-    else for (const key of ["enhanced_dad", "accept_dad"]) writeSysctl(`net/ipv6/conf/${ifname}/${key}`, "1");
+    // The interface is new: its values are the defaults, so they are written unread.
+    if (!o.enableDad) setSysctl(`net/ipv6/conf/${ifname}/accept_dad`, "0");
+    else for (const key of ["enhanced_dad", "accept_dad"]) setSysctl(`net/ipv6/conf/${ifname}/${key}`, "1");
     // A gratuitous ARP as it comes up, so neighbours holding the address's old MAC (a
     // reused pod IP) learn the new one (the reference sets it too). The kernel announces
     // the addresses the link has at that moment, so they go on first.
-    if (v6.length < ips.length) writeSysctl(`net/ipv4/conf/${ifname}/arp_notify`, "1");
+    if (v6.length < ips.length) setSysctl(`net/ipv4/conf/${ifname}/arp_notify`, "1");
     for (const ip of ips) addAddress(nl, link.index, ip.address, { noDad: !o.enableDad });
     setLinkUp(nl, link.index);
     for (const r of routes) {

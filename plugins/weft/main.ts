@@ -6,7 +6,6 @@ import { CniError, ErrorCode, IncompleteRollback } from "../../shared/cni/errors
 import type { Plugin } from "../../shared/cni/skeleton";
 import { delegateConf, notReady, parseWeftConf, readSubnet, type Subnet, type WeftConf } from "./config";
 import { bridgeContext, delegateDel } from "./delegate";
-import { collect } from "./gc";
 import { forgetDelegate, loadDelegate, saveDelegate } from "./saved";
 
 /** subnet.json, or null where it is missing or unreadable (for the verbs that must not fail on it). */
@@ -58,7 +57,6 @@ export const weft: Plugin<WeftConf> = {
   status: ({ conf }) => {
     if (!readSubnet(conf)) throw notReady(conf);
   },
-  gc: ({ conf, raw, env, validAttachments }) => {
-    collect(conf, raw, env, validAttachments);
-  },
+  // Loaded for GC alone, as the bridge's: ADD and DEL never evaluate the bridge's GC module.
+  gc: async ({ conf, raw, env, validAttachments }) => (await import("./gc")).collect(conf, raw, env, validAttachments),
 };

@@ -191,7 +191,7 @@ export function addPod(nl: NetlinkSocket, pod: Pod, masquerade: boolean, marked:
     if (batch) mustRunBatch(`removing stale nftables rules for pod ${pod.key}`, batch);
     return;
   }
-  if (table && !stale && startBatch(script(createPod(pod, masquerade, marked))).wait().ok) return;
+  if (table && !stale && tryBatch(createPod(pod, masquerade, marked))) return;
   mustRunBatch(`adding nftables rules for pod ${pod.key}`, script(replacePod(pod, masquerade, marked)));
 }
 
@@ -223,6 +223,11 @@ function removalOf(found: Found[]): string | null {
 /** Runs `nft -f -` on `batch`, throwing `what: nft -f - failed: <nft's stderr>` when nft fails. */
 export function mustRunBatch(what: string, batch: string): void {
   mustFinish(what, startBatch(batch));
+}
+
+/** Runs `nft -f -` on `cmds`; whether it succeeded (the caller then takes a longer way). */
+export function tryBatch(cmds: string[]): boolean {
+  return startBatch(script(cmds)).wait().ok;
 }
 
 /** Waits for a startBatch(); throws as mustRunBatch does. */

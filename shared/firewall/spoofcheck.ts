@@ -18,7 +18,7 @@ import { getElement, listElements, NFPROTO, type SetElement, tableExists, withNe
 import type { NetlinkSocket } from "../netlink/socket";
 import type { Running } from "../process";
 import { type Keep, staleIn } from "./common";
-import { dropElement, mustFinish, mustRunBatch, script, startBatch } from "./nft";
+import { dropElement, mustFinish, mustRunBatch, script, startBatch, tryBatch } from "./nft";
 
 const T = "bridge weft";
 const IFNAMSIZ = 16;
@@ -95,7 +95,7 @@ export function guardPort(g: SpoofGuard): void {
     `create element ${T} guarded { "${g.port}" comment "${g.key}" }`,
     `create element ${T} allowed { "${g.port}" . ${g.mac} comment "${g.key}" }`,
   ];
-  if (stale !== null && stale.length === 0 && startBatch(script(create)).wait().ok) return;
+  if (stale !== null && stale.length === 0 && tryBatch(create)) return;
   mustRunBatch(`adding the MAC spoof check for pod ${g.key}`, script([...DECLARE, ...deletions(stale ?? []), ...add]));
 }
 
@@ -119,8 +119,7 @@ export function unguardStale(keep: Keep): void {
   if (stale.length) mustRunBatch("removing the MAC spoof checks of pods gone", script([...SETS, ...deletions(stale)]));
 }
 
-/** Removes the pod's elements and waits. */
-export function unguardPort(key: string): void {
-  const running = startUnguard(key);
-  if (running) finishUnguard(key, running);
+/** Removes the two elements guardPort() added (an ADD's rollback: no set is read). */
+export function unguardPort(g: SpoofGuard): void {
+  mustRunBatch(`removing the MAC spoof check for pod ${g.key}`, script([...SETS, ...deletions([{ port: g.port }, { port: g.port, mac: g.mac }])]));
 }
