@@ -68,6 +68,17 @@ export function leftovers(): string[] {
   return netnsNames(PREFIX);
 }
 
+/**
+ * The bridge's MAC spoof checks in `bridge weft`, sorted: "guarded <port> <comment>" and
+ * "allowed <port> <mac> <comment>" lines (none without the table).
+ */
+export function spoofChecks(ns: string): string[] {
+  const list = (set: string) => nsTry(ns, "nft", "list", "set", "bridge", "weft", set).out;
+  const guarded = [...list("guarded").matchAll(/"(veth[0-9a-f]{8})" comment "([^"]+)"/g)].map((m) => `guarded ${m[1]} ${m[2]}`);
+  const allowed = [...list("allowed").matchAll(/"(veth[0-9a-f]{8})" \. ([0-9a-f:]{17}) comment "([^"]+)"/g)].map((m) => `allowed ${m[1]} ${m[2]} ${m[3]}`);
+  return [...guarded, ...allowed].sort();
+}
+
 /** Per-pod state of `inet weft`: set/map elements with their comments, and non-base chains. */
 export function weftState(ns: string): string[] {
   const r = spawnSync(IP, ["netns", "exec", ns, "nft", "-j", "list", "table", "inet", "weft"], { encoding: "utf8" });

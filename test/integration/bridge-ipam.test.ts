@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { BIN_DIR, REFERENCE_BIN_DIR } from "../helpers/cni";
-import { inNs, ipJson, linkNames, nsTry, weftState } from "../helpers/netns";
+import { ipJson, linkNames, nsTry, spoofChecks, weftState } from "../helpers/netns";
 import { addPod, bridgeConf, call, delPod, type Node, type Pod, podIP, reservations, type Runner, NET, useNode, vethsIn } from "../helpers/pods";
 
 interface Link {
@@ -116,15 +116,14 @@ describe("bridge GC", () => {
     expect(nat.length).toBeGreaterThan(0);
     for (const line of nat.filter((l) => !l.startsWith("chain "))) expect(line).toContain(key);
     expect(nat.filter((l) => l.startsWith("chain masq-"))).toHaveLength(2);
-    const spoof = inNs(node.host, "nft", "list", "table", "bridge", "weft");
-    expect([...spoof.matchAll(/comment "([^"]+)"/g)].map((m) => `"${m[1]}"`)).toEqual([key, key]);
+    expect(spoofChecks(node.host).map((l) => `"${l.split(" ").at(-1)}"`)).toEqual([key, key]);
   });
 
   it("on a layer-2 network (no IPAM) removes the dropped attachments' MAC spoof checks, and succeeds", () => {
     const { ipam: _, ...conf } = bridgeConf(node, { macspoofchk: true });
     const [a, b] = [addPod(node, conf), addPod(node, conf)];
     for (const p of [a, b]) expect(p.reply.code, p.reply.stdout).toBe(0);
-    const comments = () => [...inNs(node.host, "nft", "list", "table", "bridge", "weft").matchAll(/comment "([^"]+)"/g)].map((m) => m[1]);
+    const comments = () => spoofChecks(node.host).map((l) => l.split(" ").at(-1));
     expect(comments()).toHaveLength(4);
     const gc = call(node, { plugin: "bridge", command: "GC", conf: { ...conf, cniVersion: "1.1.0", "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }] } });
     expect(gc.code, gc.stdout).toBe(0);

@@ -1,7 +1,7 @@
 // Every bridge config key changes what the kernel shows.
 import { writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { createNetns, deleteNetns, ipJson, inNs, linkNames, netnsPath, nsTry, ping, uniqueName, weftState } from "../helpers/netns";
+import { createNetns, deleteNetns, ipJson, inNs, linkNames, netnsPath, nsTry, ping, spoofChecks, uniqueName, weftState } from "../helpers/netns";
 import { addPod, bridgeConf, call, delPod, NET, type Node, type Pod, podIP, reservations, useNode, vethsIn } from "../helpers/pods";
 
 interface Link {
@@ -200,12 +200,7 @@ describe("bridge config keys", () => {
   it("macspoofchk lets only the pod's own MAC onto the bridge; DEL removes exactly that pod's check", () => {
     const conf = bridgeConf(node, { macspoofchk: true });
     // Both sets' elements: the port (guarded) and the port with its MAC (allowed).
-    const checks = (): string[] => {
-      const list = (set: string) => nsTry(node.host, "nft", "list", "set", "bridge", "weft", set).out;
-      const guarded = [...list("guarded").matchAll(/"(veth[0-9a-f]{8})" comment "([^"]+)"/g)].map((m) => `guarded ${m[1]} ${m[2]}`);
-      const allowed = [...list("allowed").matchAll(/"(veth[0-9a-f]{8})" \. ([0-9a-f:]{17}) comment "([^"]+)"/g)].map((m) => `allowed ${m[1]} ${m[2]} ${m[3]}`);
-      return [...guarded, ...allowed].sort();
-    };
+    const checks = () => spoofChecks(node.host);
     const a = addPod(node, conf);
     const b = addPod(node, conf);
     expect([a.reply.code, b.reply.code], a.reply.stdout + b.reply.stdout).toEqual([0, 0]);
@@ -235,6 +230,18 @@ describe("bridge config keys", () => {
     nsTry(node.host, "nft", "delete", "table", "bridge", "weft");
     expect(addPod(other, bridgeConf(other)).reply.code).toBe(0);
     expect(nsTry(node.host, "nft", "list", "table", "bridge", "weft").ok).toBe(false);
+  });
+
+  it("an ADD that fails after its MAC spoof check takes the check away again", () => {
+    // The bridge has another address in the pod's subnet: the gateway step, after the
+    // check is in place, refuses it (no forceAddress).
+    inNs(node.host, "ip", "link", "add", node.bridge, "type", "bridge");
+    inNs(node.host, "ip", "addr", "add", "10.77.0.250/24", "dev", node.bridge);
+    const pod = addPod(node, bridgeConf(node, { macspoofchk: true, isGateway: true }));
+    expect(pod.reply.json!["msg"]).toContain("already has an IP address different from 10.77.0.1/24");
+    expect(spoofChecks(node.host)).toEqual([]);
+    expect(vethsIn(node.host)).toEqual([]);
+    expect(reservations(node)).toEqual([]);
   });
 
   it("the config's own dns replaces IPAM's in the result, as in the reference", () => {
