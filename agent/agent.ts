@@ -191,7 +191,10 @@ export class Agent {
     problems.push(...peerErrors);
     for (const s of desired!.skipped) problems.push(`skipping node ${s.name}: ${s.reason}`);
 
-    if (writeSysctl("net/ipv4/ip_forward", "1")) log("sysctl net.ipv4.ip_forward=1");
+    // A failed write (a read-only /proc/sys) is a problem to report, not the end of the run.
+    attempt(problems, () => {
+      if (writeSysctl("net/ipv4/ip_forward", "1")) log("sysctl net.ipv4.ip_forward=1");
+    }, "sysctl");
 
     attempt(
       problems,

@@ -78,10 +78,11 @@ export function table(rows: Row[]): string {
 
 /**
  * Drops an executable from the page cache (`dd iflag=nocache`), so the next run maps it as
- * an installed binary read from disk is mapped. Time and memory are measured that way for
- * weft and the reference alike: weft's executable, written moments ago by the build,
+ * an installed binary read back from disk is mapped. Time and memory are measured that way
+ * for weft and the reference alike: weft's executable, written moments ago by the build,
  * otherwise sits in the page cache in the large folios the write left, and every page
- * fault maps a whole folio: ~5 MB more RSS, and fewer faults, than any node would see.
+ * fault maps a whole folio: ~5 MB more RSS, and fewer faults, than a node sees once the
+ * file has left the cache (a node that has just run `weft install` sees the fresh state).
  */
 export function settleInPageCache(exe: string): void {
   run("dd", `if=${realpathSync(exe)}`, "iflag=nocache", "count=0", "status=none");

@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The dependencies' floor (vite 8: ^20.19 or >= 22.12); another Node fails later, and obscurely.
-if ! command -v node >/dev/null || ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a >= 24 ? 0 : 1)'; then
-  echo "setup: Node.js 20.19+, 22.12+ or 24+ is needed (found: $(node --version 2>/dev/null || echo none))" >&2
+if ! command -v node >/dev/null || ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a >= 23 ? 0 : 1)'; then
+  echo "setup: Node.js 20.19+ or 22.12+ is needed (found: $(node --version 2>/dev/null || echo none))" >&2
   exit 1
 fi
 

@@ -4,6 +4,7 @@
 import { copyFileSync, existsSync, linkSync, readFileSync, writeSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import { replaceFile, writeFileAtomic } from "../shared/atomic-file";
+import { isObject } from "../shared/cni/fold-keys";
 
 export interface InstallOptions {
   binDir: string;
@@ -12,7 +13,6 @@ export interface InstallOptions {
   pluginNames: string[];
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const hasType = (v: unknown): boolean => isObject(v) && typeof v["type"] === "string" && v["type"] !== "";
 
 /**
@@ -46,11 +46,9 @@ export function confProblem(name: string, text: string, confDir: string): string
 export function install(o: InstallOptions): void {
   // Checked first: a conf the runtime could not load must stop the install before it
   // changes anything.
-  const text = o.conf === undefined ? undefined : readFileSync(o.conf, "utf8");
-  if (o.conf !== undefined && text !== undefined) {
-    const problem = confProblem(basename(o.conf), text, o.confDir);
-    if (problem) throw new Error(problem);
-  }
+  const conf = o.conf === undefined ? undefined : { name: basename(o.conf), text: readFileSync(o.conf, "utf8") };
+  const problem = conf && confProblem(conf.name, conf.text, o.confDir);
+  if (problem) throw new Error(problem);
   // replaceFile makes a missing directory.
   const exe = join(o.binDir, "weft");
   replaceFile(exe, (tmp) => copyFileSync(process.execPath, tmp));
@@ -59,8 +57,8 @@ export function install(o: InstallOptions): void {
     replaceFile(join(o.binDir, name), (tmp) => linkSync(exe, tmp));
   }
   writeSync(1, `installed ${exe} and ${o.pluginNames.join(", ")}\n`);
-  if (o.conf !== undefined && text !== undefined) {
-    const target = join(o.confDir, basename(o.conf));
-    writeSync(1, writeFileAtomic(target, text) ? `installed ${target}\n` : `${target} unchanged\n`);
+  if (conf) {
+    const target = join(o.confDir, conf.name);
+    writeSync(1, writeFileAtomic(target, conf.text) ? `installed ${target}\n` : `${target} unchanged\n`);
   }
 }

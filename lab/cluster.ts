@@ -136,8 +136,8 @@ export class Cluster {
   private stopAgents(nodes: NodeSpec[]): void {
     const stopping = nodes.flatMap((n) => {
       const pidFile = join(n.stateDir, "agent.pid");
-      if (!existsSync(pidFile)) return [];
-      const pid = Number(readFileSync(pidFile, "utf8"));
+      const pid = pidIn(pidFile);
+      if (pid === undefined) return [];
       if (!isAgentOf(pid, n)) {
         rmSync(pidFile, { force: true });
         return [];
@@ -147,9 +147,10 @@ export class Cluster {
     });
     // Wait for them: a next agent (a restart) must not race one still running.
     for (const { pid, pidFile } of stopping) {
-      for (let i = 0; i < 100 && alive(pid); i++) spawnSync("sleep", ["0.05"]);
-      if (alive(pid)) signal(pid, "SIGKILL");
-      for (let i = 0; i < 100 && alive(pid); i++) spawnSync("sleep", ["0.05"]);
+      if (!waitGone(pid, 5000)) {
+        signal(pid, "SIGKILL");
+        waitGone(pid, 5000);
+      }
       rmSync(pidFile, { force: true });
     }
   }
@@ -237,6 +238,22 @@ export function routeDsts(ns: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** The pid a pid file holds; undefined without the file. */
+function pidIn(file: string): number | undefined {
+  try {
+    return Number(readFileSync(file, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Waits up to `ms` for `pid` to exit (a blocking wait, no process per step); whether it did. */
+function waitGone(pid: number, ms: number): boolean {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let t = 0; t < ms && alive(pid); t += 50) Atomics.wait(pause, 0, 0, 50);
+  return !alive(pid);
 }
 
 function signal(pid: number, sig: NodeJS.Signals): void {

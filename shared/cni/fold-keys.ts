@@ -5,7 +5,8 @@
 
 type Obj = Record<string, unknown>;
 
-const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+/** A JSON object: not null, not an array. */
+export const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** The schema's property name `key` matches only case-insensitively, if any. */
 function folded(key: string, names: string[]): string | undefined {

@@ -1,5 +1,6 @@
 // The internal result (1.x shape), its per-version JSON forms, and prevResult decoding.
 import { CniError, ErrorCode } from "./errors";
+import { isObject } from "./fold-keys";
 import { ipFamily, isCidr } from "./formats";
 import { compareVersions, isSupported } from "./version";
 
@@ -66,17 +67,13 @@ function fail(path: string, problem: string): never {
   throw new CniError(ErrorCode.Decode, `invalid prevResult: ${path} ${problem}`);
 }
 
-function isObj(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function list(v: unknown, path: string): unknown[] {
   if (!Array.isArray(v)) fail(path, "must be an array");
   return v;
 }
 
 function obj(v: unknown, path: string): Json {
-  if (!isObj(v)) fail(path, "must be an object");
+  if (!isObject(v)) fail(path, "must be an object");
   return v;
 }
 
