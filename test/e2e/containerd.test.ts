@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN_DIR, requireBuild } from "../helpers/cni";
 import { buildBusyboxImage, mountsUnder, PrivateContainerd, type CtrRun } from "../helpers/containerd";
-import { inNs, netnsNames, run } from "../../lab/exec";
+import { inNs, netnsNames, run, tryInNs } from "../../lab/exec";
 
 const PREFIX = `wtc${process.pid.toString(36)}`;
 const HOST_NS = `${PREFIX}-host`; // the "node": containerd, ctr, the plugins
@@ -62,7 +62,7 @@ describe("bridge + host-local driven by containerd (ctr run --cni)", () => {
     return veth;
   }
 
-  const linkExists = (name: string): boolean => spawnSync("ip", ["-n", HOST_NS, "link", "show", "dev", name]).status === 0;
+  const linkExists = (name: string): boolean => tryInNs(HOST_NS, "ip", "link", "show", "dev", name);
   const nftTable = (): string => inNs(HOST_NS, "nft", "list", "table", "inet", "weft");
   const mentions = (text: string, ip: string): boolean => new RegExp(`(^|[^0-9.])${ip.replace(/\./g, "\\.")}([^0-9]|$)`, "m").test(text);
 

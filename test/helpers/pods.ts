@@ -71,11 +71,11 @@ export function call(node: Node, c: Omit<CniCall, "hostNs">): CniReply {
 /** How a call runs the plugin: which executable (binDir), CNI_PATH (path) and extra environment. */
 export type Runner = Pick<CniCall, "binDir" | "env" | "path">;
 
-/** Creates a pod netns and runs ADD for it. */
-export function addPod(node: Node, conf: Record<string, unknown>, o: { args?: string; ifname?: string; plugin?: string } & Runner = {}): Pod {
-  const ns = createNetns("pod");
+/** Runs ADD for a pod netns: `ns` when given (a test prepared it), else a new one. */
+export function addPod(node: Node, conf: Record<string, unknown>, o: { ns?: string; args?: string; ifname?: string; plugin?: string } & Runner = {}): Pod {
+  const { ns: given, plugin = "bridge", ifname = "eth0", ...rest } = o;
+  const ns = given ?? createNetns("pod");
   const id = `ctr-${ns}`;
-  const { plugin = "bridge", ifname = "eth0", ...rest } = o;
   const reply = call(node, { plugin, command: "ADD", conf, containerId: id, netns: netnsPath(ns), ifname, ...rest });
   return { ns, path: netnsPath(ns), id, reply };
 }

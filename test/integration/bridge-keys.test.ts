@@ -1,7 +1,7 @@
 // Every bridge config key changes what the kernel shows.
 import { writeFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { createNetns, deleteNetns, ipJson, inNs, linkNames, netnsPath, nsTry, ping, spoofChecks, uniqueName, weftState } from "../helpers/netns";
+import { createNetns, deleteNetns, ipJson, inNs, linkNames, nsTry, ping, spoofChecks, uniqueName, weftState } from "../helpers/netns";
 import { addPod, bridgeConf, call, delPod, NET, type Node, type Pod, podIP, reservations, useNode, vethsIn } from "../helpers/pods";
 
 interface Link {
@@ -12,6 +12,13 @@ interface Link {
   master?: string;
   linkinfo?: { info_slave_data?: { hairpin?: boolean } };
   addr_info: Array<{ local: string; prefixlen: number; family: string; nodad?: boolean; scope: string }>;
+}
+
+// Whether this kernel's bridges can filter VLANs, probed once, in a netns of its own.
+let vlanFilteringProbed: boolean | undefined;
+function vlanFiltering(): boolean {
+  vlanFilteringProbed ??= nsTry(createNetns("probe"), "ip", "link", "add", "vf", "type", "bridge", "vlan_filtering", "1").ok;
+  return vlanFilteringProbed;
 }
 
 let node: Node;
@@ -143,7 +150,7 @@ describe("bridge config keys", () => {
     // A netns whose defaults have both DAD switches off: ADD turns them on for the pod.
     const ns = createNetns("pod");
     inNs(ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.default.enhanced_dad=0");
-    const reply = call(node, { plugin: "bridge", command: "ADD", conf: bridgeConf(node, { enabledad: true }), containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "eth0" });
+    const { reply } = addPod(node, bridgeConf(node, { enabledad: true }), { ns });
     expect(reply.code, reply.stdout).toBe(0);
     expect(v6(ns).nodad).toBeUndefined();
     expect(acceptDad(ns)).toBe("1");
@@ -169,7 +176,7 @@ describe("bridge config keys", () => {
     const ns = createNetns("pod");
     const sysctl = (key: string) => inNs(ns, "cat", `/proc/sys/net/ipv6/conf/${key}/disable_ipv6`).trim();
     inNs(ns, "sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1", "net.ipv6.conf.lo.disable_ipv6=1");
-    const reply = call(node, { plugin: "bridge", command: "ADD", conf: bridgeConf(node), containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "eth0" });
+    const { reply } = addPod(node, bridgeConf(node), { ns });
     expect(reply.code, reply.stdout).toBe(0);
     expect([sysctl("lo"), sysctl("eth0")]).toEqual(["0", "0"]);
     expect(podLink(ns).addr_info.some((a) => a.local.startsWith("fd77:"))).toBe(true);
@@ -288,8 +295,7 @@ describe("bridge config keys", () => {
   });
 
   it("vlan puts the pod's port in that VLAN (or fails cleanly where the kernel lacks VLAN filtering)", () => {
-    const probe = createNetns("probe");
-    const supported = nsTry(probe, "ip", "link", "add", "vf", "type", "bridge", "vlan_filtering", "1").ok;
+    const supported = vlanFiltering();
     const pod = addPod(node, bridgeConf(node, { vlan: 42 }));
     if (supported) {
       expect(pod.reply.code, pod.reply.stdout).toBe(0);
@@ -304,8 +310,7 @@ describe("bridge config keys", () => {
   });
 
   it("vlanTrunk makes the pod's port a trunk of those VLANs, tagged (or fails cleanly without VLAN filtering)", () => {
-    const probe = createNetns("probe");
-    const supported = nsTry(probe, "ip", "link", "add", "vf", "type", "bridge", "vlan_filtering", "1").ok;
+    const supported = vlanFiltering();
     const pod = addPod(node, bridgeConf(node, { vlanTrunk: [{ minID: 100, maxID: 102 }, { id: 200 }], preserveDefaultVlan: false }));
     if (supported) {
       expect(pod.reply.code, pod.reply.stdout).toBe(0);

@@ -2,7 +2,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { cni, cniAsync, REFERENCE_BIN_DIR, requireBuild } from "../helpers/cni";
 import { addressOf } from "../../shared/ip";
 
@@ -35,8 +35,11 @@ function held(): string[] {
 }
 
 describe("host-local beside the Go reference", () => {
-  it("interleaves allocations on one dataDir with no duplicate, each releasing the other's", () => {
+  beforeAll(() => {
     if (!existsSync(join(REFERENCE_BIN_DIR, "host-local"))) throw new Error("Debian containernetworking-plugins missing");
+  });
+
+  it("interleaves allocations on one dataDir with no duplicate, each releasing the other's", () => {
     const c = conf("10.88.0.0/28");
     const got = new Map<string, string>();
     for (let i = 0; i < 10; i++) {
@@ -61,7 +64,6 @@ describe("host-local beside the Go reference", () => {
   });
 
   it("takes a network's every range from runtimeConfig.ipRanges, as the reference does", () => {
-    if (!existsSync(join(REFERENCE_BIN_DIR, "host-local"))) throw new Error("Debian containernetworking-plugins missing");
     // No ranges in the config: the runtime gives them.
     const c = { cniVersion: "1.0.0", name: "shared", type: "host-local", ipam: { type: "host-local", dataDir }, runtimeConfig: { ipRanges: [[{ subnet: "10.90.0.0/28" }]] } };
     for (const [i, impl] of (["weft", "go"] as const).entries()) {
@@ -75,7 +77,6 @@ describe("host-local beside the Go reference", () => {
   });
 
   it("reads args.cni.ips written with Go's case-insensitive keys (\"CNI\": {\"IPs\": …}) as the reference does", () => {
-    if (!existsSync(join(REFERENCE_BIN_DIR, "host-local"))) throw new Error("Debian containernetworking-plugins missing");
     const base = conf("10.91.0.0/28");
     for (const [impl, ip] of [["weft", "10.91.0.5"], ["go", "10.91.0.6"]] as const) {
       const r = ipamCall(impl, "ADD", `ci-${impl}`, { ...base, args: { CNI: { IPs: [ip] } } });

@@ -1,6 +1,6 @@
 // The loopback plugin, compiled, in real network namespaces.
 import { expect, it } from "vitest";
-import { createNetns, deleteNetns, inNs, ipJson, netnsPath, ping } from "../helpers/netns";
+import { createNetns, deleteNetns, inNs, ipJson, ping } from "../helpers/netns";
 import { addPod, call, type Node, useNode } from "../helpers/pods";
 
 let node: Node;
@@ -33,8 +33,7 @@ it("brings lo up on ADD, checks it, takes it down on DEL, and DELs a netns alrea
 });
 
 it("reports the addresses lo has, as the reference: no ::1 where IPv6 is off, an error for any non-loopback one, and any CNI_ARGS", () => {
-  const add = (ns: string, args?: string) =>
-    call(node, { plugin: "loopback", command: "ADD", conf, containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "lo", ...(args ? { args } : {}) });
+  const add = (ns: string, args?: string) => addPod(node, conf, { ns, plugin: "loopback", ifname: "lo", ...(args ? { args } : {}) }).reply;
   const noV6 = createNetns("pod");
   inNs(noV6, "sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=1");
   // The reference loopback never reads CNI_ARGS: unknown keys and malformed pairs pass.

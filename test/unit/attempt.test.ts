@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { allSteps, attempt, labelled } from "../../shared/attempt";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { cniErrorOf } from "../helpers/cni-error";
 
 describe("attempt", () => {
   it("records each failure and lets the later steps run", () => {
@@ -45,12 +46,7 @@ describe("allSteps", () => {
       throw e;
     };
     expect(() => allSteps(fail(new Error("veth")), () => {}, fail(new Error("ip")))).toThrow(/^veth; ip$/);
-    let thrown: unknown;
-    try {
-      allSteps(fail(new Error("rules")), fail(new CniError(ErrorCode.TryAgainLater, "ipam busy", "lock held")));
-    } catch (e) {
-      thrown = e;
-    }
+    const thrown = cniErrorOf(() => allSteps(fail(new Error("rules")), fail(new CniError(ErrorCode.TryAgainLater, "ipam busy", "lock held"))));
     expect(thrown).toBeInstanceOf(CniError);
     expect(thrown).toMatchObject({ code: 11, message: "rules; ipam busy", details: "lock held" });
     expect(() => allSteps(() => {}, () => {})).not.toThrow();
@@ -59,14 +55,11 @@ describe("allSteps", () => {
 
 describe("labelled", () => {
   it("puts the step's name before a failure's message and keeps its CNI code", () => {
-    let thrown: unknown;
-    try {
+    const thrown = cniErrorOf(() =>
       labelled("c1/eth0", () => {
         throw new CniError(ErrorCode.TryAgainLater, "ipam busy", "lock held");
-      });
-    } catch (e) {
-      thrown = e;
-    }
+      }),
+    );
     expect(thrown).toMatchObject({ code: 11, message: "c1/eth0: ipam busy", details: "lock held" });
     expect(() => labelled("c2/eth0", () => {
       throw new Error("gone");
