@@ -8,11 +8,15 @@ type Obj = Record<string, unknown>;
 /** A JSON object: not null, not an array. */
 export const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** Whether Go's decoder would match object key `key` to a field named `name`. */
+export function foldsTo(key: string, name: string): boolean {
+  // Lengths first: most keys a schema does not name (cniVersion, name, type) end here.
+  return key.length === name.length && key.toLowerCase() === name.toLowerCase();
+}
+
 /** The schema's property name `key` matches only case-insensitively, if any. */
 function folded(key: string, names: string[]): string | undefined {
-  const lower = key.toLowerCase();
-  // Lengths first: most keys a schema does not name (cniVersion, name, type) end here.
-  for (const name of names) if (name.length === key.length && name.toLowerCase() === lower) return name;
+  for (const name of names) if (foldsTo(key, name)) return name;
   return undefined;
 }
 
