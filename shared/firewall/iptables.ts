@@ -179,27 +179,40 @@ export function removePod(pod: Pod, addrsKnown = false): void {
   const families = addrsKnown ? new Set(pod.addrs.map((a) => a.family)) : ([4, 6] as const);
   for (const f of families) {
     if (!addrsKnown && !which(bin(f, "-save"))) continue;
-    let error: Error | undefined;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const script = removeScript(pod.key, save(f));
-      error = script ? restore(f, script) : undefined;
-      if (!error) break; // a concurrent DEL may have removed a rule we planned to delete: retry
-    }
+    const error = removeFrom(f, () => new Set([pod.key]));
     if (error) throw new Error(`removing ${bin(f)} rules for pod ${pod.key}: ${error.message}`);
   }
 }
 
 /** GC: removes the rules of every pod whose comment `isStale` picks, in both families. */
 export function removeStalePods(isStale: (key: string) => boolean): void {
-  const keys = new Set<string>();
   for (const f of [4, 6] as const) {
     if (!which(bin(f, "-save"))) continue;
-    for (const r of save(f).rules) {
-      const c = commentOf(r.args);
-      if (c !== undefined && isStale(c)) keys.add(c);
-    }
+    const error = removeFrom(f, (saved) => {
+      const keys = new Set<string>();
+      for (const r of saved.rules) {
+        const c = commentOf(r.args);
+        if (c !== undefined && isStale(c)) keys.add(c);
+      }
+      return keys;
+    });
+    if (error) throw new Error(`removing ${bin(f)} rules of pods gone: ${error.message}`);
   }
-  for (const key of keys) removePod({ key, addrs: [] });
+}
+
+/**
+ * Deletes everything of the pods `pick` names from what is saved: one iptables-save and
+ * one restore, tried twice (a concurrent DEL may remove a rule the first try meant to).
+ */
+function removeFrom(f: Family, pick: (saved: Saved) => ReadonlySet<string>): Error | undefined {
+  let error: Error | undefined;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const saved = save(f);
+    const script = removeScript(pick(saved), saved);
+    error = script ? restore(f, script) : undefined;
+    if (!error) break;
+  }
+  return error;
 }
 
 function addScript(pod: Pod, addrs: Pod["addrs"], masquerade: boolean, existing: Saved): string {
@@ -232,20 +245,22 @@ function addScript(pod: Pod, addrs: Pod["addrs"], masquerade: boolean, existing:
   return lines.map(quoteLine).join("\n") + "\n";
 }
 
-/** The restore script deleting everything of the pod, or null when nothing is there. */
-function removeScript(key: string, existing: Saved): string | null {
-  const chain = natChain(key);
+/** The restore script deleting everything of the pods with these keys, or null when nothing is there. */
+function removeScript(keys: ReadonlySet<string>, existing: Saved): string | null {
+  const chains = new Set(Array.from(keys, natChain));
   const lines: string[] = [];
   for (const table of ["nat", "filter"]) {
-    const rules = existing.rules.filter(
-      (r) => r.table === table && (r.args.at(-1) === chain || commentOf(r.args) === key),
-    );
-    const ownChain = existing.chains.has(`${table} ${chain}`);
-    if (rules.length === 0 && !ownChain) continue;
+    const rules = existing.rules.filter((r) => {
+      if (r.table !== table) return false;
+      const c = commentOf(r.args);
+      return chains.has(r.args.at(-1)!) || (c !== undefined && keys.has(c));
+    });
+    const own = [...chains].filter((c) => existing.chains.has(`${table} ${c}`));
+    if (rules.length === 0 && own.length === 0) continue;
     lines.push(`*${table}`);
-    // Jumps first (a referenced chain cannot be deleted); rules inside our chain go with it.
-    for (const r of rules) if (r.args[0] !== chain) lines.push(quoteLine(["-D", ...r.args]));
-    if (ownChain) lines.push(`-F ${chain}`, `-X ${chain}`);
+    // Jumps first (a referenced chain cannot be deleted); rules inside our chains go with them.
+    for (const r of rules) if (!chains.has(r.args[0]!)) lines.push(quoteLine(["-D", ...r.args]));
+    for (const c of own) lines.push(`-F ${c}`, `-X ${c}`);
     lines.push("COMMIT");
   }
   return lines.length ? lines.join("\n") + "\n" : null;

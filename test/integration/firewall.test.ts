@@ -411,13 +411,17 @@ describe("iptables fallback (no nft on PATH)", () => {
 
   test("GC removes the rules of the network's pods it is not told to keep, and nothing else", () => {
     const path = noNft();
-    for (const p of [A, B]) ok(call(b.host, "addPodRules", p, path));
+    const c = pod("c", 4);
+    for (const p of [A, B, c]) ok(call(b.host, "addPodRules", p, path));
     const other = { ...B, network: "othernet", containerId: "ctr-o", cidrs: ["10.1.0.9/24", "fd00:1::9/64"] };
     ok(call(b.host, "addPodRules", other, path));
     const mine = (tool: string, id: string) => saved(tool).filter((l) => l.includes(id));
+    const natChains = (tool: string) => saved(tool).filter((l) => /^:WEFT-[0-9A-F]{20} -$/.test(l));
     ok(call(b.host, "removeStalePodRules", { network: A.network, valid: [`${A.network}/${A.containerId}/${A.ifname}`] }, path));
     for (const tool of ["iptables", "ip6tables"]) {
       expect(mine(tool, "ctr-b"), tool).toEqual([]);
+      expect(mine(tool, "ctr-c"), tool).toEqual([]);
+      expect(natChains(tool), tool).toHaveLength(2); // ctr-a's and the other network's
       expect(mine(tool, "ctr-a").length, tool).toBeGreaterThan(0);
       expect(mine(tool, "ctr-o").length, tool).toBeGreaterThan(0); // another network's: kept
     }
