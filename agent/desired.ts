@@ -1,7 +1,7 @@
 // What the kernel should hold, computed from the node list alone: a pure function, so the
 // whole overlay layout (which peer gets which route, neighbor and FDB entry; who is routed
 // directly) is decided in one place that unit tests can pin down.
-import { contains, containsNet, formatCIDR, formatIP, ipToBytes, networkOf, overlaps, parseCIDR, parseIP, type IPNet } from "../shared/ip";
+import { contains, containsNet, formatCIDR, formatIP, ipToBytes, networkOf, overlaps, parseCIDR, parseIP, type IP, type IPNet } from "../shared/ip";
 import { formatMac } from "../shared/mac";
 import type { NodeInfo, NodeSnapshot } from "./types";
 
@@ -90,19 +90,23 @@ export function normaliseCIDR(s: string): IPNet | null {
 
 const cidrText = (n: IPNet): string => formatCIDR(n.ip, n.prefix);
 
+type Usable = { ok: true; ip: IP; net: IPNet } | { ok: false; reason: string };
+
 /**
- * Why a node cannot take part (yet), or null when it can. A pod CIDR outside the cluster
- * CIDR would have its pods' traffic to other nodes masqueraded as leaving the cluster.
+ * A node's address and pod CIDR (normalised), or why it cannot take part (yet). A pod CIDR
+ * outside the cluster CIDR would have its pods' traffic to other nodes masqueraded as
+ * leaving the cluster.
  */
-function unusable(n: NodeInfo, cluster: IPNet): string | null {
-  if (!n.ip) return "no node address yet";
+function usable(n: NodeInfo, cluster: IPNet): Usable {
+  const no = (reason: string): Usable => ({ ok: false, reason });
+  if (!n.ip) return no("no node address yet");
   const ip = parseIP(n.ip);
-  if (!ip || ip.family !== 4) return `node address "${n.ip}" is not IPv4`;
-  if (!n.podCIDR) return "no pod CIDR yet";
+  if (!ip || ip.family !== 4) return no(`node address "${n.ip}" is not IPv4`);
+  if (!n.podCIDR) return no("no pod CIDR yet");
   const net = normaliseCIDR(n.podCIDR);
-  if (!net) return `pod CIDR "${n.podCIDR}" is not an IPv4 CIDR`;
-  if (!containsNet(cluster, net)) return `pod CIDR ${cidrText(net)} is outside the cluster CIDR ${cidrText(cluster)}`;
-  return null;
+  if (!net) return no(`pod CIDR "${n.podCIDR}" is not an IPv4 CIDR`);
+  if (!containsNet(cluster, net)) return no(`pod CIDR ${cidrText(net)} is outside the cluster CIDR ${cidrText(cluster)}`);
+  return { ok: true, ip, net };
 }
 
 export type SelfStatus = { ok: true; self: SelfNode } | { ok: false; reason: string };
@@ -111,10 +115,10 @@ export type SelfStatus = { ok: true; self: SelfNode } | { ok: false; reason: str
 export function selfNode(snapshot: NodeSnapshot, nodeName: string, cluster: IPNet): SelfStatus {
   const me = snapshot.nodes.find((n) => n.name === nodeName);
   if (!me) return { ok: false, reason: `node "${nodeName}" is not in the node list yet` };
-  const why = unusable(me, cluster);
-  if (why) return { ok: false, reason: `node "${nodeName}": ${why}` };
-  const net = normaliseCIDR(me.podCIDR)!;
-  const ip = formatIP(parseIP(me.ip)!);
+  const u = usable(me, cluster);
+  if (!u.ok) return { ok: false, reason: `node "${nodeName}": ${u.reason}` };
+  const { net } = u;
+  const ip = formatIP(u.ip);
   return {
     ok: true,
     self: { name: me.name, nodeIP: ip, podCIDR: cidrText(net), vtepMac: vtepMac(ip), address: `${formatIP(net.ip)}/32` },
@@ -133,13 +137,12 @@ export function computeDesired(snapshot: NodeSnapshot, self: SelfNode, o: Desire
   const out: Desired = { self, peers: [], routes: [], neighbors: [], fdb: [], skipped: [] };
   const others = snapshot.nodes.filter((n) => n.name !== self.name).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const n of others) {
-    const why = unusable(n, o.cluster);
-    if (why) {
-      out.skipped.push({ name: n.name, reason: why });
+    const u = usable(n, o.cluster);
+    if (!u.ok) {
+      out.skipped.push({ name: n.name, reason: u.reason });
       continue;
     }
-    const net = normaliseCIDR(n.podCIDR)!;
-    const ip = parseIP(n.ip)!;
+    const { ip, net } = u;
     const nodeIP = formatIP(ip);
     const clash = taken.find((t) => overlaps(t, net));
     if (clash) {
