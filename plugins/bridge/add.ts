@@ -10,7 +10,7 @@ import type { DNS, Interface, Result } from "../../shared/cni/result";
 import { podKey } from "../../shared/firewall/common";
 import { addPodRules, removePodRules } from "../../shared/firewall/index";
 import { guardPort, unguardPort } from "../../shared/firewall/spoofcheck";
-import { addPortVlan, addPortVlanRange, deletePortVlan, setHairpin } from "../../shared/netlink/bridge";
+import { addPortVlan, addPortVlanRanges, deletePortVlan, setHairpin } from "../../shared/netlink/bridge";
 import { deleteLinkByName, type Link } from "../../shared/netlink/link";
 import { addressOf } from "../../shared/ip";
 import { withSocket } from "../../shared/netlink/socket";
@@ -51,7 +51,7 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
         if (conf.isGateway && conf.ipam.type) addPortVlan(nl, br.index, conf.vlan, { self: true });
       }
       // A trunk: its VLANs, tagged.
-      if (conf.vlanTrunk.length) for (const [first, last] of conf.vlanTrunk) addPortVlanRange(nl, host.index, first, last);
+      if (conf.vlanTrunk.length) addPortVlanRanges(nl, host.index, conf.vlanTrunk);
 
       // macspoofchk: from the pod's port, only the pod's own MAC may enter the bridge.
       const guard = (pod: Link): void => {

@@ -60,12 +60,17 @@ export function addPortVlan(nl: NetlinkSocket, index: number, vid: number, o: { 
 }
 
 /**
- * Adds VLANs `first`..`last` to a bridge port, tagged (a trunk): `bridge vlan add vid
- * first-last dev X`, one request however long the range.
+ * Adds the VLANs of inclusive `[first, last]` ranges to a bridge port, tagged (a trunk):
+ * `bridge vlan add vid first-last dev X` for each range, all in one request.
  */
-export function addPortVlanRange(nl: NetlinkSocket, index: number, first: number, last: number): void {
-  const vlans = first === last ? [vlanInfo(first, 0)] : [vlanInfo(first, BRIDGE_VLAN_INFO_RANGE_BEGIN), vlanInfo(last, BRIDGE_VLAN_INFO_RANGE_END)];
-  nl.request(`add vlans ${first}-${last} on #${index}`, RTM_SETLINK, 0, bridgeSpec(index, vlans));
+export function addPortVlanRanges(nl: NetlinkSocket, index: number, ranges: ReadonlyArray<readonly [number, number]>): void {
+  const vlans: Buffer[] = [];
+  for (const [first, last] of ranges) {
+    if (first === last) vlans.push(vlanInfo(first, 0));
+    else vlans.push(vlanInfo(first, BRIDGE_VLAN_INFO_RANGE_BEGIN), vlanInfo(last, BRIDGE_VLAN_INFO_RANGE_END));
+  }
+  const text = ranges.map(([first, last]) => (first === last ? `${first}` : `${first}-${last}`)).join(",");
+  nl.request(`add vlans ${text} on #${index}`, RTM_SETLINK, 0, bridgeSpec(index, vlans));
 }
 
 /** Removes VLAN `vid` from a bridge port; false when the port does not have it. */

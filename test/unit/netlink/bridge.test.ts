@@ -1,7 +1,7 @@
 // Bridge port VLAN requests, checked against the bytes `bridge vlan add` sends.
 import { describe, expect, it } from "vitest";
 import { attrList, attrMap } from "../../../shared/netlink/encoding";
-import { addPortVlanRange } from "../../../shared/netlink/bridge";
+import { addPortVlanRanges } from "../../../shared/netlink/bridge";
 import { recorder } from "../../helpers/netlink-recorder";
 
 const RTM_SETLINK = 19;
@@ -16,10 +16,10 @@ function vlanInfos(payload: Buffer): Array<[number, number]> {
     .map(([, d]) => [d.readUInt16LE(0), d.readUInt16LE(2)]);
 }
 
-describe("addPortVlanRange", () => {
+describe("addPortVlanRanges", () => {
   it("sends a range as RANGE_BEGIN and RANGE_END entries, tagged, in one RTM_SETLINK on the port", () => {
     const { nl, sent } = recorder();
-    addPortVlanRange(nl, 7, 100, 102);
+    addPortVlanRanges(nl, 7, [[100, 102]]);
     expect(sent).toHaveLength(1);
     expect(sent[0]!.type).toBe(RTM_SETLINK);
     expect(sent[0]!.payload[0]).toBe(7); // family AF_BRIDGE
@@ -32,7 +32,24 @@ describe("addPortVlanRange", () => {
 
   it("sends a single VLAN without range flags", () => {
     const { nl, sent } = recorder();
-    addPortVlanRange(nl, 7, 200, 200);
+    addPortVlanRanges(nl, 7, [[200, 200]]);
     expect(vlanInfos(sent[0]!.payload)).toEqual([[0, 200]]);
+  });
+
+  it("sends several ranges in one request", () => {
+    const { nl, sent } = recorder();
+    addPortVlanRanges(nl, 7, [
+      [100, 102],
+      [200, 200],
+      [300, 301],
+    ]);
+    expect(sent).toHaveLength(1);
+    expect(vlanInfos(sent[0]!.payload)).toEqual([
+      [8, 100],
+      [16, 102],
+      [0, 200],
+      [8, 300],
+      [16, 301],
+    ]);
   });
 });
