@@ -1,7 +1,8 @@
-// bridge CHECK: the prevResult must still be true of the kernel — the bridge, the host
-// veth on it, the container interface (a veth, that veth's peer) with its MAC, addresses
-// and routes, and the IPAM reservation. Not the bridge's MAC, which the reference compares:
-// a bridge weft did not create may change it as ports come and go.
+// bridge CHECK: the prevResult must still be true of the kernel — the bridge (in
+// promiscuous mode exactly when the config asks), the host veth on it, the container
+// interface (a veth, that veth's peer) with its MAC, addresses and routes, and the IPAM
+// reservation. Not the bridge's MAC, which the reference compares: a bridge weft did not
+// create may change it as ports come and go.
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { PluginContext } from "../../shared/cni/skeleton";
 import { formatCIDR, parseCIDR } from "../../shared/ip";
@@ -36,6 +37,10 @@ export function check(ctx: PluginContext<BridgeConf>): void {
   const host = withSocket(undefined, (nl) => {
     const br = getLinkByName(nl, conf.bridge);
     if (!br || br.kind !== "bridge") fail(`bridge ${conf.bridge} not found`);
+    // Both ways, as the reference: promiscMode false means the bridge is not promiscuous.
+    if (br.promisc !== conf.promiscMode) {
+      fail(`bridge ${conf.bridge} is ${br.promisc ? "" : "not "}in promiscuous mode, but the config's promiscMode is ${conf.promiscMode}`);
+    }
     const hostIface = ifaces.find((i) => !i.sandbox && i.name !== conf.bridge);
     if (!hostIface) return undefined;
     const link = getLinkByName(nl, hostIface.name);

@@ -100,6 +100,20 @@ describe("bridge CHECK", () => {
     expect(r.json!["msg"]).toMatch(/^interface eth0 in .* is not the peer of host veth veth[0-9a-f]{8}$/);
   });
 
+  it("fails when the bridge's promiscuous mode is not what promiscMode says, either way, as the reference", () => {
+    const promisc = bridgeConf(node, { promiscMode: true });
+    const a = addPod(node, promisc);
+    expect(check(a, promisc).code, check(a, promisc).stdout).toBe(0);
+    const plain = bridgeConf(node);
+    const b = addPod(node, plain);
+    const r = check(b, plain);
+    expect(r.code).not.toBe(0);
+    expect(r.json!["msg"]).toBe(`bridge ${node.bridge} is in promiscuous mode, but the config's promiscMode is false`);
+    inNs(node.host, "ip", "link", "set", node.bridge, "promisc", "off");
+    expect(check(b, plain).code).toBe(0);
+    expect(check(a, promisc).json!["msg"]).toBe(`bridge ${node.bridge} is not in promiscuous mode, but the config's promiscMode is true`);
+  });
+
   it("fails when the reservation is gone", () => {
     const conf = bridgeConf(node);
     const a = addPod(node, conf);
