@@ -95,6 +95,11 @@ export function parseIP(s: string): IP | null {
   return value === null ? null : { family: 4, value };
 }
 
+/** An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it maps, as Go's To4() reads it; any other as it is. */
+export function unmapped(ip: IP): IP {
+  return ip.family === 6 && ip.value >> 32n === 0xffffn ? { family: 4, value: ip.value & 0xffffffffn } : ip;
+}
+
 export function isIPv4(s: string): boolean {
   return parseIP(s)?.family === 4;
 }

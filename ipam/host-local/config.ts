@@ -15,6 +15,7 @@ import {
   parseCIDR,
   parseIP,
   prevIP,
+  unmapped,
   type IP,
   type IPNet,
 } from "../../shared/ip";
@@ -68,9 +69,15 @@ function invalid(msg: string): never {
   throw new CniError(ErrorCode.InvalidConfig, msg);
 }
 
-function ipField(text: string, where: string, subnet: IPNet): IP {
+/** An address of the config, IPv4-mapped ones read as IPv4 (as the reference's canonicalizeIP). */
+function ipOf(text: string, where: string): IP {
   const ip = parseIP(text);
   if (ip === null) invalid(`${where}: invalid IP address "${text}"`);
+  return unmapped(ip);
+}
+
+function ipField(text: string, where: string, subnet: IPNet): IP {
+  const ip = ipOf(text, where);
   if (!contains(subnet, ip)) invalid(`${where}: ${formatIP(ip)} is not in subnet ${formatCIDR(subnet.ip, subnet.prefix)}`);
   return ip;
 }
@@ -98,7 +105,8 @@ function canonicalRange(raw: RawRange, where: string): Range {
   const last = subnet.ip.family === 4 ? prevIP(lastOf(subnet)) : lastOf(subnet);
   const r: Range = {
     subnet,
-    gateway: raw.gateway === undefined ? first : ipField(raw.gateway, `${where}.gateway`, subnet),
+    // Anywhere, as the reference allows (it is only reported, and kept out of the range).
+    gateway: raw.gateway === undefined ? first : ipOf(raw.gateway, `${where}.gateway`),
     rangeStart: raw.rangeStart === undefined ? first : ipField(raw.rangeStart, `${where}.rangeStart`, subnet),
     rangeEnd: raw.rangeEnd === undefined ? last : ipField(raw.rangeEnd, `${where}.rangeEnd`, subnet),
   };
@@ -148,12 +156,9 @@ function canonicalRoute(raw: Route, where: string): Route {
   const dst = parseCIDR(raw.dst);
   if (dst === null) invalid(`${where}.dst: invalid CIDR "${raw.dst}"`);
   const route: Route = { dst: formatCIDR(dst.ip, dst.prefix) };
-  if (raw.gw !== undefined) {
-    const gw = parseIP(raw.gw);
-    if (gw === null) invalid(`${where}.gw: invalid IP address "${raw.gw}"`);
-    if (gw.family !== dst.ip.family) invalid(`${where}: gw ${raw.gw} and dst ${raw.dst} are of different IP families`);
-    route.gw = formatIP(gw);
-  }
+  // A gateway of the other family is passed on, as the reference does: the plugin that
+  // installs the route decides.
+  if (raw.gw !== undefined) route.gw = formatIP(ipOf(raw.gw, `${where}.gw`));
   for (const k of ROUTE_ATTRS) if (raw[k] !== undefined) route[k] = raw[k];
   return route;
 }
@@ -170,11 +175,8 @@ export function parseHostLocalConfig(rawIpam: unknown, networkName: string, runt
   }
   const raw = validateIpam(rawIpam);
   const runtime = runtimeIpRanges == null ? [] : validateRuntimeRanges(runtimeIpRanges);
+  // Without a subnet, a top-level rangeStart, rangeEnd or gateway is ignored, as the reference does.
   const legacy = raw.subnet !== undefined;
-  if (!legacy) {
-    const stray = (["rangeStart", "rangeEnd", "gateway"] as const).find((k) => raw[k] !== undefined);
-    if (stray !== undefined) invalid(`ipam.${stray} is set but ipam.subnet is not`);
-  }
   // Runtime sets first, then the legacy single range, then ipam.ranges.
   const ranges: RangeSet[] = [];
   for (let i = 0; i < runtime.length; i++) ranges.push(canonicalRangeSet(runtime[i]!, `runtimeConfig.ipRanges[${i}]`));

@@ -80,7 +80,11 @@ export function allocate(req: IpamRequest): IpamResult {
  */
 export function release(req: IpamTarget): string[] {
   const released = Store.withExistingLock(req.ipam.dataDir, req.networkName, (store) => {
-    const mine = store.reservations().filter((r) => ownedBy(r, req.containerId, req.ifname));
+    const all = store.reservations();
+    // As the reference: the files naming the interface, or else the container's files of
+    // the old ID-only format (which may be another interface's, so only where none names this one).
+    let mine = all.filter((r) => r.containerId === req.containerId && r.ifname === req.ifname);
+    if (mine.length === 0) mine = all.filter((r) => r.containerId === req.containerId && r.ifname === null);
     for (const r of mine) store.remove(r.file);
     return mine.map((r) => formatIP(r.ip));
   });

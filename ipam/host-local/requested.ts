@@ -2,13 +2,13 @@
 // CNI_ARGS "IP=", the config's args.cni.ips, and the `ips` capability in runtimeConfig.
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import { getRuntimeConfigKey } from "../../shared/cni/runtime-config";
-import { formatIP, parseCIDR, parseIP, type IP } from "../../shared/ip";
+import { formatIP, parseCIDR, parseIP, unmapped, type IP } from "../../shared/ip";
 
 // "10.0.0.5" or "10.0.0.5/24": the `ips` capability sends the latter; the prefix is ignored.
 function parseRequested(text: string, where: string, code: number): IP {
   const ip = parseIP(text) ?? parseCIDR(text)?.ip ?? null;
   if (ip === null) throw new CniError(code, `${where}: "${text}" is not an IP address`);
-  return ip;
+  return unmapped(ip); // ::ffff:10.0.0.7 asks for 10.0.0.7, as in the reference
 }
 
 function stringList(value: unknown, where: string): string[] {

@@ -136,7 +136,13 @@ export class Store {
     } finally {
       closeFile(fd);
     }
-    this.setLastReserved(ip, rangeSetIndex);
+    try {
+      this.setLastReserved(ip, rangeSetIndex);
+    } catch (e) {
+      // Not reserved after all: the caller's rollback only knows addresses reserve() returned.
+      removeFile(path, { force: true });
+      throw e;
+    }
     return true;
   }
 

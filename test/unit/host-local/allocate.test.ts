@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { allocate, check, gc, release } from "../../../ipam/host-local/index";
@@ -140,6 +140,10 @@ describe("requested addresses", () => {
     expect(Object.keys(filesOf(data.netDir)).filter((f) => f.startsWith("10."))).toEqual([]);
   });
 
+  it("reads an IPv4-mapped IPv6 address as the IPv4 address, as the reference", () => {
+    expect(addrs("c1", V4, { args: new Map([["IP", "::ffff:10.1.0.5"]]) })).toEqual(["10.1.0.5/29"]);
+  });
+
   it("refuses text that is no address", () => {
     expect(cniErrorOf(() => addrs("c1", V4, { args: new Map([["IP", "ten"]]) })).code).toBe(4);
     expect(cniErrorOf(() => addrs("c1", V4, { argsCniIps: ["10.1.0.300"] })).code).toBe(7);
@@ -158,6 +162,17 @@ describe("all or nothing", () => {
     // Only last_reserved_ip.0 moved; no reservation for c2 is left behind.
     expect(Object.keys(after)).toEqual(Object.keys(before));
     expect(Object.values(after).some((v) => v.startsWith("c2"))).toBe(false);
+  });
+
+  it("leaves no reservation when recording the round-robin position fails", () => {
+    addrs("c1", DUAL);
+    release(request(data.dir, DUAL, "c1"));
+    rmSync(join(data.netDir, "last_reserved_ip.1"));
+    mkdirSync(join(data.netDir, "last_reserved_ip.1")); // unwritable as a file
+    const e = cniErrorOf(() => addrs("c2", DUAL));
+    expect(e.code).toBe(5);
+    // c1 released its addresses: no address file may be left at all.
+    expect(readdirSync(data.netDir).filter((f) => /^(10\.|fd00)/.test(f))).toEqual([]);
   });
 
   it("keeps the attachment's earlier reservations when a retried ADD fails", () => {
@@ -187,13 +202,14 @@ describe("the reference's on-disk format", () => {
     expect(addrs("c1")).toEqual(["10.1.0.5/29"]);
   });
 
-  it("releases files in both Go formats, and only the attachment's", () => {
+  it("releases files in both Go formats, and only the attachment's: ID-only files where no file names the interface, as Go", () => {
     addrs("seed");
     writeFileSync(join(data.netDir, "10.1.0.3"), "goctr\r\neth0");
-    writeFileSync(join(data.netDir, "10.1.0.4"), "goctr"); // before CNI 0.7: ID only
+    writeFileSync(join(data.netDir, "10.1.0.4"), "goctr"); // before CNI 0.7: ID only, maybe another interface's
     writeFileSync(join(data.netDir, "10.1.0.5"), "goctr\r\neth1");
     writeFileSync(join(data.netDir, "10.1.0.6"), "goctr2\r\neth0");
-    expect(release(request(data.dir, V4, "goctr")).sort()).toEqual(["10.1.0.3", "10.1.0.4"]);
+    expect(release(request(data.dir, V4, "goctr"))).toEqual(["10.1.0.3"]);
+    expect(release(request(data.dir, V4, "goctr"))).toEqual(["10.1.0.4"]);
     expect(Object.keys(filesOf(data.netDir))).toEqual(["10.1.0.2", "10.1.0.5", "10.1.0.6", "last_reserved_ip.0", "lock"]);
   });
 });
