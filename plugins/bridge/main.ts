@@ -13,4 +13,9 @@ export const bridge: Plugin<BridgeConf> = {
   del: async (ctx) => (await import("./del")).del(ctx),
   check: async (ctx) => (await import("./check")).check(ctx),
   gc: async (ctx) => (await import("./gc")).gc(ctx),
+  status: async (ctx) => {
+    if (!ctx.conf.ipam.type) return; // layer 2: nothing to ask
+    const { ipamCallOf, ipamStatus } = await import("../../ipam/index");
+    ipamStatus(ipamCallOf(ctx));
+  },
 };

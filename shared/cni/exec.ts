@@ -13,7 +13,7 @@ function findPlugin(type: string, path: string[]): string {
 }
 
 /** Runs plugin `type` for `command` with `conf` as stdin; returns its result for ADD. */
-export function execPlugin(type: string, command: "ADD" | "DEL" | "CHECK" | "GC", conf: Record<string, unknown>, env: CniEnv): Result | undefined {
+export function execPlugin(type: string, command: "ADD" | "DEL" | "CHECK" | "GC" | "STATUS", conf: Record<string, unknown>, env: CniEnv): Result | undefined {
   const bin = findPlugin(type, env.path);
   let args = "";
   for (const [k, v] of env.args) args += `${args ? ";" : ""}${k}=${v}`;

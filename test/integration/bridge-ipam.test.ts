@@ -130,6 +130,28 @@ describe("bridge GC", () => {
     expect(comments()).toEqual([`${NET}/${a.id}/eth0`, `${NET}/${a.id}/eth0`]);
   });
 
+  it("passes STATUS on to an IPAM plugin it executes, and reports its not-ready", () => {
+    const dir = join(node.dataDir, "ipam-bin");
+    mkdirSync(dir);
+    const state = join(dir, "down");
+    // Not ready (50) while the file `down` exists, as a daemon-backed IPAM plugin would be.
+    writeFileSync(
+      join(dir, "status-ipam"),
+      `#!/bin/sh
+[ "$CNI_COMMAND" = STATUS ] || exit 9
+if [ -e ${state} ]; then echo '{"cniVersion":"1.1.0","code":50,"msg":"daemon down"}'; exit 1; fi
+`,
+      { mode: 0o755 },
+    );
+    const conf: Record<string, unknown> = { ...bridgeConf(node, {}, { type: "status-ipam" }), cniVersion: "1.1.0" };
+    const status = () => call(node, { plugin: "bridge", command: "STATUS", conf, path: [dir] });
+    expect(status().code, status().stdout).toBe(0);
+    writeFileSync(state, "");
+    expect(status().json).toMatchObject({ code: 50, msg: "daemon down" });
+    const { ipam: _, ...layer2 } = conf;
+    expect(call(node, { plugin: "bridge", command: "STATUS", conf: layer2, path: [dir] }).code).toBe(0);
+  });
+
   it("passes GC on to an IPAM plugin it executes, with the valid attachments", () => {
     // An IPAM type of another name, executed from CNI_PATH: weft's own host-local behind a
     // wrapper that tells it its name (host-local's config names its type).
