@@ -9,17 +9,23 @@ export function formatMac(b: Uint8Array): string {
   return s;
 }
 
-/** "aa:bb:cc:dd:ee:ff" or "aa-bb-…" (any case) as six bytes; throws on anything else. */
+/**
+ * "aa:bb:cc:dd:ee:ff", "aa-bb-…" or "aabb.ccdd.eeff" (any case, the forms Go's ParseMAC
+ * reads) as six bytes; throws on anything else.
+ */
 export function parseMac(s: string): Buffer {
   // A loop over the text, not split()/regex/map(): a MAC the config asks for comes through
   // here on an ADD, where each first use of a built-in costs.
   const b = Buffer.alloc(6);
-  let ok = s.length === 17;
+  // Where byte i's two digits start, and what must follow them.
+  const dotted = s.length === 14;
+  let ok = s.length === 17 || dotted;
   for (let i = 0; ok && i < 6; i++) {
-    const hi = hexDigit(s.charCodeAt(3 * i));
-    const lo = hexDigit(s.charCodeAt(3 * i + 1));
-    const sep = s[3 * i + 2];
-    ok = hi >= 0 && lo >= 0 && (i === 5 || sep === ":" || sep === "-");
+    const at = dotted ? 5 * (i >> 1) + 2 * (i & 1) : 3 * i;
+    const hi = hexDigit(s.charCodeAt(at));
+    const lo = hexDigit(s.charCodeAt(at + 1));
+    const sep = s[at + 2];
+    ok = hi >= 0 && lo >= 0 && (i === 5 || (dotted ? (i & 1 ? sep === "." : true) : sep === ":" || sep === "-"));
     b[i] = hi * 16 + lo;
   }
   if (!ok) throw new Error(`invalid MAC address "${s}"`);

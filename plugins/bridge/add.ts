@@ -13,6 +13,7 @@ import { guardPort, unguardPort } from "../../shared/firewall/spoofcheck";
 import { addPortVlan, addPortVlanRanges, deletePortVlan, setHairpin } from "../../shared/netlink/bridge";
 import { deleteLinkByName, type Link } from "../../shared/netlink/link";
 import { addressOf } from "../../shared/ip";
+import { parseMac } from "../../shared/mac";
 import { withSocket } from "../../shared/netlink/socket";
 import { ipamAdd, ipamCallOf, ipamDel } from "../../ipam/index";
 import type { BridgeConf } from "./config";
@@ -25,6 +26,14 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
   if (conf.hairpinMode && conf.promiscMode) {
     throw new CniError(ErrorCode.InvalidConfig, "cannot set hairpin mode and promiscuous mode at the same time");
   }
+  let mac: Buffer | undefined;
+  if (conf.mac !== undefined) {
+    try {
+      mac = parseMac(conf.mac);
+    } catch {
+      throw new CniError(ErrorCode.InvalidConfig, `invalid MAC address "${conf.mac}"`);
+    }
+  }
   return withSocket(undefined, (nl) => {
     const undo: Array<() => void> = [];
     try {
@@ -34,7 +43,7 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
         ifname: env.ifname,
         mtu: conf.mtu,
         bridge: br,
-        ...(conf.mac ? { mac: conf.mac } : {}),
+        ...(mac ? { mac } : {}),
       });
       // Deleting the host end removes the container end with it.
       let vethGone = false;

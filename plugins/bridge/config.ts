@@ -6,7 +6,6 @@ import { compileValidator } from "../../shared/cni/validate";
 import type { ChainRef } from "../../shared/firewall/index";
 import { parseHostLocalConfig, type HostLocalConfig } from "../../ipam/host-local/index";
 import { getRuntimeConfigKey } from "../../shared/cni/runtime-config";
-import { parseMac } from "../../shared/mac";
 import { bridgeSchema } from "./schema";
 
 export interface BridgeConf {
@@ -34,8 +33,8 @@ export interface BridgeConf {
   dns?: DNS;
   /** the validated host-local config, when IPAM is host-local (parsed once, used by IPAM) */
   hostLocal?: HostLocalConfig;
-  /** MAC for the container interface (its 6 bytes): runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC= */
-  mac?: Buffer;
+  /** MAC asked for the container interface (runtimeConfig.mac, args.cni.mac or CNI_ARGS MAC=), as text: ADD parses it */
+  mac?: string;
   /**
    * Not a config key: the weft plugin's pointer to its agent's chain that marks the whole pod
    * CIDR for FORWARD accept, so a pod needs no mark of its own while a rule there marks the
@@ -121,18 +120,9 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
   if (conf.ipam.type === "host-local") {
     conf.hostLocal = parseHostLocalConfig(raw["ipam"], conf.name, getRuntimeConfigKey(c.runtimeConfig, "ipRanges"));
   }
-  // Precedence as in the reference: runtimeConfig, then args, then CNI_ARGS.
-  const mac = getRuntimeConfigKey(c.runtimeConfig, "mac") ?? c.args?.cni?.mac ?? cniArgs.get("MAC");
-  if (mac !== undefined) {
-    // Parsed here, once: the bytes go to the kernel as they are.
-    const invalid = () => new CniError(ErrorCode.InvalidConfig, `invalid MAC address "${String(mac)}"`);
-    if (typeof mac !== "string") throw invalid();
-    try {
-      conf.mac = parseMac(mac);
-    } catch {
-      throw invalid();
-    }
-  }
+  // Precedence as in the reference: runtimeConfig, then args, then CNI_ARGS; an empty value is no request.
+  const mac = [getRuntimeConfigKey(c.runtimeConfig, "mac"), c.args?.cni?.mac, cniArgs.get("MAC")].find((m) => typeof m === "string" && m !== "");
+  if (mac !== undefined) conf.mac = mac as string;
   return conf;
 }
 

@@ -1,8 +1,6 @@
 // The bridge config's JSON schema. Plain data: the build evaluates this file to
 // precompile the validator (build/validators.mjs), so it must have no side effects.
 
-export const MAC = "^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$";
-
 /** A Linux interface name usable as a bridge (also the weft plugin's `bridge` key). */
 export const bridgeName = { type: "string", minLength: 1, maxLength: 15, pattern: "^[^/:\\s]+$" };
 
@@ -32,10 +30,11 @@ export const bridgeSchema = {
       type: "object",
       properties: { nameservers: { type: "array", items: { type: "string" } }, domain: { type: "string" }, search: { type: "array", items: { type: "string" } }, options: { type: "array", items: { type: "string" } } },
     },
-    runtimeConfig: { type: "object", properties: { mac: { type: "string", pattern: MAC } } },
+    // A requested MAC is parsed by ADD alone: a bad one must not keep DEL from cleaning up.
+    runtimeConfig: { type: "object", properties: { mac: { type: "string" } } },
     args: {
       type: "object",
-      properties: { cni: { type: "object", properties: { mac: { type: "string", pattern: MAC } } } },
+      properties: { cni: { type: "object", properties: { mac: { type: "string" } } } },
     },
   },
 };

@@ -334,6 +334,21 @@ describe("bridge config keys", () => {
     const env = addPod(node, bridgeConf(node), { args: "IgnoreUnknown=1;MAC=02:00:00:00:aa:03" });
     expect(podLink(env.ns).address).toBe("02:00:00:00:aa:03");
     expect(env.reply.json!["interfaces"][2].mac).toBe("02:00:00:00:aa:03");
+    const dotted = addPod(node, { ...bridgeConf(node), runtimeConfig: { mac: "0200.0000.aa04" } });
+    expect(podLink(dotted.ns).address).toBe("02:00:00:00:aa:04");
+  });
+
+  it("a bad MAC fails ADD alone (leaving nothing), an empty one is no request, and neither keeps DEL from cleaning up, as the reference", () => {
+    const bad = { ...bridgeConf(node), runtimeConfig: { mac: "not-a-mac" } };
+    const failed = addPod(node, bad);
+    expect(failed.reply.json).toMatchObject({ code: 7, msg: 'invalid MAC address "not-a-mac"' });
+    expect(vethsIn(node.host)).toEqual([]);
+    expect(reservations(node)).toEqual([]);
+    const pod = addPod(node, bridgeConf(node), { args: "MAC=" });
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    expect(delPod(node, pod, bad).code).toBe(0);
+    expect(reservations(node)).toEqual([]);
+    expect(vethsIn(node.host)).toEqual([]);
   });
 });
 

@@ -15,7 +15,11 @@ describe("parseMac", () => {
     expect([...parseMac("02-0a:ff-00:10-09")]).toEqual([2, 10, 255, 0, 16, 9]);
   });
 
-  it.each(["", "02:0a:ff:00:10", "02:0a:ff:00:10:09:", "02:0a:ff:00:10:0g", "02.0a.ff.00.10.09", "2:0a:ff:00:10:099", "02:0a:ff:00:10:9", "0x:0a:ff:00:10:09"])(
+  it("takes the dotted form Go reads too", () => {
+    expect([...parseMac("020A.ff00.1009")]).toEqual([2, 10, 255, 0, 16, 9]);
+  });
+
+  it.each(["", "02:0a:ff:00:10", "02:0a:ff:00:10:09:", "02:0a:ff:00:10:0g", "02.0a.ff.00.10.09", "2:0a:ff:00:10:099", "02:0a:ff:00:10:9", "0x:0a:ff:00:10:09", "020a.ff00-1009", "020a:ff00:1009", "020a.ff00.100g"])(
     "refuses %j",
     (s) => expect(() => parseMac(s)).toThrow(`invalid MAC address "${s}"`),
   );
