@@ -42,7 +42,7 @@ export function check(ctx: PluginContext<BridgeConf>): void {
       fail(`bridge ${conf.bridge} is ${br.promisc ? "" : "not "}in promiscuous mode, but the config's promiscMode is ${conf.promiscMode}`);
     }
     const hostIface = ifaces.find((i) => !i.sandbox && i.name !== conf.bridge);
-    if (!hostIface) return undefined;
+    if (!hostIface) fail(`prevResult has no host veth for bridge ${conf.bridge}`);
     const link = getLinkByName(nl, hostIface.name);
     if (!link) fail(`host veth ${hostIface.name} not found`);
     if (link.master !== br.index) fail(`host veth ${hostIface.name} is not attached to ${conf.bridge}`);
@@ -54,7 +54,7 @@ export function check(ctx: PluginContext<BridgeConf>): void {
     if (!link) fail(`interface ${env.ifname} not found in ${env.netns}`);
     // As the reference: the pod's interface is a veth whose peer is the host veth.
     if (link.kind !== "veth") fail(`interface ${env.ifname} in ${env.netns} is not a veth`);
-    if (host && (link.peerIndex !== host.index || host.peerIndex !== link.index)) {
+    if (link.peerIndex !== host.index || host.peerIndex !== link.index) {
       fail(`interface ${env.ifname} in ${env.netns} is not the peer of host veth ${host.name}`);
     }
     if (podIface.mac && link.mac !== podIface.mac.toLowerCase()) {

@@ -114,6 +114,15 @@ describe("bridge CHECK", () => {
     expect(check(a, promisc).json!["msg"]).toBe(`bridge ${node.bridge} is not in promiscuous mode, but the config's promiscMode is true`);
   });
 
+  it("fails when the prevResult names no host veth, as the reference", () => {
+    const conf = bridgeConf(node);
+    const a = addPod(node, conf);
+    const interfaces = (a.reply.json!["interfaces"] as Array<{ name: string }>).filter((_, i) => i !== 1);
+    const prev = { ...a.reply.json!, interfaces, ips: [{ ...a.reply.json!["ips"][0], interface: 1 }] };
+    const r = call(node, { plugin: "bridge", command: "CHECK", conf: { ...conf, prevResult: prev }, containerId: a.id, netns: a.path });
+    expect(r.json).toMatchObject({ msg: `prevResult has no host veth for bridge ${node.bridge}` });
+  });
+
   it("fails when the reservation is gone", () => {
     const conf = bridgeConf(node);
     const a = addPod(node, conf);
