@@ -106,9 +106,13 @@ export function configurePodInterface(
     if (v6.length) for (const dev of ["lo", ifname]) setSysctl(`net/ipv6/conf/${dev}/disable_ipv6`, "0");
     // Before it comes up, as the reference does: its link-local address then skips DAD
     // too, instead of staying tentative (and its timers running) for the pod's first second.
-    // The interface is new: its values are the defaults, so they are written unread.
-    if (!o.enableDad) setSysctl(`net/ipv6/conf/${ifname}/accept_dad`, "0");
-    else for (const key of ["enhanced_dad", "accept_dad"]) setSysctl(`net/ipv6/conf/${ifname}/${key}`, "1");
+    // The interface is new: its values are the defaults, so they are written unread. A
+    // layer-2 pod (no addresses) keeps them, as in the reference: what its workload
+    // configures itself still gets DAD.
+    if (ips.length) {
+      if (!o.enableDad) setSysctl(`net/ipv6/conf/${ifname}/accept_dad`, "0");
+      else for (const key of ["enhanced_dad", "accept_dad"]) setSysctl(`net/ipv6/conf/${ifname}/${key}`, "1");
+    }
     // A gratuitous ARP as it comes up, so neighbours holding the address's old MAC (a
     // reused pod IP) learn the new one (the reference sets it too). The kernel announces
     // the addresses the link has at that moment, so they go on first.
@@ -129,7 +133,8 @@ export function configurePodInterface(
       if (r.mtu) spec.mtu = r.mtu;
       if (r.advmss) spec.advmss = r.advmss;
       try {
-        addRoute(nl, spec);
+        // Beside any route to the same destination, as the reference adds them.
+        addRoute(nl, spec, { alongside: true });
       } catch (e) {
         throw new CniError(ErrorCode.Internal, `failed to add route ${r.dst}${gw ? ` via ${gw}` : ""} in ${netns}: ${messageOf(e)}`);
       }

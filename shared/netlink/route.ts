@@ -1,7 +1,7 @@
 // Routes (RTM_*ROUTE), in the main table unless another is named.
 import { isErrno } from "../errno";
 import { formatCIDR, formatIP, ipFromBytes, ipToBytes, networkOf, parseCIDR, parseIP } from "../ip";
-import { afOf, attr, rtmsg, u32 } from "./encoding";
+import { afOf, attr, attrMap, rtmsg, u32 } from "./encoding";
 import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWROUTE = 24;
@@ -19,6 +19,9 @@ const RTA_OIF = 4;
 const RTA_GATEWAY = 5;
 const RTA_PRIORITY = 6;
 const RTA_METRICS = 8;
+const RTA_MULTIPATH = 9;
+/** struct rtnexthop: u16 len, u8 flags, u8 hops, s32 ifindex; its attributes follow. */
+const RTNH_SIZE = 8;
 const RTA_TABLE = 15;
 const RTAX_MTU = 2;
 const RTAX_ADVMSS = 8;
@@ -45,6 +48,7 @@ export interface RouteSpec {
   protocol?: number;
 }
 
+/** A route as listed; a multipath route is listed once per next hop. */
 export interface Route {
   dst: string;
   gw?: string;
@@ -85,8 +89,14 @@ function payload(r: RouteSpec, forDelete = false): Buffer[] {
   return out;
 }
 
-export function addRoute(nl: NetlinkSocket, r: RouteSpec, o: { replace?: boolean } = {}): void {
-  const flags = NLM_F.CREATE | (o.replace ? NLM_F.REPLACE : NLM_F.EXCL);
+/**
+ * Adds a route; fails if one to the same destination (and metric) exists, unless `replace`
+ * (it takes that one's place) or `alongside` (it joins it, as Go's RouteAddEcmp: an IPv6
+ * route becomes a next hop of a multipath one, an IPv4 one an alternative; only an
+ * identical route still fails).
+ */
+export function addRoute(nl: NetlinkSocket, r: RouteSpec, o: { replace?: boolean; alongside?: boolean } = {}): void {
+  const flags = NLM_F.CREATE | (o.replace ? NLM_F.REPLACE : o.alongside ? 0 : NLM_F.EXCL);
   nl.request(`add route ${r.dst}${r.gw ? ` via ${r.gw}` : ""}`, RTM_NEWROUTE, flags, payload(r));
 }
 
@@ -122,9 +132,26 @@ export function listRoutes(nl: NetlinkSocket, family: 4 | 6, wanted = RT_TABLE_M
     if (gw) route.gw = formatIP(ipFromBytes(gw));
     if (oif) route.index = oif;
     if (priority) route.priority = priority.readUInt32LE(0);
-    out.push(route);
+    const multipath = a.get(RTA_MULTIPATH);
+    if (multipath) for (const hop of nextHops(multipath)) out.push({ ...route, ...hop });
+    else out.push(route);
   }
   return out;
+}
+
+/** A multipath route's next hops (its gateway and interface each), one Route entry apiece. */
+function nextHops(buf: Buffer): Array<Pick<Route, "gw" | "index">> {
+  const hops: Array<Pick<Route, "gw" | "index">> = [];
+  for (let off = 0; off + RTNH_SIZE <= buf.length; ) {
+    const len = buf.readUInt16LE(off);
+    if (len < RTNH_SIZE) break;
+    const hop: Pick<Route, "gw" | "index"> = { index: buf.readInt32LE(off + 4) };
+    const gw = attrMap(buf.subarray(off + RTNH_SIZE, off + len)).get(RTA_GATEWAY);
+    if (gw) hop.gw = formatIP(ipFromBytes(gw));
+    hops.push(hop);
+    off += (len + 3) & ~3;
+  }
+  return hops;
 }
 
 /** For an RTM_NEWROUTE/RTM_DELROUTE notification, the route's protocol (RTPROT_*); else null. */

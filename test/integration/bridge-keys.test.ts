@@ -194,6 +194,8 @@ describe("bridge config keys", () => {
       expect(pod.reply.json!["ips"]).toBeUndefined();
       expect(hostLink(interfaces[1]!.name).master).toBe(other.bridge);
       expect(podLink(pod.ns).flags).toContain("UP");
+      // Its sysctls left at the kernel's defaults, as the reference leaves them: DAD on.
+      expect(inNs(pod.ns, "sysctl", "-n", "net.ipv6.conf.eth0.accept_dad").trim()).toBe("1");
       expect(podLink(pod.ns).addr_info.filter((a) => a.scope === "global")).toEqual([]);
       expect(hostLink(other.bridge).addr_info.filter((a) => a.scope === "global")).toEqual([]);
       expect(weftState(node.host)).toEqual([]);
@@ -283,6 +285,24 @@ describe("bridge config keys", () => {
     expect(check.code, check.stdout).toBe(0);
 
     expect(ipJson(pod.ns, "-4", "route", "show", "198.18.0.0/24")).toMatchObject([{ dst: "198.18.0.0/24", scope: "site" }]);
+  });
+
+  it("adds routes to one destination via different gateways side by side, as the reference (IPv6 as one multipath route)", () => {
+    const routes = [
+      { dst: "192.0.2.0/24", gw: "10.77.0.20" },
+      { dst: "192.0.2.0/24", gw: "10.77.0.21" },
+      { dst: "2001:db8:9::/64", gw: "fd77::20" },
+      { dst: "2001:db8:9::/64", gw: "fd77::21" },
+    ];
+    const conf = bridgeConf(node, {}, { routes });
+    const pod = addPod(node, conf);
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    const v4 = ipJson<Array<{ gateway?: string }>>(pod.ns, "-4", "route", "show", "192.0.2.0/24");
+    expect(v4.map((r) => r.gateway).sort()).toEqual(["10.77.0.20", "10.77.0.21"]);
+    const v6 = ipJson<Array<{ nexthops?: Array<{ gateway: string }> }>>(pod.ns, "-6", "route", "show", "2001:db8:9::/64");
+    expect(v6.flatMap((r) => r.nexthops ?? []).map((h) => h.gateway).sort()).toEqual(["fd77::20", "fd77::21"]);
+    const check = call(node, { plugin: "bridge", command: "CHECK", conf: { ...conf, prevResult: pod.reply.json }, containerId: pod.id, netns: pod.path });
+    expect(check.code, check.stdout).toBe(0);
   });
 
   it("pod IPv4 addresses carry the subnet's broadcast address, as the reference sets it", () => {
