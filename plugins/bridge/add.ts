@@ -94,10 +94,10 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
 
       const pod = configurePodInterface(env.netns, env.ifname, ips, routes, { enableDad: conf.enabledad });
       guard(pod);
-      if (conf.isGateway) ensureGatewayAddresses(nl, br, conf, ips);
+      const bridge = conf.isGateway ? ensureGatewayAddresses(nl, br, conf, ips) : br;
       enableHostSysctls(ips, conf.isGateway);
 
-      return withDns({ cniVersion: conf.cniVersion, interfaces: interfacesOf(br, host, pod, env.netns), ips, routes }, conf.dns ?? ipam.dns);
+      return withDns({ cniVersion: conf.cniVersion, interfaces: interfacesOf(bridge, host, pod, env.netns), ips, routes }, conf.dns ?? ipam.dns);
     } catch (e) {
       // Every step is undone even when one fails; the failure reported is the first one.
       const failed: string[] = [];

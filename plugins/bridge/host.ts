@@ -6,7 +6,7 @@ import { isErrno } from "../../shared/errno";
 import { overlaps, parseCIDR } from "../../shared/ip";
 import { addAddress, deleteAddress, listAddresses } from "../../shared/netlink/address";
 import { createBridge, setVlanFiltering } from "../../shared/netlink/bridge";
-import { getLinkByName, setLinkUp, setPromisc, type Link } from "../../shared/netlink/link";
+import { getLinkByIndex, getLinkByName, setLinkUp, setMac, setPromisc, type Link } from "../../shared/netlink/link";
 import type { NetlinkSocket } from "../../shared/netlink/socket";
 import { randomBytes } from "../../shared/random";
 import { writeSysctl } from "../../shared/sysctl";
@@ -65,9 +65,13 @@ function vlanUnsupported(e: unknown, conf: BridgeConf): unknown {
 /**
  * Puts each gateway address on the bridge. Another IPv4 address, or an overlapping IPv6
  * one, is an error unless forceAddress, which replaces it (the reference's rule: one
- * IPv4 subnet per bridge, several IPv6 subnets if they don't overlap).
+ * IPv4 subnet per bridge, several IPv6 subnets if they don't overlap). A bridge given an
+ * address also gets its MAC set explicitly, as the reference does: a bridge made by hand
+ * would otherwise take the lowest MAC among its ports and change it as pods come and go,
+ * leaving stale gateway ARP entries in every pod. Returns the bridge as it is now.
  */
-export function ensureGatewayAddresses(nl: NetlinkSocket, br: Link, conf: BridgeConf, ips: IPConfig[]): void {
+export function ensureGatewayAddresses(nl: NetlinkSocket, br: Link, conf: BridgeConf, ips: IPConfig[]): Link {
+  let added = false;
   for (const ip of ips) {
     const net = parseCIDR(ip.address);
     if (!ip.gateway || !net) continue;
@@ -85,11 +89,18 @@ export function ensureGatewayAddresses(nl: NetlinkSocket, br: Link, conf: Bridge
     }
     try {
       addAddress(nl, br.index, want, { noDad: true });
+      added = true;
     } catch (e) {
       // Another ADD on the same bridge may have added it in the meantime.
       if (!isErrno(e, "EEXIST")) throw e;
     }
   }
+  if (!added) return br;
+  // Its MAC now, with the pod's port on it: one without ports has none (all zeros), and
+  // the kernel refuses to set that.
+  const now = getLinkByIndex(nl, br.index) ?? br;
+  setMac(nl, br.index, now.mac);
+  return now;
 }
 
 /** Forwarding for the families in use; bridged pod traffic visible to iptables/nftables. */

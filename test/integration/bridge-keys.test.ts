@@ -108,6 +108,16 @@ describe("bridge config keys", () => {
     expect(v4).toEqual(["10.77.0.1"]);
   });
 
+  it("a bridge made by hand gets its MAC set explicitly with its gateway address, as the reference sets it, so that ports coming and going cannot change it", () => {
+    inNs(node.host, "ip", "link", "add", node.bridge, "type", "bridge");
+    const assigned = () => inNs(node.host, "cat", `/sys/class/net/${node.bridge}/addr_assign_type`).trim();
+    expect(assigned()).not.toBe("3"); // NET_ADDR_SET
+    const pod = addPod(node, bridgeConf(node));
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    expect(assigned()).toBe("3");
+    expect(pod.reply.json!["interfaces"][0].mac).toBe(hostLink(node.bridge).address);
+  });
+
   it("mtu sets both ends of the veth pair", () => {
     const pod = addPod(node, bridgeConf(node, { mtu: 1400 }));
     expect(podLink(pod.ns).mtu).toBe(1400);

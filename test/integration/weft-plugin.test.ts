@@ -123,13 +123,12 @@ describe("weft plugin", () => {
 
   it("keeps the saved config after an ADD whose rollback failed, for the runtime's DEL", () => {
     writeSubnet("10.244.1.0/24");
-    // FORWARD drops, so the pod gets a forward mark of its own (one nft batch); its route
-    // to the cluster then fails (the netns already has one), and removing the mark fails.
+    // FORWARD drops, so the pod gets a forward mark of its own (one nft batch); the gateway
+    // address then fails (the bridge has another), and removing the mark fails.
     inNs(node.host, "iptables", "-P", "FORWARD", "DROP");
+    inNs(node.host, "ip", "link", "add", node.bridge, "type", "bridge");
+    inNs(node.host, "ip", "addr", "add", "10.99.0.1/24", "dev", node.bridge);
     const ns = createNetns("pod");
-    inNs(ns, "ip", "link", "add", "d0", "type", "veth", "peer", "name", "d1");
-    inNs(ns, "ip", "link", "set", "d0", "up");
-    inNs(ns, "ip", "route", "add", "10.244.0.0/16", "dev", "d0");
     const path = `${failingAfter("weft-rollback", "nft", 1)}:${process.env["PATH"]}`;
     const add = call(node, { plugin: "weft", command: "ADD", conf: conf(), containerId: "c1", netns: netnsPath(ns), env: { PATH: path } });
     expect(add.code).not.toBe(0);
@@ -137,7 +136,6 @@ describe("weft plugin", () => {
     expect(readdirSync(join(stateDir, "attachments"))).toEqual(["weft:c1:eth0.json"]);
     expect(inNs(node.host, "nft", "list", "ruleset")).toContain("10.244.1.2");
 
-    inNs(ns, "ip", "link", "del", "d0");
     const del = call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: "c1", netns: netnsPath(ns) });
     expect(del.code, del.stdout).toBe(0);
     expect(readdirSync(join(stateDir, "attachments"))).toEqual([]);
