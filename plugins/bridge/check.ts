@@ -25,7 +25,8 @@ function canonical(cidr: string): string {
 
 export function check(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
-  const prev = ctx.prevResult!;
+  const prev = ctx.prevResult;
+  if (!prev) throw new CniError(ErrorCode.InvalidConfig, "CHECK requires prevResult");
   if (conf.ipam.type) ipamCheck(ipamCallOf(ctx));
 
   const ifaces = prev.interfaces ?? [];

@@ -24,7 +24,7 @@ function delAttachment(conf: WeftConf, a: SavedAttachment): void {
   // A saved netns that is now our own (a /proc/<pid>/ns/net whose pid was reused) has no veth
   // of this pod to delete, and must not fail the collection on every pass.
   const netns = saved.netns && !isOwnNetns(saved.netns) ? saved.netns : "";
-  const env: CniEnv = { command: "DEL", containerId: a.containerID, netns, ifname: a.ifname, args: new Map(), path: [] };
+  const env: CniEnv = { command: "DEL", containerId: a.containerID, netns, ifname: a.ifname, args: new Map(), path: [], netnsOverride: false };
   delegateDel({ env, conf, raw: saved.delegate, stdinVersion: conf.cniVersion }, saved.delegate);
 }
 

@@ -11,6 +11,8 @@ export interface CniEnv {
   ifname: string;
   args: Map<string, string>;
   path: string[];
+  /** CNI_NETNS_OVERRIDE "1" or "true": the caller means CNI_NETNS to be the plugin's own netns */
+  netnsOverride: boolean;
 }
 
 // Which variables must be non-empty per verb. DEL may lack a netns (it may be gone
@@ -58,7 +60,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): CniEnv {
 
   // libcni probes VERSION with dummy values; nothing else may be looked at.
   if (command === "VERSION") {
-    return { command, containerId: "", netns: "", ifname: "", args: new Map(), path: [] };
+    return { command, containerId: "", netns: "", ifname: "", args: new Map(), path: [], netnsOverride: false };
   }
 
   const missing = REQUIRED[command].filter((k) => !env[k]);
@@ -84,5 +86,6 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): CniEnv {
       return (args ??= parseCniArgs(argsText));
     },
     path: (env["CNI_PATH"] ?? "").split(":").filter((p) => p !== ""),
+    netnsOverride: /^(1|true)$/i.test(env["CNI_NETNS_OVERRIDE"] ?? ""),
   };
 }

@@ -130,8 +130,9 @@ async function dispatch<C>(plugin: Plugin<C>, env: CniEnv, raw: Record<string, u
       return;
     }
     case "CHECK":
+      // A plugin whose CHECK compares the kernel with prevResult requires it itself:
+      // loopback and host-local check without one, as the reference's do.
       requireVersionFor("CHECK", version, "0.4.0");
-      if (raw["prevResult"] == null) throw new CniError(ErrorCode.InvalidConfig, "CHECK requires prevResult");
       break;
   }
 
@@ -139,7 +140,7 @@ async function dispatch<C>(plugin: Plugin<C>, env: CniEnv, raw: Record<string, u
   const conf = plugin.parseConfig(raw, env);
   const ctx: PluginContext<C> = { env, conf, raw, stdinVersion: version };
   if (raw["prevResult"] != null) ctx.prevResult = parsePrevResult(raw["prevResult"], version);
-  if (plugin.entersNetns) refuseOwnNetns(env.netns);
+  if (plugin.entersNetns && !env.netnsOverride) refuseOwnNetns(env.netns);
 
   switch (env.command) {
     case "ADD": {

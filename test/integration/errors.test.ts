@@ -181,4 +181,24 @@ describe("a CNI_NETNS that is the plugin's own netns", () => {
     refused(call(node, { plugin: "loopback", command: "DEL", conf: lo, containerId: "own1", netns: own, ifname: "lo" }));
     expect(inNs(node.host, "ip", "-br", "link", "show", "lo")).toMatch(/UNKNOWN|UP/);
   });
+
+  it("is allowed where the caller says so with CNI_NETNS_OVERRIDE (1 or true), as the reference's skeleton reads it", () => {
+    const lo = { cniVersion: "1.0.0", name: "lo-test", type: "loopback" };
+    const own = { plugin: "loopback", conf: lo, containerId: "own1", netns: "/proc/self/ns/net", ifname: "lo" } as const;
+    for (const value of ["1", "TRUE"]) {
+      const r = call(node, { ...own, command: "ADD", env: { CNI_NETNS_OVERRIDE: value } });
+      expect(r.code, r.stdout).toBe(0);
+      expect(inNs(node.host, "ip", "-br", "link", "show", "lo")).toMatch(/UNKNOWN|UP/);
+    }
+    expect(call(node, { ...own, command: "ADD", env: { CNI_NETNS_OVERRIDE: "0" } }).json).toMatchObject({ code: 8 });
+  });
+});
+
+describe("CHECK without a prevResult", () => {
+  it("is an invalid config (7) for bridge, whose CHECK compares the kernel with it", () => {
+    const conf = bridgeConf(node);
+    const pod = addPod(node, conf);
+    const r = call(node, { plugin: "bridge", command: "CHECK", conf, containerId: pod.id, netns: pod.path });
+    expect(r.json).toMatchObject({ code: 7, msg: "CHECK requires prevResult" });
+  });
 });

@@ -212,12 +212,13 @@ describe("runPlugin: DEL and CHECK", () => {
     expect(r.json).toEqual({ cniVersion: "0.3.1", code: 1, msg: "config version does not allow CHECK", details: 'cniVersion "0.3.1" < "0.4.0"' });
   });
 
-  it("CHECK requires prevResult and then calls check silently", async () => {
-    expect((await run({ ...addEnv, CNI_COMMAND: "CHECK" }, conf("1.0.0"))).json).toMatchObject({ code: 7 });
+  it("CHECK calls check silently, with the prevResult if there is one (the plugin decides whether it needs one)", async () => {
     const { plugin, seen } = fixture();
     const r = await run({ ...addEnv, CNI_COMMAND: "CHECK" }, conf("1.0.0", { prevResult: { cniVersion: "1.0.0", ips: [] } }), plugin);
     expect(r).toMatchObject({ code: 0, out: "" });
     expect(seen[0]?.ctx?.prevResult).toEqual({ cniVersion: "1.0.0", ips: [] });
+    expect(await run({ ...addEnv, CNI_COMMAND: "CHECK" }, conf("1.0.0"), plugin)).toMatchObject({ code: 0, out: "" });
+    expect(seen[1]?.ctx?.prevResult).toBeUndefined();
   });
 });
 
