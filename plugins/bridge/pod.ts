@@ -48,6 +48,13 @@ export function createPodVeth(
       }
       const host = getLinkByName(nl, name);
       if (!host) throw new CniError(ErrorCode.Internal, `veth ${name} vanished after creation`);
+      // Its routes are the plugin's: no router advertisement may add any, as the reference
+      // sets it. Best effort: a host without IPv6 has no such key.
+      try {
+        setSysctl(`net/ipv6/conf/${name}/accept_ra`, "0");
+      } catch {
+        // nothing to turn off
+      }
       return host;
     }
   } finally {

@@ -118,6 +118,12 @@ describe("bridge config keys", () => {
     expect(pod.reply.json!["interfaces"][0].mac).toBe(hostLink(node.bridge).address);
   });
 
+  it("the host end of the veth accepts no router advertisements, as the reference sets it", () => {
+    const pod = addPod(node, bridgeConf(node));
+    const veth = pod.reply.json!["interfaces"][1].name as string;
+    expect(inNs(node.host, "sysctl", "-n", `net.ipv6.conf.${veth}.accept_ra`).trim()).toBe("0");
+  });
+
   it("mtu sets both ends of the veth pair", () => {
     const pod = addPod(node, bridgeConf(node, { mtu: 1400 }));
     expect(podLink(pod.ns).mtu).toBe(1400);
