@@ -10,7 +10,7 @@ import type { DNS, Interface, Result } from "../../shared/cni/result";
 import { podKey } from "../../shared/firewall/common";
 import { addPodRules, removePodRules } from "../../shared/firewall/index";
 import { guardPort, unguardPort } from "../../shared/firewall/spoofcheck";
-import { addPortVlan, addPortVlanRanges, deletePortVlan, setHairpin } from "../../shared/netlink/bridge";
+import { addPortVlan, addPortVlanRanges, deletePortVlan, setBridgePort } from "../../shared/netlink/bridge";
 import { deleteLinkByName, type Link } from "../../shared/netlink/link";
 import { addressOf } from "../../shared/ip";
 import { parseMac } from "../../shared/mac";
@@ -25,6 +25,9 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
   // Refused here, as in the reference, not at parse time: DEL must still work for it.
   if (conf.hairpinMode && conf.promiscMode) {
     throw new CniError(ErrorCode.InvalidConfig, "cannot set hairpin mode and promiscuous mode at the same time");
+  }
+  if (conf.disableContainerInterface && conf.ipam.type) {
+    throw new CniError(ErrorCode.InvalidConfig, "cannot use IPAM when disableContainerInterface is set");
   }
   let mac: Buffer | undefined;
   if (conf.mac !== undefined) {
@@ -51,7 +54,7 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
         deleteLinkByName(nl, host.name);
         vethGone = true;
       });
-      if (conf.hairpinMode) setHairpin(nl, host.index, true);
+      if (conf.hairpinMode || conf.portIsolation) setBridgePort(nl, host.index, { hairpin: conf.hairpinMode, isolated: conf.portIsolation });
       // The port's default VLAN goes first unless kept, as in the reference (so `vlan: 1`
       // stays); a bridge whose default PVID is not 1 has none to remove.
       if (usesVlans(conf) && !conf.preserveDefaultVlan) deletePortVlan(nl, host.index, 1);
@@ -71,7 +74,7 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
       };
 
       if (!conf.ipam.type) {
-        const pod = configurePodInterface(env.netns, env.ifname, [], [], { enableDad: conf.enabledad });
+        const pod = configurePodInterface(env.netns, env.ifname, [], [], { enableDad: conf.enabledad, up: !conf.disableContainerInterface });
         guard(pod);
         return withDns({ cniVersion: conf.cniVersion, interfaces: interfacesOf(br, host, pod, env.netns) }, conf.dns);
       }

@@ -27,6 +27,10 @@ export interface BridgeConf {
   enabledad: boolean;
   /** only the pod's own MAC may enter the bridge from its port (an nftables bridge filter) */
   macspoofchk: boolean;
+  /** the pod's port is isolated: it reaches the bridge and non-isolated ports, no other pod */
+  portIsolation: boolean;
+  /** layer 2 only: the pod's interface is left down, for its workload to bring up */
+  disableContainerInterface: boolean;
   /** "" for a layer-2 network: no addresses, no gateway, no rules, only the wiring */
   ipam: { type: string };
   /** the config's own DNS settings, reported instead of the IPAM plugin's when set */
@@ -109,6 +113,8 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
     preserveDefaultVlan: c.preserveDefaultVlan ?? true,
     enabledad: c.enabledad ?? false,
     macspoofchk: c.macspoofchk ?? false,
+    portIsolation: c.portIsolation ?? false,
+    disableContainerInterface: c.disableContainerInterface ?? false,
     ipam: { type: c.ipam?.type ?? "" },
   };
   // The reference's port is an access port (vlan) or a trunk (vlanTrunk), never both.

@@ -89,7 +89,8 @@ export function withDefaultRoutes(routes: Route[], ips: IPConfig[], isDefaultGat
 const DAD_SETTLE_MS = 5_000;
 
 /**
- * Configures the container end inside its netns: addresses, up, routes (a route without
+ * Configures the container end inside its netns: addresses, up (unless `up` is false: a
+ * layer-2 pod whose workload brings it up itself), routes (a route without
  * gw goes via the gateway of its family, as the reference's ConfigureIface does). With
  * DAD on and an IPv6 gateway, it returns once the addresses have passed DAD, and fails if
  * one did not or 5 s went by, as the reference does: a pod never starts with an IPv6
@@ -100,7 +101,7 @@ export function configurePodInterface(
   ifname: string,
   ips: IPConfig[],
   routes: Route[],
-  o: { enableDad: boolean },
+  o: { enableDad: boolean; up?: boolean },
 ): Link {
   // One entry into the netns serves the sysctl (per-netns, by the writing thread's netns)
   // and the netlink socket (it stays in the netns it was opened in).
@@ -125,7 +126,7 @@ export function configurePodInterface(
     // the addresses the link has at that moment, so they go on first.
     if (v6.length < ips.length) setSysctl(`net/ipv4/conf/${ifname}/arp_notify`, "1");
     for (const ip of ips) addAddress(nl, link.index, ip.address, { noDad: !o.enableDad });
-    setLinkUp(nl, link.index);
+    if (o.up !== false) setLinkUp(nl, link.index);
     for (const r of routes) {
       const dst = parseCIDR(r.dst);
       if (!dst) throw new CniError(ErrorCode.InvalidConfig, `invalid route destination "${r.dst}"`);

@@ -23,6 +23,8 @@ export const bridgeSchema = {
     preserveDefaultVlan: { type: "boolean" },
     enabledad: { type: "boolean" },
     macspoofchk: { type: "boolean" },
+    portIsolation: { type: "boolean" },
+    disableContainerInterface: { type: "boolean" },
     // No IPAM type (or no ipam at all): a layer-2 network, as in the reference.
     ipam: { type: "object", properties: { type: { type: "string" } } },
     // The network's own DNS settings; they replace the IPAM plugin's in the result.

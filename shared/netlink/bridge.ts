@@ -11,6 +11,7 @@ const AF_BRIDGE = 7;
 const IFLA_AF_SPEC = 26;
 const IFLA_BR_VLAN_FILTERING = 7;
 const IFLA_BRPORT_MODE = 4;
+const IFLA_BRPORT_ISOLATED = 33;
 const IFLA_BRIDGE_VLAN_INFO = 2;
 const BRIDGE_VLAN_INFO_PVID = 2;
 const BRIDGE_VLAN_INFO_UNTAGGED = 4;
@@ -30,13 +31,19 @@ export function setVlanFiltering(nl: NetlinkSocket, index: number, on: boolean):
 }
 
 /**
- * Hairpin mode lets a port send frames back out of the port they came in on (a pod
- * reaching itself through a service IP). Set through IFLA_INFO_SLAVE_DATA on RTM_NEWLINK,
- * with no IFLA_INFO_KIND: the port's own kind (veth, …) is left alone.
+ * Bridge port options, set through IFLA_INFO_SLAVE_DATA on RTM_NEWLINK with no
+ * IFLA_INFO_KIND (the port's own kind, veth, …, is left alone), in one request:
+ * - hairpin: the port may send frames back out where they came in (a pod reaching itself
+ *   through a service IP);
+ * - isolated: the port forwards only to ports that are not isolated (the bridge itself, an
+ *   uplink), never to another isolated one.
  */
-export function setHairpin(nl: NetlinkSocket, index: number, on: boolean): void {
-  const slave = { kind: "bridge", data: attr(IFLA_BRPORT_MODE, u8(on ? 1 : 0)) };
-  nl.request(`set hairpin on #${index}`, RTM_NEWLINK, 0, [ifinfomsg.format({ index }), linkInfo(undefined, undefined, slave)]);
+export function setBridgePort(nl: NetlinkSocket, index: number, o: { hairpin?: boolean; isolated?: boolean }): void {
+  const data: Buffer[] = [];
+  if (o.hairpin !== undefined) data.push(attr(IFLA_BRPORT_MODE, u8(o.hairpin ? 1 : 0)));
+  if (o.isolated !== undefined) data.push(attr(IFLA_BRPORT_ISOLATED, u8(o.isolated ? 1 : 0)));
+  const slave = { kind: "bridge", data: Buffer.concat(data) };
+  nl.request(`set bridge port options on #${index}`, RTM_NEWLINK, 0, [ifinfomsg.format({ index }), linkInfo(undefined, undefined, slave)]);
 }
 
 /** struct bridge_vlan_info: u16 flags, u16 vid. */

@@ -10,7 +10,7 @@ interface Link {
   address: string;
   flags: string[];
   master?: string;
-  linkinfo?: { info_slave_data?: { hairpin?: boolean } };
+  linkinfo?: { info_slave_data?: { hairpin?: boolean; isolated?: boolean } };
   addr_info: Array<{ local: string; prefixlen: number; family: string; nodad?: boolean; scope: string }>;
 }
 
@@ -135,6 +135,29 @@ describe("bridge config keys", () => {
     const on = addPod(node, bridgeConf(node, { hairpinMode: true }));
     expect(hostLink(off.reply.json!["interfaces"][1].name).linkinfo?.info_slave_data?.hairpin).toBe(false);
     expect(hostLink(on.reply.json!["interfaces"][1].name).linkinfo?.info_slave_data?.hairpin).toBe(true);
+  });
+
+  it("portIsolation isolates the pod's port: pods reach the gateway but not each other", () => {
+    const conf = bridgeConf(node, { portIsolation: true });
+    const [a, b] = [addPod(node, conf), addPod(node, conf)];
+    for (const p of [a, b]) expect(p.reply.code, p.reply.stdout).toBe(0);
+    expect(hostLink(a.reply.json!["interfaces"][1].name).linkinfo?.info_slave_data?.isolated).toBe(true);
+    expect(ping(a.ns, "10.77.0.1")).toBe(true);
+    expect(ping(a.ns, podIP(b, 4))).toBe(false);
+    const open = addPod(node, bridgeConf(node));
+    expect(hostLink(open.reply.json!["interfaces"][1].name).linkinfo?.info_slave_data?.isolated).toBe(false);
+    expect(ping(open.ns, podIP(a, 4))).toBe(true);
+  });
+
+  it("disableContainerInterface leaves a layer-2 pod's interface down, and is refused with IPAM (leaving nothing), as the reference", () => {
+    const { ipam: _, ...l2 } = bridgeConf(node, { disableContainerInterface: true });
+    const pod = addPod(node, l2);
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    expect(podLink(pod.ns).flags).not.toContain("UP");
+    const refused = addPod(node, bridgeConf(node, { disableContainerInterface: true }));
+    expect(refused.reply.json).toMatchObject({ code: 7, msg: "cannot use IPAM when disableContainerInterface is set" });
+    expect(linkNames(refused.ns)).toEqual(["lo"]);
+    expect(reservations(node)).toEqual([]);
   });
 
   it("promiscMode puts the bridge in promiscuous mode", () => {
