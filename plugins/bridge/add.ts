@@ -2,7 +2,8 @@
 // → gateway on the bridge. Every step registers its undo; a failure anywhere runs them
 // in reverse, so a failed ADD leaves no veth, no reserved IP and no rule behind (and says
 // so when an undo fails too: the runtime's DEL then removes the rest). A
-// network without an IPAM type is layer 2: the wiring, the pod's link up, nothing more.
+// network without an IPAM type is layer 2: the wiring, the pod's link up (left down with
+// disableContainerInterface), nothing more.
 import type { PluginContext } from "../../shared/cni/skeleton";
 import { attempt } from "../../shared/attempt";
 import { CniError, ErrorCode, IncompleteRollback } from "../../shared/cni/errors";

@@ -77,7 +77,7 @@ function trunkRanges(items: TrunkItem[] | undefined): Array<[number, number]> {
     }
   }
   ranges.sort((a, b) => a[0] - b[0]);
-  // Overlapping or adjacent ranges merge, so the port gets one request per range left.
+  // Overlapping or adjacent ranges merge: the port's one request carries each range left once.
   const merged: Array<[number, number]> = [];
   for (const r of ranges) {
     const last = merged[merged.length - 1];

@@ -39,7 +39,8 @@ export interface Plugin<C> {
   // none, so CNI_ARGS is never even parsed, as the reference loopback never looks at it.
   knownArgs?: string[] | "any";
   // ADD, DEL and CHECK work on interfaces inside CNI_NETNS: one that is the plugin's own
-  // netns is refused with code 8 before the verb runs (shared/netns.ts).
+  // netns is refused with code 8 before the verb runs (shared/netns.ts), unless
+  // CNI_NETNS_OVERRIDE is 1 or true.
   entersNetns?: boolean;
 }
 
@@ -66,10 +67,11 @@ function readStdin(command: CniEnv["command"]): string {
   }
 }
 
-// The keys every network config may have (libcni's NetConf), for foldKeys: as in Go, a
-// "CNIVersion" is a cniVersion. Each plugin's own keys are folded by its validator.
+// The keys every network config may have (libcni's NetConf, whose IPAM has its type), for
+// foldKeys: as in Go, a "CNIVersion" is a cniVersion and an ipam "Type" its type. Each
+// plugin's own keys are folded by its validator.
 const NETCONF = {
-  properties: { cniVersion: {}, name: {}, type: {}, capabilities: {}, ipam: {}, dns: {}, args: {}, runtimeConfig: {}, prevResult: {} },
+  properties: { cniVersion: {}, name: {}, type: {}, capabilities: {}, ipam: { properties: { type: {} } }, dns: {}, args: {}, runtimeConfig: {}, prevResult: {} },
 };
 
 function parseStdin(text: string): Record<string, unknown> {

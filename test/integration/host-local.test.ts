@@ -63,6 +63,17 @@ describe("host-local beside the Go reference", () => {
     expect(held()).toEqual([]);
   });
 
+  it("accepts what the Go plugin accepts: ipam's \"Type\" in any case, a gateway outside the subnet, top-level range fields beside ranges", () => {
+    const c = { cniVersion: "1.0.0", name: "shared", type: "host-local", ipam: { Type: "host-local", dataDir, rangeStart: "10.91.0.9", ranges: [[{ subnet: "10.91.0.0/28", gateway: "10.90.0.1" }]] } };
+    for (const [i, impl] of (["weft", "go"] as const).entries()) {
+      const r = ipamCall(impl, "ADD", `odd${i}`, c);
+      expect(r.code, `${impl}: ${r.stdout}`).toBe(0);
+      expect(r.json!["ips"], impl).toEqual([{ address: `10.91.0.${i + 1}/28`, gateway: "10.90.0.1" }]);
+    }
+    for (const [i, impl] of (["go", "weft"] as const).entries()) expect(ipamCall(impl, "DEL", `odd${i}`, c).code).toBe(0);
+    expect(held()).toEqual([]);
+  });
+
   it("takes a network's every range from runtimeConfig.ipRanges, as the reference does", () => {
     // No ranges in the config: the runtime gives them.
     const c = { cniVersion: "1.0.0", name: "shared", type: "host-local", ipam: { type: "host-local", dataDir }, runtimeConfig: { ipRanges: [[{ subnet: "10.90.0.0/28" }]] } };
