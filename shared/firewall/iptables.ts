@@ -98,15 +98,25 @@ function ensureLegacy(f: Family): boolean {
   return true;
 }
 
-/** Inserts the rule when missing; removes extra copies (two first ADDs at once may both insert it). */
+/**
+ * Inserts the rule when missing; replaces extra copies (two first ADDs at once may both
+ * insert it) with one, in one atomic restore that deletes the `count` copies seen: run by
+ * two calls at once, the second finds fewer and fails as a whole, leaving the first's copy
+ * (deleting copies one by one, both would have deleted the last one). That failure is no
+ * error: the chain still accepts, which is all that matters.
+ */
 function fixRuleCount(f: Family, path: string, count: number): void {
+  const [chain, ...rule] = FORWARD_RULE;
   if (count === 0) {
-    const [chain, ...rule] = FORWARD_RULE;
     mustRun(`inserting weft's ${ipName(f)} FORWARD accept rule`, path, ["-w", "-I", chain!, "1", ...rule]);
+    return;
   }
-  for (; count > 1; count--) {
-    mustRun(`removing a duplicate ${ipName(f)} FORWARD accept rule`, path, ["-w", "-D", ...FORWARD_RULE]);
-  }
+  const restore = which(`${path.slice(path.lastIndexOf("/") + 1)}-restore`);
+  if (!restore) return; // copies stay: harmless
+  const lines = ["*filter"];
+  for (let i = 0; i < count; i++) lines.push(quoteLine(["-D", ...FORWARD_RULE]));
+  lines.push(quoteLine(["-I", chain!, "1", ...rule]), "COMMIT", "");
+  run(restore, ["-w", "--noflush"], lines.join("\n"));
 }
 
 /** Legacy ip(6)_tables keep a table per netns once it is used; the kernel lists them here. */

@@ -26,7 +26,8 @@ export function noNftPath(name: string): string {
   return pathWith(name, Object.fromEntries(tools.map((t) => [t, `/usr/sbin/${t.replace("tables", "tables-nft")}`])));
 }
 
-const SPIED = ["nft", "iptables", "ip6tables", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"];
+const IPTABLES = ["iptables", "ip6tables", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"];
+const SPIED = ["nft", ...IPTABLES, ...IPTABLES.map((t) => `${t}-restore`)];
 
 /**
  * A PATH whose nft and iptables tools are wrappers that log their command line and then run

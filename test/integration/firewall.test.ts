@@ -220,7 +220,7 @@ describe("nftables backend", () => {
     expect(tools()).toEqual([]);
   });
 
-  test("keeps pods reachable under an iptables-nft FORWARD DROP policy, until DEL", () => {
+  test("keeps pods reachable under an iptables-nft FORWARD DROP policy, until DEL", async () => {
     dropForward(b.host);
     expect(ping(b.podA, OUT4)).toBe(false);
 
@@ -237,6 +237,12 @@ describe("nftables backend", () => {
     sh(b.host, `iptables -A FORWARD ${rule}`); // as two concurrent first ADDs might leave it
     ok(call(b.host, "addPodRules", B));
     expect(weftRules("iptables")).toEqual([`-A FORWARD ${rule}`]);
+    // ADDs at once, each seeing two copies, leave one: never none (deleting a copy each did).
+    sh(b.host, `iptables -A FORWARD ${rule}`);
+    const many = [4, 5, 6, 7].map((n) => pod(`m${n}`, n));
+    for (const r of await Promise.all(many.map((p) => callAsync(b.host, "addPodRules", p)))) ok(r);
+    expect(weftRules("iptables")).toEqual([`-A FORWARD ${rule}`]);
+    for (const p of many) ok(call(b.host, "removePodRules", ref(p)));
 
     ok(call(b.host, "removePodRules", ref(A)));
     expect(ping(b.podA, OUT4)).toBe(false);
@@ -314,7 +320,7 @@ describe("nftables backend", () => {
     // stays first, and the rules of others stay where they are.
     sh(b.host, `iptables-legacy -A FORWARD -s 192.0.2.9 -j ACCEPT && iptables-legacy -I FORWARD 1 ${rule}`);
     ok(call(b.host, "addPodRules", bb, spy.path));
-    expect(tools()).toEqual(["iptables-legacy -D", "nft"]);
+    expect(tools()).toEqual(["iptables-legacy-restore", "nft"]);
     const forward = (): string[] => sh(b.host, "iptables-legacy -S FORWARD").trim().split("\n");
     expect(forward()).toEqual(["-P FORWARD DROP", `-A FORWARD ${rule}`, "-A FORWARD -s 192.0.2.9/32 -j ACCEPT"]);
 
