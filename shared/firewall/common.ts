@@ -23,12 +23,11 @@ const MAX_COMMENT = 128;
 
 export function podKey(network: string, containerId: string, ifname: string): string {
   const key = `${network}/${containerId}/${ifname}`;
-  // The key is quoted inside nft and iptables-restore scripts: refuse anything that could end
-  // the quotes or the line.
-  if (!/^[\x21-\x7e]+$/.test(key) || /["\\]/.test(key)) {
-    throw new Error(`firewall: invalid network name, container ID or ifname in ${JSON.stringify(key)}`);
-  }
-  return key.length < MAX_COMMENT ? key : `weft-h:${hash(key, 40)}`;
+  // The key is quoted inside nft and iptables-restore scripts: one with anything that could
+  // end the quotes or the line (an ifname may hold any byte but "/", ":" and whitespace) is
+  // digested too, so that ADD can name such a pod's rules and DEL find them.
+  const quotable = /^[\x21-\x7e]+$/.test(key) && !/["\\]/.test(key);
+  return quotable && key.length < MAX_COMMENT ? key : `weft-h:${hash(key, 40)}`;
 }
 
 /** What GC keeps: the network, and the pod key of each of its valid attachments. */

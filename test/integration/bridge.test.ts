@@ -3,7 +3,7 @@
 import { mkdirSync, rmdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { deleteNetns, ipJson, inNs, linkNames, nsTry, ping } from "../helpers/netns";
+import { deleteNetns, ipJson, inNs, linkNames, nsTry, ping, weftState } from "../helpers/netns";
 import { addPod, bridgeConf, call, delPod, NET, type Node, podIP, reservations, useNode } from "../helpers/pods";
 
 interface IpAddr {
@@ -132,6 +132,17 @@ describe("bridge CHECK", () => {
 });
 
 describe("bridge DEL", () => {
+  it("finds and removes the rules of a pod whose ifname a rule comment cannot carry (a digest names them)", () => {
+    const conf = bridgeConf(node, { ipMasq: true });
+    const ifname = 'eth"é';
+    const pod = addPod(node, conf, { ifname });
+    expect(pod.reply.code, pod.reply.stdout).toBe(0);
+    expect(inNs(node.host, "nft", "list", "table", "inet", "weft")).toMatch(/comment "weft-h:[0-9a-f]{40}"/);
+    expect(delPod(node, pod, conf, ifname).code).toBe(0);
+    expect(weftState(node.host)).toEqual([]);
+    expect(reservations(node)).toEqual([]);
+  });
+
   it("is idempotent: twice, without ADD, and after the netns is gone, releasing the IP", async () => {
     const conf = bridgeConf(node);
     const a = addPod(node, conf);
