@@ -1,6 +1,7 @@
 // host-local IPAM as a library: the bridge and weft plugins call it in-process, and the
 // host-local plugin's main wraps it. Every operation holds the network's flock throughout.
-import { CniError, ErrorCode } from "../../shared/cni/errors";
+import { attempt } from "../../shared/attempt";
+import { CniError, ErrorCode, IncompleteRollback } from "../../shared/cni/errors";
 import type { DNS, IPConfig, Route } from "../../shared/cni/result";
 import { formatIP, type IP } from "../../shared/ip";
 import { allocateFrom, rangeSetContains } from "./allocator";
@@ -66,8 +67,10 @@ export function allocate(req: IpamRequest): IpamResult {
       }
       return configs;
     } catch (e) {
-      for (const ip of reserved) store.remove(formatIP(ip));
-      throw e;
+      // Every address this call reserved goes, even when one cannot; and the error says so.
+      const failed: string[] = [];
+      for (const ip of reserved) attempt(failed, () => store.remove(formatIP(ip)));
+      throw failed.length ? new IncompleteRollback(e, failed) : e;
     }
   });
   return dns === undefined ? { ips, routes: [...ipam.routes] } : { ips, routes: [...ipam.routes], dns };

@@ -3,6 +3,8 @@
 // PATH (Debian: update-alternatives) selects them, nft or legacy, i.e. the same ones Docker
 // and kube-proxy write their rules with.
 import { native } from "../../native/index";
+import { attempt } from "../attempt";
+import { IncompleteRollback } from "../cni/errors";
 import { readText, realPath } from "../fs";
 import { NFPROTO, chainPolicy, countRules } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
@@ -163,25 +165,25 @@ export function natChain(key: string): string {
   return `WEFT-${hash(key, 20).toUpperCase()}`; // iptables chain names: at most 28 characters
 }
 
+/** Adds the pod's rules in each family; on any failure removes what it added, and says so if that fails too. */
 export function addPod(pod: Pod, masquerade: boolean): void {
-  for (const f of [4, 6] as const) {
-    const addrs = pod.addrs.filter((a) => a.family === f);
-    if (addrs.length === 0) continue;
-    // A concurrent ADD may create WEFT-FORWARD between our read and our write; `-N` then
-    // fails the restore and a second try sees the chain.
-    let error: Error | undefined;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      error = restore(f, addScript(pod, addrs, masquerade, save(f)));
-      if (!error) break;
-    }
-    if (error) {
-      try {
-        removePod(pod); // leave nothing of this pod behind
-      } catch {
-        // best effort: report the original failure
+  try {
+    for (const f of [4, 6] as const) {
+      const addrs = pod.addrs.filter((a) => a.family === f);
+      if (addrs.length === 0) continue;
+      // A concurrent ADD may create WEFT-FORWARD between our read and our write; `-N` then
+      // fails the restore and a second try sees the chain.
+      let error: Error | undefined;
+      for (let tries = 0; tries < 2; tries++) {
+        error = restore(f, addScript(pod, addrs, masquerade, save(f)));
+        if (!error) break;
       }
-      throw new Error(`adding ${bin(f)} rules for pod ${pod.key}: ${error.message}`);
+      if (error) throw new Error(`adding ${bin(f)} rules for pod ${pod.key}: ${error.message}`);
     }
+  } catch (e) {
+    const failed: string[] = [];
+    attempt(failed, () => removePod(pod));
+    throw failed.length ? new IncompleteRollback(e, failed) : e;
   }
 }
 
@@ -216,7 +218,7 @@ export function removeStalePods(isStale: (key: string) => boolean): void {
  */
 function removeFrom(f: Family, pick: (saved: Saved) => ReadonlySet<string>): Error | undefined {
   let error: Error | undefined;
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let tries = 0; tries < 2; tries++) {
     const saved = save(f);
     const script = removeScript(pick(saved), saved);
     error = script ? restore(f, script) : undefined;

@@ -458,4 +458,14 @@ chmod +x ${fake}`,
     expect(r.error).toContain("adding iptables rules for pod testnet/ctr-a/eth0: iptables-restore failed: simulated");
     expect(saved("iptables").filter((l) => l.includes("WEFT-") && !l.includes("WEFT-FORWARD"))).toEqual([]);
   });
+
+  test("a dual-stack ADD failing in its IPv6 half takes its IPv4 rules away, and says that the IPv6 clean-up failed too", () => {
+    const tools = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-restore"];
+    const links = Object.fromEntries(tools.map((t) => [t, `/usr/sbin/${t.replace("tables", "tables-nft")}`]));
+    const path = pathWith("v6-save-fails", { ...links, "ip6tables-save": "/bin/false" });
+    const r = call(b.host, "addPodRules", A, path);
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(/ip6tables-save failed.*\(and rolling back failed: .*ip6tables-save failed/s);
+    expect(saved("iptables").filter((l) => l.includes("ctr-a") || (l.includes("WEFT-") && !l.includes("WEFT-FORWARD")))).toEqual([]);
+  });
 });
