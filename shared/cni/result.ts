@@ -105,6 +105,8 @@ function checkCidr(s: string, path: string): void {
 
 function optIp(o: Json, key: string, path: string): string | undefined {
   const v = optString(o, key, path);
+  // "" is no address, as Go's net.IP reads it (a result written by another runtime may hold one).
+  if (v === "") return undefined;
   if (v !== undefined && ipFamily(v) === 0) fail(`${path}.${key}`, `must be an IP address, got "${v}"`);
   return v;
 }

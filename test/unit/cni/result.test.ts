@@ -93,6 +93,11 @@ describe("parsePrevResult", () => {
     });
   });
 
+  it("reads an empty gateway as none, as Go's net.IP does", () => {
+    const raw = { ips: [{ address: "10.1.0.2/24", gateway: "" }], routes: [{ dst: "0.0.0.0/0", gw: "" }] };
+    expect(parsePrevResult(raw, "1.0.0")).toEqual({ cniVersion: "1.0.0", ips: [{ address: "10.1.0.2/24" }], routes: [{ dst: "0.0.0.0/0" }] });
+  });
+
   it("rejects bad shapes with code 6 and a path", () => {
     const cases: [unknown, RegExp][] = [
       ["x", /prevResult must be an object/],
