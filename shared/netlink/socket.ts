@@ -20,8 +20,11 @@ export const NETLINK_ROUTE = 0;
 export const NETLINK_NETFILTER = 12;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
+const NLM_F_DUMP_INTR = 0x10;
 const NLM_F_CAPPED = 0x100;
 const NLM_F_ACK_TLVS = 0x200;
+/** How often a dump a concurrent change interrupted is asked for again before giving up. */
+const DUMP_TRIES = 4;
 const NLMSGERR_ATTR_MSG = 1;
 const RECV_TIMEOUT_MS = 5000;
 
@@ -59,11 +62,13 @@ function messages(buf: Buffer): NetlinkMessage[] {
   return out;
 }
 
-/** The extended-ack text: nlmsgerr is errno, the request's header (and payload unless capped), then TLVs. */
+/**
+ * The extended-ack text. An NLMSG_ERROR is errno, the request's header (and payload unless
+ * capped), then TLVs; an NLMSG_DONE ending a failed dump, errno then TLVs.
+ */
 function errorText(msg: NetlinkMessage): string {
   if (!(msg.flags & NLM_F_ACK_TLVS)) return "";
-  const reqLen = msg.data.readUInt32LE(4);
-  const tlvOffset = 4 + (msg.flags & NLM_F_CAPPED ? nlmsghdr.size : reqLen);
+  const tlvOffset = msg.type === NLMSG_DONE ? 4 : 4 + (msg.flags & NLM_F_CAPPED ? nlmsghdr.size : msg.data.readUInt32LE(4));
   // The errno is the answer; malformed TLVs around the text must not replace it.
   try {
     const text = findAttr(msg.data.subarray(tlvOffset), NLMSGERR_ATTR_MSG);
@@ -130,9 +135,11 @@ export class NetlinkSocket {
 
   /**
    * Sends one request and returns the payloads of its replies. Every request asks for
-   * an ACK so failures surface here, synchronously, with the kernel's reason.
+   * an ACK so failures surface here, synchronously, with the kernel's reason. A dump that
+   * failed part-way (its NLMSG_DONE carries an errno) throws; one a concurrent change
+   * interrupted (NLM_F_DUMP_INTR: entries may be missing or repeated) is asked for again.
    */
-  request(op: string, type: number, flags: number, payload: Uint8Array[]): NetlinkMessage[] {
+  request(op: string, type: number, flags: number, payload: Uint8Array[], tries = DUMP_TRIES): NetlinkMessage[] {
     const seq = (this.seq = (this.seq + 1) & 0x7fffffff);
     // Headers are multiples of 4 bytes and attr() pads, so the payload is aligned.
     let len = nlmsghdr.size;
@@ -140,12 +147,20 @@ export class NetlinkSocket {
     const header = nlmsghdr.format({ len, type, flags: NLM_F.REQUEST | NLM_F.ACK | flags, seq });
     native.nlSend(this.fd, Buffer.concat([header, ...payload], len));
     const replies: NetlinkMessage[] = [];
+    let interrupted = false;
     for (;;) {
       const buf = native.nlRecv(this.fd, RECV_TIMEOUT_MS);
       if (buf === null) throw new Error(`${op}: no reply from the kernel within ${RECV_TIMEOUT_MS} ms`);
       for (const msg of messages(buf)) {
         if (msg.seq !== seq) continue; // a stale reply to an earlier, timed-out request
-        if (msg.type === NLMSG_DONE) return replies;
+        if (msg.flags & NLM_F_DUMP_INTR) interrupted = true;
+        if (msg.type === NLMSG_DONE) {
+          const errno = msg.data.length >= 4 ? -msg.data.readInt32LE(0) : 0;
+          if (errno !== 0) throw new NetlinkError(op, errno, errorText(msg));
+          if (!interrupted) return replies;
+          if (tries > 1) return this.request(op, type, flags, payload, tries - 1);
+          throw new Error(`${op}: interrupted by concurrent changes ${DUMP_TRIES} times in a row`);
+        }
         if (msg.type === NLMSG_ERROR) {
           const errno = -msg.data.readInt32LE(0);
           if (errno === 0) return replies;

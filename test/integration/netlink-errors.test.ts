@@ -5,6 +5,7 @@ import { expect, it } from "vitest";
 import { native } from "../../native/index";
 import { ifinfomsg, nlmsghdr } from "../../shared/netlink/encoding";
 import { createLink, getLinkByName, requireLink, setLinkUp, setMtu } from "../../shared/netlink/link";
+import { listAddresses } from "../../shared/netlink/address";
 import { addRoute } from "../../shared/netlink/route";
 import { NetlinkError } from "../../shared/netlink/socket";
 import { netnsPath } from "../helpers/netns";
@@ -47,6 +48,11 @@ it("names the errno alone when the kernel gives no reason", () => {
   expect(e.code).toBe("EEXIST");
   expect(e.kernelMessage).toBe("");
   expect(e.message).toMatch(/: EEXIST$/);
+});
+
+it("reports a dump that failed part-way (its errno in NLMSG_DONE) instead of an empty list", () => {
+  const e = failure(() => listAddresses(nl(), 999999));
+  expect(e.code).toBe("ENODEV");
 });
 
 it("reports a route through a gateway no interface reaches", () => {
