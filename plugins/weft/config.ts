@@ -88,6 +88,10 @@ export function delegateConf(conf: WeftConf, subnet: Subnet, raw: Record<string,
     bridge: conf.bridge,
     isGateway: true,
     isDefaultGateway: true,
+    // The bridge is the node's own: when the node gets another pod CIDR, the new gateway
+    // replaces the old one (flannel's cni0 keeps it, and every ADD fails until someone
+    // deletes the bridge).
+    forceAddress: true,
     ipMasq: false,
     hairpinMode: true,
     mtu: subnet.mtu,

@@ -20,6 +20,18 @@ export function pathWith(name: string, links: Record<string, string>): string {
   return dir;
 }
 
+/**
+ * A bin dir whose `plugin` runs the one in `binDir` with /proc/sys read-only (in a mount
+ * namespace of its own, so nothing else sees it): every sysctl write it makes fails.
+ */
+export function readOnlySysctls(name: string, plugin: string, binDir: string): string {
+  const dir = join(scratchDir(), name);
+  mkdirSync(dir, { recursive: true });
+  const ro = "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys";
+  writeFileSync(join(dir, plugin), `#!/bin/bash\nexec unshare -m bash -c '${ro} && exec -a ${plugin} ${join(binDir, plugin)}'\n`, { mode: 0o755 });
+  return dir;
+}
+
 /** A PATH with iptables' nf_tables tools and no `nft`: the firewall's iptables fallback. */
 export function noNftPath(name: string): string {
   const tools = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"];

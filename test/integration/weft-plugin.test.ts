@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createNetns, ipJson, inNs, netnsPath, nsTry, ping } from "../helpers/netns";
 import { addPod, call, useNode, type Node } from "../helpers/pods";
-import { cleanupToolPaths, failingAfter } from "../helpers/tool-paths";
+import { BIN_DIR } from "../helpers/cni";
+import { cleanupToolPaths, failingAfter, readOnlySysctls } from "../helpers/tool-paths";
 
 let node: Node;
 let stateDir: string;
@@ -123,14 +124,14 @@ describe("weft plugin", () => {
 
   it("keeps the saved config after an ADD whose rollback failed, for the runtime's DEL", () => {
     writeSubnet("10.244.1.0/24");
-    // FORWARD drops, so the pod gets a forward mark of its own (one nft batch); the gateway
-    // address then fails (the bridge has another), and removing the mark fails.
+    // FORWARD drops, so the pod gets a forward mark of its own (one nft batch); the pod's
+    // interface then cannot be configured (its sysctls cannot be written), and removing the
+    // mark fails.
     inNs(node.host, "iptables", "-P", "FORWARD", "DROP");
-    inNs(node.host, "ip", "link", "add", node.bridge, "type", "bridge");
-    inNs(node.host, "ip", "addr", "add", "10.99.0.1/24", "dev", node.bridge);
     const ns = createNetns("pod");
     const path = `${failingAfter("weft-rollback", "nft", 1)}:${process.env["PATH"]}`;
-    const add = call(node, { plugin: "weft", command: "ADD", conf: conf(), containerId: "c1", netns: netnsPath(ns), env: { PATH: path } });
+    const binDir = readOnlySysctls("weft-ro", "weft", BIN_DIR);
+    const add = call(node, { plugin: "weft", command: "ADD", conf: conf(), containerId: "c1", netns: netnsPath(ns), env: { PATH: path }, binDir });
     expect(add.code).not.toBe(0);
     expect(add.json!["msg"]).toContain("(and rolling back failed: ");
     expect(readdirSync(join(stateDir, "attachments"))).toEqual(["weft:c1:eth0.json"]);
@@ -141,6 +142,17 @@ describe("weft plugin", () => {
     expect(readdirSync(join(stateDir, "attachments"))).toEqual([]);
     expect(held()).toEqual([]);
     expect(inNs(node.host, "nft", "list", "ruleset")).not.toContain("10.244.1.2");
+  });
+
+  it("moves the bridge's gateway when the node gets another pod CIDR, where the reference bridge would refuse every ADD", () => {
+    writeSubnet("10.244.1.0/24");
+    expect(addPod(node, conf(), { plugin: "weft" }).reply.code).toBe(0);
+    writeSubnet("10.244.5.0/24");
+    const moved = addPod(node, conf(), { plugin: "weft" });
+    expect(moved.reply.code, moved.reply.stdout).toBe(0);
+    expect(moved.reply.json!["ips"][0]).toMatchObject({ address: "10.244.5.2/24", gateway: "10.244.5.1" });
+    const v4 = ipJson<Array<{ addr_info: Array<{ family: string; local: string }> }>>(node.host, "addr", "show", "dev", node.bridge)[0]!;
+    expect(v4.addr_info.filter((a) => a.family === "inet").map((a) => a.local)).toEqual(["10.244.5.1"]);
   });
 
   it("an unreadable subnet.json is the agent not ready (50) for STATUS, ADD and GC; DEL without a saved config succeeds", () => {
