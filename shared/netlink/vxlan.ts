@@ -10,6 +10,8 @@ const IFLA_VXLAN_ID = 1;
 const IFLA_VXLAN_GROUP = 2;
 const IFLA_VXLAN_LINK = 3;
 const IFLA_VXLAN_LOCAL = 4;
+const IFLA_VXLAN_TTL = 5;
+const IFLA_VXLAN_TOS = 6;
 const IFLA_VXLAN_LEARNING = 7;
 const IFLA_VXLAN_L2MISS = 13;
 const IFLA_VXLAN_L3MISS = 14;
@@ -17,6 +19,8 @@ const IFLA_VXLAN_PORT = 15;
 const IFLA_VXLAN_GROUP6 = 16;
 const IFLA_VXLAN_GBP = 23;
 const IFLA_VXLAN_COLLECT_METADATA = 25;
+const IFLA_VXLAN_TTL_INHERIT = 26;
+const IFLA_VXLAN_DF = 29;
 
 export interface VxlanSpec {
   /** VNI (VXLAN_ID) */
@@ -42,7 +46,10 @@ export interface VxlanInfo {
   learning?: boolean;
   /** a multicast group or remote that frames for unknown MACs go to */
   group?: string;
-  /** kernel settings the overlay never uses, on: names (l2miss, l3miss, gbp, external) */
+  /**
+   * kernel settings the overlay never uses, on: names (l2miss, l3miss, gbp, external, and
+   * the outer header's ttl, tos or df when not the kernel's default)
+   */
   extras: string[];
 }
 
@@ -96,6 +103,17 @@ export function vxlanInfo(link: Link): VxlanInfo | null {
     if (x.get(type)?.[0]) info.extras.push(name);
   }
   if (x.has(IFLA_VXLAN_GBP)) info.extras.push("gbp");
+  // The outer header as the kernel builds it by default (ttl and tos 0: from the route and
+  // inherited; df unset): a ttl of 1, say, cuts off every peer behind a router.
+  if (x.get(IFLA_VXLAN_TTL_INHERIT)?.[0]) info.extras.push("ttl inherit");
+  for (const [type, name] of [
+    [IFLA_VXLAN_TTL, "ttl"],
+    [IFLA_VXLAN_TOS, "tos"],
+    [IFLA_VXLAN_DF, "df"],
+  ] as const) {
+    const v = x.get(type)?.[0];
+    if (v) info.extras.push(`${name} ${v}`);
+  }
   if (local && local.length === 4) info.local = formatIP(ipFromBytes(local));
   if (dev) info.link = dev.readUInt32LE(0);
   if (port && port.length === 2) info.port = port.readUInt16BE(0);
@@ -106,8 +124,9 @@ export function vxlanInfo(link: Link): VxlanInfo | null {
 /**
  * Why `link` is not the device `want` describes (VXLAN parameters only: VNI, local, link,
  * port, learning, and none of a group or remote, l2miss, l3miss, gbp or external, which
- * would send frames elsewhere than the FDB says; MTU and MAC can be changed in place and
- * are checked by the caller). Empty when it matches. These need the device recreated.
+ * would send frames elsewhere than the FDB says, nor an outer ttl, tos or df of its own;
+ * MTU and MAC can be changed in place and are checked by the caller). Empty when it
+ * matches. These need the device recreated.
  */
 export function vxlanMismatches(link: Link, want: VxlanSpec): string[] {
   const info = vxlanInfo(link);

@@ -350,6 +350,11 @@ describe("weft agent --nodes FILE", () => {
     inNs(n1!.ns, "ip", "link", "set", "weft.1", "type", "vxlan", "learning");
     await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.learning === false && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
     await until("the log line", () => agents[0]!.log(), (l) => /link del weft\.1 \(learning true != false\)/.test(l));
+    // An outer TTL of 1 (peers behind a router cut off), also changed in place.
+    inNs(n1!.ns, "ip", "link", "set", "weft.1", "type", "vxlan", "ttl", "1");
+    await until("the log line", () => agents[0]!.log(), (l) => /link del weft\.1 \(ttl 1\)/.test(l), 4000);
+    await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
+    expect(inNs(n1!.ns, "ip", "-d", "link", "show", "weft.1")).not.toMatch(/ttl 1\b/);
     // A device with the wrong VNI, made while no agent ran, is made again at start.
     await stopAgent(agents[0]!);
     inNs(n1!.ns, "ip", "link", "del", "weft.1");
