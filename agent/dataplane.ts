@@ -9,7 +9,7 @@ import { attempt } from "../shared/attempt";
 import { parseCIDR, parseIP } from "../shared/ip";
 import { addAddress, deleteAddress, listAddresses } from "../shared/netlink/address";
 import { deleteLink, getLinkByIndex, getLinkByName, requireLink, setLinkUp, setMac, setMtu, type Link } from "../shared/netlink/link";
-import { deleteFdb, deleteNeighbor, listFdb, listNeighbors, replaceFdb, replaceNeighbor } from "../shared/netlink/neighbor";
+import { deleteFdb, deleteNeighbor, listFdb, listNeighbors, remoteText, replaceFdb, replaceNeighbor } from "../shared/netlink/neighbor";
 import { addRoute, deleteRoute, listRoutes } from "../shared/netlink/route";
 import type { NetlinkSocket } from "../shared/netlink/socket";
 import { createVxlan, vxlanMismatches, type VxlanSpec } from "../shared/netlink/vxlan";
@@ -147,7 +147,7 @@ export function convergePeers(nl: NetlinkSocket, dev: Link, underlay: Underlay, 
   const routeOps = planRoutes(haveRoutes, wantRoutes);
   const neighOps = planNeighbors(listNeighbors(nl, 4, dev.index), desired.neighbors);
   const fdbOps = planFdb(
-    listFdb(nl, dev.index).map((e) => ({ mac: e.mac, ...(e.dst ? { dst: e.dst } : {}) })),
+    listFdb(nl, dev.index).map(({ mac, dst, port, vni, via }) => ({ mac, ...(dst ? { dst } : {}), ...(port !== undefined ? { port } : {}), ...(vni !== undefined ? { vni } : {}), ...(via !== undefined ? { via } : {}) })),
     desired.fdb,
   );
   const deletes = <T>(ops: Op<T>[]) => ops.filter((o): o is Extract<Op<T>, { op: "delete" }> => o.op === "delete");
@@ -195,7 +195,7 @@ export function convergePeers(nl: NetlinkSocket, dev: Link, underlay: Underlay, 
   }
   for (const op of deletes(fdbOps)) {
     attempt(errors, () => {
-      if (deleteFdb(nl, dev.index, op.have.mac, op.have.dst)) log(`fdb del ${op.have.mac}${op.have.dst ? ` dst ${op.have.dst}` : ""} dev ${dev.name}`);
+      if (deleteFdb(nl, dev.index, op.have.mac, op.have)) log(`fdb del ${op.have.mac}${remoteText(op.have)} dev ${dev.name}`);
     }, `fdb del ${op.have.mac}`);
   }
   return errors;

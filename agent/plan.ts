@@ -1,6 +1,7 @@
 // Convergence plans: given what the kernel holds (only entries that are ours) and what is
 // wanted, the operations that turn one into the other. Pure, so the add / replace / delete
 // decisions are unit-tested without a kernel; dataplane.ts carries them out.
+import type { FdbRemote } from "../shared/netlink/neighbor";
 
 /** A route as the plan sees it: the output device by ifindex. */
 export interface RouteState {
@@ -18,9 +19,8 @@ export interface NeighborState {
   state: number;
 }
 
-export interface FdbState {
+export interface FdbState extends FdbRemote {
   mac: string;
-  dst?: string;
 }
 
 export type Op<T> = { op: "add"; want: T } | { op: "replace"; want: T; have: T } | { op: "delete"; have: T };
@@ -82,9 +82,10 @@ export function planNeighbors(have: NeighborState[], want: Array<{ ip: string; m
 }
 
 /**
- * FDB entries on the overlay device: exactly one remote per wanted MAC. A MAC with the
- * wrong remote is replaced; extra remotes of a MAC (`bridge fdb append`) and unwanted
- * MACs are deleted.
+ * FDB entries on the overlay device: exactly one remote per wanted MAC, on the device's own
+ * port and VNI. A MAC with the wrong remote (or one with a port, VNI or interface of its
+ * own) is replaced; extra remotes of a MAC (`bridge fdb append`) and unwanted MACs are
+ * deleted.
  */
 export function planFdb(have: FdbState[], want: Array<{ mac: string; dst: string }>): Op<FdbState>[] {
   const byMac = new Map<string, FdbState[]>();
@@ -94,7 +95,7 @@ export function planFdb(have: FdbState[], want: Array<{ mac: string; dst: string
   for (const w of want) {
     const existing = byMac.get(w.mac) ?? [];
     byMac.delete(w.mac);
-    const exact = existing.find((e) => e.dst === w.dst);
+    const exact = existing.find((e) => e.dst === w.dst && e.port === undefined && e.vni === undefined && e.via === undefined);
     if (exact) {
       for (const e of existing) if (e !== exact) deletes.push({ op: "delete", have: e });
       continue;

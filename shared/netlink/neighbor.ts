@@ -5,7 +5,7 @@
 // the encapsulated frame; learning is off).
 import { isErrno } from "../errno";
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
-import { afOf, attr, ndmsg } from "./encoding";
+import { afOf, attr, be16, ndmsg, u32 } from "./encoding";
 import { formatMac, parseMac } from "../mac";
 import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
@@ -15,6 +15,9 @@ const RTM_GETNEIGH = 30;
 const AF_BRIDGE = 7;
 const NDA_DST = 1;
 const NDA_LLADDR = 2;
+const NDA_PORT = 6;
+const NDA_VNI = 7;
+const NDA_IFINDEX = 8;
 
 /** NUD_* states (a bitmask in ndm_state). */
 export const NUD = {
@@ -41,11 +44,19 @@ export interface Neighbor {
   state: number;
 }
 
-export interface FdbEntry {
+/** A VXLAN remote: where frames to a MAC are encapsulated to. */
+export interface FdbRemote {
+  /** the remote endpoint (NDA_DST) */
+  dst?: string;
+  /** its own UDP port, VNI and output interface: reported only where not the device's */
+  port?: number;
+  vni?: number;
+  via?: number;
+}
+
+export interface FdbEntry extends FdbRemote {
   index: number;
   mac: string;
-  /** VXLAN: the remote endpoint (NDA_DST) this MAC is reached through */
-  dst?: string;
   /** NUD_* bitmask */
   state: number;
   /** NTF_* bitmask */
@@ -59,10 +70,19 @@ function ipOf(s: string): { af: number; bytes: Buffer } {
   return { af: afOf(ip.family), bytes: ipToBytes(ip) };
 }
 
-function message(family: number, index: number, state: number, flags: number, attrs: { dst?: Buffer; lladdr?: Buffer }): Buffer[] {
+function message(
+  family: number,
+  index: number,
+  state: number,
+  flags: number,
+  attrs: { dst?: Buffer; lladdr?: Buffer; port?: number; vni?: number; via?: number },
+): Buffer[] {
   const out = [ndmsg.format({ family, index, state, flags })];
   if (attrs.dst) out.push(attr(NDA_DST, attrs.dst));
   if (attrs.lladdr) out.push(attr(NDA_LLADDR, attrs.lladdr));
+  if (attrs.port !== undefined) out.push(attr(NDA_PORT, be16(attrs.port)));
+  if (attrs.vni !== undefined) out.push(attr(NDA_VNI, u32(attrs.vni)));
+  if (attrs.via !== undefined) out.push(attr(NDA_IFINDEX, u32(attrs.via)));
   return out;
 }
 
@@ -127,14 +147,25 @@ export function replaceFdb(nl: NetlinkSocket, index: number, mac: string, dst: s
   );
 }
 
+/** A remote as `bridge fdb` writes it: "dst IP port P vni V via #I", what is set of it. */
+export function remoteText(r: FdbRemote): string {
+  let s = r.dst ? ` dst ${r.dst}` : "";
+  if (r.port !== undefined) s += ` port ${r.port}`;
+  if (r.vni !== undefined) s += ` vni ${r.vni}`;
+  if (r.via !== undefined) s += ` via #${r.via}`;
+  return s;
+}
+
 /**
- * Deletes an FDB entry. With `dst`, only that remote of the entry (a VXLAN MAC may have
- * several); without, the whole entry. False when there was none.
+ * Deletes an FDB entry. With a remote's `dst`, only that remote of the entry (a VXLAN MAC
+ * may have several), named by all it holds: a delete without its port the kernel takes
+ * for the remote on the device's port. Without, the whole entry. False when there was none.
  */
-export function deleteFdb(nl: NetlinkSocket, index: number, mac: string, dst?: string): boolean {
-  const attrs = { lladdr: parseMac(mac), ...(dst ? { dst: ipOf(dst).bytes } : {}) };
+export function deleteFdb(nl: NetlinkSocket, index: number, mac: string, remote: FdbRemote = {}): boolean {
+  const { dst, ...rest } = remote;
+  const attrs = { lladdr: parseMac(mac), ...(dst ? { dst: ipOf(dst).bytes, ...rest } : {}) };
   try {
-    nl.request(`delete fdb ${mac}${dst ? ` dst ${dst}` : ""}`, RTM_DELNEIGH, 0, message(AF_BRIDGE, index, 0, NTF.SELF, attrs));
+    nl.request(`delete fdb ${mac}${remoteText(remote)}`, RTM_DELNEIGH, 0, message(AF_BRIDGE, index, 0, NTF.SELF, attrs));
     return true;
   } catch (e) {
     if (isErrno(e, "ENOENT") || isErrno(e, "ESRCH")) return false;
@@ -157,6 +188,12 @@ export function listFdb(nl: NetlinkSocket, index = 0): FdbEntry[] {
     if (!lladdr || lladdr.length !== 6) continue;
     const entry: FdbEntry = { index: h.index, mac: formatMac(lladdr), state: h.state, flags: h.flags };
     if (dst && (dst.length === 4 || dst.length === 16)) entry.dst = formatIP(ipFromBytes(dst));
+    const port = a.get(NDA_PORT);
+    const vni = a.get(NDA_VNI);
+    const via = a.get(NDA_IFINDEX);
+    if (port?.length === 2) entry.port = port.readUInt16BE(0);
+    if (vni?.length === 4) entry.vni = vni.readUInt32LE(0);
+    if (via?.length === 4) entry.via = via.readUInt32LE(0);
     out.push(entry);
   }
   return out;

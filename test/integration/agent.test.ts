@@ -370,6 +370,15 @@ describe("weft agent --nodes FILE", () => {
     await until("the log line", () => third.log(), (l) => l.includes("link del weft.1 (group 192.168.77.99, l2miss, l3miss)"), 4000);
     await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
     expect(inNs(n1!.ns, "ip", "-d", "link", "show", "weft.1")).not.toMatch(/remote|l2miss|l3miss/);
+    // A peer's entry sent to another UDP port, appended beside the right one or in its
+    // place: the odd one goes, named by its port (deleted by address alone, the kernel would
+    // take the right one).
+    const peerMac = want.fdb[0]!.split(" ")[0]!;
+    inNs(n1!.ns, "bridge", "fdb", "append", peerMac, "dev", "weft.1", "dst", n2!.ip, "port", "9999", "self", "permanent");
+    await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 4000);
+    inNs(n1!.ns, "bridge", "fdb", "replace", peerMac, "dev", "weft.1", "dst", n2!.ip, "port", "9999", "self", "permanent");
+    await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 4000);
+    expect(inNs(n1!.ns, "bridge", "fdb", "show", "dev", "weft.1")).not.toContain("port 9999");
     // A stray entry on our device, and a wrong neighbor MAC, are corrected too.
     inNs(n1!.ns, "ip", "neigh", "replace", "10.244.2.0", "lladdr", "0e:fe:00:00:00:99", "dev", "weft.1", "nud", "permanent");
     inNs(n1!.ns, "bridge", "fdb", "append", "0e:fe:00:00:00:99", "dev", "weft.1", "dst", "192.168.77.99", "self", "permanent");

@@ -87,4 +87,12 @@ describe("planFdb", () => {
     expect(planFdb(have, [{ mac: m2, dst: "192.168.50.12" }])).toEqual([{ op: "delete", have: have[0] }]);
     expect(planFdb([have[1]!], [{ mac: m2, dst: "192.168.50.12" }])).toEqual([]);
   });
+
+  it("takes a remote with a port, VNI or interface of its own for a wrong one", () => {
+    const want = { mac: m2, dst: "192.168.50.12" };
+    const odd = { ...want, port: 9999 };
+    expect(planFdb([odd], [want])).toEqual([{ op: "replace", want, have: odd }]);
+    // Appended beside the right one: that one stays, the odd one goes (named by its port).
+    expect(planFdb([want, { ...want, vni: 7 }], [want])).toEqual([{ op: "delete", have: { ...want, vni: 7 } }]);
+  });
 });
