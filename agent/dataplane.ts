@@ -10,7 +10,7 @@ import { parseCIDR, parseIP } from "../shared/ip";
 import { addAddress, deleteAddress, listAddresses } from "../shared/netlink/address";
 import { deleteLink, getLinkByIndex, getLinkByName, requireLink, setLinkUp, setMac, setMtu, type Link } from "../shared/netlink/link";
 import { deleteFdb, deleteNeighbor, listFdb, listNeighbors, remoteText, replaceFdb, replaceNeighbor } from "../shared/netlink/neighbor";
-import { addRoute, deleteRoute, listRoutes } from "../shared/netlink/route";
+import { addRoute, deleteRoute, listRoutes, RT_TABLE_MAIN, RTN_UNICAST } from "../shared/netlink/route";
 import type { NetlinkSocket } from "../shared/netlink/socket";
 import { createVxlan, vxlanMismatches, type VxlanSpec } from "../shared/netlink/vxlan";
 import { WEFT_RTPROT, type Desired } from "./desired";
@@ -126,9 +126,11 @@ export function convergePeers(nl: NetlinkSocket, dev: Link, underlay: Underlay, 
     [underlay.index, underlay.name],
   ]);
 
-  const haveRoutes: RouteState[] = listRoutes(nl, 4)
+  // Of every type: one of ours turned into a blackhole (say) is replaced like a wrong one.
+  const haveRoutes: RouteState[] = listRoutes(nl, 4, RT_TABLE_MAIN, { anyType: true })
     .filter((r) => r.protocol === WEFT_RTPROT)
     .map((r) => ({
+      ...(r.type !== RTN_UNICAST ? { type: r.type } : {}),
       dst: r.dst,
       onlink: r.onlink,
       ...(r.gw ? { gw: r.gw } : {}),

@@ -5,6 +5,8 @@ import type { FdbRemote } from "../shared/netlink/neighbor";
 
 /** A route as the plan sees it: the output device by ifindex. */
 export interface RouteState {
+  /** RTN_* where not unicast (a blackhole, say): never what is wanted */
+  type?: number;
   dst: string;
   gw?: string;
   index?: number;
@@ -29,7 +31,7 @@ const NUD_PERMANENT = 0x80;
 const NUD_NOARP = 0x40;
 
 function sameRoute(a: RouteState, b: RouteState): boolean {
-  return a.gw === b.gw && a.index === b.index && a.onlink === b.onlink && (a.priority ?? 0) === (b.priority ?? 0);
+  return a.type === b.type && a.gw === b.gw && a.index === b.index && a.onlink === b.onlink && (a.priority ?? 0) === (b.priority ?? 0);
 }
 
 /**

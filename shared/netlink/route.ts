@@ -9,7 +9,7 @@ const RTM_DELROUTE = 25;
 const RTM_GETROUTE = 26;
 export const RT_TABLE_MAIN = 254;
 const RTPROT_BOOT = 3;
-const RTN_UNICAST = 1;
+export const RTN_UNICAST = 1;
 const RT_SCOPE_UNIVERSE = 0;
 const RT_SCOPE_LINK = 253;
 /** RTNH_F_ONLINK, in rtm_flags: the gateway is reachable on the link even outside its subnets. */
@@ -50,6 +50,8 @@ export interface RouteSpec {
 
 /** A route as listed; a multipath route is listed once per next hop. */
 export interface Route {
+  /** RTN_* (unicast unless listed with anyType) */
+  type: number;
   dst: string;
   gw?: string;
   index?: number;
@@ -110,16 +112,17 @@ export function deleteRoute(nl: NetlinkSocket, r: RouteSpec): boolean {
   }
 }
 
-/** Unicast routes of one family in one table (default main). */
-export function listRoutes(nl: NetlinkSocket, family: 4 | 6, wanted = RT_TABLE_MAIN): Route[] {
+/** Unicast routes of one family in one table (default main); with `anyType`, blackhole, unreachable, … too. */
+export function listRoutes(nl: NetlinkSocket, family: 4 | 6, wanted = RT_TABLE_MAIN, o: { anyType?: boolean } = {}): Route[] {
   const out: Route[] = [];
   for (const m of nl.request("list routes", RTM_GETROUTE, NLM_F.DUMP, [rtmsg.format({ family: afOf(family) })])) {
     const h = rtmsg.parse(m.data);
     const a = rtmsg.attrs(m.data);
     const table = a.get(RTA_TABLE)?.readUInt32LE(0) ?? h.table;
-    if (table !== wanted || h.type !== RTN_UNICAST) continue;
+    if (table !== wanted || (h.type !== RTN_UNICAST && !o.anyType)) continue;
     const dst = a.get(RTA_DST);
     const route: Route = {
+      type: h.type,
       dst: dst ? formatCIDR(ipFromBytes(dst), h.dstLen) : family === 4 ? "0.0.0.0/0" : "::/0",
       family,
       scope: h.scope,

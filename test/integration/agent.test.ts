@@ -180,8 +180,8 @@ function readOverlay(ns: string, dev: string): Overlay {
     neigh: ipJson<Array<{ dst: string; lladdr?: string; state: string[] }>>(ns, "-4", "neigh", "show", "dev", dev)
       .map((n) => `${n.dst} ${n.lladdr ?? "-"} ${n.state.join(",")}`)
       .sort(),
-    fdb: (JSON.parse(inNs(ns, "bridge", "-j", "fdb", "show", "dev", dev) || "[]") as Array<{ mac: string; dst?: string; flags: string[]; state: string }>)
-      .map((f) => `${f.mac} dst ${f.dst ?? "-"} ${f.flags.join(",")} ${f.state}`)
+    fdb: (JSON.parse(inNs(ns, "bridge", "-j", "fdb", "show", "dev", dev) || "[]") as Array<{ mac: string; dst?: string; port?: number; flags: string[]; state: string }>)
+      .map((f) => `${f.mac} dst ${f.dst ?? "-"}${f.port ? ` port ${f.port}` : ""} ${f.flags.join(",")} ${f.state}`)
       .sort(),
   };
 }
@@ -404,6 +404,10 @@ describe("weft agent --nodes FILE", () => {
     // So are a route, a neighbor and an FDB entry deleted by hand.
     inNs(n1!.ns, "ip", "route", "del", n2!.podCIDR);
     await until("route back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
+    // Or made a blackhole, still under our protocol number: replaced by the route again.
+    inNs(n1!.ns, "ip", "route", "replace", "blackhole", n2!.podCIDR, "proto", "87");
+    await until("route back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
+    expect(inNs(n1!.ns, "ip", "route", "show", "type", "blackhole")).toBe("");
     inNs(n1!.ns, "ip", "neigh", "del", "10.244.2.0", "dev", "weft.1");
     await until("neighbor back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
     inNs(n1!.ns, "bridge", "fdb", "del", mac(n2!.ip), "dev", "weft.1", "dst", n2!.ip, "self");

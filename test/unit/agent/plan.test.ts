@@ -19,6 +19,11 @@ describe("planRoutes", () => {
     expect(planRoutes([r2], [direct])).toEqual([{ op: "replace", want: direct, have: r2 }]);
   });
 
+  it("replaces one of ours that is no unicast route (a blackhole)", () => {
+    const blackhole = { type: 6, dst: "10.244.2.0/24", onlink: false };
+    expect(planRoutes([blackhole], [r2])).toEqual([{ op: "replace", want: r2, have: blackhole }]);
+  });
+
   it("deletes our routes nobody wants, before changing anything", () => {
     expect(planRoutes([r2, r3], [r3, { ...r2, dst: "10.244.4.0/24", gw: "10.244.4.0" }])).toEqual([
       { op: "delete", have: r2 },
