@@ -31,7 +31,7 @@
 // process (~4 ms, ~20 ms for a batch that deletes) on a resync where nothing changed.
 import { hash, marksNote, MULTICAST, OVERLAY_FORWARD_CHAIN, OVERLAY_TABLE } from "../shared/firewall/common";
 import { FORWARD_HOOK, MARK_POD, POSTROUTING_HOOK, mustRunBatch } from "../shared/firewall/nft";
-import { countRules, NFPROTO, tableExists } from "../shared/netlink/nftables";
+import { countRules, NFPROTO, tableExists, tableLayout } from "../shared/netlink/nftables";
 import type { NetlinkSocket } from "../shared/netlink/socket";
 
 const FAMILY = "ip";
@@ -112,10 +112,14 @@ export function removeBatch(): string {
 }
 
 /**
- * Whether the table holds exactly these chains' rules: one rule dump per chain (a missing
- * table or chain counts no rules, never the wanted number).
+ * Whether the table is as the batch makes it: not dormant, exactly these chains, none
+ * dropping by policy, and exactly these chains' rules (one rule dump per chain).
  */
 function inPlace(nl: NetlinkSocket, chains: Chain[]): boolean {
+  const layout = tableLayout(nl, NFPROTO.IPV4, OVERLAY_TABLE);
+  if (!layout || layout.flags !== 0 || layout.chains.some((c) => c.policy === "drop")) return false;
+  const names = (list: Array<{ name: string }>): string => list.map((c) => c.name).sort().join(" ");
+  if (names(layout.chains) !== names(chains)) return false;
   const tag = rulesTag(chains);
   return [POSTROUTING, OVERLAY_FORWARD_CHAIN].every((name) => {
     const want = chains.find((c) => c.name === name)?.rules.length ?? 0;

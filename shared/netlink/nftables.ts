@@ -31,6 +31,7 @@ const NFT_MSG_GETSETELEM = 13;
 const msgType = (op: number): number => (NFNL_SUBSYS_NFTABLES << 8) | op;
 
 const NFTA_TABLE_NAME = 1;
+const NFTA_TABLE_FLAGS = 2;
 const NFTA_CHAIN_TABLE = 1;
 const NFTA_CHAIN_NAME = 3;
 const NFTA_CHAIN_POLICY = 5;
@@ -106,6 +107,13 @@ export function tableExists(nl: NetlinkSocket, family: NfFamily, table: string):
   return getOne(nl, `nft get table ${table}`, NFT_MSG_GETTABLE, [nfgenmsg.format({ family }), str(NFTA_TABLE_NAME, table)]) !== null;
 }
 
+/** A chain's policy: "drop" or "accept" for a base chain, null for a regular one. */
+function policyOf(chain: Buffer): "drop" | "accept" | null {
+  const policy = nfgenmsg.attrs(chain).get(NFTA_CHAIN_POLICY);
+  if (!policy) return null;
+  return policy.readUInt32BE(0) === NF_DROP ? "drop" : "accept";
+}
+
 /**
  * The policy of a base chain: "drop" or "accept"; null when the chain (or its table) does
  * not exist, or it is a regular chain, which has no policy.
@@ -116,9 +124,29 @@ export function chainPolicy(nl: NetlinkSocket, family: NfFamily, table: string, 
     str(NFTA_CHAIN_TABLE, table),
     str(NFTA_CHAIN_NAME, chain),
   ]);
-  const policy = reply && nfgenmsg.attrs(reply).get(NFTA_CHAIN_POLICY);
-  if (!policy) return null;
-  return policy.readUInt32BE(0) === NF_DROP ? "drop" : "accept";
+  return reply && policyOf(reply);
+}
+
+/** A table's flags (NFT_TABLE_F_*: 1 is dormant) and its chains with their policies. */
+export interface TableLayout {
+  flags: number;
+  chains: Array<{ name: string; policy: "drop" | "accept" | null }>;
+}
+
+/** The layout of a table; null when it does not exist. */
+export function tableLayout(nl: NetlinkSocket, family: NfFamily, table: string): TableLayout | null {
+  const t = getOne(nl, `nft get table ${table}`, NFT_MSG_GETTABLE, [nfgenmsg.format({ family }), str(NFTA_TABLE_NAME, table)]);
+  if (!t) return null;
+  const flags = nfgenmsg.attrs(t).get(NFTA_TABLE_FLAGS)?.readUInt32BE(0) ?? 0;
+  // The kernel dumps the chains of every table of the family: ours are picked here.
+  const chains: TableLayout["chains"] = [];
+  for (const reply of nl.request(`nft list chains ${table}`, msgType(NFT_MSG_GETCHAIN), NLM_F.DUMP, [nfgenmsg.format({ family })])) {
+    const a = nfgenmsg.attrs(reply.data);
+    const of = a.get(NFTA_CHAIN_TABLE);
+    const name = a.get(NFTA_CHAIN_NAME);
+    if (of && name && cstr(of) === table) chains.push({ name: cstr(name), policy: policyOf(reply.data) });
+  }
+  return { flags, chains };
 }
 
 export interface SetElement {

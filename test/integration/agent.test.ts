@@ -528,6 +528,16 @@ describe("weft agent --nodes FILE", () => {
     // The agent's table or iptables' accept rule removed by hand: back within a moment.
     inNs(n1!.ns, "nft", "delete", "table", "ip", "weft-overlay");
     await until("the table back", () => nsTry(n1!.ns, "nft", "list", "chain", "ip", "weft-overlay", "forward").ok, (v) => v, 2000);
+    // Or made dormant, given a chain of someone else's that drops, or its own chain's policy
+    // turned to drop: made again as it should be.
+    const table = () => inNs(n1!.ns, "nft", "list", "table", "ip", "weft-overlay");
+    inNs(n1!.ns, "nft", "add", "table", "ip", "weft-overlay", "{ flags dormant; }");
+    await until("the table awake", table, (t) => !t.includes("dormant") && t.includes("chain forward"), 2000);
+    inNs(n1!.ns, "nft", "add", "chain", "ip", "weft-overlay", "stray", "{ type filter hook forward priority 10; policy drop; }");
+    await until("the stray chain gone", table, (t) => !t.includes("stray") && t.includes("chain forward"), 2000);
+    inNs(n1!.ns, "nft", "add", "chain", "ip", "weft-overlay", "forward", "{ policy drop; }");
+    await until("the policy back", table, (t) => !t.includes("policy drop") && t.includes("chain forward"), 2000);
+    expect(ping(p1.ns, p2.ip)).toBe(true);
     inNs(n1!.ns, "iptables", "-F", "FORWARD");
     await until("the accept rule back", () => inNs(n1!.ns, "iptables", "-S", "FORWARD"), (v) => v.includes("--mark 0x1000/0x1000"), 2000);
     expect(ping(p1.ns, p2.ip)).toBe(true);
