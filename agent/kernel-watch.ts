@@ -1,11 +1,13 @@
 // Kernel notifications about what the agent programs: its device (RTNLGRP_LINK), the
-// neighbor and FDB entries on it (RTNLGRP_NEIGH), routes of its protocol
-// (RTNLGRP_IPV4_ROUTE), and the nf_tables objects it owns or reads (NFNLGRP_NFTABLES: its
+// device's address (RTNLGRP_IPV4_IFADDR), the neighbor and FDB entries on it
+// (RTNLGRP_NEIGH), routes of its protocol (RTNLGRP_IPV4_ROUTE), and the nf_tables objects
+// it owns or reads (NFNLGRP_NFTABLES: its
 // table, and iptables' FORWARD chain, whose policy Docker may turn to DROP). A change made
 // by hand is then undone within a poll rather than at the next resync. Polled from the
 // event loop: the native transport is synchronous, and a few reads a second cost nothing
 // while nothing happens. (iptables-legacy sends no notifications: the resync covers it.)
 import { messageOf } from "../shared/cni/errors";
+import { addressNotificationIndex } from "../shared/netlink/address";
 import { linkNotificationName } from "../shared/netlink/link";
 import { neighborNotificationIndex } from "../shared/netlink/neighbor";
 import { NFNLGRP_NFTABLES, nftChangeOf, openNetfilter, type NftChange } from "../shared/netlink/nftables";
@@ -14,6 +16,7 @@ import { NetlinkSocket, type NetlinkMessage } from "../shared/netlink/socket";
 
 const RTNLGRP_LINK = 1;
 const RTNLGRP_NEIGH = 3;
+const RTNLGRP_IPV4_IFADDR = 5;
 const RTNLGRP_IPV4_ROUTE = 7;
 const POLL_MS = 200;
 
@@ -51,7 +54,7 @@ function concerns(w: Watched, msgs: NetlinkMessage[]): boolean {
   return msgs.some(
     (m) =>
       linkNotificationName(m) === w.device ||
-      (index !== undefined && neighborNotificationIndex(m) === index) ||
+      (index !== undefined && (neighborNotificationIndex(m) === index || addressNotificationIndex(m) === index)) ||
       routeNotificationProtocol(m) === w.routeProtocol,
   );
 }
@@ -61,7 +64,7 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
   const nl = NetlinkSocket.open();
   const watched: Array<[NetlinkSocket, (w: Watched, msgs: NetlinkMessage[]) => boolean]> = [[nl, concerns]];
   try {
-    for (const group of [RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE]) nl.join(group);
+    for (const group of [RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE]) nl.join(group);
   } catch (e) {
     nl.close();
     throw e;

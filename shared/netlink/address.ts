@@ -2,7 +2,7 @@
 import { isErrno } from "../errno";
 import { formatIP, ipFromBytes, ipToBytes, lastOf, parseCIDR, type IPNet } from "../ip";
 import { afOf, attr, ifaddrmsg, u32 } from "./encoding";
-import { NLM_F, NetlinkSocket } from "./socket";
+import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWADDR = 20;
 const RTM_DELADDR = 21;
@@ -117,4 +117,9 @@ export function settleAddresses(netnsPath: string, index: number, timeoutMs: num
     events?.close();
     nl.close();
   }
+}
+
+/** For an RTM_NEWADDR/RTM_DELADDR notification, its link's index; else null. */
+export function addressNotificationIndex(m: NetlinkMessage): number | null {
+  return m.type === RTM_NEWADDR || m.type === RTM_DELADDR ? ifaddrmsg.parse(m.data).index : null;
 }

@@ -525,6 +525,10 @@ describe("weft agent --nodes FILE", () => {
     expect(ping(p1.ns, p2.ip)).toBe(true);
     expect(inNs(n1!.ns, "iptables", "-S", "FORWARD")).toMatch(/-m mark --mark 0x1000\/0x1000 .*-j ACCEPT/);
 
+    // An address added to the device by hand: gone within a moment too.
+    inNs(n1!.ns, "ip", "addr", "add", "10.9.9.9/32", "dev", "weft.1");
+    await until("the stray address gone", () => inNs(n1!.ns, "ip", "-4", "addr", "show", "dev", "weft.1"), (a) => !a.includes("10.9.9.9"), 2000);
+
     // The agent's table or iptables' accept rule removed by hand: back within a moment.
     inNs(n1!.ns, "nft", "delete", "table", "ip", "weft-overlay");
     await until("the table back", () => nsTry(n1!.ns, "nft", "list", "chain", "ip", "weft-overlay", "forward").ok, (v) => v, 2000);
