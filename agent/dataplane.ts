@@ -131,6 +131,7 @@ export function convergePeers(nl: NetlinkSocket, dev: Link, underlay: Underlay, 
     .filter((r) => r.protocol === WEFT_RTPROT)
     .map((r) => ({
       ...(r.type !== RTN_UNICAST ? { type: r.type } : {}),
+      ...(r.multipath ? { multipath: true as const } : {}),
       dst: r.dst,
       onlink: r.onlink,
       ...(r.gw ? { gw: r.gw } : {}),

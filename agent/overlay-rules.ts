@@ -112,8 +112,8 @@ export function removeBatch(): string {
 }
 
 /**
- * Whether the table is as the batch makes it: not dormant, exactly these chains, none
- * dropping by policy, and exactly these chains' rules (one rule dump per chain).
+ * Whether the table is as the batch makes it: no flags (dormant, owner, …), exactly these
+ * chains, none dropping by policy, and exactly these chains' rules (one rule dump per chain).
  */
 function inPlace(nl: NetlinkSocket, chains: Chain[]): boolean {
   const layout = tableLayout(nl, NFPROTO.IPV4, OVERLAY_TABLE);

@@ -7,6 +7,8 @@ import type { FdbRemote } from "../shared/netlink/neighbor";
 export interface RouteState {
   /** RTN_* where not unicast (a blackhole, say): never what is wanted */
   type?: number;
+  /** one next hop of a multipath route: never what is wanted either, even the right hop */
+  multipath?: true;
   dst: string;
   gw?: string;
   index?: number;
@@ -31,7 +33,7 @@ const NUD_PERMANENT = 0x80;
 const NUD_NOARP = 0x40;
 
 function sameRoute(a: RouteState, b: RouteState): boolean {
-  return a.type === b.type && a.gw === b.gw && a.index === b.index && a.onlink === b.onlink && (a.priority ?? 0) === (b.priority ?? 0);
+  return !a.multipath && !b.multipath && a.type === b.type && a.gw === b.gw && a.index === b.index && a.onlink === b.onlink && (a.priority ?? 0) === (b.priority ?? 0);
 }
 
 /**
@@ -110,6 +112,8 @@ export function planFdb(have: FdbState[], want: Array<{ mac: string; dst: string
     ops.push({ op: "replace", want: w, have: existing[0]! });
     for (const e of existing.slice(1)) deletes.push({ op: "delete", have: e });
   }
-  for (const rest of byMac.values()) for (const e of rest) deletes.push({ op: "delete", have: e });
+  // A MAC nobody wants goes whole, all its remotes at once (one naming an interface since
+  // deleted could not be deleted by itself).
+  for (const [mac] of byMac) deletes.push({ op: "delete", have: { mac } });
   return [...deletes, ...ops];
 }

@@ -48,8 +48,9 @@ export interface RouteSpec {
   protocol?: number;
 }
 
-/** A route as listed; a multipath route is listed once per next hop. */
+/** A route as listed; a multipath route is listed once per next hop, each marked multipath. */
 export interface Route {
+  multipath?: true;
   /** RTN_* (unicast unless listed with anyType) */
   type: number;
   dst: string;
@@ -136,19 +137,19 @@ export function listRoutes(nl: NetlinkSocket, family: 4 | 6, wanted = RT_TABLE_M
     if (oif) route.index = oif;
     if (priority) route.priority = priority.readUInt32LE(0);
     const multipath = a.get(RTA_MULTIPATH);
-    if (multipath) for (const hop of nextHops(multipath)) out.push({ ...route, ...hop });
+    if (multipath) for (const hop of nextHops(multipath)) out.push({ ...route, ...hop, multipath: true });
     else out.push(route);
   }
   return out;
 }
 
-/** A multipath route's next hops (its gateway and interface each), one Route entry apiece. */
-function nextHops(buf: Buffer): Array<Pick<Route, "gw" | "index">> {
-  const hops: Array<Pick<Route, "gw" | "index">> = [];
+/** A multipath route's next hops (gateway, interface and onlink each), one Route entry apiece. */
+function nextHops(buf: Buffer): Array<Pick<Route, "gw" | "index" | "onlink">> {
+  const hops: Array<Pick<Route, "gw" | "index" | "onlink">> = [];
   for (let off = 0; off + RTNH_SIZE <= buf.length; ) {
     const len = buf.readUInt16LE(off);
     if (len < RTNH_SIZE) break;
-    const hop: Pick<Route, "gw" | "index"> = { index: buf.readInt32LE(off + 4) };
+    const hop: Pick<Route, "gw" | "index" | "onlink"> = { index: buf.readInt32LE(off + 4), onlink: (buf[off + 2]! & RTNH_F_ONLINK) !== 0 };
     const gw = attrMap(buf.subarray(off + RTNH_SIZE, off + len)).get(RTA_GATEWAY);
     if (gw) hop.gw = formatIP(ipFromBytes(gw));
     hops.push(hop);

@@ -13,13 +13,15 @@ const IFLA_VXLAN_LOCAL = 4;
 const IFLA_VXLAN_TTL = 5;
 const IFLA_VXLAN_TOS = 6;
 const IFLA_VXLAN_LEARNING = 7;
+const IFLA_VXLAN_LIMIT = 9;
+const IFLA_VXLAN_PROXY = 11;
 const IFLA_VXLAN_L2MISS = 13;
 const IFLA_VXLAN_L3MISS = 14;
 const IFLA_VXLAN_PORT = 15;
 const IFLA_VXLAN_GROUP6 = 16;
 const IFLA_VXLAN_GBP = 23;
 const IFLA_VXLAN_COLLECT_METADATA = 25;
-const IFLA_VXLAN_TTL_INHERIT = 26;
+const IFLA_VXLAN_TTL_INHERIT = 28;
 const IFLA_VXLAN_DF = 29;
 
 export interface VxlanSpec {
@@ -47,8 +49,8 @@ export interface VxlanInfo {
   /** a multicast group or remote that frames for unknown MACs go to */
   group?: string;
   /**
-   * kernel settings the overlay never uses, on: names (l2miss, l3miss, gbp, external, and
-   * the outer header's ttl, tos or df when not the kernel's default)
+   * kernel settings the overlay never uses, on: names (l2miss, l3miss, gbp, external,
+   * proxy, maxaddress, and the outer header's ttl, tos or df when not the kernel's default)
    */
   extras: string[];
 }
@@ -103,9 +105,11 @@ export function vxlanInfo(link: Link): VxlanInfo | null {
     if (x.get(type)?.[0]) info.extras.push(name);
   }
   if (x.has(IFLA_VXLAN_GBP)) info.extras.push("gbp");
-  // The outer header as the kernel builds it by default (ttl and tos 0: from the route and
-  // inherited; df unset): a ttl of 1, say, cuts off every peer behind a router.
+  // The outer header as the kernel builds it by default (ttl 0: the route's hop limit; tos
+  // 0; df unset): a ttl of 1, say, cuts off every peer behind a router. And no ARP proxy,
+  // no cap on FDB entries (with one, the agent's adds fail once it is reached).
   if (x.get(IFLA_VXLAN_TTL_INHERIT)?.[0]) info.extras.push("ttl inherit");
+  if (x.get(IFLA_VXLAN_PROXY)?.[0]) info.extras.push("proxy");
   for (const [type, name] of [
     [IFLA_VXLAN_TTL, "ttl"],
     [IFLA_VXLAN_TOS, "tos"],
@@ -114,6 +118,8 @@ export function vxlanInfo(link: Link): VxlanInfo | null {
     const v = x.get(type)?.[0];
     if (v) info.extras.push(`${name} ${v}`);
   }
+  const limit = x.get(IFLA_VXLAN_LIMIT);
+  if (limit?.length === 4 && limit.readUInt32LE(0)) info.extras.push(`maxaddress ${limit.readUInt32LE(0)}`);
   if (local && local.length === 4) info.local = formatIP(ipFromBytes(local));
   if (dev) info.link = dev.readUInt32LE(0);
   if (port && port.length === 2) info.port = port.readUInt16BE(0);
@@ -124,7 +130,8 @@ export function vxlanInfo(link: Link): VxlanInfo | null {
 /**
  * Why `link` is not the device `want` describes (VXLAN parameters only: VNI, local, link,
  * port, learning, and none of a group or remote, l2miss, l3miss, gbp or external, which
- * would send frames elsewhere than the FDB says, nor an outer ttl, tos or df of its own;
+ * would send frames elsewhere than the FDB says, nor an outer ttl, tos or df, an ARP proxy
+ * or an FDB cap of its own;
  * MTU and MAC can be changed in place and are checked by the caller). Empty when it
  * matches. These need the device recreated.
  */

@@ -19,9 +19,20 @@ describe("planRoutes", () => {
     expect(planRoutes([r2], [direct])).toEqual([{ op: "replace", want: direct, have: r2 }]);
   });
 
-  it("replaces one of ours that is no unicast route (a blackhole)", () => {
-    const blackhole = { type: 6, dst: "10.244.2.0/24", onlink: false };
+  it("replaces one of ours that is no unicast route (a blackhole), however like the wanted one it is", () => {
+    const blackhole = { ...r2, type: 6 };
     expect(planRoutes([blackhole], [r2])).toEqual([{ op: "replace", want: r2, have: blackhole }]);
+  });
+
+  it("replaces a multipath route, even one with the wanted next hop among its hops", () => {
+    const hops = [
+      { ...r2, multipath: true as const },
+      { ...r2, gw: "10.244.9.0", multipath: true as const },
+    ];
+    expect(planRoutes(hops, [r2])).toEqual([
+      { op: "delete", have: hops[1] },
+      { op: "replace", want: r2, have: hops[0] },
+    ]);
   });
 
   it("deletes our routes nobody wants, before changing anything", () => {
@@ -78,7 +89,7 @@ describe("planFdb", () => {
       { mac: "0e:fe:00:00:00:01", dst: "192.168.50.1" },
     ];
     expect(planFdb(have, [{ mac: m2, dst: "192.168.50.12" }, { mac: m3, dst: "192.168.50.13" }])).toEqual([
-      { op: "delete", have: have[1] },
+      { op: "delete", have: { mac: "0e:fe:00:00:00:01" } }, // whole, every remote at once
       { op: "replace", want: { mac: m2, dst: "192.168.50.12" }, have: have[0] },
       { op: "add", want: { mac: m3, dst: "192.168.50.13" } },
     ]);
@@ -97,7 +108,7 @@ describe("planFdb", () => {
     const want = { mac: m2, dst: "192.168.50.12" };
     const odd = { ...want, port: 9999 };
     expect(planFdb([odd], [want])).toEqual([{ op: "replace", want, have: odd }]);
-    // Appended beside the right one: that one stays, the odd one goes (named by its port).
-    expect(planFdb([want, { ...want, vni: 7 }], [want])).toEqual([{ op: "delete", have: { ...want, vni: 7 } }]);
+    // Beside the right one, even listed first: the right one stays, the odd one goes (named by its VNI).
+    expect(planFdb([{ ...want, vni: 7 }, want], [want])).toEqual([{ op: "delete", have: { ...want, vni: 7 } }]);
   });
 });
