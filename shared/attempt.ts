@@ -1,6 +1,6 @@
 // Steps that must all be tried even when one before them failed (clean-up, reconciling):
 // their failures are reported together once all have run.
-import { CniError, messageOf } from "./cni/errors";
+import { CniError, IncompleteRollback, messageOf } from "./cni/errors";
 
 /** Runs `fn`; if it throws, records the error's message in `failures` (after `what: `, if given). */
 export function attempt(failures: string[], fn: () => void, what?: string): void {
@@ -9,6 +9,16 @@ export function attempt(failures: string[], fn: () => void, what?: string): void
   } catch (e) {
     failures.push(what ? `${what}: ${messageOf(e)}` : messageOf(e));
   }
+}
+
+/**
+ * After `cause` failed a change half-way: runs every undo, even when one fails, then throws
+ * `cause`, as an IncompleteRollback naming what could not be undone if anything.
+ */
+export function rollBack(cause: unknown, undos: Iterable<() => void>): never {
+  const failed: string[] = [];
+  for (const u of undos) attempt(failed, u);
+  throw failed.length ? new IncompleteRollback(cause, failed) : cause;
 }
 
 /** Runs `fn`; an error it throws gets `what: ` before its message and keeps its CNI code. */

@@ -1,7 +1,7 @@
 // host-local IPAM as a library: the bridge and weft plugins call it in-process, and the
 // host-local plugin's main wraps it. Every operation holds the network's flock throughout.
-import { attempt } from "../../shared/attempt";
-import { CniError, ErrorCode, IncompleteRollback } from "../../shared/cni/errors";
+import { rollBack } from "../../shared/attempt";
+import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { DNS, IPConfig, Route } from "../../shared/cni/result";
 import { formatIP, type IP } from "../../shared/ip";
 import { allocateFrom, rangeSetContains } from "./allocator";
@@ -68,17 +68,15 @@ export function allocate(req: IpamRequest): IpamResult {
       return configs;
     } catch (e) {
       // Every address this call reserved goes, even when one cannot; and the error says so.
-      const failed: string[] = [];
-      for (const ip of reserved) attempt(failed, () => store.remove(formatIP(ip)));
-      throw failed.length ? new IncompleteRollback(e, failed) : e;
+      rollBack(e, reserved.map((ip) => () => store.remove(formatIP(ip))));
     }
   });
   return dns === undefined ? { ips, routes: [...ipam.routes] } : { ips, routes: [...ipam.routes], dns };
 }
 
 /**
- * Releases every address held by (containerId, ifname), including files the Go plugin
- * wrote, in either of its formats. Needs only the store, so it works after the netns is
+ * Releases the addresses held by (containerId, ifname), in the Go plugin's two-line files,
+ * or else in its old ID-only ones. Needs only the store, so it works after the netns is
  * gone; idempotent. Returns the released addresses.
  */
 export function release(req: IpamTarget): string[] {

@@ -5,6 +5,7 @@
 //   <dataDir>/<network>/last_reserved_ip.<i>  the IP last handed out from range set i
 //   <dataDir>/<network>/lock                  flock(LOCK_EX) held for a whole operation
 import { native } from "../../native/index";
+import { rollBack } from "../../shared/attempt";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import { isErrno } from "../../shared/errno";
 import { closeFile, joinPath as join, listDir, makeDirs, openFile, readText, removeFile, writeText } from "../../shared/fs";
@@ -140,8 +141,7 @@ export class Store {
       this.setLastReserved(ip, rangeSetIndex);
     } catch (e) {
       // Not reserved after all: the caller's rollback only knows addresses reserve() returned.
-      removeFile(path, { force: true });
-      throw e;
+      rollBack(e, [() => removeFile(path, { force: true })]);
     }
     return true;
   }

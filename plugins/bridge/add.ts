@@ -5,8 +5,8 @@
 // network without an IPAM type is layer 2: the wiring, the pod's link up (left down with
 // disableContainerInterface), nothing more.
 import type { PluginContext } from "../../shared/cni/skeleton";
-import { attempt } from "../../shared/attempt";
-import { CniError, ErrorCode, IncompleteRollback } from "../../shared/cni/errors";
+import { rollBack } from "../../shared/attempt";
+import { CniError, ErrorCode } from "../../shared/cni/errors";
 import type { DNS, Interface, Result } from "../../shared/cni/result";
 import { podKey } from "../../shared/firewall/common";
 import { addPodRules, removePodRules } from "../../shared/firewall/index";
@@ -104,9 +104,7 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
       return withDns({ cniVersion: conf.cniVersion, interfaces: interfacesOf(bridge, host, pod, env.netns), ips, routes }, conf.dns ?? ipam.dns);
     } catch (e) {
       // Every step is undone even when one fails; the failure reported is the first one.
-      const failed: string[] = [];
-      for (const u of undo.reverse()) attempt(failed, u);
-      throw failed.length ? new IncompleteRollback(e, failed) : e;
+      rollBack(e, undo.reverse());
     }
   });
 }

@@ -3,8 +3,7 @@
 // PATH (Debian: update-alternatives) selects them, nft or legacy, i.e. the same ones Docker
 // and kube-proxy write their rules with.
 import { native } from "../../native/index";
-import { attempt } from "../attempt";
-import { IncompleteRollback } from "../cni/errors";
+import { rollBack } from "../attempt";
 import { readText, realPath } from "../fs";
 import { NFPROTO, chainPolicy, countRules } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
@@ -113,12 +112,10 @@ function fixRuleCount(f: Family, path: string, count: number): void {
     mustRun(`inserting weft's ${ipName(f)} FORWARD accept rule`, path, ["-w", "-I", chain!, "1", ...rule]);
     return;
   }
-  const restore = which(`${path.slice(path.lastIndexOf("/") + 1)}-restore`);
-  if (!restore) return; // copies stay: harmless
   const lines = ["*filter"];
   for (let i = 0; i < count; i++) lines.push(quoteLine(["-D", ...FORWARD_RULE]));
   lines.push(quoteLine(["-I", chain!, "1", ...rule]), "COMMIT", "");
-  run(restore, ["-w", "--noflush"], lines.join("\n"));
+  restore(f, lines.join("\n"), `${path.slice(path.lastIndexOf("/") + 1)}-restore`);
 }
 
 /** Legacy ip(6)_tables keep a table per netns once it is used; the kernel lists them here. */
@@ -181,9 +178,7 @@ export function addPod(pod: Pod, masquerade: boolean): void {
       if (error) throw new Error(`adding ${bin(f)} rules for pod ${pod.key}: ${error.message}`);
     }
   } catch (e) {
-    const failed: string[] = [];
-    attempt(failed, () => removePod(pod));
-    throw failed.length ? new IncompleteRollback(e, failed) : e;
+    rollBack(e, [() => removePod(pod)]);
   }
 }
 
@@ -311,8 +306,8 @@ function save(f: Family): Saved {
   return saved;
 }
 
-function restore(f: Family, script: string): Error | undefined {
-  const tool = bin(f, "-restore");
+/** Applies a restore script with `tool` (by default the family's iptables-restore on PATH). */
+function restore(f: Family, script: string, tool = bin(f, "-restore")): Error | undefined {
   const r = run(which(tool) ?? tool, ["-w", "--noflush"], script);
   return r.ok ? undefined : new Error(`${tool} failed: ${r.stderr}\n--- script ---\n${script}`);
 }

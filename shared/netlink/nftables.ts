@@ -103,13 +103,17 @@ function getOne(nl: NetlinkSocket, what: string, op: number, payload: Buffer[]):
   }
 }
 
-export function tableExists(nl: NetlinkSocket, family: NfFamily, table: string): boolean {
-  return getOne(nl, `nft get table ${table}`, NFT_MSG_GETTABLE, [nfgenmsg.format({ family }), str(NFTA_TABLE_NAME, table)]) !== null;
+function getTable(nl: NetlinkSocket, family: NfFamily, table: string): Buffer | null {
+  return getOne(nl, `nft get table ${table}`, NFT_MSG_GETTABLE, [nfgenmsg.format({ family }), str(NFTA_TABLE_NAME, table)]);
 }
 
-/** A chain's policy: "drop" or "accept" for a base chain, null for a regular one. */
-function policyOf(chain: Buffer): "drop" | "accept" | null {
-  const policy = nfgenmsg.attrs(chain).get(NFTA_CHAIN_POLICY);
+export function tableExists(nl: NetlinkSocket, family: NfFamily, table: string): boolean {
+  return getTable(nl, family, table) !== null;
+}
+
+/** A chain's policy, from its attributes: "drop" or "accept" for a base chain, null for a regular one. */
+function policyOf(chain: Map<number, Buffer>): "drop" | "accept" | null {
+  const policy = chain.get(NFTA_CHAIN_POLICY);
   if (!policy) return null;
   return policy.readUInt32BE(0) === NF_DROP ? "drop" : "accept";
 }
@@ -124,7 +128,7 @@ export function chainPolicy(nl: NetlinkSocket, family: NfFamily, table: string, 
     str(NFTA_CHAIN_TABLE, table),
     str(NFTA_CHAIN_NAME, chain),
   ]);
-  return reply && policyOf(reply);
+  return reply && policyOf(nfgenmsg.attrs(reply));
 }
 
 /** A table's flags (NFT_TABLE_F_*: 1 is dormant) and its chains with their policies. */
@@ -135,7 +139,7 @@ export interface TableLayout {
 
 /** The layout of a table; null when it does not exist. */
 export function tableLayout(nl: NetlinkSocket, family: NfFamily, table: string): TableLayout | null {
-  const t = getOne(nl, `nft get table ${table}`, NFT_MSG_GETTABLE, [nfgenmsg.format({ family }), str(NFTA_TABLE_NAME, table)]);
+  const t = getTable(nl, family, table);
   if (!t) return null;
   const flags = nfgenmsg.attrs(t).get(NFTA_TABLE_FLAGS)?.readUInt32BE(0) ?? 0;
   // The kernel dumps the chains of every table of the family: ours are picked here.
@@ -144,7 +148,7 @@ export function tableLayout(nl: NetlinkSocket, family: NfFamily, table: string):
     const a = nfgenmsg.attrs(reply.data);
     const of = a.get(NFTA_CHAIN_TABLE);
     const name = a.get(NFTA_CHAIN_NAME);
-    if (of && name && cstr(of) === table) chains.push({ name: cstr(name), policy: policyOf(reply.data) });
+    if (of && name && cstr(of) === table) chains.push({ name: cstr(name), policy: policyOf(a) });
   }
   return { flags, chains };
 }

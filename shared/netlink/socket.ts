@@ -23,8 +23,9 @@ const NLMSG_DONE = 3;
 const NLM_F_DUMP_INTR = 0x10;
 const NLM_F_CAPPED = 0x100;
 const NLM_F_ACK_TLVS = 0x200;
-/** How often a dump a concurrent change interrupted is asked for again before giving up. */
+/** How often a dump is asked for while concurrent changes interrupt it, before giving up. */
 const DUMP_TRIES = 4;
+const EINTR = 4;
 const NLMSGERR_ATTR_MSG = 1;
 const RECV_TIMEOUT_MS = 5000;
 
@@ -139,7 +140,16 @@ export class NetlinkSocket {
    * failed part-way (its NLMSG_DONE carries an errno) throws; one a concurrent change
    * interrupted (NLM_F_DUMP_INTR: entries may be missing or repeated) is asked for again.
    */
-  request(op: string, type: number, flags: number, payload: Uint8Array[], tries = DUMP_TRIES): NetlinkMessage[] {
+  request(op: string, type: number, flags: number, payload: Uint8Array[]): NetlinkMessage[] {
+    for (let tries = 1; ; tries++) {
+      const replies = this.exchange(op, type, flags, payload);
+      if (replies) return replies;
+      if (tries === DUMP_TRIES) throw new NetlinkError(op, EINTR, `dump interrupted by concurrent changes ${DUMP_TRIES} times in a row`);
+    }
+  }
+
+  /** One request and its replies; null for a dump a concurrent change interrupted. */
+  private exchange(op: string, type: number, flags: number, payload: Uint8Array[]): NetlinkMessage[] | null {
     const seq = (this.seq = (this.seq + 1) & 0x7fffffff);
     // Headers are multiples of 4 bytes and attr() pads, so the payload is aligned.
     let len = nlmsghdr.size;
@@ -157,9 +167,7 @@ export class NetlinkSocket {
         if (msg.type === NLMSG_DONE) {
           const errno = msg.data.length >= 4 ? -msg.data.readInt32LE(0) : 0;
           if (errno !== 0) throw new NetlinkError(op, errno, errorText(msg));
-          if (!interrupted) return replies;
-          if (tries > 1) return this.request(op, type, flags, payload, tries - 1);
-          throw new Error(`${op}: interrupted by concurrent changes ${DUMP_TRIES} times in a row`);
+          return interrupted ? null : replies;
         }
         if (msg.type === NLMSG_ERROR) {
           const errno = -msg.data.readInt32LE(0);

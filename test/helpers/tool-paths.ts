@@ -39,18 +39,18 @@ export function noNftPath(name: string): string {
 }
 
 const IPTABLES = ["iptables", "ip6tables", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"];
-const SPIED = ["nft", ...IPTABLES, ...IPTABLES.map((t) => `${t}-restore`)];
+const SPIED = ["nft", ...IPTABLES, ...IPTABLES.flatMap((t) => [`${t}-save`, `${t}-restore`])];
 
 /**
  * A PATH whose nft and iptables tools are wrappers that log their command line and then run
  * the real tool: `spawned()` returns what ran since the last call (then forgets it).
  */
-export function spyPath(name: string): { path: string; spawned(): string[] } {
+export function spyPath(name: string, o: { without?: string[] } = {}): { path: string; spawned(): string[] } {
   const dir = join(scratchDir(), name);
   const log = join(dir, "spawned.log");
   mkdirSync(dir, { recursive: true });
   writeFileSync(log, "");
-  for (const tool of SPIED) {
+  for (const tool of SPIED.filter((t) => !o.without?.includes(t))) {
     writeFileSync(join(dir, tool), `#!/bin/sh\necho "${tool} $*" >> '${log}'\nexec /usr/sbin/${tool} "$@"\n`, { mode: 0o755 });
   }
   return {
@@ -61,6 +61,14 @@ export function spyPath(name: string): { path: string; spawned(): string[] } {
       return lines;
     },
   };
+}
+
+/** A directory for the front of PATH whose `tools` (in /usr/sbin) each wait `seconds` first: to widen a race. */
+export function slowPath(name: string, tools: string[], seconds: number): string {
+  const dir = join(scratchDir(), name);
+  mkdirSync(dir, { recursive: true });
+  for (const tool of tools) writeFileSync(join(dir, tool), `#!/bin/sh\nsleep ${seconds}\nexec /usr/sbin/${tool} "$@"\n`, { mode: 0o755 });
+  return dir;
 }
 
 /**

@@ -22,7 +22,7 @@ import {
   scratchDir,
 } from "../helpers/netns-firewall";
 import { weftState } from "../helpers/netns";
-import { cleanupToolPaths, noNftPath, pathWith, spyPath } from "../helpers/tool-paths";
+import { cleanupToolPaths, noNftPath, pathWith, slowPath, spyPath } from "../helpers/tool-paths";
 
 const pod = (name: string, last: number, masquerade = true) => ({
   network: "testnet",
@@ -238,9 +238,12 @@ describe("nftables backend", () => {
     ok(call(b.host, "addPodRules", B));
     expect(weftRules("iptables")).toEqual([`-A FORWARD ${rule}`]);
     // ADDs at once, each seeing two copies, leave one: never none (deleting a copy each did).
+    // Every iptables tool waits first, so all of them have counted before any changes a rule.
     sh(b.host, `iptables -A FORWARD ${rule}`);
+    const tools = ["iptables", "ip6tables"].flatMap((t) => [t, `${t}-nft`, `${t}-restore`, `${t}-nft-restore`]);
+    const slow = `${slowPath("slow-iptables", tools, 0.3)}:${process.env["PATH"]}`;
     const many = [4, 5, 6, 7].map((n) => pod(`m${n}`, n));
-    for (const r of await Promise.all(many.map((p) => callAsync(b.host, "addPodRules", p)))) ok(r);
+    for (const r of await Promise.all(many.map((p) => callAsync(b.host, "addPodRules", p, slow)))) ok(r);
     expect(weftRules("iptables")).toEqual([`-A FORWARD ${rule}`]);
     for (const p of many) ok(call(b.host, "removePodRules", ref(p)));
 
@@ -415,15 +418,18 @@ describe("iptables fallback (no nft on PATH)", () => {
     }
   });
 
-  test("GC removes the rules of the network's pods it is not told to keep, and nothing else", () => {
+  test("GC removes the rules of the network's pods it is not told to keep, and nothing else, in one save and restore per family", () => {
     const path = noNft();
+    const spy = spyPath("gc-spy", { without: ["nft"] });
     const c = pod("c", 4);
     for (const p of [A, B, c]) ok(call(b.host, "addPodRules", p, path));
     const other = { ...B, network: "othernet", containerId: "ctr-o", cidrs: ["10.1.0.9/24", "fd00:1::9/64"] };
     ok(call(b.host, "addPodRules", other, path));
     const mine = (tool: string, id: string) => saved(tool).filter((l) => l.includes(id));
     const natChains = (tool: string) => saved(tool).filter((l) => /^:WEFT-[0-9A-F]{20} -$/.test(l));
-    ok(call(b.host, "removeStalePodRules", { network: A.network, valid: [`${A.network}/${A.containerId}/${A.ifname}`] }, path));
+    spy.spawned();
+    ok(call(b.host, "removeStalePodRules", { network: A.network, valid: [`${A.network}/${A.containerId}/${A.ifname}`] }, spy.path));
+    expect(spy.spawned().map((l) => l.split(" ")[0])).toEqual(["iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"]);
     for (const tool of ["iptables", "ip6tables"]) {
       expect(mine(tool, "ctr-b"), tool).toEqual([]);
       expect(mine(tool, "ctr-c"), tool).toEqual([]);
