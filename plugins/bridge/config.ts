@@ -127,8 +127,9 @@ export function parseBridgeConf(raw: Record<string, unknown>, cniArgs: Map<strin
     conf.hostLocal = parseHostLocalConfig(raw["ipam"], conf.name, getRuntimeConfigKey(c.runtimeConfig, "ipRanges"));
   }
   // Precedence as in the reference: runtimeConfig, then args, then CNI_ARGS; an empty value is no request.
-  const mac = [getRuntimeConfigKey(c.runtimeConfig, "mac"), c.args?.cni?.mac, cniArgs.get("MAC")].find((m) => typeof m === "string" && m !== "");
-  if (mac !== undefined) conf.mac = mac as string;
+  const asked = (m: unknown): string | undefined => (typeof m === "string" && m !== "" ? m : undefined);
+  const mac = asked(getRuntimeConfigKey(c.runtimeConfig, "mac")) ?? asked(c.args?.cni?.mac) ?? asked(cniArgs.get("MAC"));
+  if (mac !== undefined) conf.mac = mac;
   return conf;
 }
 

@@ -96,8 +96,8 @@ export function ensureGatewayAddresses(nl: NetlinkSocket, br: Link, conf: Bridge
     }
   }
   if (!added) return br;
-  // Its MAC now, with the pod's port on it: one without ports has none (all zeros), and
-  // the kernel refuses to set that.
+  // Its MAC now, with the pod's port on it: read before, a bridge whose ports had all
+  // left showed none (all zeros), which the kernel refuses to set.
   const now = getLinkByIndex(nl, br.index) ?? br;
   setMac(nl, br.index, now.mac);
   return now;

@@ -49,11 +49,11 @@ export function createPodVeth(
       const host = getLinkByName(nl, name);
       if (!host) throw new CniError(ErrorCode.Internal, `veth ${name} vanished after creation`);
       // Its routes are the plugin's: no router advertisement may add any, as the reference
-      // sets it. Best effort: a host without IPv6 has no such key.
+      // sets it (a host without IPv6 has no such key: setSysctl skips it).
       try {
         setSysctl(`net/ipv6/conf/${name}/accept_ra`, "0");
       } catch {
-        // nothing to turn off
+        // a read-only /proc/sys: the veth works all the same, as the reference ignores it too
       }
       return host;
     }
