@@ -190,9 +190,11 @@ export class KubeNodeSource implements NodeSource {
   /** One WATCH request, until it ends; says how the next one should start. */
   private watchOnce(): Promise<{ end: WatchEnd; events: number }> {
     const timeoutSeconds = this.o.watchTimeoutSeconds?.() ?? 300 + Math.floor(Math.random() * 300);
-    // A silent connection is dead once the server's own timeout has passed with margin;
-    // bookmarks (about one a minute) keep a healthy quiet watch talking before then.
-    const idleMs = (timeoutSeconds + 30) * 1000;
+    // Bookmarks (about one a minute) keep a healthy quiet watch talking: one silent for
+    // 150 s (or past the server's own timeout) is taken for dead, say behind a control-plane
+    // node that went away without a reset, which TCP keepalive notices only after ~11 min.
+    // A live but quiet one lost so costs a cheap reconnect from the same version.
+    const idleMs = Math.min(timeoutSeconds + 30, 150) * 1000;
     return new Promise((resolve) => {
       let events = 0;
       let outcome: WatchEnd | null = null;
@@ -248,13 +250,12 @@ export class KubeNodeSource implements NodeSource {
             events++;
             break;
           case "ERROR": {
-            if (o.code === 410) {
-              this.onError(`kubernetes: watch expired (410 Gone: ${o.message ?? "too old resource version"}); relisting`);
-              end("relist");
-            } else {
-              this.onError(`kubernetes: watch error ${o.code ?? "?"}: ${o.message ?? JSON.stringify(obj)}`);
-              end("failed");
-            }
+            // 410 Gone (too old a version) and every other error the stream reports, such as
+            // a 504 "too large resource version" after an etcd restore: retrying the watch
+            // from the same version would fail the same way, so relist.
+            if (o.code === 410) this.onError(`kubernetes: watch expired (410 Gone: ${o.message ?? "too old resource version"}); relisting`);
+            else this.onError(`kubernetes: watch error ${o.code ?? "?"}: ${o.message ?? JSON.stringify(obj)}; relisting`);
+            end("relist");
             return;
           }
           default:

@@ -273,6 +273,13 @@ current-context: fake
     await until("the second relist", () => listCount() === 3 && latest().includes("n7=192.168.50.17,10.244.7.0/24"));
     await until("a watch after the second relist", () => api.live?.query["resourceVersion"] === String(api.rv));
 
+    // 7. Any other ERROR event (a 504 "too large resource version" after an etcd restore,
+    //    say): retrying the watch would fail the same way, so relist too.
+    api.set("n8", "192.168.50.18", "10.244.8.0/24");
+    api.send("ERROR", { kind: "Status", apiVersion: "v1", status: "Failure", message: "Too large resource version", reason: "Timeout", code: 504 });
+    await until("the third relist", () => listCount() === 4 && latest().includes("n8=192.168.50.18,10.244.8.0/24"));
+    expect(errors.some((e) => /watch error 504: Too large resource version; relisting/.test(e))).toBe(true);
+
     // RBAC: only list/watch on nodes, i.e. GET /api/v1/nodes (never /api/v1/nodes/<name>), authenticated.
     expect(new Set(api.requests.map((r) => `${r.method} ${r.path}`))).toEqual(new Set(["GET /api/v1/nodes"]));
     expect(new Set(api.requests.map((r) => r.auth))).toEqual(new Set(["Bearer sekret"]));
