@@ -6,6 +6,7 @@
 import { writeSync } from "node:fs";
 import { attempt } from "../shared/attempt";
 import { messageOf } from "../shared/cni/errors";
+import { removeFile, writeText } from "../shared/fs";
 import { formatCIDR } from "../shared/ip";
 import { withSocket } from "../shared/netlink/socket";
 import { writeSysctl } from "../shared/sysctl";
@@ -36,6 +37,12 @@ export interface AgentOptions {
   masquerade: boolean;
   /** resync period, seconds */
   resyncSeconds: number;
+  /**
+   * A file that exists exactly while the last reconcile left the node ready: for a
+   * readiness probe, which must not trust subnet.json and the conflist, files an earlier
+   * agent left on the host.
+   */
+  readyFile?: string;
   /** one line per change or problem (default: stderr) */
   log?: (line: string) => void;
 }
@@ -149,12 +156,22 @@ export class Agent {
       this.running = false;
       this.kernel?.discard();
     }
+    if (this.o.readyFile) this.markReady(this.o.readyFile, result.ready, problems);
     // Problems are logged when they appear, not again on every resync while they last.
     const now = new Set(problems);
     for (const p of now) if (!this.lastProblems.has(p)) this.log(p);
     this.lastProblems = now;
     this.last = result;
     return result;
+  }
+
+  private markReady(file: string, ready: boolean, problems: string[]): void {
+    try {
+      if (ready) writeText(file, "");
+      else removeFile(file, { force: true });
+    } catch (e) {
+      problems.push(`ready file ${file}: ${messageOf(e)}`);
+    }
   }
 
   private run(log: (line: string) => void, problems: string[]): { ready: boolean; desired?: Desired } {

@@ -31,6 +31,7 @@ Keeps this node's VXLAN overlay converged to the cluster's node list.
   --cni-conf-dir DIR        where 10-weft.conflist goes (default /etc/cni/net.d)
   --masquerade[=true|false] masquerade pod traffic leaving the cluster CIDR (default true)
   --resync SECONDS          full reconcile period (default 30)
+  --ready-file PATH         a file that exists while the node is ready (for a readiness probe)
 `;
 
 export interface AgentConfig {
@@ -44,6 +45,7 @@ export interface AgentConfig {
 const BOOLEAN_FLAGS = new Set(["masquerade"]);
 const VALUE_FLAGS = new Set([
   "nodes",
+  "ready-file",
   "kubeconfig",
   "cluster-cidr",
   "node-name",
@@ -78,6 +80,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
   const mtu = values.get("mtu");
   const iface = values.get("iface");
   const kubeconfig = values.get("kubeconfig");
+  const readyFile = values.get("ready-file");
 
   const options: AgentOptions = {
     nodeName,
@@ -91,6 +94,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     resyncSeconds: intValue("resync", values.get("resync") ?? "30", 1, 86400),
     ...(iface ? { iface } : {}),
     ...(mtu ? { mtu: intValue("mtu", mtu, 68, 65535) } : {}),
+    ...(readyFile ? { readyFile } : {}),
   };
   return {
     options,

@@ -439,15 +439,17 @@ describe("weft agent --nodes FILE", () => {
     expect(turnedOn(slow)).toBe(1);
   });
 
-  it("writes subnet.json and the conflist only once its own subnet is known and the device is up", async () => {
+  it("writes subnet.json and the conflist only once its own subnet is known and the device is up; --ready-file exists exactly while it is ready", async () => {
     const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
     writeNodes([n2!]); // n1 not listed yet
-    const a = startAgent(n1!);
+    const ready = join(dir, "n1-ready");
+    const a = startAgent(n1!, ["--ready-file", ready]);
     await until("waiting log", () => a.log(), (l) => l.includes('waiting: node "n1" is not in the node list yet'));
     await new Promise((r) => setTimeout(r, 300));
     expect(overlay(n1!.ns).device).toBeNull();
     expect(existsSync(join(n1!.stateDir, "subnet.json"))).toBe(false);
     expect(existsSync(join(n1!.confDir, "10-weft.conflist"))).toBe(false);
+    expect(existsSync(ready)).toBe(false);
 
     writeNodes([n1!, n2!]);
     await until("conflist", () => existsSync(join(n1!.confDir, "10-weft.conflist")), (v) => v);
@@ -457,6 +459,12 @@ describe("weft agent --nodes FILE", () => {
     const log = await until("the log", () => a.log(), (l) => l.includes("10-weft.conflist"));
     expect(log.indexOf("link add weft.1")).toBeLessThan(log.indexOf("subnet.json"));
     expect(log.indexOf("subnet.json")).toBeLessThan(log.indexOf("10-weft.conflist"));
+    await until("ready", () => existsSync(ready), (v) => v);
+
+    // Its own node gone from the list: not ready any more, though the files stay.
+    writeNodes([n2!]);
+    await until("not ready", () => existsSync(ready), (v) => !v);
+    expect(existsSync(join(n1!.confDir, "10-weft.conflist"))).toBe(true);
   });
 
   it("routes same-subnet peers directly with --direct-routing auto, others through the tunnel", async () => {

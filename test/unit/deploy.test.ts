@@ -387,6 +387,15 @@ describe("deploy/weft.yaml", () => {
     expect(argv(agent).slice(0, 2)).toEqual(["/usr/local/bin/weft", "agent"]);
   });
 
+  it("is ready while the agent's own ready file exists, not on files an earlier agent left on the host", () => {
+    const args = agent["args"] as string[];
+    const file = args[args.indexOf("--ready-file") + 1];
+    expect(file).toBe("/tmp/weft-ready");
+    expect((agent["readinessProbe"] as { exec: { command: string[] } }).exec.command).toEqual(["test", "-e", file]);
+    const mounts = objs(agent["volumeMounts"], "agent volumeMounts").map((m) => m["mountPath"] as string);
+    expect(mounts.some((m) => file!.startsWith(`${m}/`))).toBe(false);
+  });
+
   it("gives the agent NODE_NAME from the downward API", () => {
     const env = objs(agent["env"], "agent env");
     expect(env.find((e) => e["name"] === "NODE_NAME")).toEqual({
