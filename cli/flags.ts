@@ -36,7 +36,8 @@ export function parseFlags(argv: string[], known: { values: ReadonlySet<string>;
     if (!known.values.has(name)) throw new Error(`unknown flag --${name}`);
     // The next flag is not a value: `--bin-dir --conf-dir X` would install into "./--conf-dir".
     const v = inline ?? (argv[i + 1]?.startsWith("--") ? undefined : argv[++i]);
-    if (v === undefined) throw new Error(`--${name} needs a value`);
+    // An empty one too: `--state-dir=` (a $(VAR) of an empty ConfigMap key) is never meant.
+    if (v === undefined || v === "") throw new Error(`--${name} needs a value`);
     out.values.set(name, v);
   }
   return out;

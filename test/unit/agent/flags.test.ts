@@ -94,6 +94,8 @@ describe("parseAgentArgs", () => {
     expect(bad("--bogus", "1")).toThrow(/unknown flag --bogus/);
     expect(bad("--resync")).toThrow(/needs a value/);
     expect(bad("--resync", "--vni", "2")).toThrow(/--resync needs a value/);
+    expect(bad("--state-dir=")).toThrow(/--state-dir needs a value/);
+    expect(bad("--cni-conf-dir", "")).toThrow(/--cni-conf-dir needs a value/);
     expect(bad("stray")).toThrow(/unexpected argument/);
   });
 });
