@@ -2,6 +2,7 @@
 // exact config ADD used, even after subnet.json changed or disappeared. The pod's netns
 // path is saved with it: the agent collects attachments whose netns is gone (gc.ts).
 import { replaceFile } from "../../shared/atomic-file";
+import { isObject } from "../../shared/cni/fold-keys";
 import { joinPath as join, listDir, readText, removeFile, writeText } from "../../shared/fs";
 import type { WeftConf } from "./config";
 
@@ -33,13 +34,16 @@ function file(conf: WeftConf, containerId: string, ifname: string): string {
 
 /** The saved attachment of (containerId, ifname), or null. */
 export function loadAttachment(conf: WeftConf, containerId: string, ifname: string): Saved | null {
-  let v: Record<string, unknown>;
+  let v: unknown;
   try {
-    v = JSON.parse(readText(file(conf, containerId, ifname))) as Record<string, unknown>;
+    v = JSON.parse(readText(file(conf, containerId, ifname)));
   } catch {
     return null;
   }
-  return "delegate" in v ? (v as unknown as Saved) : { delegate: v };
+  // Anything but what weft writes is no saved attachment: never a crash of DEL or GC.
+  if (!isObject(v)) return null;
+  if (!("delegate" in v)) return { delegate: v }; // the older format: the delegated config alone
+  return isObject(v["delegate"]) ? (v as unknown as Saved) : null;
 }
 
 export function saveDelegate(conf: WeftConf, containerId: string, ifname: string, netns: string, delegate: Record<string, unknown>): void {

@@ -185,4 +185,18 @@ describe("weft plugin", () => {
     expect(readdirSync(join(stateDir, "ipam", "weft")).filter((f) => f.startsWith("10."))).toEqual([]);
     expect(nsTry(a.ns, "ip", "link", "show", "eth0").ok).toBe(false);
   });
+
+  it("takes a saved attachment weft could not have written (not a JSON object) for none: DEL and GC still work", () => {
+    writeSubnet("10.244.1.0/24");
+    const a = addPod(node, conf(), { plugin: "weft" });
+    const stray = join(stateDir, "attachments", "weft:stray:eth0.json");
+    for (const text of ["null", "5", "[]", '{"delegate": []}']) {
+      writeFileSync(stray, text);
+      const gc = call(node, { plugin: "weft", command: "GC", conf: { ...conf(), "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }] } });
+      expect(gc.code, `${text}: ${gc.stdout}`).toBe(0);
+      const del = call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: "stray", netns: "" });
+      expect(del.code, `${text}: ${del.stdout}`).toBe(0);
+    }
+    expect(call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: a.id, netns: a.path }).code).toBe(0);
+  });
 });
