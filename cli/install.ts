@@ -4,7 +4,7 @@
 import { copyFileSync, existsSync, linkSync, readFileSync, writeSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import { replaceFile, writeFileAtomic } from "../shared/atomic-file";
-import { isObject } from "../shared/cni/fold-keys";
+import { foldKeys, isObject } from "../shared/cni/fold-keys";
 
 export interface InstallOptions {
   binDir: string;
@@ -13,7 +13,30 @@ export interface InstallOptions {
   pluginNames: string[];
 }
 
-const hasType = (v: unknown): boolean => isObject(v) && typeof v["type"] === "string" && v["type"] !== "";
+// libcni's NetConf, as its Go decoder reads one plugin's config: keys in any case, and a
+// value of another type than these fails the whole file.
+const NETCONF = {
+  properties: { cniVersion: {}, name: {}, type: {}, capabilities: {}, ipam: { properties: { type: {} } }, dns: { properties: { nameservers: {}, domain: {}, search: {}, options: {} } } },
+};
+const NO_TYPE = 'has no plugin "type"';
+const isStrings = (v: unknown): boolean => Array.isArray(v) && v.every((s) => typeof s === "string");
+
+/** Why libcni's decoder would refuse one plugin's config, or null (null values count as absent, as in Go). */
+function netConfProblem(v: unknown): string | null {
+  if (!isObject(v)) return "is not a JSON object";
+  const c = structuredClone(v);
+  foldKeys(c, NETCONF);
+  for (const k of ["cniVersion", "name", "type"]) if (c[k] != null && typeof c[k] !== "string") return `has a "${k}" that is not a string`;
+  if (!c["type"]) return NO_TYPE;
+  const { capabilities: caps, ipam, dns } = c;
+  if (caps != null && !(isObject(caps) && Object.values(caps).every((b) => typeof b === "boolean"))) return 'has "capabilities" that are not an object of booleans';
+  if (ipam != null && !(isObject(ipam) && (ipam["type"] == null || typeof ipam["type"] === "string"))) return 'has an "ipam" that is not an object with a string "type"';
+  if (dns != null) {
+    const ok = isObject(dns) && ["nameservers", "search", "options"].every((k) => dns[k] == null || isStrings(dns[k])) && (dns["domain"] == null || typeof dns["domain"] === "string");
+    if (!ok) return 'has a "dns" that is not {nameservers, search, options: lists of strings; domain: a string}';
+  }
+  return null;
+}
 
 /**
  * Why libcni would not load `text` from `confDir` under `name`, or null. It loads only
@@ -31,12 +54,20 @@ export function confProblem(name: string, text: string, confDir: string): string
     return `${name} is not valid JSON: ${(e as Error).message}`;
   }
   if (!isObject(doc)) return `${name}: a network config is a JSON object`;
-  if (ext !== ".conflist") return hasType(doc) ? null : `${name}: no plugin "type" (a list of plugins goes in a .conflist)`;
+  if (ext !== ".conflist") {
+    const problem = netConfProblem(doc);
+    if (!problem) return null;
+    return problem === NO_TYPE ? `${name} ${NO_TYPE} (a list of plugins goes in a .conflist)` : `${name} ${problem}`;
+  }
+  // The list itself libcni reads key by key, in exact case.
   if (typeof doc["name"] !== "string") return `${name}: no network "name"`;
+  if (doc["cniVersion"] != null && typeof doc["cniVersion"] !== "string") return `${name}: "cniVersion" is not a string`;
   const plugins = doc["plugins"] ?? [];
   if (!Array.isArray(plugins)) return `${name}: "plugins" is not a list`;
-  const untyped = plugins.findIndex((p) => !hasType(p));
-  if (untyped >= 0) return `${name}: plugins[${untyped}] has no "type"`;
+  for (let i = 0; i < plugins.length; i++) {
+    const problem = netConfProblem(plugins[i]);
+    if (problem) return `${name}: plugins[${i}] ${problem}`;
+  }
   if (plugins.length === 0 && (doc["loadOnlyInlinedPlugins"] === true || !existsSync(join(confDir, doc["name"])))) {
     return `${name}: no plugins, neither in "plugins" nor in ${join(confDir, doc["name"])}/`;
   }

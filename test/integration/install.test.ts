@@ -64,8 +64,13 @@ it("refuses a conf file a runtime could not load before installing anything", ()
     ["99-bad.conflist", "[]", "a network config is a JSON object"],
     ["99-bad.conflist", JSON.stringify({ plugins: [{ type: "bridge" }] }), 'no network "name"'],
     ["99-bad.conflist", JSON.stringify({ name: "n", plugins: [] }), `no plugins, neither in "plugins" nor in ${join(dir, "net.d", "n")}/`],
-    ["99-bad.conflist", JSON.stringify({ name: "n", plugins: [{ type: "bridge" }, { bridge: "cni0" }] }), 'plugins[1] has no "type"'],
+    ["99-bad.conflist", JSON.stringify({ name: "n", plugins: [{ type: "bridge" }, { bridge: "cni0" }] }), 'plugins[1] has no plugin "type"'],
     ["99-bad.conf", JSON.stringify({ name: "n", plugins: [{ type: "bridge" }] }), 'no plugin "type" (a list of plugins goes in a .conflist)'],
+    // Values of a type libcni's Go decoder refuses, which fails the whole file there.
+    ["99-bad.conf", JSON.stringify({ type: "bridge", cniVersion: 1 }), 'has a "cniVersion" that is not a string'],
+    ["99-bad.conf", JSON.stringify({ type: "bridge", dns: { nameservers: "10.96.0.10" } }), 'has a "dns" that is not'],
+    ["99-bad.conf", JSON.stringify({ type: "bridge", ipam: "host-local" }), 'has an "ipam" that is not an object'],
+    ["99-bad.conflist", JSON.stringify({ name: "n", plugins: [{ type: "portmap", capabilities: { portMappings: "true" } }] }), 'plugins[0] has "capabilities" that are not an object of booleans'],
   ];
   for (const [name, text, message] of cases) {
     const bad = join(dir, name);
@@ -76,9 +81,10 @@ it("refuses a conf file a runtime could not load before installing anything", ()
     expect(readdirSync(dir)).toEqual([name]);
     rmSync(bad);
   }
-  // One plugin's config in a .conf is fine, with or without a name (libcni names it "").
+  // One plugin's config in a .conf is fine, with or without a name (libcni names it ""), and
+  // with its keys in any case, as Go's decoder reads them.
   const one = join(dir, "05-one.conf");
-  writeFileSync(one, JSON.stringify({ cniVersion: "1.0.0", type: "loopback" }));
+  writeFileSync(one, JSON.stringify({ CNIVersion: "1.0.0", Type: "loopback" }));
   expect(install("--conf", one).status).toBe(0);
 });
 
