@@ -21,9 +21,11 @@ import { forgetDelegate, loadAttachment, savedAttachments, type SavedAttachment 
 function delAttachment(conf: WeftConf, a: SavedAttachment): void {
   const { saved } = a;
   if (!saved) return forgetDelegate(conf, a.containerID, a.ifname);
-  // A saved netns that is now our own (a /proc/<pid>/ns/net whose pid was reused) has no veth
-  // of this pod to delete, and must not fail the collection on every pass.
-  const netns = saved.netns && !isOwnNetns(saved.netns) ? saved.netns : "";
+  // A /proc/<pid>/ns/net path (cri-dockerd's) is not entered: its pid may be another pod's
+  // process by now, whose eth0 this would delete (the pod's own veth went with its netns, or
+  // goes when its process ends). Nor one that is now our own, which must not fail the
+  // collection on every pass.
+  const netns = saved.netns && !saved.netns.startsWith("/proc/") && !isOwnNetns(saved.netns) ? saved.netns : "";
   const env: CniEnv = { command: "DEL", containerId: a.containerID, netns, ifname: a.ifname, args: new Map(), path: [], netnsOverride: false };
   delegateDel({ env, conf, raw: saved.delegate, stdinVersion: conf.cniVersion }, saved.delegate);
 }

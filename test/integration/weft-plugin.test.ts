@@ -1,6 +1,7 @@
 // The weft overlay plugin on one node: it waits for the agent's subnet.json, then wires
 // pods with the overlay's subnet and MTU, and DEL keeps working when the subnet changes.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createNetns, ipJson, inNs, netnsPath, nsTry, ping } from "../helpers/netns";
@@ -95,6 +96,29 @@ describe("weft plugin", () => {
     // GC ran DEL for b: its interface is gone too, a's is not.
     expect(nsTry(b.ns, "ip", "link", "show", "eth0").ok).toBe(false);
     expect(nsTry(a.ns, "ip", "link", "show", "eth0").ok).toBe(true);
+  });
+
+  it("GC never enters a /proc/<pid>/ns/net the runtime gave: the pid may be another pod's by now", async () => {
+    writeSubnet("10.244.1.0/24");
+    // A pod whose runtime names its netns by a process in it (as cri-dockerd does).
+    const ns = createNetns("pod");
+    const holder = spawn("ip", ["netns", "exec", ns, "sleep", "30"], { stdio: "ignore" });
+    try {
+      // `ip netns exec` execs the command in its own process: the pid is the sleep's.
+      const path = `/proc/${holder.pid}/ns/net`;
+      const inside = inNs(ns, "readlink", "/proc/self/ns/net").trim();
+      for (let i = 0; i < 40 && readlinkSync(path) !== inside; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(readlinkSync(path)).toBe(inside);
+      const add = call(node, { plugin: "weft", command: "ADD", conf: conf(), containerId: "ctr-proc", netns: path });
+      expect(add.code, add.stdout).toBe(0);
+      // The runtime forgot it: GC frees its address and rules, and leaves the netns alone.
+      const gc = call(node, { plugin: "weft", command: "GC", conf: { ...conf(), "cni.dev/valid-attachments": [] } });
+      expect(gc.code, gc.stdout).toBe(0);
+      expect(held()).toEqual([]);
+      expect(nsTry(ns, "ip", "link", "show", "eth0").ok).toBe(true);
+    } finally {
+      holder.kill("SIGKILL");
+    }
   });
 
   it("GC also removes the rules and address of an attachment whose saved config is gone", () => {
