@@ -43,9 +43,11 @@ export interface KubeSourceOptions {
   watchTimeoutSeconds?: () => number;
   /** reconnect backoff after a failure (default 1 s doubling to 30 s) */
   backoffMs?: { initial: number; max: number };
+  /** how long a watch may stay silent before it is taken for dead (default 150 s; tests) */
+  idleSeconds?: number;
 }
 
-type WatchEnd = "relist" | "reconnect" | "failed" | "stopped";
+type WatchEnd = "relist" | "error" | "reconnect" | "failed" | "stopped";
 
 /** Status code of an error from the client: HTTP status (`code` or `statusCode`), or a Status object's `code`. */
 function statusOf(e: unknown): number | undefined {
@@ -132,6 +134,9 @@ export class KubeNodeSource implements NodeSource {
     const backoff = this.o.backoffMs ?? { initial: 1000, max: 30_000 };
     let delay = 0;
     let needList = true;
+    // Watches in a row that ended on an error event: each relists after a longer wait, so
+    // a server that fails every watch at once is not listed in a tight loop.
+    let errors = 0;
     while (!this.stopped) {
       if (delay > 0) {
         await this.sleep(delay);
@@ -150,11 +155,18 @@ export class KubeNodeSource implements NodeSource {
         }
       }
       const { end, events } = await this.watchOnce();
-      if (events > 0) delay = 0;
+      if (events > 0) {
+        delay = 0;
+        errors = 0;
+      }
       switch (end) {
         case "relist":
           needList = true;
           delay = 0;
+          break;
+        case "error":
+          needList = true;
+          delay = Math.min(backoff.initial * 2 ** errors++, backoff.max);
           break;
         case "reconnect":
           delay = 0;
@@ -194,7 +206,7 @@ export class KubeNodeSource implements NodeSource {
     // 150 s (or past the server's own timeout) is taken for dead, say behind a control-plane
     // node that went away without a reset, which TCP keepalive notices only after ~11 min.
     // A live but quiet one lost so costs a cheap reconnect from the same version.
-    const idleMs = Math.min(timeoutSeconds + 30, 150) * 1000;
+    const idleMs = Math.min(timeoutSeconds + 30, this.o.idleSeconds ?? 150) * 1000;
     return new Promise((resolve) => {
       let events = 0;
       let outcome: WatchEnd | null = null;
@@ -250,12 +262,17 @@ export class KubeNodeSource implements NodeSource {
             events++;
             break;
           case "ERROR": {
-            // 410 Gone (too old a version) and every other error the stream reports, such as
-            // a 504 "too large resource version" after an etcd restore: retrying the watch
-            // from the same version would fail the same way, so relist.
-            if (o.code === 410) this.onError(`kubernetes: watch expired (410 Gone: ${o.message ?? "too old resource version"}); relisting`);
-            else this.onError(`kubernetes: watch error ${o.code ?? "?"}: ${o.message ?? JSON.stringify(obj)}; relisting`);
-            end("relist");
+            // 410 Gone (too old a version): relist at once. Any other error the stream
+            // reports, such as a 504 "too large resource version" after an etcd restore:
+            // a watch from the same version would fail the same way, so relist too, after
+            // a wait that grows while they go on.
+            if (o.code === 410) {
+              this.onError(`kubernetes: watch expired (410 Gone: ${o.message ?? "too old resource version"}); relisting`);
+              end("relist");
+            } else {
+              this.onError(`kubernetes: watch error ${o.code ?? "?"}: ${o.message ?? JSON.stringify(obj)}; relisting`);
+              end("error");
+            }
             return;
           }
           default:

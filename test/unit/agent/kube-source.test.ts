@@ -39,6 +39,8 @@ class FakeApiServer {
   readonly watches: Array<{ res: ServerResponse; query: Record<string, string> }> = [];
   /** answer the next this-many watch requests with HTTP 410 */
   goneOnWatch = 0;
+  /** answer every watch request with an ERROR event at once (a failing watch cache) */
+  errorOnWatch = false;
   private server: Server | null = null;
   port = 0;
 
@@ -89,6 +91,10 @@ class FakeApiServer {
         return;
       }
       res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+      if (this.errorOnWatch) {
+        res.end(`${JSON.stringify({ type: "ERROR", object: { kind: "Status", status: "Failure", message: "internal error", code: 500 } })}\n`);
+        return;
+      }
       res.flushHeaders();
       this.watches.push({ res, query });
       return;
@@ -181,13 +187,14 @@ current-context: fake
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function start(): void {
+  function start(idleSeconds?: number): void {
     source = new KubeNodeSource({
       clusterCIDR: "10.244.0.0/16",
       kubeconfig: join(dir, "kubeconfig"),
       pageSize: 2,
       watchTimeoutSeconds: () => 30,
       backoffMs: { initial: 20, max: 100 },
+      ...(idleSeconds ? { idleSeconds } : {}),
     });
     source.start(
       (s) => snaps.push(s),
@@ -280,9 +287,30 @@ current-context: fake
     await until("the third relist", () => listCount() === 4 && latest().includes("n8=192.168.50.18,10.244.8.0/24"));
     expect(errors.some((e) => /watch error 504: Too large resource version; relisting/.test(e))).toBe(true);
 
+    // 8. A server that fails every watch at once: relisted after a wait that grows (20, 40,
+    //    80, 100, 100 ms here), not in a tight loop.
+    api.errorOnWatch = true;
+    const lists = listCount();
+    api.live!.res.end();
+    await new Promise((r) => setTimeout(r, 600));
+    expect(listCount() - lists).toBeGreaterThanOrEqual(3);
+    expect(listCount() - lists).toBeLessThanOrEqual(9);
+    api.errorOnWatch = false;
+    await until("a watch again", () => api.live !== undefined);
+
     // RBAC: only list/watch on nodes, i.e. GET /api/v1/nodes (never /api/v1/nodes/<name>), authenticated.
     expect(new Set(api.requests.map((r) => `${r.method} ${r.path}`))).toEqual(new Set(["GET /api/v1/nodes"]));
     expect(new Set(api.requests.map((r) => r.auth))).toEqual(new Set(["Bearer sekret"]));
+  });
+
+  it("takes a watch silent for longer than its idle limit for dead, long before the server's timeout, and watches again", async () => {
+    api.set("n1", "192.168.50.11", "10.244.1.0/24");
+    start(0.3); // the server's timeout is 30 s here
+    await until("a watch", () => api.live !== undefined);
+    const first = watchCount();
+    await until("a new watch", () => watchCount() === first + 1, 2000);
+    expect(errors.some((e) => /watch silent for 0\.3 s; reconnecting/.test(e))).toBe(true);
+    expect(listCount()).toBe(1); // resumed from its version, no relist
   });
 
   it("keeps retrying while the API server is unreachable, then lists", async () => {
