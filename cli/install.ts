@@ -59,17 +59,24 @@ export function confProblem(name: string, text: string, confDir: string): string
     if (!problem) return null;
     return problem === NO_TYPE ? `${name} ${NO_TYPE} (a list of plugins goes in a .conflist)` : `${name} ${problem}`;
   }
-  // The list itself libcni reads key by key, in exact case.
+  // The list itself libcni reads key by key, in exact case: a key that is there must hold
+  // its type (null included), its flags a boolean or "true"/"false".
   if (typeof doc["name"] !== "string") return `${name}: no network "name"`;
-  if (doc["cniVersion"] != null && typeof doc["cniVersion"] !== "string") return `${name}: "cniVersion" is not a string`;
-  const plugins = doc["plugins"] ?? [];
-  if (!Array.isArray(plugins)) return `${name}: "plugins" is not a list`;
+  if ("cniVersion" in doc && typeof doc["cniVersion"] !== "string") return `${name}: "cniVersion" is not a string`;
+  for (const key of ["disableCheck", "disableGC", "loadOnlyInlinedPlugins"]) {
+    const v = doc[key];
+    if (key in doc && typeof v !== "boolean" && !(typeof v === "string" && /^(true|false)$/i.test(v))) return `${name}: "${key}" is not true or false`;
+  }
+  if (!("plugins" in doc)) {
+    const inlinedOnly = String(doc["loadOnlyInlinedPlugins"]).toLowerCase() === "true";
+    const dir = join(confDir, doc["name"]);
+    return inlinedOnly || !existsSync(dir) ? `${name}: no plugins, neither in "plugins" nor in ${dir}/` : null;
+  }
+  const plugins = doc["plugins"];
+  if (!Array.isArray(plugins) || plugins.length === 0) return `${name}: "plugins" is not a list of plugins`;
   for (let i = 0; i < plugins.length; i++) {
     const problem = netConfProblem(plugins[i]);
     if (problem) return `${name}: plugins[${i}] ${problem}`;
-  }
-  if (plugins.length === 0 && (doc["loadOnlyInlinedPlugins"] === true || !existsSync(join(confDir, doc["name"])))) {
-    return `${name}: no plugins, neither in "plugins" nor in ${join(confDir, doc["name"])}/`;
   }
   return null;
 }

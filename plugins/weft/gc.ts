@@ -23,8 +23,8 @@ function delAttachment(conf: WeftConf, a: SavedAttachment): void {
   if (!saved) return forgetDelegate(conf, a.containerID, a.ifname);
   // A /proc/<pid>/ns/net path (cri-dockerd's) is not entered: its pid may be another pod's
   // process by now, whose eth0 this would delete (the pod's own veth went with its netns, or
-  // goes when its process ends). Nor one that is now our own, which must not fail the
-  // collection on every pass.
+  // goes when its process ends). Nor our own netns (one a runtime gave with
+  // CNI_NETNS_OVERRIDE): DEL would refuse it, and fail the collection on every pass.
   const netns = saved.netns && !saved.netns.startsWith("/proc/") && !isOwnNetns(saved.netns) ? saved.netns : "";
   const env: CniEnv = { command: "DEL", containerId: a.containerID, netns, ifname: a.ifname, args: new Map(), path: [], netnsOverride: false };
   delegateDel({ env, conf, raw: saved.delegate, stdinVersion: conf.cniVersion }, saved.delegate);

@@ -43,7 +43,7 @@ export function loadAttachment(conf: WeftConf, containerId: string, ifname: stri
   // Anything but what weft writes is no saved attachment: never a crash of DEL or GC.
   if (!isObject(v)) return null;
   if (!("delegate" in v)) return { delegate: v }; // the older format: the delegated config alone
-  return isObject(v["delegate"]) ? (v as unknown as Saved) : null;
+  return isObject(v["delegate"]) && (v["netns"] === undefined || typeof v["netns"] === "string") ? (v as unknown as Saved) : null;
 }
 
 export function saveDelegate(conf: WeftConf, containerId: string, ifname: string, netns: string, delegate: Record<string, unknown>): void {

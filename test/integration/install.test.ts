@@ -63,7 +63,11 @@ it("refuses a conf file a runtime could not load before installing anything", ()
     ["99-bad.yaml", JSON.stringify({ name: "n", type: "bridge" }), "runtimes load only .conf, .conflist and .json files"],
     ["99-bad.conflist", "[]", "a network config is a JSON object"],
     ["99-bad.conflist", JSON.stringify({ plugins: [{ type: "bridge" }] }), 'no network "name"'],
-    ["99-bad.conflist", JSON.stringify({ name: "n", plugins: [] }), `no plugins, neither in "plugins" nor in ${join(dir, "net.d", "n")}/`],
+    ["99-bad.conflist", JSON.stringify({ name: "n" }), `no plugins, neither in "plugins" nor in ${join(dir, "net.d", "n")}/`],
+    ["99-bad.conflist", JSON.stringify({ name: "n", plugins: [] }), '"plugins" is not a list of plugins'],
+    ["99-bad.conflist", JSON.stringify({ name: "n", cniVersion: 1, plugins: [{ type: "bridge" }] }), '"cniVersion" is not a string'],
+    ["99-bad.conflist", JSON.stringify({ name: "n", cniVersion: null, plugins: [{ type: "bridge" }] }), '"cniVersion" is not a string'],
+    ["99-bad.conflist", JSON.stringify({ name: "n", disableCheck: "yes", plugins: [{ type: "bridge" }] }), '"disableCheck" is not true or false'],
     ["99-bad.conflist", JSON.stringify({ name: "n", plugins: [{ type: "bridge" }, { bridge: "cni0" }] }), 'plugins[1] has no plugin "type"'],
     ["99-bad.conf", JSON.stringify({ name: "n", plugins: [{ type: "bridge" }] }), 'no plugin "type" (a list of plugins goes in a .conflist)'],
     // Values of a type libcni's Go decoder refuses, which fails the whole file there.

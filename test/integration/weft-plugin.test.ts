@@ -214,7 +214,7 @@ describe("weft plugin", () => {
     writeSubnet("10.244.1.0/24");
     const a = addPod(node, conf(), { plugin: "weft" });
     const stray = join(stateDir, "attachments", "weft:stray:eth0.json");
-    for (const text of ["null", "5", "[]", '{"delegate": []}']) {
+    for (const text of ["null", "5", "[]", '{"delegate": []}', '{"delegate": {"type": "bridge"}, "netns": 5}']) {
       writeFileSync(stray, text);
       const gc = call(node, { plugin: "weft", command: "GC", conf: { ...conf(), "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }] } });
       expect(gc.code, `${text}: ${gc.stdout}`).toBe(0);
