@@ -289,6 +289,7 @@ current-context: fake
 
     // 8. A server that fails every watch at once: relisted after a wait that grows (20, 40,
     //    80, 100, 100 ms here), not in a tight loop.
+    await until("a watch after the third relist", () => api.live !== undefined);
     api.errorOnWatch = true;
     const lists = listCount();
     api.live!.res.end();
