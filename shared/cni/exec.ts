@@ -7,6 +7,8 @@ import { CniError, ErrorCode } from "./errors";
 import { parsePrevResult, type Result } from "./result";
 
 function findPlugin(type: string, path: string[]): string {
+  // A name, not a path: only what CNI_PATH holds may run (libcni's FindInPath refuses the same).
+  if (type === "" || type.includes("/")) throw new CniError(ErrorCode.InvalidConfig, `invalid plugin name "${type}"`);
   const bin = findExecutable(type, path);
   if (!bin) throw new CniError(ErrorCode.InvalidConfig, `failed to find plugin "${type}" in path [${path.join(" ")}]`);
   return bin;

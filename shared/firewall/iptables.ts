@@ -199,7 +199,7 @@ export function removeStalePods(isStale: (key: string) => boolean): void {
       const keys = new Set<string>();
       for (const r of saved.rules) {
         const c = commentOf(r.args);
-        if (c !== undefined && isStale(c)) keys.add(c);
+        if (c !== undefined && isWeftRule(r.args) && isStale(c)) keys.add(c);
       }
       return keys;
     });
@@ -258,7 +258,7 @@ function removeScript(keys: ReadonlySet<string>, existing: Saved): string | null
   const lines: string[] = [];
   for (const table of ["nat", "filter"]) {
     const rules = existing.rules.filter((r) => {
-      if (r.table !== table) return false;
+      if (r.table !== table || !isWeftRule(r.args)) return false;
       const c = commentOf(r.args);
       return chains.has(r.args.at(-1)!) || (c !== undefined && keys.has(c));
     });
@@ -274,6 +274,15 @@ function removeScript(keys: ReadonlySet<string>, existing: Saved): string | null
 }
 
 const host = (ip: string, f: Family): string => `${ip}/${f === 4 ? 32 : 128}`;
+
+/**
+ * Whether a rule (its -A args) is one weft writes: in one of its chains, or jumping to one.
+ * Others may carry a comment that looks like a pod key (kube-proxy's "default/kubernetes:https"
+ * on a network named "default"): they are never read as a pod's, nor deleted.
+ */
+function isWeftRule(args: string[]): boolean {
+  return args[0]!.startsWith("WEFT-") || args.at(-1)!.startsWith("WEFT-");
+}
 
 function commentOf(args: string[]): string | undefined {
   const i = args.indexOf("--comment");

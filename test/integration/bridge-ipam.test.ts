@@ -130,6 +130,15 @@ describe("bridge GC", () => {
     expect(comments()).toEqual([`${NET}/${a.id}/eth0`, `${NET}/${a.id}/eth0`]);
   });
 
+  it("runs only an IPAM plugin CNI_PATH holds: a type that is a path is an invalid config, as libcni's FindInPath has it", () => {
+    // The first resolves from any CNI_PATH entry to /bin/true, which the check must never run.
+    for (const type of ["../../../../../../../../bin/true", "/bin/true"]) {
+      const pod = addPod(node, bridgeConf(node, {}, { type }));
+      expect(pod.reply.json, type).toMatchObject({ code: 7, msg: `invalid plugin name "${type}"` });
+      expect(vethsIn(node.host)).toEqual([]);
+    }
+  });
+
   it("passes STATUS on to an IPAM plugin it executes, and reports its not-ready", () => {
     const dir = join(node.dataDir, "ipam-bin");
     mkdirSync(dir);

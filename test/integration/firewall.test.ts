@@ -427,9 +427,15 @@ describe("iptables fallback (no nft on PATH)", () => {
     ok(call(b.host, "addPodRules", other, path));
     const mine = (tool: string, id: string) => saved(tool).filter((l) => l.includes(id));
     const natChains = (tool: string) => saved(tool).filter((l) => /^:WEFT-[0-9A-F]{20} -$/.test(l));
+    // Someone else's rule whose comment looks like one of the network's pods (kube-proxy's
+    // "default/kubernetes:https" on a network named "default"): never weft's to remove.
+    const foreign = '-A OUTPUT -m comment --comment "testnet/kubernetes:https" -j RETURN';
+    sh(b.host, `iptables-nft -t nat ${foreign}`);
     spy.spawned();
     ok(call(b.host, "removeStalePodRules", { network: A.network, valid: [`${A.network}/${A.containerId}/${A.ifname}`] }, spy.path));
     expect(spy.spawned().map((l) => l.split(" ")[0])).toEqual(["iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"]);
+    expect(saved("iptables")).toContain(foreign);
+    sh(b.host, `iptables-nft -t nat ${foreign.replace("-A", "-D")}`);
     for (const tool of ["iptables", "ip6tables"]) {
       expect(mine(tool, "ctr-b"), tool).toEqual([]);
       expect(mine(tool, "ctr-c"), tool).toEqual([]);
