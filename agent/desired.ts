@@ -127,15 +127,22 @@ export function selfNode(snapshot: NodeSnapshot, nodeName: string, cluster: IPNe
 
 /**
  * The kernel state for `self` and every usable peer. Peers come out sorted by name; a peer
- * whose pod CIDR overlaps ours or an earlier peer's, or that shares a node address with
- * one, is skipped (and reported) rather than allowed to hijack the other's traffic.
+ * whose pod CIDR overlaps ours or an older peer's, or that shares a node address with one,
+ * is skipped (and reported) rather than allowed to hijack the other's traffic. Older by the
+ * node objects' creation (where the source knows it), then by name: a node added later,
+ * whatever its name, can never take over a running node's pods.
  */
 export function computeDesired(snapshot: NodeSnapshot, self: SelfNode, o: DesiredOptions): Desired {
   const underlay = o.underlay ? parseCIDR(o.underlay) : null;
   const taken: IPNet[] = [parseCIDR(self.podCIDR)!];
   const usedIPs = new Set<string>([self.nodeIP]);
   const out: Desired = { self, peers: [], routes: [], neighbors: [], fdb: [], skipped: [] };
-  const others = snapshot.nodes.filter((n) => n.name !== self.name).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const byName = (a: NodeInfo, b: NodeInfo): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  const byAge = (a: NodeInfo, b: NodeInfo): number => {
+    const [x, y] = [a.created ?? "", b.created ?? ""];
+    return x < y ? -1 : x > y ? 1 : byName(a, b);
+  };
+  const others = snapshot.nodes.filter((n) => n.name !== self.name).sort(byAge);
   for (const n of others) {
     const u = usable(n, o.cluster);
     if (!u.ok) {
@@ -171,5 +178,6 @@ export function computeDesired(snapshot: NodeSnapshot, self: SelfNode, o: Desire
       out.routes.push({ dst: podCIDR, gw, dev: "overlay", onlink: true });
     }
   }
+  out.peers.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return out;
 }

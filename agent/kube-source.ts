@@ -28,7 +28,10 @@ export function nodeInfoFromObject(o: V1Node): NodeInfo | null {
   const podCIDR = cidrs.find((c) => parseCIDR(c)?.ip.family === 4) ?? cidrs[0] ?? "";
   const ips = (o.status?.addresses ?? []).filter((a) => a.type === "InternalIP").map((a) => a.address);
   const ip = ips.find((a) => parseIP(a)?.family === 4) ?? ips[0] ?? "";
-  return { name, ip, podCIDR };
+  // A Date from a LIST (the client's models), a string from a WATCH (raw JSON).
+  const t = o.metadata?.creationTimestamp as Date | string | undefined;
+  const when = t === undefined ? NaN : new Date(t).getTime();
+  return Number.isNaN(when) ? { name, ip, podCIDR } : { name, ip, podCIDR, created: new Date(when).toISOString() };
 }
 
 export interface KubeSourceOptions {

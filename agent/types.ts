@@ -7,6 +7,8 @@ export interface NodeInfo {
   ip: string;
   /** the node's IPv4 pod CIDR; "" when none has been allocated yet */
   podCIDR: string;
+  /** when the node object was made (ISO 8601), where the source knows: the older wins a conflict */
+  created?: string;
 }
 
 /** Everything a node source knows at one moment. */

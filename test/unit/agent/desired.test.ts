@@ -133,6 +133,21 @@ describe("computeDesired", () => {
     });
   });
 
+  it("settles a conflict for the older node, whatever the names: a node added later cannot take a running one's pods", () => {
+    const b = { ...n2, created: "2026-01-01T00:00:00.000Z" };
+    const rogue = { name: "0000", ip: "192.168.50.66", podCIDR: "10.244.2.0/24", created: "2026-11-29T10:00:00.000Z" };
+    const twin = { name: "00twin", ip: "192.168.50.12", podCIDR: "10.244.9.0/24", created: "2026-11-29T10:00:00.000Z" };
+    const s = snap([n1, rogue, twin, b, { ...n3, created: "2026-02-01T00:00:00.000Z" }]);
+    const d = computeDesired(s, self(s), { cluster, directRouting: "never" });
+    expect(d.peers.map((p) => p.name)).toEqual(["n2", "n3"]); // still by name
+    expect(d.routes.map((r) => r.dst).sort()).toEqual(["10.244.2.0/24", "10.244.3.0/24"]);
+    expect(d.fdb.find((f) => f.mac === vtepMac("192.168.50.12"))?.dst).toBe("192.168.50.12");
+    expect(Object.fromEntries(d.skipped.map((x) => [x.name, x.reason]))).toEqual({
+      "0000": "pod CIDR 10.244.2.0/24 overlaps 10.244.2.0/24",
+      "00twin": "node address 192.168.50.12 is used by another node",
+    });
+  });
+
   it("a lone node wants nothing but its own device", () => {
     const s = snap([n1]);
     const d = computeDesired(s, self(s), { cluster, directRouting: "auto" });

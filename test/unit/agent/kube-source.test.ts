@@ -134,6 +134,12 @@ describe("nodeInfoFromObject", () => {
     ).toEqual({ name: "n1", ip: "172.18.0.3", podCIDR: "10.244.1.0/24" });
   });
 
+  it("carries when the node was made, from a LIST's Date or a WATCH's string", () => {
+    const at = "2026-01-02T03:04:05Z";
+    const from = (creationTimestamp: unknown) => nodeInfoFromObject({ metadata: { name: "n1", creationTimestamp } } as never)?.created;
+    expect([from(new Date(at)), from(at), from("not a time"), from(undefined)]).toEqual(["2026-01-02T03:04:05.000Z", "2026-01-02T03:04:05.000Z", undefined, undefined]);
+  });
+
   it("falls back to spec.podCIDR, and leaves what is not there yet empty", () => {
     expect(nodeInfoFromObject({ metadata: { name: "n2" }, spec: { podCIDR: "10.244.2.0/24" } })).toEqual({ name: "n2", ip: "", podCIDR: "10.244.2.0/24" });
     expect(nodeInfoFromObject({ metadata: { name: "n3" } })).toEqual({ name: "n3", ip: "", podCIDR: "" });
