@@ -93,10 +93,9 @@ export function ipamGc(c: IpamCall, valid: ReadonlyArray<{ containerID: string; 
 }
 
 /**
- * STATUS: a delegated IPAM plugin is asked, as the spec requires of a plugin that relies on
- * one (its "not ready" is ours); host-local in-process has nothing that can be unready.
+ * STATUS of a delegated IPAM plugin, as the spec requires of a plugin that relies on one
+ * (its "not ready" is ours); callers skip host-local, which has nothing that can be unready.
  */
 export function ipamStatus(c: IpamCall): void {
-  const type = ipamType(c.raw);
-  if (type !== "host-local") execPlugin(type, "STATUS", c.raw, c.env);
+  execPlugin(ipamType(c.raw), "STATUS", c.raw, c.env);
 }

@@ -8,7 +8,7 @@ import { allocateFrom, rangeSetContains } from "./allocator";
 import type { HostLocalConfig } from "./config";
 import { requestedIPs } from "./requested";
 import { parseResolvConf } from "./resolv";
-import { ownedBy, Store } from "./store";
+import { ownedBy, Store, type Reservation } from "./store";
 
 export { parseHostLocalConfig, DEFAULT_DATA_DIR, type HostLocalConfig, type Range, type RangeSet } from "./config";
 
@@ -81,13 +81,21 @@ export function allocate(req: IpamRequest): IpamResult {
  */
 export function release(req: IpamTarget): string[] {
   const released = Store.withExistingLock(req.ipam.dataDir, req.networkName, (store) => {
-    const all = store.reservations();
     // As the reference: the files naming the interface, or else the container's files of
     // the old ID-only format (which may be another interface's, so only where none names this one).
-    let mine = all.filter((r) => r.containerId === req.containerId && r.ifname === req.ifname);
-    if (mine.length === 0) mine = all.filter((r) => r.containerId === req.containerId && r.ifname === null);
-    for (const r of mine) store.remove(r.file);
-    return mine.map((r) => formatIP(r.ip));
+    const named: Reservation[] = [];
+    const idOnly: Reservation[] = [];
+    for (const r of store.reservations()) {
+      if (r.containerId !== req.containerId) continue;
+      if (r.ifname === req.ifname) named.push(r);
+      else if (r.ifname === null) idOnly.push(r);
+    }
+    const released: string[] = [];
+    for (const r of named.length ? named : idOnly) {
+      store.remove(r.file);
+      released.push(formatIP(r.ip));
+    }
+    return released;
   });
   return released ?? [];
 }

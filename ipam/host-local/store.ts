@@ -130,14 +130,13 @@ export class Store {
       throw ioError("create", path, e);
     }
     try {
-      native.writeAll(fd, containerId.trim() + LINE_BREAK + ifname);
-    } catch (e) {
-      removeFile(path, { force: true });
-      throw ioError("write", path, e);
-    } finally {
-      closeFile(fd);
-    }
-    try {
+      try {
+        native.writeAll(fd, containerId.trim() + LINE_BREAK + ifname);
+      } catch (e) {
+        throw ioError("write", path, e);
+      } finally {
+        closeFile(fd);
+      }
       this.setLastReserved(ip, rangeSetIndex);
     } catch (e) {
       // Not reserved after all: the caller's rollback only knows addresses reserve() returned.

@@ -47,7 +47,7 @@ export function add(ctx: PluginContext<BridgeConf>): Result {
         ifname: env.ifname,
         mtu: conf.mtu,
         bridge: br,
-        ...(mac ? { mac } : {}),
+        mac,
       });
       // Deleting the host end removes the container end with it.
       let vethGone = false;

@@ -4,7 +4,7 @@
 // reservation. Not the bridge's MAC, which the reference compares: a bridge weft did not
 // create may change it as ports come and go.
 import { CniError, ErrorCode } from "../../shared/cni/errors";
-import type { PluginContext } from "../../shared/cni/skeleton";
+import { requirePrevResult, type PluginContext } from "../../shared/cni/skeleton";
 import { formatCIDR, parseCIDR } from "../../shared/ip";
 import { listAddresses } from "../../shared/netlink/address";
 import { getLinkByName } from "../../shared/netlink/link";
@@ -25,12 +25,18 @@ function canonical(cidr: string): string {
 
 export function check(ctx: PluginContext<BridgeConf>): void {
   const { env, conf } = ctx;
-  const prev = ctx.prevResult;
-  if (!prev) throw new CniError(ErrorCode.InvalidConfig, "CHECK requires prevResult");
+  const prev = requirePrevResult(ctx);
   if (conf.ipam.type) ipamCheck(ipamCallOf(ctx));
 
+  // The pod's interface (its index in the result) and the host veth, in one pass.
   const ifaces = prev.interfaces ?? [];
-  const podIdx = ifaces.findIndex((i) => i.name === env.ifname && i.sandbox === env.netns);
+  let podIdx = -1;
+  let hostIface: (typeof ifaces)[number] | undefined;
+  for (let i = 0; i < ifaces.length; i++) {
+    const f = ifaces[i]!;
+    if (podIdx < 0 && f.name === env.ifname && f.sandbox === env.netns) podIdx = i;
+    else if (!hostIface && !f.sandbox && f.name !== conf.bridge) hostIface = f;
+  }
   if (podIdx < 0) fail(`prevResult has no interface ${env.ifname} in sandbox ${env.netns}`);
   const podIface = ifaces[podIdx]!;
 
@@ -42,7 +48,6 @@ export function check(ctx: PluginContext<BridgeConf>): void {
     if (br.promisc !== conf.promiscMode) {
       fail(`bridge ${conf.bridge} is ${br.promisc ? "" : "not "}in promiscuous mode, but the config's promiscMode is ${conf.promiscMode}`);
     }
-    const hostIface = ifaces.find((i) => !i.sandbox && i.name !== conf.bridge);
     if (!hostIface) fail(`prevResult has no host veth for bridge ${conf.bridge}`);
     const link = getLinkByName(nl, hostIface.name);
     if (!link) fail(`host veth ${hostIface.name} not found`);

@@ -12,9 +12,13 @@ import { randomBytes } from "../../shared/random";
 import { writeSysctl } from "../../shared/sysctl";
 import type { BridgeConf } from "./config";
 
+/** The pod's bridge; `made`: weft made it just now (with a fixed MAC). */
+export type Bridge = Link & { made: boolean };
+
 /** Returns the bridge, creating it when missing. DEL never removes it (as the reference). */
-export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Link {
+export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Bridge {
   let br = getLinkByName(nl, conf.bridge);
+  const made = !br;
   if (!br) {
     try {
       // An explicit MAC: otherwise the bridge takes the lowest MAC among its ports and
@@ -44,7 +48,7 @@ export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Link {
   }
   if (conf.promiscMode && !br.promisc) setPromisc(nl, br.index, true);
   if (!br.up) setLinkUp(nl, br.index);
-  return br;
+  return { ...br, made };
 }
 
 /** A random locally administered unicast MAC, as the bytes the kernel takes. */
@@ -70,7 +74,7 @@ function vlanUnsupported(e: unknown, conf: BridgeConf): unknown {
  * would otherwise take the lowest MAC among its ports and change it as pods come and go,
  * leaving stale gateway ARP entries in every pod. Returns the bridge as it is now.
  */
-export function ensureGatewayAddresses(nl: NetlinkSocket, br: Link, conf: BridgeConf, ips: IPConfig[]): Link {
+export function ensureGatewayAddresses(nl: NetlinkSocket, br: Bridge, conf: BridgeConf, ips: IPConfig[]): Link {
   let added = false;
   for (const ip of ips) {
     const net = parseCIDR(ip.address);
@@ -95,7 +99,8 @@ export function ensureGatewayAddresses(nl: NetlinkSocket, br: Link, conf: Bridge
       if (!isErrno(e, "EEXIST")) throw e;
     }
   }
-  if (!added) return br;
+  // One weft made (here or by a concurrent ADD) has its MAC fixed already.
+  if (!added || br.made) return br;
   // Its MAC now, with the pod's port on it: read before, a bridge whose ports had all
   // left showed none (all zeros), which the kernel refuses to set.
   const now = getLinkByIndex(nl, br.index) ?? br;

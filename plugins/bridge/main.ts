@@ -14,7 +14,9 @@ export const bridge: Plugin<BridgeConf> = {
   check: async (ctx) => (await import("./check")).check(ctx),
   gc: async (ctx) => (await import("./gc")).gc(ctx),
   status: async (ctx) => {
-    if (!ctx.conf.ipam.type) return; // layer 2: nothing to ask
+    // Layer 2, or host-local in-process: nothing that could be unready, nothing to load.
+    const type = ctx.conf.ipam.type;
+    if (type === "" || type === "host-local") return;
     const { ipamCallOf, ipamStatus } = await import("../../ipam/index");
     ipamStatus(ipamCallOf(ctx));
   },

@@ -3,7 +3,7 @@
 // (VXLAN routes to other nodes, masquerade to the outside). The bridge's ADD and CHECK
 // modules load only for those verbs, as in the bridge plugin.
 import { CniError, ErrorCode, IncompleteRollback } from "../../shared/cni/errors";
-import type { Plugin } from "../../shared/cni/skeleton";
+import { requirePrevResult, type Plugin } from "../../shared/cni/skeleton";
 import { delegateConf, notReady, parseWeftConf, readSubnet, type Subnet, type WeftConf } from "./config";
 import { bridgeContext, delegateDel } from "./delegate";
 import { forgetDelegate, loadDelegate, saveDelegate } from "./saved";
@@ -49,6 +49,7 @@ export const weft: Plugin<WeftConf> = {
     delegateDel(ctx, delegate);
   },
   check: async (ctx) => {
+    requirePrevResult(ctx);
     const delegate = loadDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname);
     if (!delegate) throw new CniError(ErrorCode.Internal, `no saved attachment for ${ctx.env.containerId}/${ctx.env.ifname}`);
     const { check: bridgeCheck } = await import("../bridge/check");

@@ -18,6 +18,12 @@ export interface PluginContext<C> {
   stdinVersion: string;
 }
 
+/** The prevResult of a CHECK that compares the kernel with it: code 7 without one. */
+export function requirePrevResult(ctx: { prevResult?: Result }): Result {
+  if (!ctx.prevResult) throw new CniError(ErrorCode.InvalidConfig, "CHECK requires prevResult");
+  return ctx.prevResult;
+}
+
 export interface Attachment {
   containerID: string;
   ifname: string;
