@@ -21,13 +21,17 @@ export function rollBack(cause: unknown, undos: Iterable<() => void>): never {
   throw failed.length ? new IncompleteRollback(cause, failed) : cause;
 }
 
+/** `e` with another message, keeping its CNI code and details where it has them. */
+function withMessage(e: unknown, message: string): Error {
+  return e instanceof CniError ? new CniError(e.code, message, e.details) : new Error(message);
+}
+
 /** Runs `fn`; an error it throws gets `what: ` before its message and keeps its CNI code. */
 export function labelled(what: string, fn: () => void): void {
   try {
     fn();
   } catch (e) {
-    const message = `${what}: ${messageOf(e)}`;
-    throw e instanceof CniError ? new CniError(e.code, message, e.details) : new Error(message);
+    throw withMessage(e, `${what}: ${messageOf(e)}`);
   }
 }
 
@@ -47,8 +51,6 @@ export function allSteps(...steps: Array<() => void>): void {
   }
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) {
-    const message = errors.map(messageOf).join("; ");
-    const coded = errors.find((e) => e instanceof CniError);
-    throw coded ? new CniError(coded.code, message, coded.details) : new Error(message);
+    throw withMessage(errors.find((e) => e instanceof CniError), errors.map(messageOf).join("; "));
   }
 }

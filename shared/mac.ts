@@ -25,7 +25,7 @@ export function parseMac(s: string): Buffer {
     const hi = hexDigit(s.charCodeAt(at));
     const lo = hexDigit(s.charCodeAt(at + 1));
     const sep = s[at + 2];
-    ok = hi >= 0 && lo >= 0 && (i === 5 || (dotted ? (i & 1 ? sep === "." : true) : sep === ":" || sep === "-"));
+    ok = hi >= 0 && lo >= 0 && (i === 5 || (dotted ? !(i & 1) || sep === "." : sep === ":" || sep === "-"));
     b[i] = hi * 16 + lo;
   }
   if (!ok) throw new Error(`invalid MAC address "${s}"`);

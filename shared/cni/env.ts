@@ -75,6 +75,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): CniEnv {
     validateIfname(ifname);
   }
   const argsText = env["CNI_ARGS"] ?? "";
+  const override = env["CNI_NETNS_OVERRIDE"];
   let args: Map<string, string> | undefined;
   return {
     command,
@@ -86,6 +87,6 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): CniEnv {
       return (args ??= parseCniArgs(argsText));
     },
     path: (env["CNI_PATH"] ?? "").split(":").filter((p) => p !== ""),
-    netnsOverride: /^(1|true)$/i.test(env["CNI_NETNS_OVERRIDE"] ?? ""),
+    netnsOverride: override === "1" || override?.toLowerCase() === "true",
   };
 }

@@ -199,7 +199,7 @@ export function removeStalePods(isStale: (key: string) => boolean): void {
       const keys = new Set<string>();
       for (const r of saved.rules) {
         const c = commentOf(r.args);
-        if (c !== undefined && isWeftRule(r.args) && isStale(c)) keys.add(c);
+        if (c !== undefined && isStale(c)) keys.add(c); // removeScript then takes only weft's rules
       }
       return keys;
     });
@@ -262,7 +262,8 @@ function removeScript(keys: ReadonlySet<string>, existing: Saved): string | null
       const c = commentOf(r.args);
       return chains.has(r.args.at(-1)!) || (c !== undefined && keys.has(c));
     });
-    const own = [...chains].filter((c) => existing.chains.has(`${table} ${c}`));
+    const own: string[] = [];
+    for (const c of chains) if (existing.chains.has(`${table} ${c}`)) own.push(c);
     if (rules.length === 0 && own.length === 0) continue;
     lines.push(`*${table}`);
     // Jumps first (a referenced chain cannot be deleted); rules inside our chains go with them.

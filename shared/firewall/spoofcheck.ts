@@ -62,7 +62,7 @@ function deletions(found: Found[]): string[] {
   const cmds: string[] = [];
   for (const f of found) {
     const [set, elem] = f.mac ? ["allowed", `"${f.port}" . ${f.mac}`] : ["guarded", `"${f.port}"`];
-    cmds.push(...dropElement(set, elem, elem, T));
+    for (const c of dropElement(set, elem, elem, T)) cmds.push(c);
   }
   return cmds;
 }

@@ -72,11 +72,12 @@ export function addPortVlan(nl: NetlinkSocket, index: number, vid: number, o: { 
  */
 export function addPortVlanRanges(nl: NetlinkSocket, index: number, ranges: ReadonlyArray<readonly [number, number]>): void {
   const vlans: Buffer[] = [];
+  let text = "";
   for (const [first, last] of ranges) {
     if (first === last) vlans.push(vlanInfo(first, 0));
     else vlans.push(vlanInfo(first, BRIDGE_VLAN_INFO_RANGE_BEGIN), vlanInfo(last, BRIDGE_VLAN_INFO_RANGE_END));
+    text += `${text ? "," : ""}${first === last ? first : `${first}-${last}`}`;
   }
-  const text = ranges.map(([first, last]) => (first === last ? `${first}` : `${first}-${last}`)).join(",");
   nl.request(`add vlans ${text} on #${index}`, RTM_SETLINK, 0, bridgeSpec(index, vlans));
 }
 

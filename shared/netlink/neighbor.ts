@@ -162,8 +162,9 @@ export function remoteText(r: FdbRemote): string {
  * for the remote on the device's port. Without, the whole entry. False when there was none.
  */
 export function deleteFdb(nl: NetlinkSocket, index: number, mac: string, remote: FdbRemote = {}): boolean {
-  const { dst, ...rest } = remote;
-  const attrs = { lladdr: parseMac(mac), ...(dst ? { dst: ipOf(dst).bytes, ...rest } : {}) };
+  const lladdr = parseMac(mac);
+  const { dst, port, vni, via } = remote;
+  const attrs = dst ? { lladdr, dst: ipOf(dst).bytes, port, vni, via } : { lladdr };
   try {
     nl.request(`delete fdb ${mac}${remoteText(remote)}`, RTM_DELNEIGH, 0, message(AF_BRIDGE, index, 0, NTF.SELF, attrs));
     return true;

@@ -1,7 +1,7 @@
 // Routes (RTM_*ROUTE), in the main table unless another is named.
 import { isErrno } from "../errno";
 import { formatCIDR, formatIP, ipFromBytes, ipToBytes, networkOf, parseCIDR, parseIP } from "../ip";
-import { afOf, attr, attrMap, rtmsg, u32 } from "./encoding";
+import { afOf, align4, attr, findAttr, rtmsg, u32 } from "./encoding";
 import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWROUTE = 24;
@@ -150,10 +150,10 @@ function nextHops(buf: Buffer): Array<Pick<Route, "gw" | "index" | "onlink">> {
     const len = buf.readUInt16LE(off);
     if (len < RTNH_SIZE) break;
     const hop: Pick<Route, "gw" | "index" | "onlink"> = { index: buf.readInt32LE(off + 4), onlink: (buf[off + 2]! & RTNH_F_ONLINK) !== 0 };
-    const gw = attrMap(buf.subarray(off + RTNH_SIZE, off + len)).get(RTA_GATEWAY);
+    const gw = findAttr(buf.subarray(off + RTNH_SIZE, off + len), RTA_GATEWAY);
     if (gw) hop.gw = formatIP(ipFromBytes(gw));
     hops.push(hop);
-    off += (len + 3) & ~3;
+    off += align4(len);
   }
   return hops;
 }
