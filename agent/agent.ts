@@ -165,10 +165,15 @@ export class Agent {
     return result;
   }
 
+  /** Whether the ready file is there, as this agent last made it (unknown before the first run). */
+  private readyMarked: boolean | undefined;
+
   private markReady(file: string, ready: boolean, problems: string[]): void {
+    if (ready === this.readyMarked) return;
     try {
       if (ready) writeText(file, "");
       else removeFile(file, { force: true });
+      this.readyMarked = ready;
     } catch (e) {
       problems.push(`ready file ${file}: ${messageOf(e)}`);
     }

@@ -149,10 +149,7 @@ export function convergePeers(nl: NetlinkSocket, dev: Link, underlay: Underlay, 
   }));
   const routeOps = planRoutes(haveRoutes, wantRoutes);
   const neighOps = planNeighbors(listNeighbors(nl, 4, dev.index), desired.neighbors);
-  const fdbOps = planFdb(
-    listFdb(nl, dev.index).map(({ mac, dst, port, vni, via }) => ({ mac, ...(dst ? { dst } : {}), ...(port !== undefined ? { port } : {}), ...(vni !== undefined ? { vni } : {}), ...(via !== undefined ? { via } : {}) })),
-    desired.fdb,
-  );
+  const fdbOps = planFdb(listFdb(nl, dev.index), desired.fdb);
   const deletes = <T>(ops: Op<T>[]) => ops.filter((o): o is Extract<Op<T>, { op: "delete" }> => o.op === "delete");
   const upserts = <T>(ops: Op<T>[]) => ops.filter((o): o is Exclude<Op<T>, { op: "delete" }> => o.op !== "delete");
 

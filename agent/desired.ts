@@ -137,7 +137,7 @@ export function computeDesired(snapshot: NodeSnapshot, self: SelfNode, o: Desire
   const taken: IPNet[] = [parseCIDR(self.podCIDR)!];
   const usedIPs = new Set<string>([self.nodeIP]);
   const out: Desired = { self, peers: [], routes: [], neighbors: [], fdb: [], skipped: [] };
-  const byName = (a: NodeInfo, b: NodeInfo): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  const byName = (a: { name: string }, b: { name: string }): number => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
   const byAge = (a: NodeInfo, b: NodeInfo): number => {
     const [x, y] = [a.created ?? "", b.created ?? ""];
     return x < y ? -1 : x > y ? 1 : byName(a, b);
@@ -178,6 +178,6 @@ export function computeDesired(snapshot: NodeSnapshot, self: SelfNode, o: Desire
       out.routes.push({ dst: podCIDR, gw, dev: "overlay", onlink: true });
     }
   }
-  out.peers.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  out.peers.sort(byName);
   return out;
 }

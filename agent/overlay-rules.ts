@@ -120,11 +120,11 @@ function inPlace(nl: NetlinkSocket, chains: Chain[]): boolean {
   if (!layout || layout.flags !== 0 || layout.chains.some((c) => c.policy === "drop")) return false;
   const names = (list: Array<{ name: string }>): string => list.map((c) => c.name).sort().join(" ");
   if (names(layout.chains) !== names(chains)) return false;
+  // Exactly the wanted chains are there: only theirs are dumped.
   const tag = rulesTag(chains);
-  return [POSTROUTING, OVERLAY_FORWARD_CHAIN].every((name) => {
-    const want = chains.find((c) => c.name === name)?.rules.length ?? 0;
-    const { total, matching } = countRules(nl, NFPROTO.IPV4, OVERLAY_TABLE, name, tag);
-    return total === want && matching === want;
+  return chains.every((c) => {
+    const { total, matching } = countRules(nl, NFPROTO.IPV4, OVERLAY_TABLE, c.name, tag);
+    return total === c.rules.length && matching === total;
   });
 }
 

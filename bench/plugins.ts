@@ -199,7 +199,12 @@ export async function benchPlugins(): Promise<string> {
   // Every executable as a node has it, read from disk: one the build has just written sits
   // in the page cache in large folios, and took ~3 ms less per ADD+DEL (fewer page faults).
   // weft's names are links to one file: each file once.
-  const files = new Map(impls.flatMap((impl) => ["bridge", "host-local"].map((name) => join(impl.dir, name))).map((p) => [`${statSync(p).dev}:${statSync(p).ino}`, p]));
+  const files = new Map(
+    impls.flatMap((impl) => ["bridge", "host-local"].map((name) => join(impl.dir, name))).map((p) => {
+      const st = statSync(p);
+      return [`${st.dev}:${st.ino}`, p];
+    }),
+  );
   for (const p of files.values()) settleInPageCache(p);
   const version = benchVersion();
   const plain = benchAddDel(host, pod, false);

@@ -4,7 +4,7 @@
 import { copyFileSync, existsSync, linkSync, readFileSync, writeSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import { replaceFile, writeFileAtomic } from "../shared/atomic-file";
-import { foldKeys, isObject } from "../shared/cni/fold-keys";
+import { foldKeys, isObject, NETCONF } from "../shared/cni/fold-keys";
 
 export interface InstallOptions {
   binDir: string;
@@ -13,22 +13,19 @@ export interface InstallOptions {
   pluginNames: string[];
 }
 
-// libcni's NetConf, as its Go decoder reads one plugin's config: keys in any case, and a
-// value of another type than these fails the whole file.
-const NETCONF = {
-  properties: { cniVersion: {}, name: {}, type: {}, capabilities: {}, ipam: { properties: { type: {} } }, dns: { properties: { nameservers: {}, domain: {}, search: {}, options: {} } } },
-};
+// libcni's NetConf, as its Go decoder reads one plugin's config (its DNS keys too): keys in
+// any case, and a value of another type than these fails the whole file.
+const PLUGIN_CONF = { properties: { ...NETCONF.properties, dns: { properties: { nameservers: {}, domain: {}, search: {}, options: {} } } } };
 const NO_TYPE = 'has no plugin "type"';
 const isStrings = (v: unknown): boolean => Array.isArray(v) && v.every((s) => typeof s === "string");
 
 /** Why libcni's decoder would refuse one plugin's config, or null (null values count as absent, as in Go). */
 function netConfProblem(v: unknown): string | null {
   if (!isObject(v)) return "is not a JSON object";
-  const c = structuredClone(v);
-  foldKeys(c, NETCONF);
-  for (const k of ["cniVersion", "name", "type"]) if (c[k] != null && typeof c[k] !== "string") return `has a "${k}" that is not a string`;
-  if (!c["type"]) return NO_TYPE;
-  const { capabilities: caps, ipam, dns } = c;
+  foldKeys(v, PLUGIN_CONF); // in place: what gets written is the file's own text
+  for (const k of ["cniVersion", "name", "type"]) if (v[k] != null && typeof v[k] !== "string") return `has a "${k}" that is not a string`;
+  if (!v["type"]) return NO_TYPE;
+  const { capabilities: caps, ipam, dns } = v;
   if (caps != null && !(isObject(caps) && Object.values(caps).every((b) => typeof b === "boolean"))) return 'has "capabilities" that are not an object of booleans';
   if (ipam != null && !(isObject(ipam) && (ipam["type"] == null || typeof ipam["type"] === "string"))) return 'has an "ipam" that is not an object with a string "type"';
   if (dns != null) {

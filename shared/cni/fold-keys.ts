@@ -5,6 +5,15 @@
 
 type Obj = Record<string, unknown>;
 
+/**
+ * The keys every network config may have (libcni's NetConf, whose IPAM has its type), for
+ * foldKeys: as in Go, a "CNIVersion" is a cniVersion and an ipam "Type" its type. Each
+ * plugin's own keys are folded by its validator.
+ */
+export const NETCONF = {
+  properties: { cniVersion: {}, name: {}, type: {}, capabilities: {}, ipam: { properties: { type: {} } }, dns: {}, args: {}, runtimeConfig: {}, prevResult: {} },
+};
+
 /** A JSON object: not null, not an array. */
 export const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 

@@ -5,7 +5,7 @@ import { native } from "../../native/index";
 import { checkKnownArgs } from "./args";
 import { type CniEnv, readEnv } from "./env";
 import { CniError, cniErrorJson, ErrorCode, toCniError } from "./errors";
-import { foldKeys } from "./fold-keys";
+import { foldKeys, NETCONF } from "./fold-keys";
 import { refuseOwnNetns } from "../netns";
 import { convertResult, parsePrevResult, type Result } from "./result";
 import { configVersion, LATEST_VERSION, requireVersionFor, SUPPORTED_VERSIONS, versionReply } from "./version";
@@ -72,13 +72,6 @@ function readStdin(command: CniEnv["command"]): string {
     throw new CniError(ErrorCode.IO, `error reading from stdin: ${(e as Error).message}`);
   }
 }
-
-// The keys every network config may have (libcni's NetConf, whose IPAM has its type), for
-// foldKeys: as in Go, a "CNIVersion" is a cniVersion and an ipam "Type" its type. Each
-// plugin's own keys are folded by its validator.
-const NETCONF = {
-  properties: { cniVersion: {}, name: {}, type: {}, capabilities: {}, ipam: { properties: { type: {} } }, dns: {}, args: {}, runtimeConfig: {}, prevResult: {} },
-};
 
 function parseStdin(text: string): Record<string, unknown> {
   let v: unknown;
