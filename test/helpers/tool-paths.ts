@@ -32,10 +32,10 @@ export function readOnlySysctls(name: string, plugin: string, binDir: string): s
   return dir;
 }
 
-/** A PATH with iptables' nf_tables tools and no `nft`: the firewall's iptables fallback. */
-export function noNftPath(name: string): string {
+/** A PATH with iptables' nf_tables tools (or `instead` for some) and no `nft`: the firewall's iptables fallback. */
+export function noNftPath(name: string, instead: Record<string, string> = {}): string {
   const tools = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"];
-  return pathWith(name, Object.fromEntries(tools.map((t) => [t, `/usr/sbin/${t.replace("tables", "tables-nft")}`])));
+  return pathWith(name, { ...Object.fromEntries(tools.map((t) => [t, `/usr/sbin/${t.replace("tables", "tables-nft")}`])), ...instead });
 }
 
 const IPTABLES = ["iptables", "ip6tables", "iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"];

@@ -355,27 +355,23 @@ describe("weft agent --nodes FILE", () => {
     await until("the log line", () => agents[0]!.log(), (l) => /link del weft\.1 \(ttl 1\)/.test(l), 4000);
     await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
     expect(inNs(n1!.ns, "ip", "-d", "link", "show", "weft.1")).not.toMatch(/ttl 1\b/);
-    // A device with the wrong VNI, made while no agent ran, is made again at start.
-    await stopAgent(agents[0]!);
-    inNs(n1!.ns, "ip", "link", "del", "weft.1");
-    inNs(n1!.ns, "ip", "link", "add", "weft.1", "type", "vxlan", "id", "9", "local", n1!.ip, "dev", "eth0", "dstport", "4789");
-    const again = startAgent(n1!);
-    await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.vni === 1 && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
-    await until("the log line", () => again.log(), (l) => /link del weft\.1 \(vni 9 != 1, .*learning true != false\)/.test(l));
-    // One whose outer TTL follows the inner packet's (set only at creation): made again too.
-    await stopAgent(again);
-    inNs(n1!.ns, "ip", "link", "del", "weft.1");
-    inNs(n1!.ns, "ip", "link", "add", "weft.1", "type", "vxlan", "id", "1", "local", n1!.ip, "dev", "eth0", "dstport", "4789", "nolearning", "ttl", "inherit");
-    const inherit = startAgent(n1!);
-    await until("the log line", () => inherit.log(), (l) => l.includes("link del weft.1 (ttl inherit)"), 4000);
-    await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
-    // One as asked but that also sends frames elsewhere than the FDB says: made again too.
-    await stopAgent(inherit);
-    inNs(n1!.ns, "ip", "link", "del", "weft.1");
-    inNs(n1!.ns, "ip", "link", "add", "weft.1", "type", "vxlan", "id", "1", "local", n1!.ip, "dev", "eth0", "dstport", "4789", "nolearning", "remote", "192.168.77.99", "l2miss", "l3miss");
-    const third = startAgent(n1!);
-    await until("the log line", () => third.log(), (l) => l.includes("link del weft.1 (group 192.168.77.99, l2miss, l3miss)"), 4000);
-    await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
+    // A device made while no agent ran, of vxlan `kind` arguments: made again at start,
+    // with a log line saying why.
+    let agent = agents[0]!;
+    const remadeAtStart = async (kind: string[], why: RegExp): Promise<void> => {
+      await stopAgent(agent);
+      inNs(n1!.ns, "ip", "link", "del", "weft.1");
+      inNs(n1!.ns, "ip", "link", "add", "weft.1", "type", "vxlan", "local", n1!.ip, "dev", "eth0", "dstport", "4789", ...kind);
+      agent = startAgent(n1!);
+      await until("the log line", () => agent.log(), (l) => why.test(l), 4000);
+      await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.vni === 1 && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
+    };
+    // One with the wrong VNI.
+    await remadeAtStart(["id", "9"], /link del weft\.1 \(vni 9 != 1, .*learning true != false\)/);
+    // One whose outer TTL follows the inner packet's (set only at creation).
+    await remadeAtStart(["id", "1", "nolearning", "ttl", "inherit"], /link del weft\.1 \(ttl inherit\)/);
+    // One as asked but that also sends frames elsewhere than the FDB says.
+    await remadeAtStart(["id", "1", "nolearning", "remote", "192.168.77.99", "l2miss", "l3miss"], /link del weft\.1 \(group 192\.168\.77\.99, l2miss, l3miss\)/);
     expect(inNs(n1!.ns, "ip", "-d", "link", "show", "weft.1")).not.toMatch(/remote|l2miss|l3miss/);
     // A peer's entry sent to another UDP port, appended beside the right one or in its
     // place: the odd one goes, named by its port (deleted by address alone, the kernel would

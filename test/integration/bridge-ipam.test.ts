@@ -135,7 +135,7 @@ describe("bridge GC", () => {
     for (const type of ["../../../../../../../../bin/true", "/bin/true"]) {
       const pod = addPod(node, bridgeConf(node, {}, { type }));
       expect(pod.reply.json, type).toMatchObject({ code: 7, msg: `invalid plugin name "${type}"` });
-      expect(vethsIn(node.host)).toEqual([]);
+      expect(hostVeths()).toEqual([]);
     }
   });
 
@@ -154,7 +154,8 @@ if [ -e ${state} ]; then echo '{"cniVersion":"1.1.0","code":50,"msg":"daemon dow
     );
     const conf: Record<string, unknown> = { ...bridgeConf(node, {}, { type: "status-ipam" }), cniVersion: "1.1.0" };
     const status = () => call(node, { plugin: "bridge", command: "STATUS", conf, path: [dir] });
-    expect(status().code, status().stdout).toBe(0);
+    const ready = status();
+    expect(ready.code, ready.stdout).toBe(0);
     writeFileSync(state, "");
     expect(status().json).toMatchObject({ code: 50, msg: "daemon down" });
     const { ipam: _, ...layer2 } = conf;

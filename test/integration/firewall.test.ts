@@ -425,18 +425,19 @@ describe("iptables fallback (no nft on PATH)", () => {
     for (const p of [A, B, c]) ok(call(b.host, "addPodRules", p, path));
     const other = { ...B, network: "othernet", containerId: "ctr-o", cidrs: ["10.1.0.9/24", "fd00:1::9/64"] };
     ok(call(b.host, "addPodRules", other, path));
-    const mine = (tool: string, id: string) => saved(tool).filter((l) => l.includes(id));
-    const natChains = (tool: string) => saved(tool).filter((l) => /^:WEFT-[0-9A-F]{20} -$/.test(l));
     // Someone else's rule whose comment looks like one of the network's pods (kube-proxy's
     // "default/kubernetes:https" on a network named "default"): never weft's to remove.
     const foreign = '-A OUTPUT -m comment --comment "testnet/kubernetes:https" -j RETURN';
     sh(b.host, `iptables-nft -t nat ${foreign}`);
-    spy.spawned();
     ok(call(b.host, "removeStalePodRules", { network: A.network, valid: [`${A.network}/${A.containerId}/${A.ifname}`] }, spy.path));
     expect(spy.spawned().map((l) => l.split(" ")[0])).toEqual(["iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"]);
-    expect(saved("iptables")).toContain(foreign);
+    // One snapshot per family after the GC, then read as needed.
+    const after = { iptables: saved("iptables"), ip6tables: saved("ip6tables") };
+    expect(after.iptables).toContain(foreign);
     sh(b.host, `iptables-nft -t nat ${foreign.replace("-A", "-D")}`);
-    for (const tool of ["iptables", "ip6tables"]) {
+    const mine = (tool: keyof typeof after, id: string) => after[tool].filter((l) => l.includes(id));
+    const natChains = (tool: keyof typeof after) => after[tool].filter((l) => /^:WEFT-[0-9A-F]{20} -$/.test(l));
+    for (const tool of ["iptables", "ip6tables"] as const) {
       expect(mine(tool, "ctr-b"), tool).toEqual([]);
       expect(mine(tool, "ctr-c"), tool).toEqual([]);
       expect(natChains(tool), tool).toHaveLength(2); // ctr-a's and the other network's
@@ -472,9 +473,7 @@ chmod +x ${fake}`,
   });
 
   test("a dual-stack ADD failing in its IPv6 half takes its IPv4 rules away, and says that the IPv6 clean-up failed too", () => {
-    const tools = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-restore"];
-    const links = Object.fromEntries(tools.map((t) => [t, `/usr/sbin/${t.replace("tables", "tables-nft")}`]));
-    const path = pathWith("v6-save-fails", { ...links, "ip6tables-save": "/bin/false" });
+    const path = noNftPath("v6-save-fails", { "ip6tables-save": "/bin/false" });
     const r = call(b.host, "addPodRules", A, path);
     expect(r.ok).toBe(false);
     expect(r.error).toMatch(/ip6tables-save failed.*\(and rolling back failed: .*ip6tables-save failed/s);

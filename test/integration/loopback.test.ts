@@ -35,7 +35,7 @@ it("brings lo up on ADD, checks it, takes it down on DEL, and DELs a netns alrea
 });
 
 it("reports the addresses lo has, as the reference: no ::1 where IPv6 is off, an error for any non-loopback one, and any CNI_ARGS", () => {
-  const add = (ns: string, args?: string) => addPod(node, conf, { ns, plugin: "loopback", ifname: "lo", ...(args ? { args } : {}) }).reply;
+  const add = (ns: string, args?: string) => addPod(node, conf, { ns, plugin: "loopback", ifname: "lo", args }).reply;
   const noV6 = createNetns("pod");
   inNs(noV6, "sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=1");
   // The reference loopback never reads CNI_ARGS: unknown keys and malformed pairs pass.

@@ -28,6 +28,11 @@ function writeSubnet(podCIDR: string) {
 afterAll(cleanupToolPaths);
 
 const held = () => readdirSync(join(stateDir, "ipam", "weft")).filter((f) => f.startsWith("10."));
+/** The runtime's DEL of an attachment (netns "": gone or never known). */
+const weftDel = (containerId: string, netns = "") => call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId, netns });
+/** The runtime's GC, keeping `valid`. */
+const weftGc = (valid: Array<{ containerID: string; ifname: string }> = []) =>
+  call(node, { plugin: "weft", command: "GC", conf: { ...conf(), "cni.dev/valid-attachments": valid } });
 
 describe("weft plugin", () => {
   it("reports not ready (code 50) until the agent wrote subnet.json", () => {
@@ -70,12 +75,12 @@ describe("weft plugin", () => {
     const a = addPod(node, conf(), { plugin: "weft" });
     expect(a.reply.code).toBe(0);
     rmSync(join(stateDir, "subnet.json"));
-    const del = call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: a.id, netns: a.path });
+    const del = weftDel(a.id, a.path);
     expect(del.code, del.stdout).toBe(0);
-    expect(readdirSync(join(stateDir, "ipam", "weft")).filter((f) => f.startsWith("10."))).toEqual([]);
+    expect(held()).toEqual([]);
     expect(readdirSync(join(stateDir, "attachments"))).toEqual([]);
     // DEL for something never added, with no subnet at all, succeeds.
-    expect(call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: "never", netns: a.path }).code).toBe(0);
+    expect(weftDel("never", a.path).code).toBe(0);
   });
 
   it("CHECK passes after ADD; GC releases attachments the runtime no longer knows", () => {
@@ -84,11 +89,7 @@ describe("weft plugin", () => {
     const b = addPod(node, conf(), { plugin: "weft" });
     const check = call(node, { plugin: "weft", command: "CHECK", conf: { ...conf(), prevResult: a.reply.json }, containerId: a.id, netns: a.path });
     expect(check.code, check.stdout).toBe(0);
-    const gc = call(node, {
-      plugin: "weft",
-      command: "GC",
-      conf: { ...conf(), "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }] },
-    });
+    const gc = weftGc([{ containerID: a.id, ifname: "eth0" }]);
     expect(gc.code, gc.stdout).toBe(0);
     expect(held()).toEqual(["10.244.1.2"]);
     expect(readdirSync(join(stateDir, "attachments"))).toEqual([`weft:${a.id}:eth0.json`]);
@@ -112,7 +113,7 @@ describe("weft plugin", () => {
       const add = call(node, { plugin: "weft", command: "ADD", conf: conf(), containerId: "ctr-proc", netns: path });
       expect(add.code, add.stdout).toBe(0);
       // The runtime forgot it: GC frees its address and rules, and leaves the netns alone.
-      const gc = call(node, { plugin: "weft", command: "GC", conf: { ...conf(), "cni.dev/valid-attachments": [] } });
+      const gc = weftGc();
       expect(gc.code, gc.stdout).toBe(0);
       expect(held()).toEqual([]);
       expect(nsTry(ns, "ip", "link", "show", "eth0").ok).toBe(true);
@@ -128,7 +129,7 @@ describe("weft plugin", () => {
     expect(a.reply.code, a.reply.stdout).toBe(0);
     expect(inNs(node.host, "nft", "list", "ruleset")).toContain("10.244.1.2");
     rmSync(join(stateDir, "attachments", `weft:${a.id}:eth0.json`));
-    const gc = call(node, { plugin: "weft", command: "GC", conf: { ...conf(), "cni.dev/valid-attachments": [] } });
+    const gc = weftGc();
     expect(gc.code, gc.stdout).toBe(0);
     expect(held()).toEqual([]);
     expect(inNs(node.host, "nft", "list", "ruleset")).not.toContain("10.244.1.2");
@@ -143,7 +144,7 @@ describe("weft plugin", () => {
     const again = call(node, { plugin: "weft", command: "ADD", conf: conf(), containerId: a.id, netns: "/proc/self/ns/net" });
     expect(again.json).toMatchObject({ code: 8 });
     expect(readFileSync(file, "utf8")).toBe(before);
-    expect(call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: a.id, netns: a.path }).code).toBe(0);
+    expect(weftDel(a.id, a.path).code).toBe(0);
   });
 
   it("keeps the saved config after an ADD whose rollback failed, for the runtime's DEL", () => {
@@ -161,7 +162,7 @@ describe("weft plugin", () => {
     expect(readdirSync(join(stateDir, "attachments"))).toEqual(["weft:c1:eth0.json"]);
     expect(inNs(node.host, "nft", "list", "ruleset")).toContain("10.244.1.2");
 
-    const del = call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: "c1", netns: netnsPath(ns) });
+    const del = weftDel("c1", netnsPath(ns));
     expect(del.code, del.stdout).toBe(0);
     expect(readdirSync(join(stateDir, "attachments"))).toEqual([]);
     expect(held()).toEqual([]);
@@ -181,7 +182,7 @@ describe("weft plugin", () => {
 
   it("an unreadable subnet.json is the agent not ready (50) for STATUS, ADD and GC; DEL without a saved config succeeds", () => {
     writeFileSync(join(stateDir, "subnet.json"), "{");
-    expect(call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: "never", netns: "" }).code).toBe(0);
+    expect(weftDel("never").code).toBe(0);
     const status = call(node, { plugin: "weft", command: "STATUS", conf: conf() });
     expect(status.json).toMatchObject({ code: 50, msg: `weft agent not ready: ${join(stateDir, "subnet.json")} unreadable` });
     expect(status.json!["details"]).toContain("not a valid subnet file");
@@ -191,8 +192,8 @@ describe("weft plugin", () => {
       writeFileSync(join(stateDir, "subnet.json"), JSON.stringify({ ...bad, clusterCIDR: "10.244.0.0/16" }));
       expect(call(node, { plugin: "weft", command: "STATUS", conf: conf() }).json).toMatchObject({ code: 50 });
       expect(addPod(node, conf(), { plugin: "weft" }).reply.json).toMatchObject({ code: 50 });
-      expect(call(node, { plugin: "weft", command: "GC", conf: { ...conf(), "cni.dev/valid-attachments": [] } }).json).toMatchObject({ code: 50 });
-      expect(call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: "never", netns: "" }).code).toBe(0);
+      expect(weftGc().json).toMatchObject({ code: 50 });
+      expect(weftDel("never").code).toBe(0);
     }
   });
 
@@ -204,9 +205,9 @@ describe("weft plugin", () => {
     expect(saved.netns).toBe(a.path);
     writeFileSync(file, JSON.stringify(saved.delegate));
     writeSubnet("10.244.9.0/24"); // DEL must use the saved config, not this one
-    const del = call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: a.id, netns: a.path });
+    const del = weftDel(a.id, a.path);
     expect(del.code, del.stdout).toBe(0);
-    expect(readdirSync(join(stateDir, "ipam", "weft")).filter((f) => f.startsWith("10."))).toEqual([]);
+    expect(held()).toEqual([]);
     expect(nsTry(a.ns, "ip", "link", "show", "eth0").ok).toBe(false);
   });
 
@@ -216,11 +217,11 @@ describe("weft plugin", () => {
     const stray = join(stateDir, "attachments", "weft:stray:eth0.json");
     for (const text of ["null", "5", "[]", '{"delegate": []}', '{"delegate": {"type": "bridge"}, "netns": 5}']) {
       writeFileSync(stray, text);
-      const gc = call(node, { plugin: "weft", command: "GC", conf: { ...conf(), "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }] } });
+      const gc = weftGc([{ containerID: a.id, ifname: "eth0" }]);
       expect(gc.code, `${text}: ${gc.stdout}`).toBe(0);
-      const del = call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: "stray", netns: "" });
+      const del = weftDel("stray");
       expect(del.code, `${text}: ${del.stdout}`).toBe(0);
     }
-    expect(call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId: a.id, netns: a.path }).code).toBe(0);
+    expect(weftDel(a.id, a.path).code).toBe(0);
   });
 });
