@@ -10,6 +10,11 @@ export interface NativeAddon {
   nlOpen(netnsPath: string | null, protocol: number): number;
   /** Sends one datagram to the kernel. */
   nlSend(fd: number, data: Uint8Array): void;
+  /**
+   * Sends one datagram from a child process and returns at once: the child waits in the
+   * kernel while it runs the request, and exits. Replies and notifications arrive on `fd`.
+   */
+  nlSendDetached(fd: number, data: Uint8Array): void;
   /** Receives one datagram; null when nothing arrived within `timeoutMs`. */
   nlRecv(fd: number, timeoutMs: number): Buffer | null;
   /** Joins netlink multicast group `group` (RTNLGRP_*). */

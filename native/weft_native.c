@@ -254,6 +254,44 @@ static napi_value nl_send(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+// nlSendDetached(fd, data): sends one datagram from a child process, so the caller goes on
+// while the kernel works. The kernel runs a netlink request inside the sender's sendto,
+// and some go on long after their effect is visible: a link delete waits for an RCU
+// barrier (15-30 ms here) after the link is unlisted and its notification sent. The
+// caller reads the outcome from the socket, which the child shares. The child is a raw
+// clone (fork without glibc's atfork handlers, whose locks another runtime thread may
+// hold) and makes only syscalls. It keeps no fd but the socket: an inherited stdout would
+// keep the runtime waiting for EOF, an inherited lock fd the lock. Nobody waits for it:
+// once the caller exits, init (or a subreaper) reaps it.
+static napi_value nl_send_detached(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv)) return NULL;
+  int fd;
+  if (get_int(env, argv[0], &fd)) return NULL;
+  void *data;
+  size_t len;
+  if (napi_get_typedarray_info(env, argv[1], NULL, &len, &data, NULL, NULL) != napi_ok) {
+    napi_throw_type_error(env, NULL, "data must be a Uint8Array");
+    return NULL;
+  }
+  long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+  if (pid < 0) return throw_errno(env, errno, "clone");
+  if (pid == 0) {
+    if (fd > 0) syscall(SYS_close_range, 0, fd - 1, 0);
+    if (syscall(SYS_close_range, fd + 1, ~0U, 0) < 0) // before Linux 5.9
+      for (int i = 0; i < 65536; i++)
+        if (i != fd) syscall(SYS_close, i);
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+    syscall(SYS_sendto, fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
+    syscall(SYS_exit_group, 0);
+  }
+  return NULL;
+}
+
 // Joins a netlink multicast group: the kernel then also sends the socket its
 // notifications of that kind (RTNLGRP_LINK: links added, changed, deleted).
 static napi_value nl_join(napi_env env, napi_callback_info info) {
@@ -868,6 +906,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"nlOpen", NULL, nl_open, NULL, NULL, NULL, napi_default, NULL},
       {"nlSend", NULL, nl_send, NULL, NULL, NULL, napi_default, NULL},
       {"nlRecv", NULL, nl_recv, NULL, NULL, NULL, napi_default, NULL},
+      {"nlSendDetached", NULL, nl_send_detached, NULL, NULL, NULL, napi_default, NULL},
       {"nlJoin", NULL, nl_join, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
       {"flock", NULL, fd_flock, NULL, NULL, NULL, napi_default, NULL},

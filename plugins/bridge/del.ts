@@ -2,17 +2,18 @@
 // pod's comment) and the pod's rules, found by the prevResult's
 // addresses or else by the container ID in their comments, never by looking inside the
 // netns (it may be gone): their nft batch, when there is one, runs while the kernel deletes
-// the veth, as both wait out an RCU grace period. The address goes last, once no interface
-// holds it (the reference plugin also deletes the veth first): a veth that cannot be
-// deleted keeps it until the runtime's next DEL.
+// the veth. The veth delete returns once the kernel has unlisted both ends; its RCU wait
+// before it frees them (15-30 ms here, which the Go plugin sits out) is left to a child
+// process. The address goes last, once no interface holds it (the reference plugin also
+// deletes the veth first): a veth that cannot be deleted keeps it until the runtime's
+// next DEL.
 import { allSteps } from "../../shared/attempt";
 import type { PluginContext } from "../../shared/cni/skeleton";
 import { podKey } from "../../shared/firewall/common";
 import { removePodRules } from "../../shared/firewall/index";
 import { finishUnguard, startUnguard } from "../../shared/firewall/spoofcheck";
 import type { Running } from "../../shared/process";
-import { deleteLinkByName } from "../../shared/netlink/link";
-import { withSocket } from "../../shared/netlink/socket";
+import { unlistLinkByName } from "../../shared/netlink/link";
 import { addressOf } from "../../shared/ip";
 import { isNetnsGone } from "../../shared/netns";
 import { ipamCallOf, ipamDel } from "../../ipam/index";
@@ -51,8 +52,9 @@ export function del(ctx: PluginContext<BridgeConf>): void {
 function deleteVeth(netns: string, ifname: string): void {
   if (!netns) return;
   try {
-    // Deleting the container end removes the host end too.
-    withSocket(netns, (nl) => deleteLinkByName(nl, ifname));
+    // Deleting the container end removes the host end too. DEL is done once both are
+    // unlisted; the kernel's RCU wait before it frees them is no part of it.
+    unlistLinkByName(netns, ifname);
   } catch (e) {
     // The kernel destroyed the veth with the netns.
     if (!isNetnsGone(e)) throw e;

@@ -2,12 +2,13 @@
 import { isErrno } from "../errno";
 import { formatMac, parseMac } from "../mac";
 import { attr, attrMap, cstr, ifinfomsg, strz, u32 } from "./encoding";
-import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
+import { NLM_F, NetlinkSocket, withSocket, type NetlinkMessage } from "./socket";
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
 const RTM_GETLINK = 18;
 const AF_UNSPEC = 0;
+const RTNLGRP_LINK = 1;
 
 const IFF_UP = 0x1;
 const IFF_PROMISC = 0x100;
@@ -230,8 +231,28 @@ export function deleteLink(nl: NetlinkSocket, index: number): void {
 
 /** Deletes a link by name; false when there was none (DEL must be idempotent). */
 export function deleteLinkByName(nl: NetlinkSocket, name: string): boolean {
+  return unlessAbsent(() => nl.request(`delete link ${name}`, RTM_DELLINK, 0, linkPayload({}, { ifname: name })));
+}
+
+/**
+ * Deletes a link by name in `netnsPath` and returns once the kernel has unlisted it (its
+ * RTM_DELLINK notification): the name is free, and a veth's other end is gone too. The
+ * kernel frees the device only after an RCU barrier, 15-30 ms here, which a child
+ * process sits out instead of the caller (NetlinkSocket.requestUntil). False when there
+ * was none. The socket is its own: joined to the link group, it would hand a later request
+ * notifications carrying that request's sequence number.
+ */
+export function unlistLinkByName(netnsPath: string, name: string): boolean {
+  return withSocket(netnsPath, (nl) => {
+    nl.join(RTNLGRP_LINK);
+    const unlisted = (m: NetlinkMessage): boolean => m.type === RTM_DELLINK && ifinfomsg.parse(m.data).family === AF_UNSPEC && linkNotificationName(m) === name;
+    return unlessAbsent(() => nl.requestUntil(`delete link ${name}`, RTM_DELLINK, 0, linkPayload({}, { ifname: name }), unlisted));
+  });
+}
+
+function unlessAbsent(deletion: () => unknown): boolean {
   try {
-    nl.request(`delete link ${name}`, RTM_DELLINK, 0, linkPayload({}, { ifname: name }));
+    deletion();
     return true;
   } catch (e) {
     if (isErrno(e, "ENODEV")) return false;

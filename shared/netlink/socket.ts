@@ -148,20 +148,61 @@ export class NetlinkSocket {
     }
   }
 
-  /** One request and its replies; null for a dump a concurrent change interrupted. */
-  private exchange(op: string, type: number, flags: number, payload: Uint8Array[]): NetlinkMessage[] | null {
+  /**
+   * Sends one request from a child process and returns once `done` accepts a message
+   * (a notification of a group this socket joined) or the request's ACK arrives, whichever
+   * comes first; a refusal throws, as in request(). For a request whose effect the kernel
+   * announces before it has finished its work: the child waits that out (native
+   * nlSendDetached), not the caller.
+   */
+  requestUntil(op: string, type: number, flags: number, payload: Uint8Array[], done: (msg: NetlinkMessage) => boolean): void {
+    const seq = this.send(type, flags, payload, true);
+    for (;;) {
+      let buf: Buffer;
+      try {
+        buf = this.receive(op);
+      } catch (e) {
+        // Notifications were dropped, perhaps the awaited one: the ACK still comes.
+        if (isErrno(e, "ENOBUFS")) continue;
+        throw e;
+      }
+      for (const msg of messages(buf)) {
+        if (msg.type === NLMSG_ERROR && msg.seq === seq) {
+          const errno = -msg.data.readInt32LE(0);
+          if (errno === 0) return;
+          throw new NetlinkError(op, errno, errorText(msg));
+        }
+        if (done(msg)) return;
+      }
+    }
+  }
+
+  /** Frames and sends one request, from a child process when `detached`; its sequence number. */
+  private send(type: number, flags: number, payload: Uint8Array[], detached: boolean): number {
     const seq = (this.seq = (this.seq + 1) & 0x7fffffff);
     // Headers are multiples of 4 bytes and attr() pads, so the payload is aligned.
     let len = nlmsghdr.size;
     for (const p of payload) len += p.length;
     const header = nlmsghdr.format({ len, type, flags: NLM_F.REQUEST | NLM_F.ACK | flags, seq });
-    native.nlSend(this.fd, Buffer.concat([header, ...payload], len));
+    const data = Buffer.concat([header, ...payload], len);
+    if (detached) native.nlSendDetached(this.fd, data);
+    else native.nlSend(this.fd, data);
+    return seq;
+  }
+
+  private receive(op: string): Buffer {
+    const buf = native.nlRecv(this.fd, RECV_TIMEOUT_MS);
+    if (buf === null) throw new Error(`${op}: no reply from the kernel within ${RECV_TIMEOUT_MS} ms`);
+    return buf;
+  }
+
+  /** One request and its replies; null for a dump a concurrent change interrupted. */
+  private exchange(op: string, type: number, flags: number, payload: Uint8Array[]): NetlinkMessage[] | null {
+    const seq = this.send(type, flags, payload, false);
     const replies: NetlinkMessage[] = [];
     let interrupted = false;
     for (;;) {
-      const buf = native.nlRecv(this.fd, RECV_TIMEOUT_MS);
-      if (buf === null) throw new Error(`${op}: no reply from the kernel within ${RECV_TIMEOUT_MS} ms`);
-      for (const msg of messages(buf)) {
+      for (const msg of messages(this.receive(op))) {
         if (msg.seq !== seq) continue; // a stale reply to an earlier, timed-out request
         if (msg.flags & NLM_F_DUMP_INTR) interrupted = true;
         if (msg.type === NLMSG_DONE) {

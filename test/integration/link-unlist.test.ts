@@ -1,0 +1,80 @@
+// A link delete that returns once the kernel has unlisted the link, leaving the kernel's
+// RCU wait before it frees the device to a child process (DEL's veth delete): what the
+// caller sees when it returns, a refusal, and what that child holds meanwhile.
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { afterEach, expect, it } from "vitest";
+import { unlistLinkByName } from "../../shared/netlink/link";
+import { NetlinkError } from "../../shared/netlink/socket";
+import { cleanupAll, createNetns, leftovers, linkNames, netnsPath } from "../helpers/netns";
+
+afterEach(() => {
+  cleanupAll();
+  expect(leftovers()).toEqual([]);
+});
+
+/** A veth with its ends named `name` in netns `a` and `peer` in netns `b`. */
+function veth(a: string, name: string, b: string, peer: string): void {
+  execFileSync("ip", ["-n", a, "link", "add", name, "type", "veth", "peer", "name", peer, "netns", b]);
+}
+
+/** This process's children that are still running (not zombies): pid → their open fds' targets. */
+function liveChildren(): Map<number, string[]> {
+  const found = new Map<number, string[]>();
+  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      // pid (comm) state ppid …: comm may hold spaces and parentheses.
+      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(ppid) !== process.pid || state === "Z") continue;
+      found.set(Number(pid), readdirSync(`/proc/${pid}/fd`).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`)));
+    } catch {
+      // It exited while we looked.
+    }
+  }
+  return found;
+}
+
+it("returns with both ends of a veth gone, and false when there is no such link", () => {
+  const a = createNetns("ula");
+  const b = createNetns("ulb");
+  veth(a, "wul-pod", b, "wul-host");
+  expect(unlistLinkByName(netnsPath(a), "wul-pod")).toBe(true);
+  expect(linkNames(a)).not.toContain("wul-pod");
+  expect(linkNames(b)).not.toContain("wul-host");
+  // The name is free at once.
+  veth(a, "wul-pod", b, "wul-host");
+  expect(linkNames(a)).toContain("wul-pod");
+  expect(unlistLinkByName(netnsPath(a), "wul-none")).toBe(false);
+});
+
+it("throws the kernel's refusal, leaving the link", () => {
+  const a = createNetns("ulr");
+  const e = (() => {
+    try {
+      unlistLinkByName(netnsPath(a), "lo");
+    } catch (err) {
+      return err;
+    }
+    return null;
+  })();
+  expect(e).toBeInstanceOf(NetlinkError);
+  expect((e as NetlinkError).code).toBe("EOPNOTSUPP");
+  expect(linkNames(a)).toContain("lo");
+});
+
+it("leaves the kernel's wait to a child holding no fd but its netlink socket", () => {
+  const a = createNetns("ulc");
+  const b = createNetns("ulc");
+  // The child lives on for the RCU wait (15-30 ms here); catch it alive at least once.
+  let caught: string[] | undefined;
+  for (let i = 0; i < 20 && !caught; i++) {
+    veth(a, `wul-c${i}`, b, `wul-h${i}`);
+    const before = new Set(liveChildren().keys());
+    expect(unlistLinkByName(netnsPath(a), `wul-c${i}`)).toBe(true);
+    for (const [pid, fds] of liveChildren()) if (!before.has(pid) && fds.length) caught = fds;
+  }
+  expect(caught).toBeDefined();
+  expect(caught).toHaveLength(1);
+  expect(caught![0]).toMatch(/^socket:\[\d+\]$/);
+});
