@@ -235,6 +235,14 @@ static napi_value nl_open(napi_env env, napi_callback_info info) {
   return make_int(env, fd);
 }
 
+static int send_to_kernel(int fd, const void *data, size_t len) {
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+  ssize_t n;
+  do n = sendto(fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? -1 : 0;
+}
+
 static napi_value nl_send(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (get_args(env, info, 2, argv)) return NULL;
@@ -246,11 +254,7 @@ static napi_value nl_send(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "data must be a Uint8Array");
     return NULL;
   }
-  struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-  ssize_t n;
-  do n = sendto(fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) return throw_errno(env, errno, "netlink send");
+  if (send_to_kernel(fd, data, len) < 0) return throw_errno(env, errno, "netlink send");
   return NULL;
 }
 
@@ -279,8 +283,11 @@ static napi_value nl_send_detached(napi_env env, napi_callback_info info) {
     return NULL;
   }
   long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-  if (pid < 0) return throw_errno(env, errno, "clone");
   if (pid == 0) {
+    // No handler of the runtime's may run here (sigfillset would leave glibc's own two).
+    sigset_t all;
+    memset(&all, 0xff, sizeof all);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, _NSIG / 8);
     if (fd > 0) syscall(SYS_close_range, 0, fd - 1, 0);
     if (syscall(SYS_close_range, fd + 1, ~0U, 0) < 0) // before Linux 5.9
       for (int i = 0; i < 65536; i++)
@@ -289,6 +296,8 @@ static napi_value nl_send_detached(napi_env env, napi_callback_info info) {
     syscall(SYS_sendto, fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
     syscall(SYS_exit_group, 0);
   }
+  // No process to spare (a pids limit): the caller waits after all.
+  if (pid < 0 && send_to_kernel(fd, data, len) < 0) return throw_errno(env, errno, "netlink send");
   return NULL;
 }
 

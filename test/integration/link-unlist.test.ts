@@ -18,16 +18,25 @@ function veth(a: string, name: string, b: string, peer: string): void {
   execFileSync("ip", ["-n", a, "link", "add", name, "type", "veth", "peer", "name", peer, "netns", b]);
 }
 
-/** This process's children that are still running (not zombies): pid → their open fds' targets. */
-function liveChildren(): Map<number, string[]> {
-  const found = new Map<number, string[]>();
+interface Child {
+  /** its open fds' targets */
+  fds: string[];
+  /** its blocked signals (SigBlk) */
+  blocked: bigint;
+}
+
+/** This process's children that are still running (not zombies), by pid. */
+function liveChildren(): Map<number, Child> {
+  const found = new Map<number, Child>();
   for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       // pid (comm) state ppid …: comm may hold spaces and parentheses.
       const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       if (Number(ppid) !== process.pid || state === "Z") continue;
-      found.set(Number(pid), readdirSync(`/proc/${pid}/fd`).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`)));
+      const fds = readdirSync(`/proc/${pid}/fd`).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`));
+      const blocked = BigInt(`0x${/^SigBlk:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]}`);
+      found.set(Number(pid), { fds, blocked });
     } catch {
       // It exited while we looked.
     }
@@ -63,18 +72,21 @@ it("throws the kernel's refusal, leaving the link", () => {
   expect(linkNames(a)).toContain("lo");
 });
 
-it("leaves the kernel's wait to a child holding no fd but its netlink socket", () => {
+it("leaves the kernel's wait to a child holding no fd but its netlink socket, and deaf to signals", () => {
   const a = createNetns("ulc");
   const b = createNetns("ulc");
   // The child lives on for the RCU wait (15-30 ms here); catch it alive at least once.
-  let caught: string[] | undefined;
+  let caught: Child | undefined;
   for (let i = 0; i < 20 && !caught; i++) {
     veth(a, `wul-c${i}`, b, `wul-h${i}`);
     const before = new Set(liveChildren().keys());
     expect(unlistLinkByName(netnsPath(a), `wul-c${i}`)).toBe(true);
-    for (const [pid, fds] of liveChildren()) if (!before.has(pid) && fds.length) caught = fds;
+    for (const [pid, child] of liveChildren()) if (!before.has(pid) && child.fds.length) caught = child;
   }
   expect(caught).toBeDefined();
-  expect(caught).toHaveLength(1);
-  expect(caught![0]).toMatch(/^socket:\[\d+\]$/);
+  expect(caught!.fds).toHaveLength(1);
+  expect(caught!.fds[0]).toMatch(/^socket:\[\d+\]$/);
+  // All but SIGKILL and SIGSTOP, which cannot be blocked.
+  const unblockable = (1n << 8n) | (1n << 18n);
+  expect(caught!.blocked | unblockable).toBe(0xffffffffffffffffn);
 });
