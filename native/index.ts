@@ -12,11 +12,15 @@ export interface NativeAddon {
   nlSend(fd: number, data: Uint8Array): void;
   /**
    * Sends one datagram from a child process and returns at once: the child waits in the
-   * kernel while it runs the request, and exits. Replies and notifications arrive on `fd`.
+   * kernel while it runs the request, and exits. Replies and notifications arrive on `fd`;
+   * the returned status fd (-1 if the caller had to send it itself) goes to nlRecv, and
+   * is the caller's to close.
    */
-  nlSendDetached(fd: number, data: Uint8Array): void;
+  nlSendDetached(fd: number, data: Uint8Array): number;
   /** Receives one datagram; null when nothing arrived within `timeoutMs`. */
   nlRecv(fd: number, timeoutMs: number): Buffer | null;
+  /** The same, or the errno of a send nlSendDetached's child could not make (`sendStatus`). */
+  nlRecv(fd: number, timeoutMs: number, sendStatus: number): Buffer | null | number;
   /** Joins netlink multicast group `group` (RTNLGRP_*). */
   nlJoin(fd: number, group: number): void;
   close(fd: number): void;

@@ -262,15 +262,34 @@ static napi_value nl_send(napi_env env, napi_callback_info info) {
 #define SYS_close_range 436
 #endif
 
-// nlSendDetached(fd, data): sends one datagram from a child process, so the caller goes on
-// while the kernel works. The kernel runs a netlink request inside the sender's sendto,
-// and some go on long after their effect is visible: a link delete waits for an RCU
-// barrier (15-30 ms here) after the link is unlisted and its notification sent. The
-// caller reads the outcome from the socket, which the child shares. The child is a raw
-// clone (fork without glibc's atfork handlers, whose locks another runtime thread may
-// hold) and makes only syscalls. It keeps no fd but the socket: an inherited stdout would
-// keep the runtime waiting for EOF, an inherited lock fd the lock. Nobody waits for it:
-// once the caller exits, init (or a subreaper) reaps it.
+// In a child that makes only syscalls: closes every fd but `a` and `b`.
+static void close_all_but(int a, int b) {
+  if (a > b) {
+    int t = a;
+    a = b, b = t;
+  }
+  if (syscall(SYS_close_range, b + 1, ~0U, 0) < 0) { // before Linux 5.9
+    for (int i = 0; i < 65536; i++)
+      if (i != a && i != b) syscall(SYS_close, i);
+    return;
+  }
+  if (a > 0) syscall(SYS_close_range, 0, a - 1, 0);
+  if (b > a + 1) syscall(SYS_close_range, a + 1, b - 1, 0);
+}
+
+// nlSendDetached(fd, data) -> statusFd: sends one datagram from a child process, so the
+// caller goes on while the kernel works. The kernel runs a netlink request inside the
+// sender's sendto, and some go on long after their effect is visible: a link delete waits
+// for an RCU barrier (15-30 ms here) after the link is unlisted and its notification
+// sent. The caller reads the outcome from the socket, which the child shares, and passes
+// statusFd to nlRecv: the child writes the errno of a send the kernel refused outright
+// (an oversized message, a security module's denial) to that pipe. -1 when there was no
+// process to spare (a pids limit) and the caller sent the request itself.
+// The child is a raw clone (fork without glibc's atfork handlers, whose locks another
+// runtime thread may hold) and makes only syscalls. It starts with every signal blocked,
+// so no handler of the runtime's runs in it, and keeps no fd but the socket and the pipe:
+// an inherited stdout would keep the runtime waiting for EOF, an inherited lock fd the
+// lock. Nobody waits for it: once the caller exits, init (or a subreaper) reaps it.
 static napi_value nl_send_detached(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (get_args(env, info, 2, argv)) return NULL;
@@ -282,23 +301,30 @@ static napi_value nl_send_detached(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "data must be a Uint8Array");
     return NULL;
   }
-  long pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
-  if (pid == 0) {
-    // No handler of the runtime's may run here (sigfillset would leave glibc's own two).
-    sigset_t all;
+  int status[2];
+  long pid = -1;
+  if (pipe2(status, O_CLOEXEC) == 0) {
+    // Raw: glibc's sigprocmask would leave its own two signals out.
+    sigset_t all, old;
     memset(&all, 0xff, sizeof all);
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, _NSIG / 8);
-    if (fd > 0) syscall(SYS_close_range, 0, fd - 1, 0);
-    if (syscall(SYS_close_range, fd + 1, ~0U, 0) < 0) // before Linux 5.9
-      for (int i = 0; i < 65536; i++)
-        if (i != fd) syscall(SYS_close, i);
-    struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-    syscall(SYS_sendto, fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa);
-    syscall(SYS_exit_group, 0);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, _NSIG / 8);
+    pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) {
+      close_all_but(fd, status[1]);
+      struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
+      if (syscall(SYS_sendto, fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        int err = errno;
+        syscall(SYS_write, status[1], &err, sizeof err);
+      }
+      syscall(SYS_exit_group, 0);
+    }
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, _NSIG / 8);
+    close(status[1]);
+    if (pid < 0) close(status[0]);
   }
-  // No process to spare (a pids limit): the caller waits after all.
-  if (pid < 0 && send_to_kernel(fd, data, len) < 0) return throw_errno(env, errno, "netlink send");
-  return NULL;
+  if (pid > 0) return make_int(env, status[0]);
+  if (send_to_kernel(fd, data, len) < 0) return throw_errno(env, errno, "netlink send");
+  return make_int(env, -1);
 }
 
 // Joins a netlink multicast group: the kernel then also sends the socket its
@@ -312,20 +338,37 @@ static napi_value nl_join(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// nlRecv(fd, timeoutMs[, sendStatus]) -> Buffer | null | errno: one datagram, or null when
+// none came in time; with nlSendDetached's status pipe, the errno of a send the child
+// could not make. The pipe's EOF only says the child is done; its replies are on `fd`.
 static napi_value nl_recv(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (get_args(env, info, 2, argv)) return NULL;
-  int fd, timeout;
-  if (get_int(env, argv[0], &fd) || get_int(env, argv[1], &timeout)) return NULL;
-  struct pollfd p = {.fd = fd, .events = POLLIN};
-  int r;
-  do r = poll(&p, 1, timeout);
-  while (r < 0 && errno == EINTR);
-  if (r < 0) return throw_errno(env, errno, "netlink poll");
+  napi_value argv[3];
+  size_t argc = 3;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "missing argument");
+    return NULL;
+  }
+  int fd, timeout, status = -1;
+  if (get_int(env, argv[0], &fd) || get_int(env, argv[1], &timeout) || (argc > 2 && get_int(env, argv[2], &status))) return NULL;
+  struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = status, .events = POLLIN}};
+  nfds_t n_fds = status >= 0 ? 2 : 1;
   napi_value result;
-  if (r == 0) {
-    napi_get_null(env, &result);
-    return result;
+  for (;;) {
+    int r;
+    do r = poll(p, n_fds, timeout);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return throw_errno(env, errno, "netlink poll");
+    if (r == 0) {
+      napi_get_null(env, &result);
+      return result;
+    }
+    if (n_fds == 2 && p[1].revents) {
+      int err;
+      if (read(status, &err, sizeof err) == (ssize_t)sizeof err) return make_int(env, err);
+      n_fds = 1;
+    }
+    if (p[0].revents) break;
   }
   static char buf[RECV_BUF];
   ssize_t n;

@@ -156,49 +156,54 @@ export class NetlinkSocket {
    * nlSendDetached), not the caller.
    */
   requestUntil(op: string, type: number, flags: number, payload: Uint8Array[], done: (msg: NetlinkMessage) => boolean): void {
-    const seq = this.send(type, flags, payload, true);
-    for (;;) {
-      let buf: Buffer;
-      try {
-        buf = this.receive(op);
-      } catch (e) {
-        // Notifications were dropped, perhaps the awaited one: the ACK still comes.
-        if (isErrno(e, "ENOBUFS")) continue;
-        throw e;
-      }
-      for (const msg of messages(buf)) {
-        if (msg.type === NLMSG_ERROR && msg.seq === seq) {
-          const errno = -msg.data.readInt32LE(0);
-          if (errno === 0) return;
-          throw new NetlinkError(op, errno, errorText(msg));
+    const { seq, data } = this.frame(type, flags, payload);
+    const sendStatus = native.nlSendDetached(this.fd, data);
+    try {
+      for (;;) {
+        let buf: Buffer;
+        try {
+          buf = this.receive(op, sendStatus);
+        } catch (e) {
+          // Notifications were dropped, perhaps the awaited one: the ACK still comes.
+          if (isErrno(e, "ENOBUFS") && !(e instanceof NetlinkError)) continue;
+          throw e;
         }
-        if (done(msg)) return;
+        for (const msg of messages(buf)) {
+          if (msg.type === NLMSG_ERROR && msg.seq === seq) {
+            const errno = -msg.data.readInt32LE(0);
+            if (errno === 0) return;
+            throw new NetlinkError(op, errno, errorText(msg));
+          }
+          if (done(msg)) return;
+        }
       }
+    } finally {
+      if (sendStatus >= 0) native.close(sendStatus);
     }
   }
 
-  /** Frames and sends one request, from a child process when `detached`; its sequence number. */
-  private send(type: number, flags: number, payload: Uint8Array[], detached: boolean): number {
+  /** One request, framed: a fresh sequence number, and REQUEST and ACK set. */
+  private frame(type: number, flags: number, payload: Uint8Array[]): { seq: number; data: Buffer } {
     const seq = (this.seq = (this.seq + 1) & 0x7fffffff);
     // Headers are multiples of 4 bytes and attr() pads, so the payload is aligned.
     let len = nlmsghdr.size;
     for (const p of payload) len += p.length;
     const header = nlmsghdr.format({ len, type, flags: NLM_F.REQUEST | NLM_F.ACK | flags, seq });
-    const data = Buffer.concat([header, ...payload], len);
-    if (detached) native.nlSendDetached(this.fd, data);
-    else native.nlSend(this.fd, data);
-    return seq;
+    return { seq, data: Buffer.concat([header, ...payload], len) };
   }
 
-  private receive(op: string): Buffer {
-    const buf = native.nlRecv(this.fd, RECV_TIMEOUT_MS);
-    if (buf === null) throw new Error(`${op}: no reply from the kernel within ${RECV_TIMEOUT_MS} ms`);
-    return buf;
+  /** The next datagram; with nlSendDetached's status fd, a send its child could not make throws. */
+  private receive(op: string, sendStatus = -1): Buffer {
+    const got = native.nlRecv(this.fd, RECV_TIMEOUT_MS, sendStatus);
+    if (typeof got === "number") throw new NetlinkError(op, got, "");
+    if (got === null) throw new Error(`${op}: no reply from the kernel within ${RECV_TIMEOUT_MS} ms`);
+    return got;
   }
 
   /** One request and its replies; null for a dump a concurrent change interrupted. */
   private exchange(op: string, type: number, flags: number, payload: Uint8Array[]): NetlinkMessage[] | null {
-    const seq = this.send(type, flags, payload, false);
+    const { seq, data } = this.frame(type, flags, payload);
+    native.nlSend(this.fd, data);
     const replies: NetlinkMessage[] = [];
     let interrupted = false;
     for (;;) {

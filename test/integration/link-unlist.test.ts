@@ -1,11 +1,12 @@
 // A link delete that returns once the kernel has unlisted the link, leaving the kernel's
 // RCU wait before it frees the device to a child process (DEL's veth delete): what the
-// caller sees when it returns, a refusal, and what that child holds meanwhile.
+// caller sees when it returns, a refusal, a send the kernel will not take, and what that
+// child holds meanwhile.
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { afterEach, expect, it } from "vitest";
 import { unlistLinkByName } from "../../shared/netlink/link";
-import { NetlinkError } from "../../shared/netlink/socket";
+import { NetlinkError, withSocket } from "../../shared/netlink/socket";
 import { cleanupAll, createNetns, leftovers, linkNames, netnsPath } from "../helpers/netns";
 
 afterEach(() => {
@@ -28,20 +29,31 @@ interface Child {
 /** This process's children that are still running (not zombies), by pid. */
 function liveChildren(): Map<number, Child> {
   const found = new Map<number, Child>();
-  for (const pid of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      // pid (comm) state ppid …: comm may hold spaces and parentheses.
-      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(ppid) !== process.pid || state === "Z") continue;
-      const fds = readdirSync(`/proc/${pid}/fd`).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`));
-      const blocked = BigInt(`0x${/^SigBlk:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]}`);
-      found.set(Number(pid), { fds, blocked });
-    } catch {
-      // It exited while we looked.
+  for (const task of readdirSync("/proc/self/task")) {
+    for (const pid of readFileSync(`/proc/self/task/${task}/children`, "utf8").split(" ").filter(Boolean)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        // pid (comm) state …: comm may hold spaces and parentheses.
+        if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+        const fds = readdirSync(`/proc/${pid}/fd`).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`));
+        const blocked = BigInt(`0x${/^SigBlk:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]}`);
+        found.set(Number(pid), { fds, blocked });
+      } catch {
+        // It exited while we looked.
+      }
     }
   }
   return found;
+}
+
+/** What `fn` throws; null when it returns. */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return null;
 }
 
 it("returns with both ends of a veth gone, and false when there is no such link", () => {
@@ -59,20 +71,22 @@ it("returns with both ends of a veth gone, and false when there is no such link"
 
 it("throws the kernel's refusal, leaving the link", () => {
   const a = createNetns("ulr");
-  const e = (() => {
-    try {
-      unlistLinkByName(netnsPath(a), "lo");
-    } catch (err) {
-      return err;
-    }
-    return null;
-  })();
+  const e = thrown(() => unlistLinkByName(netnsPath(a), "lo"));
   expect(e).toBeInstanceOf(NetlinkError);
   expect((e as NetlinkError).code).toBe("EOPNOTSUPP");
   expect(linkNames(a)).toContain("lo");
 });
 
-it("leaves the kernel's wait to a child holding no fd but its netlink socket, and deaf to signals", () => {
+it("reports a request the kernel will not take from the child at once, with its errno", () => {
+  const a = createNetns("uls");
+  const RTM_GETLINK = 18;
+  // Larger than the socket's send buffer: sendto itself fails.
+  const e = withSocket(netnsPath(a), (nl) => thrown(() => nl.requestUntil("oversized", RTM_GETLINK, 0, [Buffer.alloc(1 << 20)], () => false)));
+  expect(e).toBeInstanceOf(NetlinkError);
+  expect((e as NetlinkError).code).toBe("EMSGSIZE");
+});
+
+it("leaves the kernel's wait to a child holding no fd but its netlink socket and status pipe, and deaf to signals", () => {
   const a = createNetns("ulc");
   const b = createNetns("ulc");
   // The child lives on for the RCU wait (15-30 ms here); catch it alive at least once.
@@ -84,8 +98,8 @@ it("leaves the kernel's wait to a child holding no fd but its netlink socket, an
     for (const [pid, child] of liveChildren()) if (!before.has(pid) && child.fds.length) caught = child;
   }
   expect(caught).toBeDefined();
-  expect(caught!.fds).toHaveLength(1);
-  expect(caught!.fds[0]).toMatch(/^socket:\[\d+\]$/);
+  // The socket, and the pipe for a failed send's errno.
+  expect(caught!.fds.map((f) => f.replace(/\d+/, "N")).sort()).toEqual(["pipe:[N]", "socket:[N]"]);
   // All but SIGKILL and SIGSTOP, which cannot be blocked.
   const unblockable = (1n << 8n) | (1n << 18n);
   expect(caught!.blocked | unblockable).toBe(0xffffffffffffffffn);
