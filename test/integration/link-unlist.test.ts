@@ -1,13 +1,13 @@
 // A link delete that returns once the kernel has unlisted the link, leaving the kernel's
 // RCU wait before it frees the device to a child process (DEL's veth delete): what the
-// caller sees when it returns, a refusal, a send the kernel will not take, and what that
-// child holds meanwhile.
+// caller sees when it returns, a refusal, a send the kernel will not take, no process to
+// spare for the child, and what that child holds meanwhile.
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from "node:fs";
 import { afterEach, expect, it } from "vitest";
 import { unlistLinkByName } from "../../shared/netlink/link";
 import { NetlinkError, withSocket } from "../../shared/netlink/socket";
-import { cleanupAll, createNetns, leftovers, linkNames, netnsPath } from "../helpers/netns";
+import { cleanupAll, createNetns, leftovers, linkNames, netnsPath, uniqueName } from "../helpers/netns";
 
 afterEach(() => {
   cleanupAll();
@@ -103,4 +103,45 @@ it("leaves the kernel's wait to a child holding no fd but its netlink socket and
   // All but SIGKILL and SIGSTOP, which cannot be blocked.
   const unblockable = (1n << 8n) | (1n << 18n);
   expect(caught!.blocked | unblockable).toBe(0xffffffffffffffffn);
+});
+
+/**
+ * The pids controller's directory holding this process, and the hierarchy's root
+ * (cgroup v1, or v2 where the root hands the controller down).
+ */
+function pidsCgroup(): { root: string; own: string } {
+  const mounts = readFileSync("/proc/self/mountinfo", "utf8").split("\n").map((l) => l.split(" "));
+  const own = (controller: string) => readFileSync("/proc/self/cgroup", "utf8").split("\n").find((l) => l.split(":")[1] === controller)!.split(":")[2]!;
+  const v1 = mounts.find((m) => m[m.indexOf("-") + 1] === "cgroup" && m.at(-1)!.split(",").includes("pids"));
+  if (v1) return { root: v1[4]!, own: `${v1[4]}${own("pids")}` };
+  const v2 = mounts.find((m) => m[m.indexOf("-") + 1] === "cgroup2")!;
+  return { root: v2[4]!, own: `${v2[4]}${own("")}` };
+}
+
+it("sends the request itself, and waits, when no process can be spared (a pids limit)", () => {
+  const a = createNetns("ulp");
+  const b = createNetns("ulp");
+  veth(a, "wul-p", b, "wul-q");
+  const { root, own } = pidsCgroup();
+  const limited = `${root}/${uniqueName("pids")}`;
+  mkdirSync(limited);
+  let deleted: boolean;
+  let refused: number;
+  try {
+    // This process alone in a group that allows no further task.
+    writeFileSync(`${limited}/cgroup.procs`, String(process.pid));
+    try {
+      writeFileSync(`${limited}/pids.max`, readFileSync(`${limited}/pids.current`, "utf8").trim());
+      deleted = unlistLinkByName(netnsPath(a), "wul-p");
+    } finally {
+      writeFileSync(`${own}/cgroup.procs`, String(process.pid));
+    }
+    refused = Number(/^max (\d+)$/m.exec(readFileSync(`${limited}/pids.events`, "utf8"))![1]);
+  } finally {
+    rmdirSync(limited);
+  }
+  expect(refused).toBeGreaterThan(0); // the clone was refused
+  expect(deleted).toBe(true);
+  expect(linkNames(a)).not.toContain("wul-p");
+  expect(linkNames(b)).not.toContain("wul-q");
 });
