@@ -1,11 +1,13 @@
 // A link delete that returns once the kernel has unlisted the link, leaving the kernel's
 // RCU wait before it frees the device to a child process (DEL's veth delete): what the
-// caller sees when it returns, a refusal, a send the kernel will not take, no process to
-// spare for the child, and what that child holds meanwhile.
+// caller sees when it returns, a refusal, a send the kernel will not take, notifications
+// lost to an overrun, no process to spare for the child, and what that child holds
+// meanwhile.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from "node:fs";
 import { afterEach, expect, it } from "vitest";
-import { unlistLinkByName } from "../../shared/netlink/link";
+import { attr, ifinfomsg, strz } from "../../shared/netlink/encoding";
+import { linkNotificationName, unlistLinkByName } from "../../shared/netlink/link";
 import { NetlinkError, withSocket } from "../../shared/netlink/socket";
 import { cleanupAll, createNetns, leftovers, linkNames, netnsPath, uniqueName } from "../helpers/netns";
 
@@ -84,6 +86,21 @@ it("reports a request the kernel will not take from the child at once, with its 
   const e = withSocket(netnsPath(a), (nl) => thrown(() => nl.requestUntil("oversized", RTM_GETLINK, 0, [Buffer.alloc(1 << 20)], () => false)));
   expect(e).toBeInstanceOf(NetlinkError);
   expect((e as NetlinkError).code).toBe("EMSGSIZE");
+});
+
+it("still sees the request through when the socket lost notifications (an overrun)", () => {
+  const a = createNetns("ulo");
+  const [RTM_DELLINK, IFLA_IFNAME, RTNLGRP_LINK] = [17, 3, 1];
+  const names = Array.from({ length: 150 }, (_, i) => `wul-o${i}`);
+  withSocket(netnsPath(a), (nl) => {
+    nl.join(RTNLGRP_LINK);
+    // More notifications than the socket's buffer holds, none read.
+    execFileSync("ip", ["-n", a, "-batch", "-"], { input: names.map((n) => `link add ${n} type bridge\n`).join("") });
+    const payload = [ifinfomsg.format({}), attr(IFLA_IFNAME, strz("wul-o0"))];
+    nl.requestUntil("delete link wul-o0", RTM_DELLINK, 0, payload, (m) => m.type === RTM_DELLINK && linkNotificationName(m) === "wul-o0");
+  });
+  expect(linkNames(a)).not.toContain("wul-o0");
+  expect(linkNames(a)).toContain("wul-o1");
 });
 
 it("leaves the kernel's wait to a child holding no fd but its netlink socket and status pipe, and deaf to signals", () => {
