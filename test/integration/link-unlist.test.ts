@@ -148,7 +148,7 @@ it("sends the request itself, and waits, when no process can be spared (a pids l
     // This process alone in a group that allows no further task.
     writeFileSync(`${limited}/cgroup.procs`, String(process.pid));
     try {
-      writeFileSync(`${limited}/pids.max`, readFileSync(`${limited}/pids.current`, "utf8").trim());
+      writeFileSync(`${limited}/pids.max`, "0");
       deleted = unlistLinkByName(netnsPath(a), "wul-p");
     } finally {
       writeFileSync(`${own}/cgroup.procs`, String(process.pid));
