@@ -243,17 +243,22 @@ static int send_to_kernel(int fd, const void *data, size_t len) {
   return n < 0 ? -1 : 0;
 }
 
-static napi_value nl_send(napi_env env, napi_callback_info info) {
+// The (fd, data) arguments of a send: the socket and a Uint8Array datagram.
+static int get_datagram(napi_env env, napi_callback_info info, int *fd, void **data, size_t *len) {
   napi_value argv[2];
-  if (get_args(env, info, 2, argv)) return NULL;
+  if (get_args(env, info, 2, argv) || get_int(env, argv[0], fd)) return -1;
+  if (napi_get_typedarray_info(env, argv[1], NULL, len, data, NULL, NULL) != napi_ok) {
+    napi_throw_type_error(env, NULL, "data must be a Uint8Array");
+    return -1;
+  }
+  return 0;
+}
+
+static napi_value nl_send(napi_env env, napi_callback_info info) {
   int fd;
-  if (get_int(env, argv[0], &fd)) return NULL;
   void *data;
   size_t len;
-  if (napi_get_typedarray_info(env, argv[1], NULL, &len, &data, NULL, NULL) != napi_ok) {
-    napi_throw_type_error(env, NULL, "data must be a Uint8Array");
-    return NULL;
-  }
+  if (get_datagram(env, info, &fd, &data, &len)) return NULL;
   if (send_to_kernel(fd, data, len) < 0) return throw_errno(env, errno, "netlink send");
   return NULL;
 }
@@ -291,16 +296,10 @@ static void close_all_but(int a, int b) {
 // an inherited stdout would keep the runtime waiting for EOF, an inherited lock fd the
 // lock. Nobody waits for it: once the caller exits, init (or a subreaper) reaps it.
 static napi_value nl_send_detached(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  if (get_args(env, info, 2, argv)) return NULL;
   int fd;
-  if (get_int(env, argv[0], &fd)) return NULL;
   void *data;
   size_t len;
-  if (napi_get_typedarray_info(env, argv[1], NULL, &len, &data, NULL, NULL) != napi_ok) {
-    napi_throw_type_error(env, NULL, "data must be a Uint8Array");
-    return NULL;
-  }
+  if (get_datagram(env, info, &fd, &data, &len)) return NULL;
   int status[2];
   long pid = -1;
   if (pipe2(status, O_CLOEXEC) == 0) {

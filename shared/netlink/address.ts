@@ -1,5 +1,5 @@
 // Interface addresses (RTM_*ADDR).
-import { isErrno } from "../errno";
+import { deleted } from "../errno";
 import { formatIP, ipFromBytes, ipToBytes, lastOf, parseCIDR, type IPNet } from "../ip";
 import { afOf, attr, ifaddrmsg, u32 } from "./encoding";
 import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
@@ -61,13 +61,7 @@ export function addAddress(nl: NetlinkSocket, index: number, cidr: string, o: { 
 }
 
 export function deleteAddress(nl: NetlinkSocket, index: number, cidr: string): boolean {
-  try {
-    nl.request(`delete address ${cidr}`, RTM_DELADDR, 0, payload(index, cidrOf(cidr)));
-    return true;
-  } catch (e) {
-    if (isErrno(e, "EADDRNOTAVAIL")) return false;
-    throw e;
-  }
+  return deleted(["EADDRNOTAVAIL"], () => nl.request(`delete address ${cidr}`, RTM_DELADDR, 0, payload(index, cidrOf(cidr))));
 }
 
 /** Addresses of one link (or of all links when `index` is 0). */

@@ -1,6 +1,6 @@
 // Linux bridge specifics: creating a bridge and setting per-port options.
 import { attr, ifinfomsg, u16, u8 } from "./encoding";
-import { isErrno } from "../errno";
+import { deleted } from "../errno";
 import type { NetlinkSocket } from "./socket";
 import { createLink, linkInfo, modifyLink, type NewLinkOptions } from "./link";
 
@@ -83,12 +83,6 @@ export function addPortVlanRanges(nl: NetlinkSocket, index: number, ranges: Read
 
 /** Removes VLAN `vid` from a bridge port; false when the port does not have it. */
 export function deletePortVlan(nl: NetlinkSocket, index: number, vid: number, o: { self?: boolean } = {}): boolean {
-  try {
-    nl.request(`delete vlan ${vid} on #${index}`, RTM_DELLINK, 0, bridgeSpec(index, [vlanInfo(vid, 0)], o.self));
-    return true;
-  } catch (e) {
-    if (isErrno(e, "ENOENT")) return false;
-    throw e;
-  }
+  return deleted(["ENOENT"], () => nl.request(`delete vlan ${vid} on #${index}`, RTM_DELLINK, 0, bridgeSpec(index, [vlanInfo(vid, 0)], o.self)));
 }
 

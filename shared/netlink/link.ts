@@ -1,5 +1,5 @@
 // Links: look-up, creation (veth, bridge, vxlan), and the few attributes weft changes.
-import { isErrno } from "../errno";
+import { deleted, isErrno } from "../errno";
 import { formatMac, parseMac } from "../mac";
 import { attr, attrMap, cstr, ifinfomsg, strz, u32 } from "./encoding";
 import { NLM_F, NetlinkSocket, withSocket, type NetlinkMessage } from "./socket";
@@ -9,6 +9,8 @@ const RTM_DELLINK = 17;
 const RTM_GETLINK = 18;
 const AF_UNSPEC = 0;
 const RTNLGRP_LINK = 1;
+/** What a delete of a link that is not there fails with. */
+const NO_LINK = ["ENODEV"];
 
 const IFF_UP = 0x1;
 const IFF_PROMISC = 0x100;
@@ -231,7 +233,7 @@ export function deleteLink(nl: NetlinkSocket, index: number): void {
 
 /** Deletes a link by name; false when there was none (DEL must be idempotent). */
 export function deleteLinkByName(nl: NetlinkSocket, name: string): boolean {
-  return unlessAbsent(() => nl.request(`delete link ${name}`, RTM_DELLINK, 0, linkPayload({}, { ifname: name })));
+  return deleted(NO_LINK, () => nl.request(`delete link ${name}`, RTM_DELLINK, 0, linkPayload({}, { ifname: name })));
 }
 
 /**
@@ -246,16 +248,7 @@ export function unlistLinkByName(netnsPath: string, name: string): boolean {
   return withSocket(netnsPath, (nl) => {
     nl.join(RTNLGRP_LINK);
     const unlisted = (m: NetlinkMessage): boolean => m.type === RTM_DELLINK && ifinfomsg.parse(m.data).family === AF_UNSPEC && linkNotificationName(m) === name;
-    return unlessAbsent(() => nl.requestUntil(`delete link ${name}`, RTM_DELLINK, 0, linkPayload({}, { ifname: name }), unlisted));
+    return deleted(NO_LINK, () => nl.requestUntil(`delete link ${name}`, RTM_DELLINK, 0, linkPayload({}, { ifname: name }), unlisted));
   });
 }
 
-function unlessAbsent(deletion: () => unknown): boolean {
-  try {
-    deletion();
-    return true;
-  } catch (e) {
-    if (isErrno(e, "ENODEV")) return false;
-    throw e;
-  }
-}

@@ -3,7 +3,7 @@
 // "remote gateway address → remote VTEP MAC" (so the kernel never ARPs across the tunnel)
 // and a permanent FDB entry "remote VTEP MAC → remote node IP" (so it knows where to send
 // the encapsulated frame; learning is off).
-import { isErrno } from "../errno";
+import { deleted } from "../errno";
 import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
 import { afOf, attr, be16, ndmsg, u32 } from "./encoding";
 import { formatMac, parseMac } from "../mac";
@@ -18,6 +18,8 @@ const NDA_LLADDR = 2;
 const NDA_PORT = 6;
 const NDA_VNI = 7;
 const NDA_IFINDEX = 8;
+/** What a delete of an entry that is not there fails with. */
+const NO_ENTRY = ["ENOENT", "ESRCH"];
 
 /** NUD_* states (a bitmask in ndm_state). */
 export const NUD = {
@@ -105,13 +107,7 @@ export function replaceNeighbor(nl: NetlinkSocket, index: number, ip: string, ma
 /** Deletes the neighbor entry for `ip` on the link; false when there was none. */
 export function deleteNeighbor(nl: NetlinkSocket, index: number, ip: string): boolean {
   const dst = ipOf(ip);
-  try {
-    nl.request(`delete neighbor ${ip}`, RTM_DELNEIGH, 0, message(dst.af, index, 0, 0, { dst: dst.bytes }));
-    return true;
-  } catch (e) {
-    if (isErrno(e, "ENOENT") || isErrno(e, "ESRCH")) return false;
-    throw e;
-  }
+  return deleted(NO_ENTRY, () => nl.request(`delete neighbor ${ip}`, RTM_DELNEIGH, 0, message(dst.af, index, 0, 0, { dst: dst.bytes })));
 }
 
 /** IP neighbor entries of one family, of one link (or all links when `index` is 0). */
@@ -165,13 +161,7 @@ export function deleteFdb(nl: NetlinkSocket, index: number, mac: string, remote:
   const lladdr = parseMac(mac);
   const { dst, port, vni, via } = remote;
   const attrs = dst ? { lladdr, dst: ipOf(dst).bytes, port, vni, via } : { lladdr };
-  try {
-    nl.request(`delete fdb ${mac}${remoteText(remote)}`, RTM_DELNEIGH, 0, message(AF_BRIDGE, index, 0, NTF.SELF, attrs));
-    return true;
-  } catch (e) {
-    if (isErrno(e, "ENOENT") || isErrno(e, "ESRCH")) return false;
-    throw e;
-  }
+  return deleted(NO_ENTRY, () => nl.request(`delete fdb ${mac}${remoteText(remote)}`, RTM_DELNEIGH, 0, message(AF_BRIDGE, index, 0, NTF.SELF, attrs)));
 }
 
 /**

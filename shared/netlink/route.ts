@@ -1,5 +1,5 @@
 // Routes (RTM_*ROUTE), in the main table unless another is named.
-import { isErrno } from "../errno";
+import { deleted } from "../errno";
 import { formatCIDR, formatIP, ipFromBytes, ipToBytes, networkOf, parseCIDR, parseIP } from "../ip";
 import { afOf, align4, attr, findAttr, rtmsg, u32 } from "./encoding";
 import { NLM_F, NetlinkSocket, type NetlinkMessage } from "./socket";
@@ -104,13 +104,7 @@ export function addRoute(nl: NetlinkSocket, r: RouteSpec, o: { replace?: boolean
 }
 
 export function deleteRoute(nl: NetlinkSocket, r: RouteSpec): boolean {
-  try {
-    nl.request(`delete route ${r.dst}`, RTM_DELROUTE, 0, payload(r, true));
-    return true;
-  } catch (e) {
-    if (isErrno(e, "ESRCH")) return false;
-    throw e;
-  }
+  return deleted(["ESRCH"], () => nl.request(`delete route ${r.dst}`, RTM_DELROUTE, 0, payload(r, true)));
 }
 
 /** Unicast routes of one family in one table (default main); with `anyType`, blackhole, unreachable, … too. */

@@ -79,6 +79,12 @@ function errorText(msg: NetlinkMessage): string {
   }
 }
 
+/** An NLMSG_ERROR answering a request: an ACK, or the kernel's refusal, thrown. */
+function acked(op: string, msg: NetlinkMessage): void {
+  const errno = -msg.data.readInt32LE(0);
+  if (errno !== 0) throw new NetlinkError(op, errno, errorText(msg));
+}
+
 export class NetlinkSocket {
   private seq = Math.floor(Math.random() * 0x7fffffff);
 
@@ -169,11 +175,7 @@ export class NetlinkSocket {
           throw e;
         }
         for (const msg of messages(buf)) {
-          if (msg.type === NLMSG_ERROR && msg.seq === seq) {
-            const errno = -msg.data.readInt32LE(0);
-            if (errno === 0) return;
-            throw new NetlinkError(op, errno, errorText(msg));
-          }
+          if (msg.type === NLMSG_ERROR && msg.seq === seq) return acked(op, msg);
           if (done(msg)) return;
         }
       }
@@ -216,9 +218,8 @@ export class NetlinkSocket {
           return interrupted ? null : replies;
         }
         if (msg.type === NLMSG_ERROR) {
-          const errno = -msg.data.readInt32LE(0);
-          if (errno === 0) return replies;
-          throw new NetlinkError(op, errno, errorText(msg));
+          acked(op, msg);
+          return replies;
         }
         replies.push(msg);
       }
