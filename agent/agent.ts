@@ -170,13 +170,15 @@ export class Agent {
 
   private markReady(file: string, ready: boolean, problems: string[]): void {
     if (ready === this.readyMarked) return;
-    try {
-      if (ready) writeText(file, "");
-      else removeFile(file, { force: true });
-      this.readyMarked = ready;
-    } catch (e) {
-      problems.push(`ready file ${file}: ${messageOf(e)}`);
-    }
+    attempt(
+      problems,
+      () => {
+        if (ready) writeText(file, "");
+        else removeFile(file, { force: true });
+        this.readyMarked = ready;
+      },
+      `ready file ${file}`,
+    );
   }
 
   private run(log: (line: string) => void, problems: string[]): { ready: boolean; desired?: Desired } {

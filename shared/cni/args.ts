@@ -17,9 +17,13 @@ export function parseCniArgs(s: string): Map<string, string> {
   return args;
 }
 
+/** A boolean CNI argument or variable (IgnoreUnknown, CNI_NETNS_OVERRIDE): "1", or "true" in any case. */
+export function isTrue(v: string | undefined): boolean {
+  return v === "1" || v?.toLowerCase() === "true";
+}
+
 function ignoresUnknown(args: Map<string, string>): boolean {
-  const v = args.get("IgnoreUnknown")?.toLowerCase();
-  return v === "1" || v === "true";
+  return isTrue(args.get("IgnoreUnknown"));
 }
 
 export function checkKnownArgs(args: Map<string, string>, known: readonly string[]): void {

@@ -1,5 +1,5 @@
 // The CNI_* environment: which verb, and the per-verb parameters it requires.
-import { parseCniArgs } from "./args";
+import { isTrue, parseCniArgs } from "./args";
 import { CniError, ErrorCode } from "./errors";
 
 export type CniCommand = "ADD" | "DEL" | "CHECK" | "VERSION" | "STATUS" | "GC";
@@ -75,7 +75,6 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): CniEnv {
     validateIfname(ifname);
   }
   const argsText = env["CNI_ARGS"] ?? "";
-  const override = env["CNI_NETNS_OVERRIDE"];
   let args: Map<string, string> | undefined;
   return {
     command,
@@ -87,6 +86,6 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): CniEnv {
       return (args ??= parseCniArgs(argsText));
     },
     path: (env["CNI_PATH"] ?? "").split(":").filter((p) => p !== ""),
-    netnsOverride: override === "1" || override?.toLowerCase() === "true",
+    netnsOverride: isTrue(env["CNI_NETNS_OVERRIDE"]),
   };
 }
