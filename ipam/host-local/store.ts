@@ -121,7 +121,8 @@ export class Store {
    * stray temp file would be one more thing the Go plugin's directory walk has to meet.
    */
   reserve(ip: IP, containerId: string, ifname: string, rangeSetIndex: number): boolean {
-    const path = join(this.dir, formatIP(ip));
+    const file = formatIP(ip);
+    const path = join(this.dir, file);
     let fd: number;
     try {
       fd = openFile(path, "wx");
@@ -140,7 +141,7 @@ export class Store {
       this.setLastReserved(ip, rangeSetIndex);
     } catch (e) {
       // Not reserved after all: the caller's rollback only knows addresses reserve() returned.
-      rollBack(e, [() => removeFile(path, { force: true })]);
+      rollBack(e, [() => this.remove(file)]);
     }
     return true;
   }

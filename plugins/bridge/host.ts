@@ -9,7 +9,7 @@ import { createBridge, setVlanFiltering } from "../../shared/netlink/bridge";
 import { getLinkByIndex, getLinkByName, setLinkUp, setMac, setPromisc, type Link } from "../../shared/netlink/link";
 import type { NetlinkSocket } from "../../shared/netlink/socket";
 import { randomBytes } from "../../shared/random";
-import { writeSysctl } from "../../shared/sysctl";
+import { setSysctl, writeSysctl } from "../../shared/sysctl";
 import type { BridgeConf } from "./config";
 
 /** The pod's bridge; `made`: weft made it just now (with a fixed MAC). */
@@ -39,13 +39,8 @@ export function ensureBridge(nl: NetlinkSocket, conf: BridgeConf): Bridge {
       throw vlanUnsupported(e, conf);
     }
   }
-  // Its routes are the plugin's: no router advertisement may add any. Best effort on every
-  // ADD, as in the reference (a bridge made by an older weft, or by hand, gets it too).
-  try {
-    writeSysctl(`net/ipv6/conf/${conf.bridge}/accept_ra`, "0");
-  } catch {
-    // a read-only /proc/sys: the bridge works all the same
-  }
+  // On every ADD, as in the reference: a bridge made by an older weft, or by hand, gets it too.
+  refuseRouterAds(conf.bridge, false);
   if (conf.promiscMode && !br.promisc) setPromisc(nl, br.index, true);
   if (!br.up) setLinkUp(nl, br.index);
   return { ...br, made };
@@ -119,4 +114,17 @@ export function enableHostSysctls(ips: IPConfig[], isGateway: boolean): void {
   // FORWARD hook anyway, so there is nothing to enable.
   writeSysctl("net/bridge/bridge-nf-call-iptables", "1");
   writeSysctl("net/bridge/bridge-nf-call-ip6tables", "1");
+}
+
+/**
+ * A host-side link's routes are the plugin's: no router advertisement may add any, as the
+ * reference sets it. Best effort, as there: on a read-only /proc/sys (or a host without
+ * IPv6) the link works all the same. `fresh`: a link just made, whose key needs no reading first.
+ */
+export function refuseRouterAds(link: string, fresh: boolean): void {
+  try {
+    (fresh ? setSysctl : writeSysctl)(`net/ipv6/conf/${link}/accept_ra`, "0");
+  } catch {
+    // as above
+  }
 }

@@ -12,6 +12,7 @@ import { randomBytes } from "../../shared/random";
 import { withSocket, type NetlinkSocket } from "../../shared/netlink/socket";
 import { inNetns } from "../../shared/netns";
 import { setSysctl } from "../../shared/sysctl";
+import { refuseRouterAds } from "./host";
 
 /** Opens the container's netns file; a missing one is a clear error, not a stack trace. */
 export function openNetns(path: string): number {
@@ -48,13 +49,7 @@ export function createPodVeth(
       }
       const host = getLinkByName(nl, name);
       if (!host) throw new CniError(ErrorCode.Internal, `veth ${name} vanished after creation`);
-      // Its routes are the plugin's: no router advertisement may add any, as the reference
-      // sets it (a host without IPv6 has no such key: setSysctl skips it).
-      try {
-        setSysctl(`net/ipv6/conf/${name}/accept_ra`, "0");
-      } catch {
-        // a read-only /proc/sys: the veth works all the same, as the reference ignores it too
-      }
+      refuseRouterAds(name, true);
       return host;
     }
   } finally {
