@@ -2,7 +2,7 @@
 // in it (through the native addon, which is why this is not part of netns.ts); both are gone
 // after the test, which must leave nothing behind.
 import { afterEach, beforeEach, expect } from "vitest";
-import { NetlinkSocket } from "../../shared/netlink/socket";
+import { NetlinkError, NetlinkSocket } from "../../shared/netlink/socket";
 import { cleanupAll, createNetns, leftovers, netnsPath } from "./netns";
 
 export function useNetnsSocket(role: string, setup: (nl: NetlinkSocket) => void = () => {}): { ns: () => string; nl: () => NetlinkSocket } {
@@ -33,4 +33,15 @@ export function useNetnsSocket(role: string, setup: (nl: NetlinkSocket) => void 
       return nl;
     },
   };
+}
+
+/** The error `fn` throws, which must be a NetlinkError (the kernel's refusal). */
+export function netlinkErrorOf(fn: () => unknown): NetlinkError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(NetlinkError);
+    return e as NetlinkError;
+  }
+  throw new Error("expected the kernel to refuse");
 }

@@ -376,10 +376,9 @@ describe("weft agent --nodes FILE", () => {
     // A peer's entry sent to another UDP port, appended beside the right one or in its
     // place: the odd one goes, named by its port (deleted by address alone, the kernel would
     // take the right one).
-    const peerMac = want.fdb[0]!.split(" ")[0]!;
-    inNs(n1!.ns, "bridge", "fdb", "append", peerMac, "dev", "weft.1", "dst", n2!.ip, "port", "9999", "self", "permanent");
+    inNs(n1!.ns, "bridge", "fdb", "append", mac(n2!.ip), "dev", "weft.1", "dst", n2!.ip, "port", "9999", "self", "permanent");
     await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 4000);
-    inNs(n1!.ns, "bridge", "fdb", "replace", peerMac, "dev", "weft.1", "dst", n2!.ip, "port", "9999", "self", "permanent");
+    inNs(n1!.ns, "bridge", "fdb", "replace", mac(n2!.ip), "dev", "weft.1", "dst", n2!.ip, "port", "9999", "self", "permanent");
     await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 4000);
     expect(inNs(n1!.ns, "bridge", "fdb", "show", "dev", "weft.1")).not.toContain("port 9999");
     // A stray entry on our device, and a wrong neighbor MAC, are corrected too.

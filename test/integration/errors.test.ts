@@ -186,6 +186,7 @@ describe("a CNI_NETNS that is the plugin's own netns", () => {
     const lo = { cniVersion: "1.0.0", name: "lo-test", type: "loopback" };
     const own = { plugin: "loopback", conf: lo, containerId: "own1", netns: "/proc/self/ns/net", ifname: "lo" } as const;
     for (const value of ["1", "TRUE"]) {
+      inNs(node.host, "ip", "link", "set", "lo", "down");
       const r = call(node, { ...own, command: "ADD", env: { CNI_NETNS_OVERRIDE: value } });
       expect(r.code, r.stdout).toBe(0);
       expect(inNs(node.host, "ip", "-br", "link", "show", "lo")).toMatch(/UNKNOWN|UP/);

@@ -5,16 +5,14 @@
 // meanwhile.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from "node:fs";
-import { afterEach, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { attr, ifinfomsg, strz } from "../../shared/netlink/encoding";
 import { linkNotificationName, unlistLinkByName } from "../../shared/netlink/link";
-import { NetlinkError, withSocket } from "../../shared/netlink/socket";
-import { cleanupAll, createNetns, leftovers, linkNames, netnsPath, uniqueName } from "../helpers/netns";
+import { createNetns, linkNames, netnsPath, uniqueName } from "../helpers/netns";
+import { netlinkErrorOf, useNetnsSocket } from "../helpers/netlink-socket";
 
-afterEach(() => {
-  cleanupAll();
-  expect(leftovers()).toEqual([]);
-});
+// Each test's netns (`a` below) with a socket in it; both, and every netns a test makes, go after it.
+const { ns, nl } = useNetnsSocket("ul");
 
 /** A veth with its ends named `name` in netns `a` and `peer` in netns `b`. */
 function veth(a: string, name: string, b: string, peer: string): void {
@@ -48,18 +46,8 @@ function liveChildren(): Map<number, Child> {
   return found;
 }
 
-/** What `fn` throws; null when it returns. */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return null;
-}
-
 it("returns with both ends of a veth gone, and false when there is no such link", () => {
-  const a = createNetns("ula");
+  const a = ns();
   const b = createNetns("ulb");
   veth(a, "wul-pod", b, "wul-host");
   expect(unlistLinkByName(netnsPath(a), "wul-pod")).toBe(true);
@@ -72,39 +60,32 @@ it("returns with both ends of a veth gone, and false when there is no such link"
 });
 
 it("throws the kernel's refusal, leaving the link", () => {
-  const a = createNetns("ulr");
-  const e = thrown(() => unlistLinkByName(netnsPath(a), "lo"));
-  expect(e).toBeInstanceOf(NetlinkError);
-  expect((e as NetlinkError).code).toBe("EOPNOTSUPP");
-  expect(linkNames(a)).toContain("lo");
+  const e = netlinkErrorOf(() => unlistLinkByName(netnsPath(ns()), "lo"));
+  expect(e.code).toBe("EOPNOTSUPP");
+  expect(linkNames(ns())).toContain("lo");
 });
 
 it("reports a request the kernel will not take from the child at once, with its errno", () => {
-  const a = createNetns("uls");
   const RTM_GETLINK = 18;
   // Larger than the socket's send buffer: sendto itself fails.
-  const e = withSocket(netnsPath(a), (nl) => thrown(() => nl.requestUntil("oversized", RTM_GETLINK, 0, [Buffer.alloc(1 << 20)], () => false)));
-  expect(e).toBeInstanceOf(NetlinkError);
-  expect((e as NetlinkError).code).toBe("EMSGSIZE");
+  const e = netlinkErrorOf(() => nl().requestUntil("oversized", RTM_GETLINK, 0, [Buffer.alloc(1 << 20)], () => false));
+  expect(e.code).toBe("EMSGSIZE");
 });
 
 it("still sees the request through when the socket lost notifications (an overrun)", () => {
-  const a = createNetns("ulo");
   const [RTM_DELLINK, IFLA_IFNAME, RTNLGRP_LINK] = [17, 3, 1];
   const names = Array.from({ length: 150 }, (_, i) => `wul-o${i}`);
-  withSocket(netnsPath(a), (nl) => {
-    nl.join(RTNLGRP_LINK);
-    // More notifications than the socket's buffer holds, none read.
-    execFileSync("ip", ["-n", a, "-batch", "-"], { input: names.map((n) => `link add ${n} type bridge\n`).join("") });
-    const payload = [ifinfomsg.format({}), attr(IFLA_IFNAME, strz("wul-o0"))];
-    nl.requestUntil("delete link wul-o0", RTM_DELLINK, 0, payload, (m) => m.type === RTM_DELLINK && linkNotificationName(m) === "wul-o0");
-  });
-  expect(linkNames(a)).not.toContain("wul-o0");
-  expect(linkNames(a)).toContain("wul-o1");
+  nl().join(RTNLGRP_LINK);
+  // More notifications than the socket's buffer holds, none read.
+  execFileSync("ip", ["-n", ns(), "-batch", "-"], { input: names.map((n) => `link add ${n} type bridge\n`).join("") });
+  const payload = [ifinfomsg.format({}), attr(IFLA_IFNAME, strz("wul-o0"))];
+  nl().requestUntil("delete link wul-o0", RTM_DELLINK, 0, payload, (m) => m.type === RTM_DELLINK && linkNotificationName(m) === "wul-o0");
+  expect(linkNames(ns())).not.toContain("wul-o0");
+  expect(linkNames(ns())).toContain("wul-o1");
 });
 
 it("leaves the kernel's wait to a child holding no fd but its netlink socket and status pipe, and deaf to signals", () => {
-  const a = createNetns("ulc");
+  const a = ns();
   const b = createNetns("ulc");
   // The child lives on for the RCU wait (15-30 ms here); catch it alive at least once.
   let caught: Child | undefined;
@@ -136,7 +117,7 @@ function pidsCgroup(): { root: string; own: string } {
 }
 
 it("sends the request itself, and waits, when no process can be spared (a pids limit)", () => {
-  const a = createNetns("ulp");
+  const a = ns();
   const b = createNetns("ulp");
   veth(a, "wul-p", b, "wul-q");
   const { root, own } = pidsCgroup();

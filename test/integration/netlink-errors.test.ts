@@ -7,27 +7,15 @@ import { ifinfomsg, nlmsghdr } from "../../shared/netlink/encoding";
 import { createLink, getLinkByName, requireLink, setLinkUp, setMtu } from "../../shared/netlink/link";
 import { listAddresses } from "../../shared/netlink/address";
 import { addRoute } from "../../shared/netlink/route";
-import { NetlinkError } from "../../shared/netlink/socket";
 import { netnsPath } from "../helpers/netns";
-import { useNetnsSocket } from "../helpers/netlink-socket";
+import { netlinkErrorOf, useNetnsSocket } from "../helpers/netlink-socket";
 
 const [RTM_NEWLINK, RTM_GETLINK, NLM_F_REQUEST] = [16, 18, 1];
 
 const { ns, nl } = useNetnsSocket("nle");
 
-/** The error `fn` throws, which must be a NetlinkError. */
-function failure(fn: () => void): NetlinkError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(NetlinkError);
-    return e as NetlinkError;
-  }
-  throw new Error("expected the kernel to refuse");
-}
-
 it("carries the errno and the kernel's reason", () => {
-  const e = failure(() => createLink(nl(), "wnle-x", "no-such-kind"));
+  const e = netlinkErrorOf(() => createLink(nl(), "wnle-x", "no-such-kind"));
   expect(e.code).toBe("EOPNOTSUPP");
   expect(e.errno).toBe(95);
   expect(e.kernelMessage).toBe("Unknown device type");
@@ -36,7 +24,7 @@ it("carries the errno and the kernel's reason", () => {
 
   createLink(nl(), "wnle-b", "bridge");
   const br = requireLink(nl(), "wnle-b");
-  const mtu = failure(() => setMtu(nl(), br.index, 10));
+  const mtu = netlinkErrorOf(() => setMtu(nl(), br.index, 10));
   expect(mtu.code).toBe("EINVAL");
   expect(mtu.kernelMessage).toMatch(/mtu/i);
   expect(requireLink(nl(), "wnle-b").mtu).toBe(br.mtu);
@@ -44,14 +32,14 @@ it("carries the errno and the kernel's reason", () => {
 
 it("names the errno alone when the kernel gives no reason", () => {
   createLink(nl(), "wnle-d", "bridge");
-  const e = failure(() => createLink(nl(), "wnle-d", "bridge"));
+  const e = netlinkErrorOf(() => createLink(nl(), "wnle-d", "bridge"));
   expect(e.code).toBe("EEXIST");
   expect(e.kernelMessage).toBe("");
   expect(e.message).toMatch(/: EEXIST$/);
 });
 
 it("reports a dump that failed part-way (its errno in NLMSG_DONE) instead of an empty list", () => {
-  const e = failure(() => listAddresses(nl(), 999999));
+  const e = netlinkErrorOf(() => listAddresses(nl(), 999999));
   expect(e.code).toBe("ENODEV");
 });
 
@@ -59,7 +47,7 @@ it("reports a route through a gateway no interface reaches", () => {
   createLink(nl(), "wnle-r", "bridge");
   const { index } = requireLink(nl(), "wnle-r");
   setLinkUp(nl(), index);
-  const e = failure(() => addRoute(nl(), { dst: "10.9.0.0/24", gw: "192.0.2.1", index }));
+  const e = netlinkErrorOf(() => addRoute(nl(), { dst: "10.9.0.0/24", gw: "192.0.2.1", index }));
   expect(e.code).toBe("ENETUNREACH");
   expect(e.kernelMessage).toBe("Nexthop has invalid gateway");
 });

@@ -3,8 +3,8 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
-import { createNetns, ipJson, inNs, netnsPath, nsTry, ping } from "../helpers/netns";
+import { afterAll, describe, expect, it, vi } from "vitest";
+import { createNetns, ipJson, inNs, nsTry, ping } from "../helpers/netns";
 import { addPod, call, useNode, type Node } from "../helpers/pods";
 import { BIN_DIR } from "../helpers/cni";
 import { cleanupToolPaths, failingAfter, readOnlySysctls } from "../helpers/tool-paths";
@@ -108,8 +108,7 @@ describe("weft plugin", () => {
       // `ip netns exec` execs the command in its own process: the pid is the sleep's.
       const path = `/proc/${holder.pid}/ns/net`;
       const inside = inNs(ns, "readlink", "/proc/self/ns/net").trim();
-      for (let i = 0; i < 40 && readlinkSync(path) !== inside; i++) await new Promise((r) => setTimeout(r, 50));
-      expect(readlinkSync(path)).toBe(inside);
+      await vi.waitFor(() => expect(readlinkSync(path)).toBe(inside), { timeout: 2000, interval: 50 });
       const add = call(node, { plugin: "weft", command: "ADD", conf: conf(), containerId: "ctr-proc", netns: path });
       expect(add.code, add.stdout).toBe(0);
       // The runtime forgot it: GC frees its address and rules, and leaves the netns alone.
@@ -153,16 +152,15 @@ describe("weft plugin", () => {
     // interface then cannot be configured (its sysctls cannot be written), and removing the
     // mark fails.
     inNs(node.host, "iptables", "-P", "FORWARD", "DROP");
-    const ns = createNetns("pod");
     const path = `${failingAfter("weft-rollback", "nft", 1)}:${process.env["PATH"]}`;
     const binDir = readOnlySysctls("weft-ro", "weft", BIN_DIR);
-    const add = call(node, { plugin: "weft", command: "ADD", conf: conf(), containerId: "c1", netns: netnsPath(ns), env: { PATH: path }, binDir });
-    expect(add.code).not.toBe(0);
-    expect(add.json!["msg"]).toContain("(and rolling back failed: ");
-    expect(readdirSync(join(stateDir, "attachments"))).toEqual(["weft:c1:eth0.json"]);
+    const pod = addPod(node, conf(), { plugin: "weft", env: { PATH: path }, binDir });
+    expect(pod.reply.code).not.toBe(0);
+    expect(pod.reply.json!["msg"]).toContain("(and rolling back failed: ");
+    expect(readdirSync(join(stateDir, "attachments"))).toEqual([`weft:${pod.id}:eth0.json`]);
     expect(inNs(node.host, "nft", "list", "ruleset")).toContain("10.244.1.2");
 
-    const del = weftDel("c1", netnsPath(ns));
+    const del = weftDel(pod.id, pod.path);
     expect(del.code, del.stdout).toBe(0);
     expect(readdirSync(join(stateDir, "attachments"))).toEqual([]);
     expect(held()).toEqual([]);

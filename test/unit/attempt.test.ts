@@ -47,7 +47,6 @@ describe("allSteps", () => {
     };
     expect(() => allSteps(fail(new Error("veth")), () => {}, fail(new Error("ip")))).toThrow(/^veth; ip$/);
     const thrown = cniErrorOf(() => allSteps(fail(new Error("rules")), fail(new CniError(ErrorCode.TryAgainLater, "ipam busy", "lock held"))));
-    expect(thrown).toBeInstanceOf(CniError);
     expect(thrown).toMatchObject({ code: 11, message: "rules; ipam busy", details: "lock held" });
     expect(() => allSteps(() => {}, () => {})).not.toThrow();
   });
