@@ -1,8 +1,8 @@
 // bridge DEL: best effort and idempotent. First the MAC spoof check's elements (by the
 // pod's comment) and the pod's rules, found by the prevResult's
 // addresses or else by the container ID in their comments, never by looking inside the
-// netns (it may be gone): their nft batch, when there is one, runs while the kernel deletes
-// the veth. The veth delete returns once the kernel has unlisted both ends; its RCU wait
+// netns (it may be gone): their nft batch, when there is one, runs while the veth is
+// deleted. The veth delete returns once the kernel has unlisted both ends; its RCU wait
 // before it frees them (15-30 ms here, which the Go plugin sits out) is left to a child
 // process. The address goes last, once no interface holds it (the reference plugin also
 // deletes the veth first): a veth that cannot be deleted keeps it until the runtime's
@@ -32,7 +32,7 @@ export function del(ctx: PluginContext<BridgeConf>): void {
     vethGone = true;
   };
   allSteps(
-    // The spoof check's batch runs while the kernel deletes the veth: both wait on RCU.
+    // The spoof check's batch, which waits on RCU, runs while the veth is deleted.
     () => {
       if (conf.macspoofchk) unguarding = startUnguard((key = podKey(conf.name, env.containerId, env.ifname)));
     },

@@ -84,8 +84,8 @@ function marksSubnets(nl: NetlinkSocket, by: ChainRef, addrs: PodAddr[]): boolea
 /**
  * Removes the pod's rules; succeeds when there are none. Without `ips`, finds them by pod.
  * `meanwhile` runs while `nft` does: a batch that deletes waits out an RCU grace period
- * (~20 ms, see nft.ts), and so does deleting a veth, so DEL overlaps the two waits. Each
- * part runs even when another failed.
+ * (~20 ms, see nft.ts), so DEL deletes the veth in that time. Each part runs even when
+ * another failed.
  */
 export function removePodRules(ref: PodRuleRef, meanwhile: () => void = () => {}): void {
   let key = "";
