@@ -27,6 +27,8 @@ export interface NativeAddon {
   /** flock(2): `exclusive` picks LOCK_EX over LOCK_SH; blocks until granted. */
   flock(fd: number, exclusive: boolean): void;
   funlock(fd: number): void;
+  /** flock(2) LOCK_EX without waiting: false when another descriptor holds it. */
+  tryFlock(fd: number): boolean;
   /** Moves the calling thread into the netns at `path`; returns an fd for the old one. */
   nsEnter(path: string): number;
   /** Moves the calling thread back into the netns `savedFd` refers to, and closes it. */

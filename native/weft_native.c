@@ -407,6 +407,19 @@ static napi_value do_flock(napi_env env, napi_callback_info info, int op) {
 static napi_value fd_flock(napi_env env, napi_callback_info info) { return do_flock(env, info, LOCK_EX); }
 static napi_value fd_funlock(napi_env env, napi_callback_info info) { return do_flock(env, info, LOCK_UN); }
 
+// LOCK_EX without waiting: false when another descriptor holds the lock.
+static napi_value fd_tryflock(napi_env env, napi_callback_info info) {
+  int fd;
+  if (get_int_arg(env, info, &fd)) return NULL;
+  int r;
+  do r = flock(fd, LOCK_EX | LOCK_NB);
+  while (r < 0 && errno == EINTR);
+  if (r < 0 && errno != EWOULDBLOCK) return throw_errno(env, errno, "flock");
+  napi_value out;
+  napi_get_boolean(env, r == 0, &out);
+  return out;
+}
+
 static napi_value ns_enter(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (get_args(env, info, 1, argv)) return NULL;
@@ -962,6 +975,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, fd_close, NULL, NULL, NULL, napi_default, NULL},
       {"flock", NULL, fd_flock, NULL, NULL, NULL, napi_default, NULL},
       {"funlock", NULL, fd_funlock, NULL, NULL, NULL, napi_default, NULL},
+      {"tryFlock", NULL, fd_tryflock, NULL, NULL, NULL, napi_default, NULL},
       {"nsEnter", NULL, ns_enter, NULL, NULL, NULL, napi_default, NULL},
       {"nsRestore", NULL, ns_restore, NULL, NULL, NULL, napi_default, NULL},
       {"errnoName", NULL, errno_name, NULL, NULL, NULL, napi_default, NULL},

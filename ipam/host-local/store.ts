@@ -8,7 +8,8 @@ import { native } from "../../native/index";
 import { rollBack } from "../../shared/attempt";
 import { CniError, ErrorCode } from "../../shared/cni/errors";
 import { isErrno } from "../../shared/errno";
-import { closeFile, joinPath as join, listDir, makeDirs, openFile, readText, removeFile, writeText } from "../../shared/fs";
+import { holdingLock, openLockFile } from "../../shared/file-lock";
+import { closeFile, joinPath as join, listDir, openFile, readText, removeFile, writeText } from "../../shared/fs";
 import { formatIP, parseIP, type IP } from "../../shared/ip";
 
 const LINE_BREAK = "\r\n";
@@ -50,43 +51,18 @@ export class Store {
     return fd === undefined ? undefined : Store.locked(dir, fd, fn);
   }
 
-  /**
-   * Opens (creating) the directory's lock file; with O_CLOEXEC, so commands we spawn never
-   * inherit the lock. The directory is looked at only when that fails: it exists on every
-   * call but the first. Undefined when it is missing and `create` is false.
-   */
+  /** The directory's lock file, opened (the directory made only when `create`). */
   private static openLock(dir: string, create: boolean): number | undefined {
     const lockPath = join(dir, "lock");
     try {
-      return openFile(lockPath, "c");
-    } catch (e) {
-      if (!isErrno(e, "ENOENT") && !isErrno(e, "ENOTDIR")) throw ioError("open", lockPath, e);
-      if (!create) return undefined;
-    }
-    try {
-      makeDirs(dir);
-    } catch (e) {
-      throw ioError("create", dir, e);
-    }
-    try {
-      return openFile(lockPath, "c");
+      return openLockFile(lockPath, create);
     } catch (e) {
       throw ioError("open", lockPath, e);
     }
   }
 
   private static locked<T>(dir: string, fd: number, fn: (s: Store) => T): T {
-    try {
-      native.flock(fd, true);
-      return fn(new Store(dir));
-    } finally {
-      // Closing our only descriptor would drop the lock anyway; unlocking first says so.
-      try {
-        native.funlock(fd);
-      } finally {
-        closeFile(fd);
-      }
-    }
+    return holdingLock(fd, () => fn(new Store(dir)));
   }
 
   /** Every file named by an IP address, with its owner. */

@@ -7,12 +7,13 @@ import type { Attachment } from "../../shared/cni/skeleton";
 import { allSteps, attempt, labelled } from "../../shared/attempt";
 import { isErrno } from "../../shared/errno";
 import { removeFallbackPodRules } from "../../shared/firewall/index";
+import { tryFileLock } from "../../shared/file-lock";
 import { closeFile, dirName, isDirectory, openFile } from "../../shared/fs";
 import { isOwnNetns } from "../../shared/netns";
 import { gc as bridgeGc } from "../bridge/gc";
 import { bridgeContext, delegateDel } from "./delegate";
 import { delegateConf, readSubnet, type WeftConf } from "./config";
-import { forgetDelegate, loadAttachment, savedAttachments, type SavedAttachment } from "./saved";
+import { forgetDelegate, loadAttachment, savedAttachments, attachmentsLock, type SavedAttachment } from "./saved";
 
 /**
  * DEL for one saved attachment, as the runtime would run it: its address, its packet-filter
@@ -69,8 +70,10 @@ function netnsGone(path: string): boolean {
 
 /**
  * The agent's pass: DEL for each saved attachment whose netns is gone, and nothing else
- * (an ADD in flight meanwhile is never touched). Re-read just before its DEL, so an
- * attachment a new ADD took over (same container and ifname, a new netns) is left alone.
+ * (an ADD in flight meanwhile is never touched). Re-read just before its DEL, both under
+ * the attachments lock, so an attachment a new ADD took over (same container and ifname,
+ * a new netns) is left alone. The lock is only tried: while a plugin holds it, the pass
+ * leaves the attachment to the next one rather than stall the agent.
  * Returns what it removed and what it could not (one line each).
  */
 export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; failed: string[] } {
@@ -80,16 +83,17 @@ export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; fa
   for (const a of orphans) {
     attempt(
       failed,
-      () => {
-        const now = loadAttachment(conf, a.containerID, a.ifname);
-        if (now?.netns !== a.saved!.netns) return;
-        // The agent runs with its own PATH, which may have had `nft` where the plugin's,
-        // on the host, did not: the iptables fallback's rules go too. Before the DEL, which
-        // forgets the attachment last: a failure of either leaves it for the next pass.
-        removeFallbackPodRules({ network: conf.name, containerId: a.containerID, ifname: a.ifname });
-        delAttachment(conf, { ...a, saved: now });
-        removed.push(a);
-      },
+      () =>
+        tryFileLock(attachmentsLock(conf), () => {
+          const now = loadAttachment(conf, a.containerID, a.ifname);
+          if (now?.netns !== a.saved!.netns) return;
+          // The agent runs with its own PATH, which may have had `nft` where the plugin's,
+          // on the host, did not: the iptables fallback's rules go too. Before the DEL, which
+          // forgets the attachment last: a failure of either leaves it for the next pass.
+          removeFallbackPodRules({ network: conf.name, containerId: a.containerID, ifname: a.ifname });
+          delAttachment(conf, { ...a, saved: now });
+          removed.push(a);
+        }),
       label(a),
     );
   }

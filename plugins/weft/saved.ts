@@ -3,6 +3,7 @@
 // path is saved with it: the agent collects attachments whose netns is gone (gc.ts).
 import { replaceFile } from "../../shared/atomic-file";
 import { isObject } from "../../shared/cni/fold-keys";
+import { withFileLock } from "../../shared/file-lock";
 import { joinPath as join, listDir, readText, removeFile, writeText } from "../../shared/fs";
 import type { WeftConf } from "./config";
 
@@ -46,9 +47,20 @@ export function loadAttachment(conf: WeftConf, containerId: string, ifname: stri
   return isObject(v["delegate"]) && (v["netns"] === undefined || typeof v["netns"] === "string") ? (v as unknown as Saved) : null;
 }
 
+/**
+ * The network's attachments lock. ADD saves under it and the agent's orphan pass re-reads
+ * and DELs under it, so a pass that found an attachment's netns gone never undoes a new
+ * ADD of the same container and ifname (a runtime restarting a container keeps its ID):
+ * that ADD saves either before the re-read, which then sees the new netns, or after the
+ * DEL, before it reserves anything.
+ */
+export function attachmentsLock(conf: WeftConf): string {
+  return join(dir(conf), `${conf.name}.lock`);
+}
+
 export function saveDelegate(conf: WeftConf, containerId: string, ifname: string, netns: string, delegate: Record<string, unknown>): void {
   const saved: Saved = { netns, delegate };
-  replaceFile(file(conf, containerId, ifname), (tmp) => writeText(tmp, JSON.stringify(saved)));
+  withFileLock(attachmentsLock(conf), () => replaceFile(file(conf, containerId, ifname), (tmp) => writeText(tmp, JSON.stringify(saved))));
 }
 
 export function loadDelegate(conf: WeftConf, containerId: string, ifname: string): Record<string, unknown> | null {

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { writeFileAtomic } from "../../shared/atomic-file";
 import { addressOf } from "../../shared/ip";
 import { BIN_DIR, cni, requireBuild } from "../helpers/cni";
+import { holdLock } from "../helpers/file-lock";
 import { cleanupToolPaths, noNftPath } from "../helpers/tool-paths";
 import { cleanupAll, createNetns, deleteNetns, ipJson, leftovers, mtuOf, netnsPath, inNs, nsTry, ping } from "../helpers/netns";
 
@@ -609,6 +610,28 @@ describe("weft agent --nodes FILE", () => {
     expect(a.log()).not.toContain("ctr-live");
     // The freed address goes to the next pod that asks for it.
     expect(weftPod(n1, conf, "ctr-next", `IP=${lost.ip}`).ip).toBe(lost.ip);
+  });
+
+  it("leaves a pod whose netns vanished alone while a plugin holds the attachments lock, and releases it after", async () => {
+    const n1 = addNode(1, "192.168.77.11");
+    writeNodes([n1]);
+    const a = startAgent(n1); // --resync 2
+    const conf = await weftConf(n1);
+    const { ns, ip } = weftPod(n1, conf, "ctr-busy");
+    const saved = join(n1.stateDir, "attachments", "weft:ctr-busy:eth0.json");
+    const reservation = join(n1.stateDir, "ipam", "weft", ip);
+    const lock = await holdLock(join(n1.stateDir, "attachments", "weft.lock"));
+    try {
+      deleteNetns(ns);
+      // Two resyncs: an agent ignoring the lock would have released the pod by now.
+      await new Promise((r) => setTimeout(r, 4500));
+      expect(existsSync(saved) && existsSync(reservation)).toBe(true);
+      expect(a.log()).not.toContain("ctr-busy");
+    } finally {
+      await lock.release();
+    }
+    await until("the GC log line", () => a.log(), (l) => l.includes("gc: released ctr-busy/eth0"));
+    expect(existsSync(saved) || existsSync(reservation)).toBe(false);
   });
 });
 

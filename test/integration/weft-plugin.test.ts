@@ -4,9 +4,10 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { createNetns, ipJson, inNs, nsTry, ping } from "../helpers/netns";
+import { createNetns, ipJson, inNs, netnsPath, nsTry, ping } from "../helpers/netns";
 import { addPod, call, useNode, type Node } from "../helpers/pods";
-import { BIN_DIR } from "../helpers/cni";
+import { BIN_DIR, cniAsync } from "../helpers/cni";
+import { holdLock } from "../helpers/file-lock";
 import { cleanupToolPaths, failingAfter, readOnlySysctls } from "../helpers/tool-paths";
 
 let node: Node;
@@ -28,6 +29,8 @@ function writeSubnet(podCIDR: string) {
 afterAll(cleanupToolPaths);
 
 const held = () => readdirSync(join(stateDir, "ipam", "weft")).filter((f) => f.startsWith("10."));
+/** The saved attachments (the directory's lock file stays, as host-local's does). */
+const savedFiles = () => readdirSync(join(stateDir, "attachments")).filter((f) => f.endsWith(".json"));
 /** The runtime's DEL of an attachment (netns "": gone or never known). */
 const weftDel = (containerId: string, netns = "") => call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId, netns });
 /** The runtime's GC, keeping `valid`. */
@@ -78,7 +81,7 @@ describe("weft plugin", () => {
     const del = weftDel(a.id, a.path);
     expect(del.code, del.stdout).toBe(0);
     expect(held()).toEqual([]);
-    expect(readdirSync(join(stateDir, "attachments"))).toEqual([]);
+    expect(savedFiles()).toEqual([]);
     // DEL for something never added, with no subnet at all, succeeds.
     expect(weftDel("never", a.path).code).toBe(0);
   });
@@ -92,7 +95,7 @@ describe("weft plugin", () => {
     const gc = weftGc([{ containerID: a.id, ifname: "eth0" }]);
     expect(gc.code, gc.stdout).toBe(0);
     expect(held()).toEqual(["10.244.1.2"]);
-    expect(readdirSync(join(stateDir, "attachments"))).toEqual([`weft:${a.id}:eth0.json`]);
+    expect(savedFiles()).toEqual([`weft:${a.id}:eth0.json`]);
     expect(b.reply.code).toBe(0);
     // GC ran DEL for b: its interface is gone too, a's is not.
     expect(nsTry(b.ns, "ip", "link", "show", "eth0").ok).toBe(false);
@@ -157,12 +160,12 @@ describe("weft plugin", () => {
     const pod = addPod(node, conf(), { plugin: "weft", env: { PATH: path }, binDir });
     expect(pod.reply.code).not.toBe(0);
     expect(pod.reply.json!["msg"]).toContain("(and rolling back failed: ");
-    expect(readdirSync(join(stateDir, "attachments"))).toEqual([`weft:${pod.id}:eth0.json`]);
+    expect(savedFiles()).toEqual([`weft:${pod.id}:eth0.json`]);
     expect(inNs(node.host, "nft", "list", "ruleset")).toContain("10.244.1.2");
 
     const del = weftDel(pod.id, pod.path);
     expect(del.code, del.stdout).toBe(0);
-    expect(readdirSync(join(stateDir, "attachments"))).toEqual([]);
+    expect(savedFiles()).toEqual([]);
     expect(held()).toEqual([]);
     expect(inNs(node.host, "nft", "list", "ruleset")).not.toContain("10.244.1.2");
   });
@@ -193,6 +196,27 @@ describe("weft plugin", () => {
       expect(weftGc().json).toMatchObject({ code: 50 });
       expect(weftDel("never").code).toBe(0);
     }
+  });
+
+  it("ADD saves its attachment only while no other process holds the attachments lock (the agent's orphan pass takes it)", async () => {
+    writeSubnet("10.244.1.0/24");
+    mkdirSync(join(stateDir, "attachments"));
+    const lock = await holdLock(join(stateDir, "attachments", "weft.lock"));
+    const ns = createNetns("pod");
+    const add = cniAsync({ hostNs: node.host, plugin: "weft", command: "ADD", conf: conf(), containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "eth0" });
+    try {
+      // Long enough for an ADD that ignored the lock to have wired the pod.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(savedFiles()).toEqual([]);
+      expect(nsTry(ns, "ip", "link", "show", "eth0").ok).toBe(false);
+    } finally {
+      await lock.release();
+    }
+    const reply = await add;
+    expect(reply.code, reply.stdout).toBe(0);
+    expect(savedFiles()).toEqual([`weft:ctr-${ns}:eth0.json`]);
+    expect(held()).toEqual(["10.244.1.2"]);
+    expect(nsTry(ns, "ip", "link", "show", "eth0").ok).toBe(true);
   });
 
   it("DEL still reads attachments saved in the older format (the delegated config alone)", () => {
