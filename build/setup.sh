@@ -12,7 +12,7 @@ if ! command -v node >/dev/null || ! node -e 'const [a, b] = process.versions.no
 fi
 
 packages=(iproute2 nftables iptables containernetworking-plugins iputils-ping iperf3 tcpdump util-linux
-  containerd runc busybox-static python3 make g++ linux-libc-dev time netcat-openbsd)
+  containerd runc busybox-static python3 make g++ linux-libc-dev time netcat-openbsd strace)
 missing=()
 for p in "${packages[@]}"; do
   # Docker's containerd.io package provides containerd and runc under other names: installing

@@ -1,7 +1,7 @@
 // `weft install`: puts the executable and its plugin links into a CNI bin dir and,
 // optionally, a network config into a conf dir. Every file appears atomically (write
 // to a temp name, then rename), so the runtime never executes or loads a partial file.
-import { copyFileSync, existsSync, linkSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, openSync, readFileSync, writeSync } from "node:fs";
 import { basename, extname, join } from "node:path";
 import { replaceFile, writeFileAtomic } from "../shared/atomic-file";
 import { foldKeys, isObject, NETCONF } from "../shared/cni/fold-keys";
@@ -78,6 +78,16 @@ export function confProblem(name: string, text: string, confDir: string): string
   return null;
 }
 
+/** fsync(2) of a file, or of a directory's entries (renames into it). */
+function sync(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function install(o: InstallOptions): void {
   // Checked first: a conf the runtime could not load must stop the install before it
   // changes anything.
@@ -86,11 +96,17 @@ export function install(o: InstallOptions): void {
   if (problem) throw new Error(problem);
   // replaceFile makes a missing directory.
   const exe = join(o.binDir, "weft");
-  replaceFile(exe, (tmp) => copyFileSync(process.execPath, tmp));
+  // On disk before the rename and the renames after: a node that loses power right after
+  // an install must not be left with an empty or missing plugin under a valid name.
+  replaceFile(exe, (tmp) => {
+    copyFileSync(process.execPath, tmp);
+    sync(tmp);
+  });
   for (const name of o.pluginNames) {
     if (name === "weft") continue;
     replaceFile(join(o.binDir, name), (tmp) => linkSync(exe, tmp));
   }
+  sync(o.binDir);
   writeSync(1, `installed ${exe} and ${o.pluginNames.join(", ")}\n`);
   if (conf) {
     const target = join(o.confDir, conf.name);
