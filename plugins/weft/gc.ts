@@ -13,7 +13,7 @@ import { isOwnNetns } from "../../shared/netns";
 import { gc as bridgeGc } from "../bridge/gc";
 import { bridgeContext, delegateDel } from "./delegate";
 import { delegateConf, readSubnet, type WeftConf } from "./config";
-import { forgetDelegate, loadAttachment, savedAttachments, attachmentsLock, type SavedAttachment } from "./saved";
+import { forgetDelegate, loadAttachment, savedAttachments, attachmentLock, type SavedAttachment } from "./saved";
 
 /**
  * DEL for one saved attachment, as the runtime would run it: its address, its packet-filter
@@ -70,10 +70,11 @@ function netnsGone(path: string): boolean {
 
 /**
  * The agent's pass: DEL for each saved attachment whose netns is gone, and nothing else
- * (an ADD in flight meanwhile is never touched). Re-read just before its DEL, both under
- * the attachments lock, so an attachment a new ADD took over (same container and ifname,
- * a new netns) is left alone. The lock is only tried: while a plugin holds it, the pass
- * leaves the attachment to the next one rather than stall the agent.
+ * (an ADD in flight meanwhile is never touched). Each is re-read and its netns looked for
+ * again under the attachment's lock, and its DEL runs under it, so an attachment a new ADD
+ * took over (same container and ifname, a new netns or the same path made again) is left
+ * alone. The lock is only tried: while a plugin holds it, the pass leaves the attachment
+ * to the next one rather than stall the agent.
  * Returns what it removed and what it could not (one line each).
  */
 export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; failed: string[] } {
@@ -84,9 +85,11 @@ export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; fa
     attempt(
       failed,
       () =>
-        tryFileLock(attachmentsLock(conf), () => {
+        tryFileLock(attachmentLock(conf, a.containerID, a.ifname), () => {
           const now = loadAttachment(conf, a.containerID, a.ifname);
-          if (now?.netns !== a.saved!.netns) return;
+          // Its DEL came meanwhile: nothing left but the lock file this pass just made.
+          if (!now) return forgetDelegate(conf, a.containerID, a.ifname);
+          if (now.netns === undefined || !netnsGone(now.netns)) return;
           // The agent runs with its own PATH, which may have had `nft` where the plugin's,
           // on the host, did not: the iptables fallback's rules go too. Before the DEL, which
           // forgets the attachment last: a failure of either leaves it for the next pass.

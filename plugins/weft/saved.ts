@@ -29,8 +29,8 @@ function dir(conf: WeftConf): string {
 }
 
 // ":" appears in none of network name, container ID or ifname, so it separates them.
-function file(conf: WeftConf, containerId: string, ifname: string): string {
-  return join(dir(conf), `${conf.name}:${containerId}:${ifname}.json`);
+function file(conf: WeftConf, containerId: string, ifname: string, ext = ".json"): string {
+  return join(dir(conf), `${conf.name}:${containerId}:${ifname}${ext}`);
 }
 
 /** The saved attachment of (containerId, ifname), or null. */
@@ -48,19 +48,19 @@ export function loadAttachment(conf: WeftConf, containerId: string, ifname: stri
 }
 
 /**
- * The network's attachments lock. ADD saves under it and the agent's orphan pass re-reads
- * and DELs under it, so a pass that found an attachment's netns gone never undoes a new
- * ADD of the same container and ifname (a runtime restarting a container keeps its ID):
- * that ADD saves either before the re-read, which then sees the new netns, or after the
- * DEL, before it reserves anything.
+ * The attachment's lock file, beside its saved file and removed with it. ADD saves under
+ * it and the agent's orphan pass decides and runs its DEL under it, so the pass never
+ * undoes a new ADD of the same container and ifname (a runtime restarting a container
+ * keeps its ID): that ADD saves either before the pass looks, which then finds the new
+ * netns, or after the DEL, before it reserves anything. Only that ADD ever waits.
  */
-export function attachmentsLock(conf: WeftConf): string {
-  return join(dir(conf), `${conf.name}.lock`);
+export function attachmentLock(conf: WeftConf, containerId: string, ifname: string): string {
+  return file(conf, containerId, ifname, ".lock");
 }
 
 export function saveDelegate(conf: WeftConf, containerId: string, ifname: string, netns: string, delegate: Record<string, unknown>): void {
   const saved: Saved = { netns, delegate };
-  withFileLock(attachmentsLock(conf), () => replaceFile(file(conf, containerId, ifname), (tmp) => writeText(tmp, JSON.stringify(saved))));
+  withFileLock(attachmentLock(conf, containerId, ifname), () => replaceFile(file(conf, containerId, ifname), (tmp) => writeText(tmp, JSON.stringify(saved))));
 }
 
 export function loadDelegate(conf: WeftConf, containerId: string, ifname: string): Record<string, unknown> | null {
@@ -69,6 +69,9 @@ export function loadDelegate(conf: WeftConf, containerId: string, ifname: string
 
 export function forgetDelegate(conf: WeftConf, containerId: string, ifname: string): void {
   removeFile(file(conf, containerId, ifname), { force: true });
+  // Removed while another process may wait on it: that one then holds a lock on a file
+  // no longer listed, which only an ADD saving a new attachment can be doing.
+  removeFile(attachmentLock(conf, containerId, ifname), { force: true });
 }
 
 /** Saved attachments of this network. */

@@ -2,7 +2,7 @@
 // three node namespaces wired to it, an agent in each node reading one nodes file. What
 // the agents program is read back with `ip -j` and `bridge -j`, as an operator would.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -612,7 +612,7 @@ describe("weft agent --nodes FILE", () => {
     expect(weftPod(n1, conf, "ctr-next", `IP=${lost.ip}`).ip).toBe(lost.ip);
   });
 
-  it("leaves a pod whose netns vanished alone while a plugin holds the attachments lock, and releases it after", async () => {
+  it("leaves a pod whose netns vanished alone while a plugin holds its attachment's lock, and releases it after", async () => {
     const n1 = addNode(1, "192.168.77.11");
     writeNodes([n1]);
     const a = startAgent(n1); // --resync 2
@@ -620,7 +620,7 @@ describe("weft agent --nodes FILE", () => {
     const { ns, ip } = weftPod(n1, conf, "ctr-busy");
     const saved = join(n1.stateDir, "attachments", "weft:ctr-busy:eth0.json");
     const reservation = join(n1.stateDir, "ipam", "weft", ip);
-    const lock = await holdLock(join(n1.stateDir, "attachments", "weft.lock"));
+    const lock = await holdLock(join(n1.stateDir, "attachments", "weft:ctr-busy:eth0.lock"));
     try {
       deleteNetns(ns);
       // Two resyncs: an agent ignoring the lock would have released the pod by now.
@@ -632,6 +632,7 @@ describe("weft agent --nodes FILE", () => {
     }
     await until("the GC log line", () => a.log(), (l) => l.includes("gc: released ctr-busy/eth0"));
     expect(existsSync(saved) || existsSync(reservation)).toBe(false);
+    expect(readdirSync(join(n1.stateDir, "attachments"))).toEqual([]); // the lock file went with it
   });
 });
 

@@ -29,8 +29,10 @@ function writeSubnet(podCIDR: string) {
 afterAll(cleanupToolPaths);
 
 const held = () => readdirSync(join(stateDir, "ipam", "weft")).filter((f) => f.startsWith("10."));
-/** The saved attachments (the directory's lock file stays, as host-local's does). */
-const savedFiles = () => readdirSync(join(stateDir, "attachments")).filter((f) => f.endsWith(".json"));
+/** What is in the attachments directory. */
+const attachmentFiles = () => readdirSync(join(stateDir, "attachments")).sort();
+/** An attachment's files: its saved config and its lock. */
+const filesOf = (id: string) => [`weft:${id}:eth0.json`, `weft:${id}:eth0.lock`];
 /** The runtime's DEL of an attachment (netns "": gone or never known). */
 const weftDel = (containerId: string, netns = "") => call(node, { plugin: "weft", command: "DEL", conf: conf(), containerId, netns });
 /** The runtime's GC, keeping `valid`. */
@@ -81,7 +83,7 @@ describe("weft plugin", () => {
     const del = weftDel(a.id, a.path);
     expect(del.code, del.stdout).toBe(0);
     expect(held()).toEqual([]);
-    expect(savedFiles()).toEqual([]);
+    expect(attachmentFiles()).toEqual([]);
     // DEL for something never added, with no subnet at all, succeeds.
     expect(weftDel("never", a.path).code).toBe(0);
   });
@@ -95,7 +97,7 @@ describe("weft plugin", () => {
     const gc = weftGc([{ containerID: a.id, ifname: "eth0" }]);
     expect(gc.code, gc.stdout).toBe(0);
     expect(held()).toEqual(["10.244.1.2"]);
-    expect(savedFiles()).toEqual([`weft:${a.id}:eth0.json`]);
+    expect(attachmentFiles()).toEqual(filesOf(a.id));
     expect(b.reply.code).toBe(0);
     // GC ran DEL for b: its interface is gone too, a's is not.
     expect(nsTry(b.ns, "ip", "link", "show", "eth0").ok).toBe(false);
@@ -160,12 +162,12 @@ describe("weft plugin", () => {
     const pod = addPod(node, conf(), { plugin: "weft", env: { PATH: path }, binDir });
     expect(pod.reply.code).not.toBe(0);
     expect(pod.reply.json!["msg"]).toContain("(and rolling back failed: ");
-    expect(savedFiles()).toEqual([`weft:${pod.id}:eth0.json`]);
+    expect(attachmentFiles()).toEqual(filesOf(pod.id));
     expect(inNs(node.host, "nft", "list", "ruleset")).toContain("10.244.1.2");
 
     const del = weftDel(pod.id, pod.path);
     expect(del.code, del.stdout).toBe(0);
-    expect(savedFiles()).toEqual([]);
+    expect(attachmentFiles()).toEqual([]);
     expect(held()).toEqual([]);
     expect(inNs(node.host, "nft", "list", "ruleset")).not.toContain("10.244.1.2");
   });
@@ -198,24 +200,28 @@ describe("weft plugin", () => {
     }
   });
 
-  it("ADD saves its attachment only while no other process holds the attachments lock (the agent's orphan pass takes it)", async () => {
+  it("ADD saves its attachment only while no other process holds its lock (the agent's orphan pass takes it); other pods' ADDs go on", async () => {
     writeSubnet("10.244.1.0/24");
     mkdirSync(join(stateDir, "attachments"));
-    const lock = await holdLock(join(stateDir, "attachments", "weft.lock"));
     const ns = createNetns("pod");
-    const add = cniAsync({ hostNs: node.host, plugin: "weft", command: "ADD", conf: conf(), containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "eth0" });
+    const id = `ctr-${ns}`;
+    const lock = await holdLock(join(stateDir, "attachments", `weft:${id}:eth0.lock`));
+    const add = cniAsync({ hostNs: node.host, plugin: "weft", command: "ADD", conf: conf(), containerId: id, netns: netnsPath(ns), ifname: "eth0" });
     try {
-      // Long enough for an ADD that ignored the lock to have wired the pod.
+      // Another pod's ADD does not wait for that lock.
+      const other = addPod(node, conf(), { plugin: "weft" });
+      expect(other.reply.code, other.reply.stdout).toBe(0);
+      // Long enough for an ADD that ignored the lock to have wired its pod.
       await new Promise((r) => setTimeout(r, 1500));
-      expect(savedFiles()).toEqual([]);
+      expect(attachmentFiles()).toEqual([...filesOf(other.id), `weft:${id}:eth0.lock`].sort());
       expect(nsTry(ns, "ip", "link", "show", "eth0").ok).toBe(false);
     } finally {
       await lock.release();
+      await add;
     }
     const reply = await add;
     expect(reply.code, reply.stdout).toBe(0);
-    expect(savedFiles()).toEqual([`weft:ctr-${ns}:eth0.json`]);
-    expect(held()).toEqual(["10.244.1.2"]);
+    expect(attachmentFiles()).toContain(`weft:${id}:eth0.json`);
     expect(nsTry(ns, "ip", "link", "show", "eth0").ok).toBe(true);
   });
 
