@@ -110,6 +110,9 @@ export function install(o: InstallOptions): void {
   writeSync(1, `installed ${exe} and ${o.pluginNames.join(", ")}\n`);
   if (conf) {
     const target = join(o.confDir, conf.name);
-    writeSync(1, writeFileAtomic(target, conf.text) ? `installed ${target}\n` : `${target} unchanged\n`);
+    // Synced as the executable is: an empty conf file would stop containerd's loading.
+    const wrote = writeFileAtomic(target, conf.text, sync);
+    if (wrote) sync(o.confDir);
+    writeSync(1, wrote ? `installed ${target}\n` : `${target} unchanged\n`);
   }
 }

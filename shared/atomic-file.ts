@@ -42,13 +42,19 @@ export function replaceFile(target: string, make: (tmp: string) => void): void {
   }
 }
 
-/** Writes `content` to `path` (creating its directory) unless it already holds exactly that; returns whether it wrote. */
-export function writeFileAtomic(path: string, content: string): boolean {
+/**
+ * Writes `content` to `path` (creating its directory) unless it already holds exactly that;
+ * returns whether it wrote. `written` runs on the temp file before the rename.
+ */
+export function writeFileAtomic(path: string, content: string, written?: (tmp: string) => void): boolean {
   try {
     if (readText(path) === content) return false;
   } catch {
     // missing or unreadable: write it
   }
-  replaceFile(path, (tmp) => writeText(tmp, content));
+  replaceFile(path, (tmp) => {
+    writeText(tmp, content);
+    written?.(tmp);
+  });
   return true;
 }

@@ -42,23 +42,29 @@ it("puts the executable and its plugin links into the bin dir, and the conf into
   expect(statSync(installed).ino).toBe(inodeBefore);
 });
 
-it("has the executable on disk before renaming it into place, and the renames on disk before it ends", () => {
+it("has the executable and the conf on disk before renaming them into place, and the renames on disk before it ends", () => {
   // What a power loss right after an install would show can only be read from the calls
-  // it makes: fsync of the copy, then its rename, then fsync of the directory.
-  const bin = join(dir, "bin");
-  const r = spawnSync("strace", ["-f", "-y", "-qq", "-e", "trace=fsync,rename,renameat,renameat2", "-o", join(dir, "trace"), join(BIN_DIR, "weft"), "install", "--bin-dir", bin, "--conf-dir", join(dir, "net.d")], { encoding: "utf8" });
+  // it makes: fsync of each copy, then its rename, then fsync of its directory.
+  const [bin, confDir] = [join(dir, "bin"), join(dir, "net.d")];
+  const conf = join(ROOT, "conf-examples", "10-bridge.conflist");
+  const trace = join(dir, "trace");
+  const r = spawnSync("strace", ["-f", "-y", "-qq", "-e", "trace=fsync,rename,renameat,renameat2", "-o", trace, join(BIN_DIR, "weft"), "install", "--bin-dir", bin, "--conf-dir", confDir, "--conf", conf], { encoding: "utf8" });
   expect(r.error).toBeUndefined(); // strace is one of setup.sh's packages
   expect(r.status, r.stderr).toBe(0);
-  const calls = readFileSync(join(dir, "trace"), "utf8").split("\n").filter((l) => l.includes(bin));
-  const at = (re: RegExp) => calls.findIndex((l) => re.test(l));
-  const lastAt = (re: RegExp) => calls.reduce((last, l, i) => (re.test(l) ? i : last), -1);
-  const copySynced = at(/fsync\(\d+<[^>]*\/\.weft\.tmp-\d+>\) = 0/);
-  const renamed = at(/rename\w*\(.*\.weft\.tmp-\d+", .*\/weft"(, \d+)?\) = 0/);
-  const lastRename = lastAt(/rename\w*\(.* = 0/);
-  const dirSynced = lastAt(new RegExp(`fsync\\(\\d+<${bin}>\\) = 0`));
-  expect(copySynced, calls.join("\n")).toBeGreaterThanOrEqual(0);
-  expect(renamed).toBeGreaterThan(copySynced);
-  expect(dirSynced).toBeGreaterThan(lastRename);
+  const calls = readFileSync(trace, "utf8").split("\n");
+  const first = (re: RegExp) => calls.findIndex((l) => re.test(l));
+  const last = (re: RegExp) => calls.reduce((found, l, i) => (re.test(l) ? i : found), -1);
+  const quote = (path: string) => path.replace(/[.+]/g, "\\$&");
+  for (const [d, name] of [[bin, "weft"], [confDir, "10-bridge.conflist"]] as const) {
+    const tmp = `${quote(d)}/\\.${quote(name)}\\.tmp-\\d+`;
+    const synced = first(new RegExp(`fsync\\(\\d+<${tmp}>\\) = 0`));
+    const renamed = first(new RegExp(`rename\\w*\\(.*${tmp}", .*${quote(d)}/${quote(name)}"(, \\d+)?\\) = 0`));
+    const lastRename = last(new RegExp(`rename\\w*\\(.*"${quote(d)}/[^/"]+"(, \\d+)?\\) = 0`));
+    const dirSynced = last(new RegExp(`fsync\\(\\d+<${quote(d)}>\\) = 0`));
+    expect(synced, `${name}:\n${calls.join("\n")}`).toBeGreaterThanOrEqual(0);
+    expect(renamed, name).toBeGreaterThan(synced);
+    expect(dirSynced, name).toBeGreaterThan(lastRename);
+  }
 });
 
 it("installs an executable that needs nothing from the build tree", () => {
