@@ -1,6 +1,7 @@
-// flock(2) on a lock file: the one way weft's processes (plugins, agent) exclude each other
-// from a directory's state. The lock file is never removed, so every process locks the same
-// inode.
+// flock(2) on lock files: how weft's processes (plugins, agent) exclude each other from a
+// piece of state. A lock file may be removed, but only by a process holding it; so whoever
+// takes one checks afterwards that the file it locked is still the one at the path (a
+// holder may have removed it while we waited), and tries again if not.
 import { native } from "../native/index";
 import { isErrno } from "./errno";
 import { closeFile, dirName, makeDirs, openFile } from "./fs";
@@ -23,33 +24,85 @@ export function openLockFile(path: string, createDir: boolean): number | undefin
 
 /** Runs `fn` holding flock(LOCK_EX) on `fd` (waiting for it), then closes `fd`. */
 export function holdingLock<T>(fd: number, fn: () => T): T {
-  return thenUnlock(fd, () => {
-    native.flock(fd, true);
-    return fn();
-  });
-}
-
-/** Runs `fn`, then unlocks and closes `fd` (unlocking a lock not taken does nothing). */
-function thenUnlock<T>(fd: number, fn: () => T): T {
+  native.flock(fd, true);
   try {
     return fn();
   } finally {
-    // Closing our only descriptor would drop the lock anyway; unlocking first says so.
-    try {
-      native.funlock(fd);
-    } finally {
-      closeFile(fd);
-    }
+    release(fd);
   }
 }
 
-/** Runs `fn` holding the lock file at `path`, creating it (and its directory) if needed. */
-export function withFileLock<T>(path: string, fn: () => T): T {
-  return holdingLock(openLockFile(path, true)!, fn);
+function release(fd: number): void {
+  // Closing our only descriptor would drop the lock anyway; unlocking first says so.
+  try {
+    native.funlock(fd);
+  } finally {
+    closeFile(fd);
+  }
+}
+
+export interface LockOptions {
+  /** make the lock file's directory when missing (else run `fn` unlocked: nothing there to guard) */
+  createDir: boolean;
+  /** runs last while the lock is still held (to remove the lock file, say), however `fn` ended */
+  beforeRelease?: () => void;
+}
+
+/** An fd holding the lock of the file now at `path`; undefined without its directory. */
+function acquire(path: string, createDir: boolean, wait: boolean): number | "busy" | undefined {
+  for (;;) {
+    const fd = openLockFile(path, createDir);
+    if (fd === undefined) return undefined;
+    let same: boolean;
+    try {
+      if (wait) native.flock(fd, true);
+      else if (!native.tryFlock(fd)) {
+        closeFile(fd);
+        return "busy";
+      }
+      // /proc/self/fd/N names the inode we hold, even once it is no longer listed.
+      same = native.sameFile(`/proc/self/fd/${fd}`, path);
+    } catch (e) {
+      release(fd);
+      throw e;
+    }
+    if (same) return fd;
+    release(fd); // a holder removed it while we waited: lock the one there now
+  }
+}
+
+function locked<T>(path: string, o: LockOptions, wait: boolean, fn: () => T): T | "busy" {
+  const fd = acquire(path, o.createDir, wait);
+  if (fd === "busy") return fd;
+  const done = () => {
+    if (fd === undefined) return;
+    try {
+      o.beforeRelease?.();
+    } finally {
+      release(fd);
+    }
+  };
+  let out: T;
+  try {
+    out = fn();
+  } catch (e) {
+    done();
+    throw e;
+  }
+  if (out instanceof Promise) return out.finally(done) as T;
+  done();
+  return out;
+}
+
+/**
+ * Runs `fn` holding the lock file at `path` (creating it), waiting for it. A `fn`
+ * returning a promise keeps the lock until the promise settles.
+ */
+export function withFileLock<T>(path: string, o: LockOptions, fn: () => T): T {
+  return locked(path, o, true, fn) as T;
 }
 
 /** Like withFileLock, but without waiting: "busy", and `fn` not run, while another holds it. */
-export function tryFileLock<T>(path: string, fn: () => T): T | "busy" {
-  const fd = openLockFile(path, true)!;
-  return thenUnlock(fd, () => (native.tryFlock(fd) ? fn() : "busy"));
+export function tryFileLock<T>(path: string, o: LockOptions, fn: () => T): T | "busy" {
+  return locked(path, o, false, fn);
 }

@@ -7,6 +7,7 @@ import { isErrno } from "./errno";
 /** How a file is opened: read, write (create/truncate), write a new file, read creating it, a directory. */
 export type OpenHow = "r" | "w" | "wx" | "c" | "d";
 
+const F_OK = 0;
 const X_OK = 1;
 
 /** Runs a native call on `path`, naming the path in its error. */
@@ -97,6 +98,11 @@ export function removeFile(path: string, o: { force?: boolean } = {}): void {
 
 export function renameFile(from: string, to: string): void {
   onPath(`${from}' -> '${to}`, () => native.rename(from, to));
+}
+
+/** Whether `path` names anything (links followed). */
+export function exists(path: string): boolean {
+  return native.access(path, F_OK);
 }
 
 export function isExecutable(path: string): boolean {

@@ -7,13 +7,12 @@ import type { Attachment } from "../../shared/cni/skeleton";
 import { allSteps, attempt, labelled } from "../../shared/attempt";
 import { isErrno } from "../../shared/errno";
 import { removeFallbackPodRules } from "../../shared/firewall/index";
-import { tryFileLock } from "../../shared/file-lock";
 import { closeFile, dirName, isDirectory, openFile } from "../../shared/fs";
 import { isOwnNetns } from "../../shared/netns";
 import { gc as bridgeGc } from "../bridge/gc";
 import { bridgeContext, delegateDel } from "./delegate";
 import { delegateConf, readSubnet, type WeftConf } from "./config";
-import { forgetDelegate, loadAttachment, savedAttachments, attachmentLock, type SavedAttachment } from "./saved";
+import { forgetDelegate, loadAttachment, savedAttachments, tryAttachmentLock, withAttachmentLock, type SavedAttachment } from "./saved";
 
 /**
  * DEL for one saved attachment, as the runtime would run it: its address, its packet-filter
@@ -34,16 +33,16 @@ function delAttachment(conf: WeftConf, a: SavedAttachment): void {
 const label = (a: Attachment): string => `${a.containerID}/${a.ifname}`;
 
 /**
- * The GC verb: DEL for every saved attachment not in `valid`, then the removal of any
- * other address, rule or spoof check not in `valid` (the runtime names every attachment it
- * has, including any ADD it has in flight). Every step runs; a delegate's CNI code ("try
- * again later") reaches the runtime.
+ * The GC verb: DEL for every saved attachment not in `valid` (each under its lock, as a
+ * runtime's DEL), then the removal of any other address, rule or spoof check not in
+ * `valid` (the runtime names every attachment it has, including any ADD it has in flight).
+ * Every step runs; a delegate's CNI code ("try again later") reaches the runtime.
  */
 export function collect(conf: WeftConf, raw: Record<string, unknown>, env: CniEnv, valid: readonly Attachment[]): void {
   const keep = new Set(valid.map(label));
   const stale = savedAttachments(conf).filter((a) => !keep.has(label(a)));
   allSteps(
-    ...stale.map((a) => () => labelled(label(a), () => delAttachment(conf, a))),
+    ...stale.map((a) => () => labelled(label(a), () => withAttachmentLock(conf, a.containerID, a.ifname, false, () => delAttachment(conf, a)))),
     // Then the bridge's own GC: the rules, spoof checks and addresses of every attachment
     // not in `valid` (those whose saved config is gone too).
     () => {
@@ -70,11 +69,11 @@ function netnsGone(path: string): boolean {
 
 /**
  * The agent's pass: DEL for each saved attachment whose netns is gone, and nothing else
- * (an ADD in flight meanwhile is never touched). Each is re-read and its netns looked for
- * again under the attachment's lock, and its DEL runs under it, so an attachment a new ADD
- * took over (same container and ifname, a new netns or the same path made again) is left
- * alone. The lock is only tried: while a plugin holds it, the pass leaves the attachment
- * to the next one rather than stall the agent.
+ * (an ADD or DEL in flight meanwhile is never touched). Each is re-read and its netns
+ * looked for again under the attachment's lock, and its DEL runs under it, so an
+ * attachment a new ADD took over (same container and ifname, a new netns or the same path
+ * made again) is left alone. The lock is only tried: while a plugin holds it, the pass
+ * leaves the attachment to the next one rather than stall the agent.
  * Returns what it removed and what it could not (one line each).
  */
 export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; failed: string[] } {
@@ -85,11 +84,9 @@ export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; fa
     attempt(
       failed,
       () =>
-        tryFileLock(attachmentLock(conf, a.containerID, a.ifname), () => {
+        tryAttachmentLock(conf, a.containerID, a.ifname, () => {
           const now = loadAttachment(conf, a.containerID, a.ifname);
-          // Its DEL came meanwhile: nothing left but the lock file this pass just made.
-          if (!now) return forgetDelegate(conf, a.containerID, a.ifname);
-          if (now.netns === undefined || !netnsGone(now.netns)) return;
+          if (now?.netns === undefined || !netnsGone(now.netns)) return;
           // The agent runs with its own PATH, which may have had `nft` where the plugin's,
           // on the host, did not: the iptables fallback's rules go too. Before the DEL, which
           // forgets the attachment last: a failure of either leaves it for the next pass.

@@ -3,8 +3,8 @@
 // path is saved with it: the agent collects attachments whose netns is gone (gc.ts).
 import { replaceFile } from "../../shared/atomic-file";
 import { isObject } from "../../shared/cni/fold-keys";
-import { withFileLock } from "../../shared/file-lock";
-import { joinPath as join, listDir, readText, removeFile, writeText } from "../../shared/fs";
+import { tryFileLock, withFileLock, type LockOptions } from "../../shared/file-lock";
+import { exists, joinPath as join, listDir, readText, removeFile, writeText } from "../../shared/fs";
 import type { WeftConf } from "./config";
 
 /**
@@ -48,30 +48,44 @@ export function loadAttachment(conf: WeftConf, containerId: string, ifname: stri
 }
 
 /**
- * The attachment's lock file, beside its saved file and removed with it. ADD saves under
- * it and the agent's orphan pass decides and runs its DEL under it, so the pass never
- * undoes a new ADD of the same container and ifname (a runtime restarting a container
- * keeps its ID): that ADD saves either before the pass looks, which then finds the new
- * netns, or after the DEL, before it reserves anything. Only that ADD ever waits.
+ * Runs `fn` holding the attachment's lock (`<name>:<container>:<ifname>.lock` beside its
+ * saved file; flock). ADD and every DEL (the runtime's, the GC verb's, the agent's orphan
+ * pass) hold it throughout, so none of them ever acts on the attachment while another
+ * does: the pass cannot undo a new ADD of the same container and ifname (a runtime
+ * restarting a container keeps its ID), nor DEL while it runs. Only calls for the same
+ * attachment ever wait. The lock file goes on the way out once nothing is saved: a call
+ * never leaves one behind. Without the attachments directory (and `createDir` false)
+ * nothing is saved to guard, and `fn` runs unlocked.
  */
-export function attachmentLock(conf: WeftConf, containerId: string, ifname: string): string {
-  return file(conf, containerId, ifname, ".lock");
+export function withAttachmentLock<T>(conf: WeftConf, containerId: string, ifname: string, createDir: boolean, fn: () => T): T {
+  return withFileLock(file(conf, containerId, ifname, ".lock"), lockOptions(conf, containerId, ifname, createDir), fn);
 }
 
+/** Like withAttachmentLock, for the agent: "busy", and `fn` not run, while another call holds it. */
+export function tryAttachmentLock<T>(conf: WeftConf, containerId: string, ifname: string, fn: () => T): T | "busy" {
+  return tryFileLock(file(conf, containerId, ifname, ".lock"), lockOptions(conf, containerId, ifname, false), fn);
+}
+
+function lockOptions(conf: WeftConf, containerId: string, ifname: string, createDir: boolean): LockOptions {
+  const beforeRelease = () => {
+    if (!exists(file(conf, containerId, ifname))) removeFile(file(conf, containerId, ifname, ".lock"), { force: true });
+  };
+  return { createDir, beforeRelease };
+}
+
+/** Saves the attachment; the caller holds its lock. */
 export function saveDelegate(conf: WeftConf, containerId: string, ifname: string, netns: string, delegate: Record<string, unknown>): void {
   const saved: Saved = { netns, delegate };
-  withFileLock(attachmentLock(conf, containerId, ifname), () => replaceFile(file(conf, containerId, ifname), (tmp) => writeText(tmp, JSON.stringify(saved))));
+  replaceFile(file(conf, containerId, ifname), (tmp) => writeText(tmp, JSON.stringify(saved)));
 }
 
 export function loadDelegate(conf: WeftConf, containerId: string, ifname: string): Record<string, unknown> | null {
   return loadAttachment(conf, containerId, ifname)?.delegate ?? null;
 }
 
+/** Forgets the attachment; the caller holds its lock (whose file then goes too). */
 export function forgetDelegate(conf: WeftConf, containerId: string, ifname: string): void {
   removeFile(file(conf, containerId, ifname), { force: true });
-  // Removed while another process may wait on it: that one then holds a lock on a file
-  // no longer listed, which only an ADD saving a new attachment can be doing.
-  removeFile(attachmentLock(conf, containerId, ifname), { force: true });
 }
 
 /** Saved attachments of this network. */

@@ -29,8 +29,8 @@ function writeSubnet(podCIDR: string) {
 afterAll(cleanupToolPaths);
 
 const held = () => readdirSync(join(stateDir, "ipam", "weft")).filter((f) => f.startsWith("10."));
-/** What is in the attachments directory. */
-const attachmentFiles = () => readdirSync(join(stateDir, "attachments")).sort();
+/** What is in the attachments directory (none without it). */
+const attachmentFiles = () => (existsSync(join(stateDir, "attachments")) ? readdirSync(join(stateDir, "attachments")).sort() : []);
 /** An attachment's files: its saved config and its lock. */
 const filesOf = (id: string) => [`weft:${id}:eth0.json`, `weft:${id}:eth0.lock`];
 /** The runtime's DEL of an attachment (netns "": gone or never known). */
@@ -45,6 +45,7 @@ describe("weft plugin", () => {
     expect(status.json).toMatchObject({ code: 50 });
     const add = addPod(node, conf(), { plugin: "weft" });
     expect(add.reply.json).toMatchObject({ code: 50 });
+    expect(attachmentFiles()).toEqual([]); // nothing saved, and no lock file left
     writeSubnet("10.244.1.0/24");
     expect(call(node, { plugin: "weft", command: "STATUS", conf: conf() }).code).toBe(0);
   });
@@ -84,8 +85,9 @@ describe("weft plugin", () => {
     expect(del.code, del.stdout).toBe(0);
     expect(held()).toEqual([]);
     expect(attachmentFiles()).toEqual([]);
-    // DEL for something never added, with no subnet at all, succeeds.
+    // DEL for something never added, with no subnet at all, succeeds, and leaves nothing.
     expect(weftDel("never", a.path).code).toBe(0);
+    expect(attachmentFiles()).toEqual([]);
   });
 
   it("CHECK passes after ADD; GC releases attachments the runtime no longer knows", () => {
@@ -200,29 +202,79 @@ describe("weft plugin", () => {
     }
   });
 
-  it("ADD saves its attachment only while no other process holds its lock (the agent's orphan pass takes it); other pods' ADDs go on", async () => {
-    writeSubnet("10.244.1.0/24");
-    mkdirSync(join(stateDir, "attachments"));
-    const ns = createNetns("pod");
-    const id = `ctr-${ns}`;
-    const lock = await holdLock(join(stateDir, "attachments", `weft:${id}:eth0.lock`));
-    const add = cniAsync({ hostNs: node.host, plugin: "weft", command: "ADD", conf: conf(), containerId: id, netns: netnsPath(ns), ifname: "eth0" });
-    try {
-      // Another pod's ADD does not wait for that lock.
-      const other = addPod(node, conf(), { plugin: "weft" });
-      expect(other.reply.code, other.reply.stdout).toBe(0);
-      // Long enough for an ADD that ignored the lock to have wired its pod.
-      await new Promise((r) => setTimeout(r, 1500));
-      expect(attachmentFiles()).toEqual([...filesOf(other.id), `weft:${id}:eth0.lock`].sort());
-      expect(nsTry(ns, "ip", "link", "show", "eth0").ok).toBe(false);
-    } finally {
-      await lock.release();
-      await add;
-    }
-    const reply = await add;
-    expect(reply.code, reply.stdout).toBe(0);
-    expect(attachmentFiles()).toContain(`weft:${id}:eth0.json`);
-    expect(nsTry(ns, "ip", "link", "show", "eth0").ok).toBe(true);
+  describe("the attachment's lock (the agent's orphan pass takes it)", () => {
+    const lockOf = (id: string) => join(stateDir, "attachments", `weft:${id}:eth0.lock`);
+    /** The plugin, run without blocking the test, for the pod in `ns`. */
+    const run = (command: "ADD" | "DEL", ns: string) =>
+      cniAsync({ hostNs: node.host, plugin: "weft", command, conf: conf(), containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "eth0" });
+    /** True when `p` is still unsettled after `ms` (long enough for a call that ignored a lock to have ended). */
+    const stillRunning = (p: Promise<unknown>, ms = 1500) => Promise.race([p.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), ms))]);
+    const eth0 = (ns: string) => nsTry(ns, "ip", "link", "show", "eth0").ok;
+
+    it("ADD waits while another process holds it; other pods' ADDs go on", async () => {
+      writeSubnet("10.244.1.0/24");
+      mkdirSync(join(stateDir, "attachments"));
+      const ns = createNetns("pod");
+      const lock = await holdLock(lockOf(`ctr-${ns}`));
+      const add = run("ADD", ns);
+      try {
+        const other = run("ADD", createNetns("pod"));
+        expect(await stillRunning(other, 10_000)).toBe(false);
+        expect((await other).code).toBe(0);
+        expect(await stillRunning(add)).toBe(true);
+        expect(eth0(ns)).toBe(false);
+      } finally {
+        await lock.release();
+        await add;
+      }
+      const reply = await add;
+      expect(reply.code, reply.stdout).toBe(0);
+      expect(attachmentFiles()).toContain(`weft:ctr-${ns}:eth0.json`);
+      expect(eth0(ns)).toBe(true);
+    });
+
+    it("DEL waits while another process holds it", async () => {
+      writeSubnet("10.244.1.0/24");
+      const pod = addPod(node, conf(), { plugin: "weft" });
+      expect(pod.reply.code, pod.reply.stdout).toBe(0);
+      const lock = await holdLock(lockOf(pod.id));
+      const del = run("DEL", pod.ns);
+      try {
+        expect(await stillRunning(del)).toBe(true);
+        expect(eth0(pod.ns)).toBe(true);
+      } finally {
+        await lock.release();
+        await del;
+      }
+      expect((await del).code).toBe(0);
+      expect(eth0(pod.ns)).toBe(false);
+      expect(attachmentFiles()).toEqual([]);
+    });
+
+    it("ADD locks the file at the path now: one its holder removed while ADD waited does not count", async () => {
+      writeSubnet("10.244.1.0/24");
+      mkdirSync(join(stateDir, "attachments"));
+      const ns = createNetns("pod");
+      const path = lockOf(`ctr-${ns}`);
+      const first = await holdLock(path);
+      const add = run("ADD", ns);
+      let second: Awaited<ReturnType<typeof holdLock>> | undefined;
+      try {
+        expect(await stillRunning(add, 300)).toBe(true); // waiting on the first file
+        // Its holder removes it (as a DEL does) and another process locks a new one there.
+        rmSync(path);
+        second = await holdLock(path);
+        await first.release();
+        expect(await stillRunning(add)).toBe(true);
+        expect(eth0(ns)).toBe(false);
+      } finally {
+        await first.release();
+        await second?.release();
+        await add;
+      }
+      expect((await add).code).toBe(0);
+      expect(eth0(ns)).toBe(true);
+    });
   });
 
   it("DEL still reads attachments saved in the older format (the delegated config alone)", () => {
