@@ -29,6 +29,8 @@ export interface NativeAddon {
   funlock(fd: number): void;
   /** flock(2) LOCK_EX without waiting: false when another descriptor holds it. */
   tryFlock(fd: number): boolean;
+  /** Whether the file open on `fd` still has a name (fstat's link count). */
+  linked(fd: number): boolean;
   /** Moves the calling thread into the netns at `path`; returns an fd for the old one. */
   nsEnter(path: string): number;
   /** Moves the calling thread back into the netns `savedFd` refers to, and closes it. */

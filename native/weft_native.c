@@ -267,17 +267,22 @@ static napi_value nl_send(napi_env env, napi_callback_info info) {
 #define SYS_close_range 436
 #endif
 
+// Whether close_range(2) works here (Linux 5.9, and no seccomp profile refusing it): the
+// child needs it, as closing every possible fd one by one would delay the send it waits
+// for. Asked once per process, with a range holding no fd.
+static bool close_range_works(void) {
+  static int works = -1;
+  if (works < 0) works = syscall(SYS_close_range, ~0U, ~0U, 0) == 0;
+  return works;
+}
+
 // In a child that makes only syscalls: closes every fd but `a` and `b`.
 static void close_all_but(int a, int b) {
   if (a > b) {
     int t = a;
     a = b, b = t;
   }
-  if (syscall(SYS_close_range, b + 1, ~0U, 0) < 0) { // before Linux 5.9
-    for (int i = 0; i < 65536; i++)
-      if (i != a && i != b) syscall(SYS_close, i);
-    return;
-  }
+  syscall(SYS_close_range, b + 1, ~0U, 0);
   if (a > 0) syscall(SYS_close_range, 0, a - 1, 0);
   if (b > a + 1) syscall(SYS_close_range, a + 1, b - 1, 0);
 }
@@ -289,7 +294,7 @@ static void close_all_but(int a, int b) {
 // sent. The caller reads the outcome from the socket, which the child shares, and passes
 // statusFd to nlRecv: the child writes the errno of a send the kernel refused outright
 // (an oversized message, a security module's denial) to that pipe. -1 when there was no
-// process to spare (a pids limit) and the caller sent the request itself.
+// process to spare (a pids limit) or no close_range, and the caller sent the request itself.
 // The child is a raw clone (fork without glibc's atfork handlers, whose locks another
 // runtime thread may hold) and makes only syscalls. It starts with every signal blocked,
 // so no handler of the runtime's runs in it, and keeps no fd but the socket and the pipe:
@@ -302,7 +307,7 @@ static napi_value nl_send_detached(napi_env env, napi_callback_info info) {
   if (get_datagram(env, info, &fd, &data, &len)) return NULL;
   int status[2];
   long pid = -1;
-  if (pipe2(status, O_CLOEXEC) == 0) {
+  if (close_range_works() && pipe2(status, O_CLOEXEC) == 0) {
     // Raw: glibc's sigprocmask would leave its own two signals out.
     sigset_t all, old;
     memset(&all, 0xff, sizeof all);
@@ -310,8 +315,7 @@ static napi_value nl_send_detached(napi_env env, napi_callback_info info) {
     pid = syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
     if (pid == 0) {
       close_all_but(fd, status[1]);
-      struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
-      if (syscall(SYS_sendto, fd, data, len, 0, (struct sockaddr *)&sa, sizeof sa) < 0) {
+      if (send_to_kernel(fd, data, len) < 0) { // glibc's sendto: a bare syscall, no lock
         int err = errno;
         syscall(SYS_write, status[1], &err, sizeof err);
       }
@@ -385,12 +389,13 @@ static napi_value fd_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// flock(fd[, exclusive]) waits; tryFlock(fd) -> false while another descriptor holds it.
 static napi_value do_flock(napi_env env, napi_callback_info info, int op) {
   napi_value argv[2];
   if (get_args(env, info, 1, argv)) return NULL;
   int fd;
   if (get_int(env, argv[0], &fd)) return NULL;
-  if (op != LOCK_UN) {
+  if (op == LOCK_EX) {
     bool excl = true;
     size_t argc = 2;
     napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
@@ -400,23 +405,26 @@ static napi_value do_flock(napi_env env, napi_callback_info info, int op) {
   int r;
   do r = flock(fd, op);
   while (r < 0 && errno == EINTR);
-  if (r < 0) return throw_errno(env, errno, "flock");
-  return NULL;
+  if (r < 0 && !((op & LOCK_NB) && errno == EWOULDBLOCK)) return throw_errno(env, errno, "flock");
+  if (!(op & LOCK_NB)) return NULL;
+  napi_value out;
+  napi_get_boolean(env, r == 0, &out);
+  return out;
 }
 
 static napi_value fd_flock(napi_env env, napi_callback_info info) { return do_flock(env, info, LOCK_EX); }
 static napi_value fd_funlock(napi_env env, napi_callback_info info) { return do_flock(env, info, LOCK_UN); }
+static napi_value fd_tryflock(napi_env env, napi_callback_info info) { return do_flock(env, info, LOCK_EX | LOCK_NB); }
 
-// LOCK_EX without waiting: false when another descriptor holds the lock.
-static napi_value fd_tryflock(napi_env env, napi_callback_info info) {
+// linked(fd): whether the file open on `fd` still has a name (a lock file its holder
+// removed has none).
+static napi_value fd_linked(napi_env env, napi_callback_info info) {
   int fd;
   if (get_int_arg(env, info, &fd)) return NULL;
-  int r;
-  do r = flock(fd, LOCK_EX | LOCK_NB);
-  while (r < 0 && errno == EINTR);
-  if (r < 0 && errno != EWOULDBLOCK) return throw_errno(env, errno, "flock");
+  struct stat st;
+  if (fstat(fd, &st) < 0) return throw_errno(env, errno, "fstat");
   napi_value out;
-  napi_get_boolean(env, r == 0, &out);
+  napi_get_boolean(env, st.st_nlink > 0, &out);
   return out;
 }
 
@@ -976,6 +984,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"flock", NULL, fd_flock, NULL, NULL, NULL, napi_default, NULL},
       {"funlock", NULL, fd_funlock, NULL, NULL, NULL, napi_default, NULL},
       {"tryFlock", NULL, fd_tryflock, NULL, NULL, NULL, napi_default, NULL},
+      {"linked", NULL, fd_linked, NULL, NULL, NULL, napi_default, NULL},
       {"nsEnter", NULL, ns_enter, NULL, NULL, NULL, napi_default, NULL},
       {"nsRestore", NULL, ns_restore, NULL, NULL, NULL, napi_default, NULL},
       {"errnoName", NULL, errno_name, NULL, NULL, NULL, napi_default, NULL},

@@ -24,8 +24,8 @@ export function openLockFile(path: string, createDir: boolean): number | undefin
 
 /** Runs `fn` holding flock(LOCK_EX) on `fd` (waiting for it), then closes `fd`. */
 export function holdingLock<T>(fd: number, fn: () => T): T {
-  native.flock(fd, true);
   try {
+    native.flock(fd, true);
     return fn();
   } finally {
     release(fd);
@@ -53,20 +53,20 @@ function acquire(path: string, createDir: boolean, wait: boolean): number | "bus
   for (;;) {
     const fd = openLockFile(path, createDir);
     if (fd === undefined) return undefined;
-    let same: boolean;
+    let linked: boolean;
     try {
       if (wait) native.flock(fd, true);
       else if (!native.tryFlock(fd)) {
         closeFile(fd);
         return "busy";
       }
-      // /proc/self/fd/N names the inode we hold, even once it is no longer listed.
-      same = native.sameFile(`/proc/self/fd/${fd}`, path);
+      // Lock files are only ever removed, never renamed over: one still linked is the one at the path.
+      linked = native.linked(fd);
     } catch (e) {
       release(fd);
       throw e;
     }
-    if (same) return fd;
+    if (linked) return fd;
     release(fd); // a holder removed it while we waited: lock the one there now
   }
 }
@@ -82,22 +82,14 @@ function locked<T>(path: string, o: LockOptions, wait: boolean, fn: () => T): T 
       release(fd);
     }
   };
-  let out: T;
   try {
-    out = fn();
-  } catch (e) {
+    return fn();
+  } finally {
     done();
-    throw e;
   }
-  if (out instanceof Promise) return out.finally(done) as T;
-  done();
-  return out;
 }
 
-/**
- * Runs `fn` holding the lock file at `path` (creating it), waiting for it. A `fn`
- * returning a promise keeps the lock until the promise settles.
- */
+/** Runs `fn` holding the lock file at `path` (creating it), waiting for it. */
 export function withFileLock<T>(path: string, o: LockOptions, fn: () => T): T {
   return locked(path, o, true, fn) as T;
 }

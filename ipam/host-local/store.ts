@@ -38,7 +38,7 @@ export class Store {
   /** Runs `fn` with the network's directory locked, creating the directory if needed. */
   static withLock<T>(dataDir: string, network: string, fn: (s: Store) => T): T {
     const dir = join(dataDir, network);
-    return Store.locked(dir, Store.openLock(dir, true)!, fn);
+    return holdingLock(Store.openLock(dir, true)!, () => fn(new Store(dir)));
   }
 
   /**
@@ -48,7 +48,7 @@ export class Store {
   static withExistingLock<T>(dataDir: string, network: string, fn: (s: Store) => T): T | undefined {
     const dir = join(dataDir, network);
     const fd = Store.openLock(dir, false);
-    return fd === undefined ? undefined : Store.locked(dir, fd, fn);
+    return fd === undefined ? undefined : holdingLock(fd, () => fn(new Store(dir)));
   }
 
   /** The directory's lock file, opened (the directory made only when `create`). */
@@ -59,10 +59,6 @@ export class Store {
     } catch (e) {
       throw ioError("open", lockPath, e);
     }
-  }
-
-  private static locked<T>(dir: string, fd: number, fn: (s: Store) => T): T {
-    return holdingLock(fd, () => fn(new Store(dir)));
   }
 
   /** Every file named by an IP address, with its owner. */
