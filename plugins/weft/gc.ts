@@ -42,7 +42,8 @@ export function collect(conf: WeftConf, raw: Record<string, unknown>, env: CniEn
   const keep = new Set(valid.map(label));
   const stale = savedAttachments(conf).filter((a) => !keep.has(label(a)));
   allSteps(
-    ...stale.map((a) => () => labelled(label(a), () => withAttachmentLock(conf, a.containerID, a.ifname, false, () => delAttachment(conf, a)))),
+    // Read again under the lock: the agent's pass may have collected it meanwhile.
+    ...stale.map((a) => () => labelled(label(a), () => withAttachmentLock(conf, a.containerID, a.ifname, false, () => delAttachment(conf, { ...a, saved: loadAttachment(conf, a.containerID, a.ifname) })))),
     // Then the bridge's own GC: the rules, spoof checks and addresses of every attachment
     // not in `valid` (those whose saved config is gone too).
     () => {

@@ -24,15 +24,15 @@ export const weft: Plugin<WeftConf> = {
   parseConfig: (raw) => parseWeftConf(raw),
   // ADD and DEL hold the attachment's lock throughout (saved.ts): the agent's orphan pass
   // never acts on an attachment while they do.
-  add: (ctx) => {
+  add: async (ctx) => {
     const subnet = readSubnet(ctx.conf);
     if (!subnet) throw notReady(ctx.conf);
     const delegate = delegateConf(ctx.conf, subnet, ctx.raw);
-    return withAttachmentLock(ctx.conf, ctx.env.containerId, ctx.env.ifname, true, async () => {
+    const { add: bridgeAdd } = await import("../bridge/add");
+    return withAttachmentLock(ctx.conf, ctx.env.containerId, ctx.env.ifname, true, () => {
       // Saved first: a DEL after a failed or interrupted ADD must find what to undo.
       saveDelegate(ctx.conf, ctx.env.containerId, ctx.env.ifname, ctx.env.netns, delegate);
       try {
-        const { add: bridgeAdd } = await import("../bridge/add");
         return bridgeAdd(bridgeContext(ctx, delegate));
       } catch (e) {
         // Kept while anything may be left: the runtime's DEL (or the agent's orphan pass) needs it.
