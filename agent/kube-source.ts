@@ -135,11 +135,12 @@ export class KubeNodeSource implements NodeSource {
 
   private async loop(): Promise<void> {
     const backoff = this.o.backoffMs ?? { initial: 1000, max: 30_000 };
+    const grow = (d: number) => Math.min(Math.max(d * 2, backoff.initial), backoff.max);
     let delay = 0;
     let needList = true;
-    // Watches in a row that ended on an error event: each relists after a longer wait, so
-    // a server that fails every watch at once is not listed in a tight loop.
-    let errors = 0;
+    // The wait after a watch that ended on an error event, growing while they come in a
+    // row, so a server that fails every watch at once is not listed in a tight loop.
+    let errorDelay = 0;
     while (!this.stopped) {
       if (delay > 0) {
         await this.sleep(delay);
@@ -152,7 +153,7 @@ export class KubeNodeSource implements NodeSource {
           delay = 0;
           this.emit();
         } catch (e) {
-          delay = Math.min(Math.max(delay * 2, backoff.initial), backoff.max);
+          delay = grow(delay);
           this.onError(`kubernetes: list nodes failed (${describe(e)}); retrying in ${delay} ms`);
           continue;
         }
@@ -160,7 +161,7 @@ export class KubeNodeSource implements NodeSource {
       const { end, events } = await this.watchOnce();
       if (events > 0) {
         delay = 0;
-        errors = 0;
+        errorDelay = 0;
       }
       switch (end) {
         case "relist":
@@ -169,13 +170,14 @@ export class KubeNodeSource implements NodeSource {
           break;
         case "error":
           needList = true;
-          delay = Math.min(backoff.initial * 2 ** errors++, backoff.max);
+          errorDelay = grow(errorDelay);
+          delay = errorDelay;
           break;
         case "reconnect":
           delay = 0;
           break;
         case "failed":
-          delay = Math.min(Math.max(delay * 2, backoff.initial), backoff.max);
+          delay = grow(delay);
           break;
         case "stopped":
           break;

@@ -156,10 +156,12 @@ function tool(f: Family, kind: "nft" | "legacy"): string | null {
 // found by comment. Each change is one iptables-save (to see what exists: iptables rules are
 // not idempotent) and one iptables-restore --noflush (each table commits atomically).
 // ---------------------------------------------------------------------------------------
-const FORWARD_CHAIN = "WEFT-FORWARD";
+/** Every chain weft makes in iptables is named with it. */
+const CHAIN_PREFIX = "WEFT-";
+const FORWARD_CHAIN = `${CHAIN_PREFIX}FORWARD`;
 
 export function natChain(key: string): string {
-  return `WEFT-${hash(key, 20).toUpperCase()}`; // iptables chain names: at most 28 characters
+  return `${CHAIN_PREFIX}${hash(key, 20).toUpperCase()}`; // iptables chain names: at most 28 characters
 }
 
 /** Adds the pod's rules in each family; on any failure removes what it added, and says so if that fails too. */
@@ -282,7 +284,7 @@ const host = (ip: string, f: Family): string => `${ip}/${f === 4 ? 32 : 128}`;
  * on a network named "default"): they are never read as a pod's, nor deleted.
  */
 function isWeftRule(args: string[]): boolean {
-  return args[0]!.startsWith("WEFT-") || args.at(-1)!.startsWith("WEFT-");
+  return args[0]!.startsWith(CHAIN_PREFIX) || args.at(-1)!.startsWith(CHAIN_PREFIX);
 }
 
 function commentOf(args: string[]): string | undefined {
