@@ -3,7 +3,7 @@
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cni, requireBuild, type CniCall, type CniReply } from "./cni";
+import { cni, cniAsync, requireBuild, type CniCall, type CniReply } from "./cni";
 import { afterEach, beforeEach, expect } from "vitest";
 import { cleanupAll, createNetns, leftovers, linkNames, netnsPath, uniqueName } from "./netns";
 import { addressOf } from "../../shared/ip";
@@ -66,6 +66,11 @@ export interface Pod {
 
 export function call(node: Node, c: Omit<CniCall, "hostNs">): CniReply {
   return cni({ hostNs: node.host, ...c });
+}
+
+/** The same, without blocking. */
+export function callAsync(node: Node, c: Omit<CniCall, "hostNs">): Promise<CniReply> {
+  return cniAsync({ hostNs: node.host, ...c });
 }
 
 /** How a call runs the plugin: which executable (binDir), CNI_PATH (path) and extra environment. */

@@ -441,7 +441,6 @@ describe("weft agent --nodes FILE", () => {
     const ready = join(dir, "n1-ready");
     const a = startAgent(n1!, ["--ready-file", ready]);
     await until("waiting log", () => a.log(), (l) => l.includes('waiting: node "n1" is not in the node list yet'));
-    await new Promise((r) => setTimeout(r, 300));
     expect(overlay(n1!.ns).device).toBeNull();
     expect(existsSync(join(n1!.stateDir, "subnet.json"))).toBe(false);
     expect(existsSync(join(n1!.confDir, "10-weft.conflist"))).toBe(false);
@@ -618,13 +617,15 @@ describe("weft agent --nodes FILE", () => {
     const a = startAgent(n1); // --resync 2
     const conf = await weftConf(n1);
     const { ns, ip } = weftPod(n1, conf, "ctr-busy");
+    const lost = weftPod(n1, conf, "ctr-lost"); // no lock held: shows when a pass has run
     const saved = join(n1.stateDir, "attachments", "weft:ctr-busy:eth0.json");
     const reservation = join(n1.stateDir, "ipam", "weft", ip);
     const lock = await holdLock(join(n1.stateDir, "attachments", "weft:ctr-busy:eth0.lock"));
     try {
       deleteNetns(ns);
-      // Two resyncs: an agent ignoring the lock would have released the pod by now.
-      await new Promise((r) => setTimeout(r, 4500));
+      deleteNetns(lost.ns);
+      // A pass that released ctr-lost had found ctr-busy's netns gone too.
+      await until("the GC log line", () => a.log(), (l) => l.includes("gc: released ctr-lost/eth0"));
       expect(existsSync(saved) && existsSync(reservation)).toBe(true);
       expect(a.log()).not.toContain("ctr-busy");
     } finally {

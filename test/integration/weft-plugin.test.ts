@@ -5,9 +5,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync,
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { createNetns, ipJson, inNs, netnsPath, nsTry, ping } from "../helpers/netns";
-import { addPod, call, useNode, type Node } from "../helpers/pods";
-import { BIN_DIR, cniAsync } from "../helpers/cni";
-import { holdLock } from "../helpers/file-lock";
+import { addPod, call, callAsync, useNode, type Node } from "../helpers/pods";
+import { BIN_DIR } from "../helpers/cni";
+import { holdLock, waitedOn, type HeldLock } from "../helpers/file-lock";
 import { cleanupToolPaths, failingAfter, readOnlySysctls } from "../helpers/tool-paths";
 
 let node: Node;
@@ -205,10 +205,7 @@ describe("weft plugin", () => {
   describe("the attachment's lock (the agent's orphan pass takes it)", () => {
     const lockOf = (id: string) => join(stateDir, "attachments", `weft:${id}:eth0.lock`);
     /** The plugin, run without blocking the test, for the pod in `ns`. */
-    const run = (command: "ADD" | "DEL", ns: string) =>
-      cniAsync({ hostNs: node.host, plugin: "weft", command, conf: conf(), containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "eth0" });
-    /** True when `p` is still unsettled after `ms` (long enough for a call that ignored a lock to have ended). */
-    const stillRunning = (p: Promise<unknown>, ms = 1500) => Promise.race([p.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), ms))]);
+    const run = (command: "ADD" | "DEL", ns: string) => callAsync(node, { plugin: "weft", command, conf: conf(), containerId: `ctr-${ns}`, netns: netnsPath(ns), ifname: "eth0" });
     const eth0 = (ns: string) => nsTry(ns, "ip", "link", "show", "eth0").ok;
 
     it("ADD waits while another process holds it; other pods' ADDs go on", async () => {
@@ -217,17 +214,15 @@ describe("weft plugin", () => {
       const ns = createNetns("pod");
       const lock = await holdLock(lockOf(`ctr-${ns}`));
       const add = run("ADD", ns);
+      let reply;
       try {
-        const other = run("ADD", createNetns("pod"));
-        expect(await stillRunning(other, 10_000)).toBe(false);
-        expect((await other).code).toBe(0);
-        expect(await stillRunning(add)).toBe(true);
+        expect((await run("ADD", createNetns("pod"))).code).toBe(0);
+        await waitedOn(lockOf(`ctr-${ns}`));
         expect(eth0(ns)).toBe(false);
       } finally {
         await lock.release();
-        await add;
+        reply = await add;
       }
-      const reply = await add;
       expect(reply.code, reply.stdout).toBe(0);
       expect(attachmentFiles()).toContain(`weft:ctr-${ns}:eth0.json`);
       expect(eth0(ns)).toBe(true);
@@ -239,14 +234,15 @@ describe("weft plugin", () => {
       expect(pod.reply.code, pod.reply.stdout).toBe(0);
       const lock = await holdLock(lockOf(pod.id));
       const del = run("DEL", pod.ns);
+      let reply;
       try {
-        expect(await stillRunning(del)).toBe(true);
+        await waitedOn(lockOf(pod.id));
         expect(eth0(pod.ns)).toBe(true);
       } finally {
         await lock.release();
-        await del;
+        reply = await del;
       }
-      expect((await del).code).toBe(0);
+      expect(reply.code).toBe(0);
       expect(eth0(pod.ns)).toBe(false);
       expect(attachmentFiles()).toEqual([]);
     });
@@ -258,21 +254,22 @@ describe("weft plugin", () => {
       const path = lockOf(`ctr-${ns}`);
       const first = await holdLock(path);
       const add = run("ADD", ns);
-      let second: Awaited<ReturnType<typeof holdLock>> | undefined;
+      let second: HeldLock | undefined;
+      let reply;
       try {
-        expect(await stillRunning(add, 300)).toBe(true); // waiting on the first file
+        await waitedOn(path); // on the first file
         // Its holder removes it (as a DEL does) and another process locks a new one there.
         rmSync(path);
         second = await holdLock(path);
         await first.release();
-        expect(await stillRunning(add)).toBe(true);
+        await waitedOn(path); // on the new one
         expect(eth0(ns)).toBe(false);
       } finally {
         await first.release();
         await second?.release();
-        await add;
+        reply = await add;
       }
-      expect((await add).code).toBe(0);
+      expect(reply.code).toBe(0);
       expect(eth0(ns)).toBe(true);
     });
   });
