@@ -74,6 +74,8 @@ export class Agent {
   private kernel: KernelWatch | null = null;
   private deviceIndex: number | undefined;
   private weftConf: WeftConf | undefined;
+  /** orphans a plugin held at the last pass ("containerID/ifname"), so each is logged once */
+  private heldOrphans = new Set<string>();
   private running = false;
   private lastProblems = new Set<string>();
   private readonly log: (line: string) => void;
@@ -247,8 +249,12 @@ export class Agent {
       () => {
         // The weft plugin's config as the conflist gives it; it never changes while we run.
         this.weftConf ??= parseWeftConf({ cniVersion: CONFLIST_VERSION, name: NETWORK_NAME, ...weftPluginConf(this.o) });
-        const { removed, failed } = collectOrphans(this.weftConf);
+        const { removed, busy, failed } = collectOrphans(this.weftConf);
         for (const a of removed) log(`gc: released ${a.containerID}/${a.ifname} (its netns ${a.saved?.netns} is gone)`);
+        // Said once while it stays busy: a plugin stuck holding the lock keeps the pod's IP.
+        const held = new Set(busy.map((a) => `${a.containerID}/${a.ifname}`));
+        for (const key of held) if (!this.heldOrphans.has(key)) log(`gc: ${key} left for a later pass: its netns is gone, but a plugin holds its lock`);
+        this.heldOrphans = held;
         for (const f of failed) problems.push(`gc: ${f}`);
       },
       "gc",

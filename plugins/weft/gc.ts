@@ -75,17 +75,18 @@ function netnsGone(path: string): boolean {
  * attachment a new ADD took over (same container and ifname, a new netns or the same path
  * made again) is left alone. The lock is only tried: while a plugin holds it, the pass
  * leaves the attachment to the next one rather than stall the agent.
- * Returns what it removed and what it could not (one line each).
+ * Returns what it removed, what a plugin held (busy) and what it could not (one line each).
  */
-export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; failed: string[] } {
+export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; busy: SavedAttachment[]; failed: string[] } {
   const orphans = savedAttachments(conf).filter((a) => a.saved?.netns !== undefined && netnsGone(a.saved.netns));
   const removed: SavedAttachment[] = [];
+  const busy: SavedAttachment[] = [];
   const failed: string[] = [];
   for (const a of orphans) {
     attempt(
       failed,
-      () =>
-        tryAttachmentLock(conf, a.containerID, a.ifname, () => {
+      () => {
+        const held = tryAttachmentLock(conf, a.containerID, a.ifname, () => {
           const now = loadAttachment(conf, a.containerID, a.ifname);
           if (now?.netns === undefined || !netnsGone(now.netns)) return;
           // The agent runs with its own PATH, which may have had `nft` where the plugin's,
@@ -94,9 +95,11 @@ export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; fa
           removeFallbackPodRules({ network: conf.name, containerId: a.containerID, ifname: a.ifname });
           delAttachment(conf, { ...a, saved: now });
           removed.push(a);
-        }),
+        });
+        if (held === "busy") busy.push(a);
+      },
       label(a),
     );
   }
-  return { removed, failed };
+  return { removed, busy, failed };
 }
