@@ -66,6 +66,11 @@ export interface NativeAddon {
    * table where the kernel has none yet: look for it first.
    */
   legacyForward(family: 4 | 6, comment: string): [drops: boolean, matching: number] | null;
+  /**
+   * bpf(2) with `attr` as the union bpf_attr, after writing the address of each array in
+   * `pointers` at its offset in `attr`; the syscall's result (an fd, or 0).
+   */
+  bpf(cmd: number, attr: Uint8Array, pointers: [offset: number, data: Uint8Array][]): number;
   /** _exit(2): ends the process at once, without the runtime's teardown. */
   exitNow(code: number): never;
 }

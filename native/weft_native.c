@@ -623,6 +623,42 @@ static napi_value same_file(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// bpf(cmd, attr, pointers) -> the syscall's result. `attr` is the union bpf_attr the caller
+// laid out; each [offset, Uint8Array] in `pointers` puts that array's address at `offset`
+// first, so the attr layouts stay in TypeScript (shared/bpf/syscall.ts) and arrays the
+// kernel fills (a verifier log, query results) come back to the caller as they are.
+static napi_value bpf_call(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int cmd;
+  if (get_args(env, info, 3, argv) || get_int(env, argv[0], &cmd)) return NULL;
+  uint8_t *attr;
+  size_t attr_len;
+  uint32_t n;
+  if (napi_get_typedarray_info(env, argv[1], NULL, &attr_len, (void **)&attr, NULL, NULL) != napi_ok ||
+      napi_get_array_length(env, argv[2], &n) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected (cmd, Uint8Array attr, [offset, Uint8Array][])");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value pair, v;
+    int offset;
+    void *data;
+    size_t len;
+    if (napi_get_element(env, argv[2], i, &pair) != napi_ok || napi_get_element(env, pair, 0, &v) != napi_ok ||
+        get_int(env, v, &offset) || napi_get_element(env, pair, 1, &v) != napi_ok ||
+        napi_get_typedarray_info(env, v, NULL, &len, &data, NULL, NULL) != napi_ok || offset < 0 ||
+        (size_t)offset + 8 > attr_len) {
+      napi_throw_type_error(env, NULL, "bad pointer entry");
+      return NULL;
+    }
+    uint64_t address = (uintptr_t)data;
+    memcpy(attr + offset, &address, sizeof address);
+  }
+  long r = syscall(SYS_bpf, cmd, attr, (unsigned int)attr_len);
+  if (r < 0) return throw_errno(env, errno, "bpf");
+  return make_int(env, (int)r);
+}
+
 // readdir(path) -> names, without "." and "..".
 static napi_value fs_readdir(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -1002,6 +1038,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sameFile", NULL, same_file, NULL, NULL, NULL, napi_default, NULL},
       {"reap", NULL, reap_child, NULL, NULL, NULL, napi_default, NULL},
       {"legacyForward", NULL, legacy_forward, NULL, NULL, NULL, napi_default, NULL},
+      {"bpf", NULL, bpf_call, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof *props, props);
   return exports;
