@@ -3,10 +3,10 @@
 // (synchronous from start to finish) computes the wanted state from the latest node list
 // and converges the kernel to it. Nothing is remembered between runs except what to log:
 // the kernel itself is the state, re-read each time.
-import { writeSync } from "node:fs";
+import { type FSWatcher, watch, writeSync } from "node:fs";
 import { attempt } from "../shared/attempt";
 import { messageOf } from "../shared/cni/errors";
-import { removeFile, writeText } from "../shared/fs";
+import { joinPath, makeDirs, removeFile, writeText } from "../shared/fs";
 import { formatCIDR } from "../shared/ip";
 import { withSocket } from "../shared/netlink/socket";
 import { writeSysctl } from "../shared/sysctl";
@@ -21,6 +21,7 @@ import { NFPROTO, withNetfilter } from "../shared/netlink/nftables";
 import { OVERLAY_TABLE } from "../shared/firewall/common";
 import { convergeOverlayRules } from "./overlay-rules";
 import type { NodeSnapshot, NodeSource } from "./types";
+import { SameNodeFastPath } from "./fastpath";
 
 export interface AgentOptions {
   nodeName: string;
@@ -31,6 +32,8 @@ export interface AgentOptions {
   /** overlay MTU; default: underlay MTU − 50 */
   mtu?: number;
   directRouting: DirectRouting;
+  /** auto: the same-node fast path where the kernel takes it (fastpath.ts); never: the bridge alone */
+  fastPath: "auto" | "never";
   stateDir: string;
   ipamDir: string;
   cniConfDir: string;
@@ -76,6 +79,9 @@ export class Agent {
   private weftConf: WeftConf | undefined;
   /** orphans a plugin held at the last pass ("containerID/ifname"), so each is logged once */
   private heldOrphans = new Set<string>();
+  private fastPath: SameNodeFastPath | undefined;
+  /** the attachments directory, watched while the fast path is on: a new pod gets it at once */
+  private attachments: FSWatcher | null = null;
   private running = false;
   private lastProblems = new Set<string>();
   private readonly log: (line: string) => void;
@@ -113,6 +119,20 @@ export class Agent {
       (m) => this.log(m),
     );
     this.ticker = setInterval(() => this.trigger(), this.o.resyncSeconds * 1000);
+    if (this.o.fastPath === "auto") this.startFastPath();
+  }
+
+  private startFastPath(): void {
+    const loaded = SameNodeFastPath.load();
+    if (typeof loaded === "string") {
+      this.log(`same-node fast path off: ${loaded}`);
+      return;
+    }
+    this.fastPath = loaded;
+    this.log("same-node fast path on");
+    const dir = joinPath(this.o.stateDir, "attachments");
+    makeDirs(dir);
+    this.attachments = watch(dir, () => this.trigger());
   }
 
   /** Stops watching and ticking; the dataplane stays as it is. */
@@ -121,7 +141,8 @@ export class Agent {
     if (this.ticker) clearInterval(this.ticker);
     if (this.scheduled) clearTimeout(this.scheduled);
     this.kernel?.stop();
-    this.ticker = this.scheduled = this.kernel = null;
+    this.attachments?.close();
+    this.ticker = this.scheduled = this.kernel = this.attachments = null;
   }
 
   /** Asks for a reconcile soon; any number of asks before it runs make one run. */
@@ -239,7 +260,14 @@ export class Agent {
     // the conflist, so the runtime never finds the network before the plugin can serve it.
     for (const line of publishCniFiles(this.o, { podCIDR: self.podCIDR, clusterCIDR, mtu })) log(line);
     this.collectOrphans(log, problems);
+    const fastPath = this.fastPath;
+    if (fastPath) attempt(problems, () => fastPath.converge(this.weftConfig()).forEach(log), "fast path");
     return { ready: true, desired: desired! };
+  }
+
+  /** The weft plugin's config as the conflist gives it; it never changes while we run. */
+  private weftConfig(): WeftConf {
+    return (this.weftConf ??= parseWeftConf({ cniVersion: CONFLIST_VERSION, name: NETWORK_NAME, ...weftPluginConf(this.o) }));
   }
 
   /** Runs DEL for the node's attachments whose pod netns is gone (plugins/weft/gc.ts). */
@@ -247,9 +275,7 @@ export class Agent {
     attempt(
       problems,
       () => {
-        // The weft plugin's config as the conflist gives it; it never changes while we run.
-        this.weftConf ??= parseWeftConf({ cniVersion: CONFLIST_VERSION, name: NETWORK_NAME, ...weftPluginConf(this.o) });
-        const { removed, busy, failed } = collectOrphans(this.weftConf);
+        const { removed, busy, failed } = collectOrphans(this.weftConfig());
         for (const a of removed) log(`gc: released ${a.containerID}/${a.ifname} (its netns ${a.saved?.netns} is gone)`);
         // Said once while it stays busy: a plugin stuck holding the lock keeps the pod's IP.
         const held = new Set(busy.map((a) => `${a.containerID}/${a.ifname}`));

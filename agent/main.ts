@@ -26,6 +26,8 @@ Keeps this node's VXLAN overlay converged to the cluster's node list.
   --direct-routing never|auto
                             auto: peers on the same L2 subnet get a plain route, no
                             encapsulation (default never)
+  --fast-path auto|never    auto: traffic between pods of this node skips the bridge
+                            (eBPF, where the kernel allows; default auto)
   --state-dir DIR           where subnet.json goes (default /run/weft)
   --ipam-dir DIR            IPAM data dir written into the conflist (default <state-dir>/ipam)
   --cni-conf-dir DIR        where 10-weft.conflist goes (default /etc/cni/net.d)
@@ -54,6 +56,7 @@ const VALUE_FLAGS = new Set([
   "port",
   "mtu",
   "direct-routing",
+  "fast-path",
   "state-dir",
   "ipam-dir",
   "cni-conf-dir",
@@ -73,6 +76,8 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
   if (!nodeName) throw new Error("--node-name is required (no $NODE_NAME, no hostname)");
   const directRouting = values.get("direct-routing") ?? "never";
   if (directRouting !== "never" && directRouting !== "auto") throw new Error(`--direct-routing: expected never or auto, not "${directRouting}"`);
+  const fastPath = values.get("fast-path") ?? "auto";
+  if (fastPath !== "auto" && fastPath !== "never") throw new Error(`--fast-path: expected auto or never, not "${fastPath}"`);
   const clusterCIDR = values.get("cluster-cidr") ?? "10.244.0.0/16";
   const cluster = normaliseCIDR(clusterCIDR);
   if (!cluster) throw new Error(`--cluster-cidr: "${clusterCIDR}" is not an IPv4 CIDR`);
@@ -87,6 +92,7 @@ export function parseAgentArgs(argv: string[], env: Record<string, string | unde
     vni: intValue("vni", values.get("vni") ?? "1", 0, 0xffffff),
     port: intValue("port", values.get("port") ?? "4789", 1, 65535),
     directRouting: directRouting as DirectRouting,
+    fastPath,
     stateDir,
     ipamDir: values.get("ipam-dir") ?? join(stateDir, "ipam"),
     cniConfDir: values.get("cni-conf-dir") ?? "/etc/cni/net.d",
@@ -132,7 +138,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   const o = config.options;
   writeSync(
     2,
-    `weft agent: node ${o.nodeName}, nodes from ${config.nodes}, device weft.${o.vni} (port ${o.port}), direct routing ${o.directRouting}, masquerade ${o.masquerade ? "on" : "off"}, resync ${o.resyncSeconds}s\n`,
+    `weft agent: node ${o.nodeName}, nodes from ${config.nodes}, device weft.${o.vni} (port ${o.port}), direct routing ${o.directRouting}, fast path ${o.fastPath}, masquerade ${o.masquerade ? "on" : "off"}, resync ${o.resyncSeconds}s\n`,
   );
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {

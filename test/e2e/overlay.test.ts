@@ -229,14 +229,22 @@ describe("overlay across three nodes (VXLAN)", () => {
     const log = () => readFileSync(join(n1.stateDir, "agent.log"), "utf8");
     const procs: ChildProcess[] = [];
     try {
+      /** An echo connection from one pod to another, once it has echoed; its echoes so far. */
+      const echoFlow = async (from: PodSpec, to: PodSpec, port: string) => {
+        const server = nodeIn(to.ns, ECHO_SERVER, port);
+        procs.push(server.child);
+        await expect.poll(server.lines, { timeout: 10_000 }).toContain("listening");
+        const client = nodeIn(from.ns, ECHO_CLIENT, to.ip, port);
+        procs.push(client.child);
+        const echoes = () => client.lines().filter((l) => l.startsWith("echo ")).length;
+        await expect.poll(echoes, { timeout: 10_000 }).toBeGreaterThan(0);
+        return { client, echoes };
+      };
       // TCP from node1 to node2, ICMP from node1 to node3: both through the restarted agent's node.
-      const server = nodeIn(pods[2]!.ns, ECHO_SERVER, "7100");
-      procs.push(server.child);
-      await expect.poll(server.lines, { timeout: 10_000 }).toContain("listening");
-      const client = nodeIn(pods[1]!.ns, ECHO_CLIENT, pods[2]!.ip, "7100");
-      procs.push(client.child);
-      const echoes = () => client.lines().filter((l) => l.startsWith("echo ")).length;
-      await expect.poll(echoes, { timeout: 10_000 }).toBeGreaterThan(0);
+      const { client, echoes } = await echoFlow(pods[1]!, pods[2]!, "7100");
+      // And TCP between node1's two pods, which the fast path carries: the new agent puts its
+      // program in place of the old one under this connection.
+      const { client: local, echoes: localEchoes } = await echoFlow(pods[0]!, pods[1]!, "7101");
 
       // Every 50 ms until stopped after the new agent's reconcile, however long that takes.
       const flood = spawn("ip", ["netns", "exec", pods[0]!.ns, "ping", "-i", "0.05", "-W", "1", pods[4]!.ip], { stdio: ["ignore", "pipe", "ignore"] });
@@ -257,21 +265,26 @@ describe("overlay across three nodes (VXLAN)", () => {
         .poll(() => log().slice(logFrom), { timeout: 10_000, interval: 50 })
         .toContain("route del 10.244.250.0/24 via 192.168.77.250 dev eth0");
       expect(routeDsts(n1.ns)).not.toContain("10.244.250.0/24");
-      const [echoesAt, repliesAt] = [echoes(), replies()];
+      const fastPathOn = log().slice(logFrom).includes("same-node fast path on");
+      if (fastPathOn) await expect.poll(() => log().slice(logFrom).split("fast path: on the veth of pod").length - 1, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+      const [echoesAt, repliesAt, localAt] = [echoes(), replies(), localEchoes()];
       // Both flows go on after the new agent's reconcile: the connection made before the
       // restart carries ten more round trips, the ping gets ten more replies.
       await expect
         .poll(() => ({ echoes: echoes(), last: client.lines().at(-1) }), { timeout: 10_000 })
         .toSatisfy((v: { echoes: number }) => v.echoes >= echoesAt + 10);
       await expect.poll(replies, { timeout: 10_000 }).toBeGreaterThanOrEqual(repliesAt + 10);
+      await expect.poll(localEchoes, { timeout: 10_000 }).toBeGreaterThanOrEqual(localAt + 10);
       flood.kill("SIGINT"); // ping prints its summary and exits
       await floodDone;
       const sent = /(\d+) packets transmitted, (\d+) received/.exec(out);
       expect(sent, out.slice(-300)).not.toBeNull();
       // At most the one in flight when stopped goes unanswered.
       expect(Number(sent![1]) - Number(sent![2]), out.slice(-300)).toBeLessThanOrEqual(1);
-      expect(client.child.exitCode, client.lines().slice(-3).join("\n")).toBeNull();
-      expect(client.lines().filter((l) => !l.startsWith("echo "))).toEqual([expect.stringMatching(/^connected from port \d+$/)]);
+      for (const cl of [client, local]) {
+        expect(cl.child.exitCode, cl.lines().slice(-3).join("\n")).toBeNull();
+        expect(cl.lines().filter((l) => !l.startsWith("echo "))).toEqual([expect.stringMatching(/^connected from port \d+$/)]);
+      }
     } finally {
       for (const p of procs) p.kill("SIGKILL");
     }

@@ -11,6 +11,8 @@ import { addressOf } from "../../shared/ip";
 import { BIN_DIR, cni, requireBuild } from "../helpers/cni";
 import { holdLock } from "../helpers/file-lock";
 import { cleanupToolPaths, noNftPath } from "../helpers/tool-paths";
+import { inNetns } from "../../shared/netns";
+import { BPF_TCX_INGRESS, tcxQuery } from "../../shared/bpf/syscall";
 import { cleanupAll, createNetns, deleteNetns, ipJson, leftovers, mtuOf, netnsPath, inNs, nsTry, ping } from "../helpers/netns";
 
 interface TestNode {
@@ -506,7 +508,9 @@ describe("weft agent --nodes FILE", () => {
     const b = startAgent(n1!);
     await new Promise((r) => setTimeout(r, 2500)); // start-up reconcile and one resync
     const lines = b.log().trim().split("\n");
-    expect(lines).toHaveLength(1); // only the start-up banner: nothing to change
+    // Only the start-up lines, the banner and whether the fast path is on: nothing to change.
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatch(/^same-node fast path (on|off: )/);
     expect(overlay(n1!.ns)).toEqual(before);
   });
 
@@ -641,6 +645,89 @@ describe("weft agent --nodes FILE", () => {
     await until("the GC log line", () => a.log(), (l) => l.includes("gc: released ctr-busy/eth0"));
     expect(existsSync(saved) || existsSync(reservation)).toBe(false);
     expect(readdirSync(join(n1.stateDir, "attachments"))).toEqual([]); // the lock file went with it
+  });
+});
+
+describe("the same-node fast path", () => {
+  /** A pod's host-side veth in its node: the peer of its eth0. */
+  function hostVeth(n: TestNode, podNs: string): { name: string; index: number } {
+    const [eth0] = ipJson<Array<{ link_index: number }>>(podNs, "link", "show", "eth0");
+    const host = ipJson<Array<{ ifname: string; ifindex: number }>>(n.ns, "link", "show").find((l) => l.ifindex === eth0!.link_index)!;
+    return { name: host.ifname, index: host.ifindex };
+  }
+
+  const packets = (ns: string, dev: string, dir: "rx" | "tx") =>
+    ipJson<Array<{ stats64: Record<"rx" | "tx", { packets: number }> }>>(ns, "-s", "link", "show", "dev", dev)[0]!.stats64[dir].packets;
+
+  /**
+   * 20 MB over TCP from one pod to another: the packets the receiving pod took in, and
+   * those its host veth passed it (the bridge's way in).
+   */
+  function sendTcp(n: TestNode, from: string, to: { ns: string; ip: string }): { received: number; viaBridge: number } {
+    const host = hostVeth(n, to.ns);
+    const [rx0, tx0] = [packets(to.ns, "eth0", "rx"), packets(n.ns, host.name, "tx")];
+    const server = spawn("ip", ["netns", "exec", to.ns, "nc", "-lk", "7000"], { stdio: "ignore" });
+    children.push(server);
+    const sent = nsTry(from, "sh", "-c", `for i in $(seq 50); do nc -z ${to.ip} 7000 2>/dev/null && break; sleep 0.05; done; head -c 20000000 /dev/zero | nc -N ${to.ip} 7000`);
+    expect(sent.ok, sent.out).toBe(true);
+    return { received: packets(to.ns, "eth0", "rx") - rx0, viaBridge: packets(n.ns, host.name, "tx") - tx0 };
+  }
+
+  async function nodeWithPods(): Promise<{ n: TestNode; a: Agent; p1: { ns: string; ip: string }; p2: { ns: string; ip: string } }> {
+    const n = addNode(1, "192.168.77.11");
+    writeNodes([n]);
+    const a = startAgent(n);
+    const conf = await weftConf(n);
+    const [p1, p2] = [weftPod(n, conf, "ctr-1"), weftPod(n, conf, "ctr-2")];
+    await until("the fast path on both pods", () => a.log(), (l) => l.split("fast path: on the veth of pod").length === 3);
+    return { n, a, p1, p2 };
+  }
+
+  it("carries TCP between two pods of a node from veth to veth, past the bridge, while a Service's reply from a pod of the node still passes conntrack", async (ctx) => {
+    const { n, a, p1, p2 } = await nodeWithPods();
+    expect(a.log()).toContain("same-node fast path on");
+    const { received, viaBridge } = sendTcp(n, p1.ns, p2);
+    expect(received).toBeGreaterThan(100);
+    expect(viaBridge).toBeLessThan(10); // neighbour discovery, not the transfer
+
+    // kube-proxy's part, as its rules do it: a ClusterIP DNATed to p2 in the node. p2's reply
+    // to p1 must come back from the ClusterIP, which only conntrack in the node can do.
+    if (!nsTry(n.ns, "test", "-e", "/proc/sys/net/bridge").ok) ctx.skip("br_netfilter not loaded: bridged Service replies cannot be un-DNATed at all");
+    inNs(n.ns, "nft", "add table ip wt-svc; add chain ip wt-svc pre { type nat hook prerouting priority dstnat; }; add rule ip wt-svc pre ip daddr 10.96.0.10 tcp dport 80 dnat to " + `${p2.ip}:7001`);
+    const server = spawn("ip", ["netns", "exec", p2.ns, "nc", "-l", "7001"], { stdio: ["pipe", "ignore", "ignore"] });
+    children.push(server);
+    server.stdin!.end("from-the-service\n"); // sent to the first connection
+    const got = nsTry(p1.ns, "sh", "-c", "for i in $(seq 50); do r=$(nc -w 1 10.96.0.10 80 </dev/null) && [ -n \"$r\" ] && echo \"$r\" && exit 0; sleep 0.05; done; exit 1");
+    expect(got.out.trim()).toBe("from-the-service");
+  });
+
+  it("a restarted agent puts its program in place of the old one: one program per veth, and the pods still skip the bridge", async () => {
+    const { n, a, p1, p2 } = await nodeWithPods();
+    expect(await stopAgent(a)).toBe(0);
+    const b = startAgent(n);
+    await until("the fast path on both pods again", () => b.log(), (l) => l.split("fast path: on the veth of pod").length === 3);
+    for (const p of [p1, p2]) {
+      const host = hostVeth(n, p.ns);
+      expect(inNetns(netnsPath(n.ns), () => tcxQuery(host.index, BPF_TCX_INGRESS)), host.name).toHaveLength(1);
+    }
+    expect(sendTcp(n, p1.ns, p2).viaBridge).toBeLessThan(10);
+  });
+
+  it("forgets a deleted pod, and is off with --fast-path never", async () => {
+    const { n, a, p2 } = await nodeWithPods();
+    const [eth0] = ipJson<Array<{ address: string }>>(p2.ns, "link", "show", "eth0");
+    const del = cni({ plugin: "weft", command: "DEL", conf: await weftConf(n), hostNs: n.ns, containerId: "ctr-2", netns: netnsPath(p2.ns) });
+    expect(del.code, del.stdout).toBe(0);
+    await until("the deleted pod forgotten", () => a.log(), (l) => l.includes(`fast path: forgot pod ${eth0!.address}`));
+
+    const m = addNode(2, "192.168.77.12");
+    writeNodes([n, m]);
+    const c = startAgent(m, ["--fast-path", "never"]);
+    const mconf = await weftConf(m);
+    const [q1, q2] = [weftPod(m, mconf, "ctr-3"), weftPod(m, mconf, "ctr-4")];
+    expect(sendTcp(m, q1.ns, q2).viaBridge).toBeGreaterThan(100);
+    expect(c.log()).toContain("fast path never");
+    expect(c.log()).not.toContain("fast path on");
   });
 });
 

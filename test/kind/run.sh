@@ -12,7 +12,10 @@
 #     ClusterIP Service in front of them, then checks, printing PASS/FAIL for each:
 #     the agent's RBAC (nodes list/watch only), weft installed on every node, overlay routes via the VXLAN device, pod IPs inside
 #     their node's podCIDR, pod-to-pod across nodes (ICMP and TCP), pod-to-Service,
-#     hairpin (a pod reaching itself through a Service), DNS
+#     hairpin (a pod reaching itself through a Service), DNS; and from a second pod on the
+#     first node (not in the Service) to that node's echo pod, directly and through a
+#     Service: the same-node fast path's traffic, and a Service reply it must leave to
+#     conntrack
 #  5. deletes the cluster (also on failure, after printing diagnostics)
 #
 # Environment: WEFT_KIND_KEEP=1 keeps the cluster; WEFT_KIND_CLUSTER (default weft-test);
@@ -185,6 +188,24 @@ EOF
   done
   cat <<EOF
 ---
+# Another pod on the first node, in no Service: it calls that node's echo pod.
+apiVersion: v1
+kind: Pod
+metadata:
+  name: near-${nodes[0]}
+  namespace: $TEST_NS
+spec:
+  nodeSelector:
+    kubernetes.io/hostname: ${nodes[0]}
+  tolerations:
+    - operator: Exists
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: client
+      image: $TEST_IMAGE
+      imagePullPolicy: IfNotPresent
+      command: ["sleep", "86400"]
+---
 apiVersion: v1
 kind: Service
 metadata:
@@ -199,6 +220,7 @@ spec:
 EOF
 } | kubectl apply -f -
 kubectl -n "$TEST_NS" wait --for=condition=Ready pod -l app=weft-echo --timeout="$TIMEOUT"
+kubectl -n "$TEST_NS" wait --for=condition=Ready pod "near-${nodes[0]}" --timeout="$TIMEOUT"
 kubectl -n "$TEST_NS" get pods -o wide
 
 # Parallel arrays (bash 3.2 has no associative ones): pod i has ips[i], runs on pod_nodes[i].
@@ -378,6 +400,18 @@ for i in "${!pods[@]}"; do
   check "DNS + Service    $pod: http://weft-echo.$TEST_NS/ (search list)" \
     kx "$pod" wget -q -O /dev/null -T 5 "http://weft-echo.$TEST_NS/"
 done
+
+# Same node: pod to pod goes past the bridge where the agent's fast path is on (its log
+# says whether it is); a Service reply from a pod of the node must still come from the
+# ClusterIP, which only conntrack in the node can do.
+near="near-${nodes[0]}"
+echo_ip="$(kubectl -n "$TEST_NS" get pod "echo-${nodes[0]}" -o jsonpath='{.status.podIP}')"
+agent_pod="$(kubectl -n weft-system get pods -l app.kubernetes.io/name=weft --field-selector "spec.nodeName=${nodes[0]}" -o name)"
+kubectl -n weft-system logs "$agent_pod" -c agent | grep "same-node fast path" || true
+self_ip="$(kubectl -n "$TEST_NS" get service "self-${nodes[0]}" -o jsonpath='{.spec.clusterIP}')"
+check "same-node TCP    $near -> echo-${nodes[0]} ($echo_ip)" http_get "$near" "http://$echo_ip:8080/" "echo-${nodes[0]}"
+check "same-node Service $near -> self-${nodes[0]} ($self_ip:80), its endpoint on the same node" \
+  http_get "$near" "http://$self_ip/" "echo-${nodes[0]}"
 
 say "test:kind: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -380,9 +380,9 @@ describe("deploy/weft.yaml", () => {
     expect(hostPathAt(install, binDir!)).toBe("/opt/cni/bin");
   });
 
-  it("gives the agent NET_ADMIN and NET_RAW, unprivileged", () => {
+  it("gives the agent NET_ADMIN and NET_RAW, and BPF and SYS_ADMIN for the fast path, unprivileged", () => {
     const sc = obj(agent["securityContext"], "agent securityContext");
-    expect(list(at(sc, "capabilities.add"), "capabilities.add")).toEqual(expect.arrayContaining(["NET_ADMIN", "NET_RAW"]));
+    expect(list(at(sc, "capabilities.add"), "capabilities.add").sort()).toEqual(["BPF", "NET_ADMIN", "NET_RAW", "SYS_ADMIN"]);
     expect(sc["privileged"]).not.toBe(true);
     expect(argv(agent).slice(0, 2)).toEqual(["/usr/local/bin/weft", "agent"]);
   });

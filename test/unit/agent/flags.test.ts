@@ -13,6 +13,7 @@ describe("parseAgentArgs", () => {
         vni: 1,
         port: 4789,
         directRouting: "never",
+        fastPath: "auto",
         stateDir: "/run/weft",
         ipamDir: "/run/weft/ipam",
         cniConfDir: "/etc/cni/net.d",
@@ -42,6 +43,8 @@ describe("parseAgentArgs", () => {
         "--mtu",
         "1400",
         "--direct-routing=auto",
+        "--fast-path",
+        "never",
         "--state-dir",
         "/s",
         "--cni-conf-dir",
@@ -64,6 +67,7 @@ describe("parseAgentArgs", () => {
         port: 8472,
         mtu: 1400,
         directRouting: "auto",
+        fastPath: "never",
         stateDir: "/s",
         ipamDir: "/s/ipam",
         cniConfDir: "/c",
@@ -89,6 +93,7 @@ describe("parseAgentArgs", () => {
     expect(bad("--vni", "16777216")).toThrow(/--vni/);
     expect(bad("--port", "0")).toThrow(/--port/);
     expect(bad("--direct-routing", "always")).toThrow(/--direct-routing/);
+    expect(bad("--fast-path", "on")).toThrow(/--fast-path: expected auto or never/);
     expect(bad("--cluster-cidr", "fd00::/64")).toThrow(/--cluster-cidr/);
     expect(bad("--masquerade=maybe")).toThrow(/--masquerade/);
     expect(bad("--bogus", "1")).toThrow(/unknown flag --bogus/);
