@@ -3,7 +3,7 @@
 // (synchronous from start to finish) computes the wanted state from the latest node list
 // and converges the kernel to it. Nothing is remembered between runs except what to log:
 // the kernel itself is the state, re-read each time.
-import { type FSWatcher, watch, writeSync } from "node:fs";
+import { type FSWatcher, statSync, watch, writeSync } from "node:fs";
 import { attempt } from "../shared/attempt";
 import { messageOf } from "../shared/cni/errors";
 import { joinPath, makeDirs, removeFile, writeText } from "../shared/fs";
@@ -21,7 +21,7 @@ import { NFPROTO, withNetfilter } from "../shared/netlink/nftables";
 import { OVERLAY_TABLE } from "../shared/firewall/common";
 import { convergeOverlayRules } from "./overlay-rules";
 import type { NodeSnapshot, NodeSource } from "./types";
-import { SameNodeFastPath } from "./fastpath";
+import { removeFastPath, SameNodeFastPath } from "./fastpath";
 
 export interface AgentOptions {
   nodeName: string;
@@ -80,8 +80,12 @@ export class Agent {
   /** orphans a plugin held at the last pass ("containerID/ifname"), so each is logged once */
   private heldOrphans = new Set<string>();
   private fastPath: SameNodeFastPath | undefined;
-  /** the attachments directory, watched while the fast path is on: a new pod gets it at once */
-  private attachments: FSWatcher | null = null;
+  /** the attachments directory (and its inode), watched while the fast path is on: a new pod gets it at once */
+  private attachments: { watcher: FSWatcher; ino: number } | null = null;
+  /** a fast path run of its own, soon: the attachments changed, or an ADD is making its pod's interface */
+  private fastPathRun: ReturnType<typeof setTimeout> | null = null;
+  /** what the last fast path run of its own could not do: logged when it appears */
+  private fastPathProblems = new Set<string>();
   private running = false;
   private lastProblems = new Set<string>();
   private readonly log: (line: string) => void;
@@ -130,9 +134,40 @@ export class Agent {
     }
     this.fastPath = loaded;
     this.log("same-node fast path on");
+  }
+
+  /**
+   * Watches the attachments directory, made if missing, again if it was made anew: an
+   * ADD's saved attachment or a DEL's removal asks for a reconcile.
+   */
+  private watchAttachments(): void {
     const dir = joinPath(this.o.stateDir, "attachments");
     makeDirs(dir);
-    this.attachments = watch(dir, () => this.trigger());
+    const ino = statSync(dir).ino;
+    if (this.attachments?.ino === ino) return;
+    this.attachments?.watcher.close();
+    const watcher = watch(dir, () => this.fastPathSoon(0));
+    watcher.on("error", (e) => {
+      this.log(`fast path: watching ${dir}: ${messageOf(e)}`);
+      watcher.close();
+      if (this.attachments?.watcher === watcher) this.attachments = null;
+    });
+    this.attachments = { watcher, ino };
+  }
+
+  /**
+   * The fast path alone, not a full reconcile: one ends by dropping the kernel's
+   * notifications that came during it, and a pod's ADD must not cost a change made by hand
+   * its repair. (Every full reconcile runs the fast path too.)
+   */
+  private fastPathSoon(ms: number): void {
+    this.fastPathRun ??= setTimeout(() => {
+      this.fastPathRun = null;
+      const problems: string[] = [];
+      this.convergeFastPath(this.log, problems);
+      for (const p of problems) if (!this.fastPathProblems.has(p)) this.log(p);
+      this.fastPathProblems = new Set(problems);
+    }, ms);
   }
 
   /** Stops watching and ticking; the dataplane stays as it is. */
@@ -141,8 +176,9 @@ export class Agent {
     if (this.ticker) clearInterval(this.ticker);
     if (this.scheduled) clearTimeout(this.scheduled);
     this.kernel?.stop();
-    this.attachments?.close();
-    this.ticker = this.scheduled = this.kernel = this.attachments = null;
+    if (this.fastPathRun) clearTimeout(this.fastPathRun);
+    this.attachments?.watcher.close();
+    this.ticker = this.scheduled = this.kernel = this.fastPathRun = this.attachments = null;
   }
 
   /** Asks for a reconcile soon; any number of asks before it runs make one run. */
@@ -260,14 +296,33 @@ export class Agent {
     // the conflist, so the runtime never finds the network before the plugin can serve it.
     for (const line of publishCniFiles(this.o, { podCIDR: self.podCIDR, clusterCIDR, mtu })) log(line);
     this.collectOrphans(log, problems);
-    const fastPath = this.fastPath;
-    if (fastPath) attempt(problems, () => fastPath.converge(this.weftConfig()).forEach(log), "fast path");
+    this.convergeFastPath(log, problems);
     return { ready: true, desired: desired! };
   }
 
   /** The weft plugin's config as the conflist gives it; it never changes while we run. */
   private weftConfig(): WeftConf {
     return (this.weftConf ??= parseWeftConf({ cniVersion: CONFLIST_VERSION, name: NETWORK_NAME, ...weftPluginConf(this.o) }));
+  }
+
+  private convergeFastPath(log: (line: string) => void, problems: string[]): void {
+    const fastPath = this.fastPath;
+    attempt(
+      problems,
+      () => {
+        if (!fastPath) {
+          // Programs an earlier agent left, on pods that would otherwise keep them.
+          if (this.o.fastPath === "never") removeFastPath(this.weftConfig()).forEach(log);
+          return;
+        }
+        this.watchAttachments();
+        const run = fastPath.converge(this.weftConfig());
+        run.changes.forEach(log);
+        problems.push(...run.problems);
+        if (run.waiting) this.fastPathSoon(100);
+      },
+      "fast path",
+    );
   }
 
   /** Runs DEL for the node's attachments whose pod netns is gone (plugins/weft/gc.ts). */

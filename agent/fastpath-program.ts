@@ -1,3 +1,7 @@
+// SPDX-License-Identifier: Apache-2.0 OR GPL-2.0-only
+// (the kernel lends conntrack's kfuncs to GPL-compatible programs only: this one is
+// offered under the GPL too, and says "GPL" when loaded)
+//
 // The same-node fast path's program, run on the ingress of each pod's host-side veth: a
 // frame one pod sends to another pod of this node goes straight into that pod's netns
 // (bpf_redirect_peer), past the bridge, br_netfilter and conntrack, as a bare veth pair
@@ -10,7 +14,10 @@
 //     if (port) {
 //       ct = bpf_skb_ct_lookup(skb, ip and ports, this netns, protocol);
 //       if (ct) bpf_ct_release(ct);              // known to conntrack: the bridge's path
-//       else if (lookup said ENOENT) return bpf_redirect_peer(*port, 0);
+//       else if (lookup said ENOENT) {
+//         bpf_skb_change_type(skb, PACKET_HOST); // the host veth took it as another's
+//         return bpf_redirect_peer(*port, 0);
+//       }
 //     }
 //   }
 //   return TCX_NEXT;
@@ -28,8 +35,12 @@ export interface FastPathKernel {
   optsSize: number;
 }
 
+export const FAST_PATH_LICENSE = "GPL";
+
 const FN_MAP_LOOKUP_ELEM = 1;
+const FN_SKB_CHANGE_TYPE = 32;
 const FN_REDIRECT_PEER = 155;
+const PACKET_HOST = 0;
 const TCX_NEXT = -1;
 const ENOENT = 2;
 // struct __sk_buff
@@ -107,6 +118,11 @@ export function fastPathProgram(k: FastPathKernel): Uint8Array {
     // No entry, and not for a failed lookup (which takes the bridge, to be safe).
     load(4, 5, 10, OPTS + 4),
     jne32Imm(5, -ENOENT, "next"),
+    // The frame was for another MAC than the host veth's (PACKET_OTHERHOST), which the pod's
+    // IP stack would drop: kernels before 6.15 do not reset that on bpf_redirect_peer.
+    movReg(1, 6),
+    movImm(2, PACKET_HOST),
+    call(FN_SKB_CHANGE_TYPE),
     movReg(1, 8),
     movImm(2, 0),
     call(FN_REDIRECT_PEER),

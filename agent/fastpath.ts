@@ -1,26 +1,29 @@
 // The same-node fast path (fastpath-program.ts): loaded once per agent, then kept level
 // with the node's pods on every reconcile. The program is on the ingress of each pod's
 // host-side veth; its map says which host veth holds each pod's MAC. Both come from the
-// pods weft attached (their saved attachments), never from traffic, so a pod's entry is
-// there from its first packet until its DEL, and one whose netns is gone is dropped.
-// A map entry can only send a frame to the port its MAC lives on, as the bridge would;
-// a stale one (its pod gone) only drops frames the bridge could not deliver either.
-import { readFileSync } from "node:fs";
+// pods weft attached (their saved attachments and the interface in each pod's netns),
+// never from traffic; a pod whose netns is gone is dropped.
+// A MAC enters the map only once the program is on its pod's veth, so a flow between two
+// pods takes the same way in both directions: conntrack sees all of it or none of it.
+import { closeSync, openSync, readSync } from "node:fs";
 import { formatMac, parseMac } from "../shared/mac";
 import { getLinkByName, listLinks, type Link } from "../shared/netlink/link";
 import { withSocket } from "../shared/netlink/socket";
 import { findBtfTypes, KIND_FUNC, KIND_STRUCT, type BtfType } from "../shared/bpf/btf";
 import * as bpf from "../shared/bpf/syscall";
 import { closeFile } from "../shared/fs";
+import { isErrno } from "../shared/errno";
 import { messageOf } from "../shared/cni/errors";
 import { savedAttachments } from "../plugins/weft/saved";
 import type { WeftConf } from "../plugins/weft/config";
-import { fastPathProgram } from "./fastpath-program";
+import { fastPathProgram, FAST_PATH_LICENSE } from "./fastpath-program";
 
-/** The program's name: how a restarted agent knows the programs an earlier one attached. */
+/** The program's name: how an agent knows the programs an earlier one attached. */
 export const FAST_PATH_PROGRAM = "weft_fastpath";
 const MAP_ENTRIES = 4096;
 const VMLINUX_BTF = "/sys/kernel/btf/vmlinux";
+/** Reconciles a pod whose ADD has not made its interface yet is looked for again in (then the resync's). */
+const WAIT_TRIES = 50;
 
 /** A pod of this node: its MAC and the ifindex of its host-side veth. */
 interface Port {
@@ -28,7 +31,17 @@ interface Port {
   hostIndex: number;
 }
 
+export interface FastPathRun {
+  changes: string[];
+  problems: string[];
+  /** a pod's ADD is still making its interface: look again soon */
+  waiting: boolean;
+}
+
 export class SameNodeFastPath {
+  /** per attachment ("containerID/ifname") whose interface is not there yet: how often it was looked for */
+  private readonly tries = new Map<string, number>();
+
   private constructor(
     private readonly mapFd: number,
     private readonly progFd: number,
@@ -37,102 +50,169 @@ export class SameNodeFastPath {
 
   /**
    * Loads the map and the program, or says why this kernel cannot take them (the bridge
-   * then carries same-node traffic as before): conntrack's kfuncs (Linux 6.0, nf_conntrack
-   * built in), tcx (6.6), CAP_BPF and CAP_NET_ADMIN.
+   * then carries same-node traffic as before): tcx (Linux 6.6), conntrack's kfuncs in the
+   * kernel's own BTF (nf_conntrack built in), CAP_BPF and CAP_NET_ADMIN (and CAP_SYS_ADMIN
+   * later, to find the programs an earlier agent attached).
    */
   static load(): SameNodeFastPath | string {
     const [lookup, release, opts] = [`${KIND_FUNC}:bpf_skb_ct_lookup`, `${KIND_FUNC}:bpf_ct_release`, `${KIND_STRUCT}:bpf_ct_opts`];
     let types: Map<string, BtfType>;
+    let fd: number | undefined;
     try {
-      types = findBtfTypes(readFileSync(VMLINUX_BTF), [lookup, release, opts]);
+      const btf = (fd = openSync(VMLINUX_BTF, "r"));
+      types = findBtfTypes((position, length) => {
+        // sysfs hands out a page per read.
+        const b = Buffer.alloc(length);
+        let got = 0;
+        for (let n = 1; got < length && n > 0; got += n) n = readSync(btf, b, got, length - got, position + got);
+        return b.subarray(0, got);
+      }, [lookup, release, opts]);
     } catch (e) {
       return `no kernel BTF (${VMLINUX_BTF}): ${messageOf(e)}`;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
     const [ctLookup, ctRelease, optsSize] = [types.get(lookup)?.id, types.get(release)?.id, types.get(opts)?.sizeOrType];
     if (!ctLookup || !ctRelease || !optsSize) return "the kernel's BTF has no bpf_skb_ct_lookup (Linux 6.0+, nf_conntrack built in)";
-    let mapFd: number | undefined;
+    const fds: number[] = [];
     try {
-      mapFd = bpf.mapCreate(bpf.BPF_MAP_TYPE_HASH, 6, 4, MAP_ENTRIES, "weft_pods");
+      const mapFd = bpf.mapCreate(bpf.BPF_MAP_TYPE_HASH, 6, 4, MAP_ENTRIES, "weft_pods");
+      fds.push(mapFd);
       const progFd = bpf.progLoad({
         type: bpf.BPF_PROG_TYPE_SCHED_CLS,
         insns: fastPathProgram({ mapFd, ctLookup, ctRelease, optsSize }),
-        // Conntrack's kfuncs are for GPL-compatible programs; weft's Apache-2.0 is not one.
-        license: "Dual MIT/GPL",
+        license: FAST_PATH_LICENSE,
         name: FAST_PATH_PROGRAM,
         expectedAttachType: bpf.BPF_TCX_INGRESS,
       });
+      fds.push(progFd);
       return new SameNodeFastPath(mapFd, progFd, bpf.progInfo(progFd).id);
     } catch (e) {
-      if (mapFd !== undefined) closeFile(mapFd);
+      for (const fd of fds) closeFile(fd);
       return messageOf(e);
     }
   }
 
   /**
-   * Makes the map hold exactly this node's pods and the program sit on each one's host
-   * veth (in place of an earlier agent's, at once, so no packet misses it). Returns one
-   * line per change.
+   * Puts the program on each pod's host veth (in place of an earlier agent's, at once, so
+   * no packet misses it), then makes the map hold exactly the pods it is on.
    */
-  converge(conf: WeftConf): string[] {
-    const changes: string[] = [];
-    const pods = podPorts(conf);
-    const want = new Map(pods.map((p) => [p.mac, p]));
+  converge(conf: WeftConf): FastPathRun {
+    const run: FastPathRun = { changes: [], problems: [], waiting: false };
+    const ports = this.podPorts(conf, run);
+    const on = ports.filter((p) => {
+      try {
+        if (this.attach(p.hostIndex)) run.changes.push(`fast path: on the veth of pod ${p.mac} (ifindex ${p.hostIndex})`);
+        return true;
+      } catch (e) {
+        run.problems.push(`fast path: pod ${p.mac}: ${messageOf(e)}`);
+        return false;
+      }
+    });
+    const want = new Set(on.map((p) => p.mac));
     for (const key of bpf.mapKeys(this.mapFd, 6)) {
-      const mac = formatMac(key);
-      if (want.has(mac)) continue;
+      if (want.has(formatMac(key))) continue;
       bpf.mapDelete(this.mapFd, key);
-      changes.push(`fast path: forgot pod ${mac}`);
+      run.changes.push(`fast path: forgot pod ${formatMac(key)}`);
     }
     const value = new Uint8Array(4);
-    for (const p of pods) {
+    for (const p of on) {
       new DataView(value.buffer).setUint32(0, p.hostIndex, true);
       bpf.mapUpdate(this.mapFd, parseMac(p.mac), value);
     }
-    for (const p of pods) if (this.attach(p.hostIndex)) changes.push(`fast path: on the veth of pod ${p.mac} (ifindex ${p.hostIndex})`);
-    return changes;
+    return run;
   }
 
-  /** Puts the program on a host veth's ingress; false when it was there already. */
+  /** Puts the program on a host veth's ingress, and takes any other agent's off; false when nothing changed. */
   private attach(ifindex: number): boolean {
     const ids = bpf.tcxQuery(ifindex, bpf.BPF_TCX_INGRESS);
-    if (ids.includes(this.progId)) return false;
-    for (const id of ids) {
-      const fd = bpf.progFdById(id);
-      try {
-        if (bpf.progInfo(fd).name !== FAST_PATH_PROGRAM) continue;
-        bpf.tcxAttach(this.progFd, ifindex, bpf.BPF_TCX_INGRESS, fd);
-        return true;
-      } finally {
-        closeFile(fd);
-      }
+    let on = ids.includes(this.progId);
+    let changed = false;
+    forEachEarlierProgram(ids, this.progId, (fd) => {
+      // An earlier agent's: ours takes its place; any more (a run that failed midway) go.
+      if (on) bpf.tcxDetach(fd, ifindex, bpf.BPF_TCX_INGRESS);
+      else bpf.tcxAttach(this.progFd, ifindex, bpf.BPF_TCX_INGRESS, fd);
+      on = changed = true;
+    });
+    if (!on) {
+      bpf.tcxAttach(this.progFd, ifindex, bpf.BPF_TCX_INGRESS);
+      changed = true;
     }
-    bpf.tcxAttach(this.progFd, ifindex, bpf.BPF_TCX_INGRESS);
-    return true;
+    return changed;
+  }
+
+  /**
+   * This node's weft pods, each found through its saved netns: the MAC of its interface and
+   * that veth's peer here, when the peer is a port of the pods' bridge. A pod whose netns
+   * is there but not yet its interface (its ADD is under way: the attachment is saved
+   * first) makes the run `waiting`.
+   */
+  private podPorts(conf: WeftConf, run: FastPathRun): Port[] {
+    const ports: Port[] = [];
+    const { bridge, hostLinks } = withSocket(undefined, (nl) => {
+      const links = listLinks(nl);
+      return { bridge: links.find((l) => l.name === conf.bridge), hostLinks: new Map(links.map((l) => [l.index, l])) };
+    });
+    const seen = new Set<string>();
+    for (const a of savedAttachments(conf)) {
+      const netns = a.saved?.netns;
+      if (!netns) continue;
+      let pod: Link | null;
+      try {
+        pod = withSocket(netns, (nl) => getLinkByName(nl, a.ifname));
+      } catch {
+        continue; // its netns is gone: the agent's GC takes it
+      }
+      const key = `${a.containerID}/${a.ifname}`;
+      seen.add(key);
+      const host = pod?.peerIndex === undefined ? undefined : hostLinks.get(pod.peerIndex);
+      if (pod && bridge && host?.kind === "veth" && host.master === bridge.index) {
+        ports.push({ mac: pod.mac, hostIndex: host.index });
+        this.tries.delete(key);
+        continue;
+      }
+      const tries = (this.tries.get(key) ?? 0) + 1;
+      this.tries.set(key, tries);
+      if (tries < WAIT_TRIES) run.waiting = true;
+    }
+    for (const key of this.tries.keys()) if (!seen.has(key)) this.tries.delete(key);
+    return ports;
   }
 }
 
-/**
- * This node's weft pods, each found through its saved netns: the MAC of its interface and
- * that veth's peer here, when the peer is a port of the pods' bridge.
- */
-function podPorts(conf: WeftConf): Port[] {
-  const ports: Port[] = [];
-  const { bridge, hostLinks } = withSocket(undefined, (nl) => {
-    const links = listLinks(nl);
-    return { bridge: links.find((l) => l.name === conf.bridge), hostLinks: new Map(links.map((l) => [l.index, l])) };
-  });
-  if (!bridge) return ports;
-  for (const a of savedAttachments(conf)) {
-    const netns = a.saved?.netns;
-    if (!netns) continue;
-    let pod: Link | null;
+/** Calls `fn` with an fd of each fast path program among `ids` (a veth's ingress) but `keepId`. */
+function forEachEarlierProgram(ids: number[], keepId: number, fn: (fd: number) => void): void {
+  for (const id of ids) {
+    if (id === keepId) continue;
+    const fd = bpf.progFdById(id);
     try {
-      pod = withSocket(netns, (nl) => getLinkByName(nl, a.ifname));
-    } catch {
-      continue; // its netns is gone: the agent's GC takes it
+      if (bpf.progInfo(fd).name === FAST_PATH_PROGRAM) fn(fd);
+    } finally {
+      closeFile(fd);
     }
-    const host = pod?.peerIndex === undefined ? undefined : hostLinks.get(pod.peerIndex);
-    if (pod && host?.kind === "veth" && host.master === bridge.index) ports.push({ mac: pod.mac, hostIndex: host.index });
   }
-  return ports;
+}
+
+/** `--fast-path never`: takes the program an earlier agent put on the bridge's ports off them. */
+export function removeFastPath(conf: WeftConf): string[] {
+  const changes: string[] = [];
+  const ports = withSocket(undefined, (nl) => {
+    const links = listLinks(nl);
+    const bridge = links.find((l) => l.name === conf.bridge);
+    return bridge ? links.filter((l) => l.master === bridge.index && l.kind === "veth") : [];
+  });
+  for (const port of ports) {
+    let ids: number[];
+    try {
+      ids = bpf.tcxQuery(port.index, bpf.BPF_TCX_INGRESS);
+    } catch (e) {
+      if (isErrno(e, "EINVAL")) return changes; // no tcx in this kernel: nothing can be there
+      throw e;
+    }
+    forEachEarlierProgram(ids, 0, (fd) => {
+      bpf.tcxDetach(fd, port.index, bpf.BPF_TCX_INGRESS);
+      changes.push(`fast path: off the veth ${port.name}`);
+    });
+  }
+  return changes;
 }

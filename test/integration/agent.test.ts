@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it, type TestContext } from "vitest";
 import { writeFileAtomic } from "../../shared/atomic-file";
 import { addressOf } from "../../shared/ip";
 import { BIN_DIR, cni, requireBuild } from "../helpers/cni";
@@ -673,19 +673,30 @@ describe("the same-node fast path", () => {
     return { received: packets(to.ns, "eth0", "rx") - rx0, viaBridge: packets(n.ns, host.name, "tx") - tx0 };
   }
 
-  async function nodeWithPods(): Promise<{ n: TestNode; a: Agent; p1: { ns: string; ip: string }; p2: { ns: string; ip: string } }> {
+  /** Whether the agent's start-up line says the fast path is on; the test is skipped where this kernel cannot take it. */
+  async function fastPathOn(a: Agent, ctx: TestContext): Promise<void> {
+    const line = await until("the fast path's start-up line", () => a.log(), (l) => l.includes("same-node fast path"));
+    const off = /same-node fast path off: .*/.exec(line);
+    if (off) ctx.skip(off[0]);
+  }
+
+  // --resync 300: what brings the fast path to a new pod is its ADD, not the resync.
+  async function nodeWithPods(ctx: TestContext): Promise<{ n: TestNode; a: Agent; p1: { ns: string; ip: string }; p2: { ns: string; ip: string } }> {
     const n = addNode(1, "192.168.77.11");
     writeNodes([n]);
-    const a = startAgent(n);
+    const a = startAgent(n, ["--resync", "300"]);
+    await fastPathOn(a, ctx);
     const conf = await weftConf(n);
-    const [p1, p2] = [weftPod(n, conf, "ctr-1"), weftPod(n, conf, "ctr-2")];
+    // One at a time: each ADD's own saved attachment, the first thing it writes, must bring it.
+    const p1 = weftPod(n, conf, "ctr-1");
+    await until("the fast path on the first pod", () => a.log(), (l) => l.split("fast path: on the veth of pod").length === 2);
+    const p2 = weftPod(n, conf, "ctr-2");
     await until("the fast path on both pods", () => a.log(), (l) => l.split("fast path: on the veth of pod").length === 3);
     return { n, a, p1, p2 };
   }
 
   it("carries TCP between two pods of a node from veth to veth, past the bridge, while a Service's reply from a pod of the node still passes conntrack", async (ctx) => {
-    const { n, a, p1, p2 } = await nodeWithPods();
-    expect(a.log()).toContain("same-node fast path on");
+    const { n, p1, p2 } = await nodeWithPods(ctx);
     const { received, viaBridge } = sendTcp(n, p1.ns, p2);
     expect(received).toBeGreaterThan(100);
     expect(viaBridge).toBeLessThan(10); // neighbour discovery, not the transfer
@@ -701,8 +712,8 @@ describe("the same-node fast path", () => {
     expect(got.out.trim()).toBe("from-the-service");
   });
 
-  it("a restarted agent puts its program in place of the old one: one program per veth, and the pods still skip the bridge", async () => {
-    const { n, a, p1, p2 } = await nodeWithPods();
+  it("a restarted agent puts its program in place of the old one: one program per veth, and the pods still skip the bridge", async (ctx) => {
+    const { n, a, p1, p2 } = await nodeWithPods(ctx);
     expect(await stopAgent(a)).toBe(0);
     const b = startAgent(n);
     await until("the fast path on both pods again", () => b.log(), (l) => l.split("fast path: on the veth of pod").length === 3);
@@ -713,21 +724,22 @@ describe("the same-node fast path", () => {
     expect(sendTcp(n, p1.ns, p2).viaBridge).toBeLessThan(10);
   });
 
-  it("forgets a deleted pod, and is off with --fast-path never", async () => {
-    const { n, a, p2 } = await nodeWithPods();
+  it("forgets a deleted pod; an agent with --fast-path never takes the programs off, and the bridge carries the pods again", async (ctx) => {
+    const { n, a, p1, p2 } = await nodeWithPods(ctx);
     const [eth0] = ipJson<Array<{ address: string }>>(p2.ns, "link", "show", "eth0");
-    const del = cni({ plugin: "weft", command: "DEL", conf: await weftConf(n), hostNs: n.ns, containerId: "ctr-2", netns: netnsPath(p2.ns) });
+    const conf = await weftConf(n);
+    const del = cni({ plugin: "weft", command: "DEL", conf, hostNs: n.ns, containerId: "ctr-2", netns: netnsPath(p2.ns) });
     expect(del.code, del.stdout).toBe(0);
     await until("the deleted pod forgotten", () => a.log(), (l) => l.includes(`fast path: forgot pod ${eth0!.address}`));
 
-    const m = addNode(2, "192.168.77.12");
-    writeNodes([n, m]);
-    const c = startAgent(m, ["--fast-path", "never"]);
-    const mconf = await weftConf(m);
-    const [q1, q2] = [weftPod(m, mconf, "ctr-3"), weftPod(m, mconf, "ctr-4")];
-    expect(sendTcp(m, q1.ns, q2).viaBridge).toBeGreaterThan(100);
-    expect(c.log()).toContain("fast path never");
-    expect(c.log()).not.toContain("fast path on");
+    expect(await stopAgent(a)).toBe(0);
+    const b = startAgent(n, ["--fast-path", "never"]);
+    const host = hostVeth(n, p1.ns);
+    await until("the program off p1's veth", () => b.log(), (l) => l.includes(`fast path: off the veth ${host.name}`));
+    expect(inNetns(netnsPath(n.ns), () => tcxQuery(host.index, BPF_TCX_INGRESS))).toEqual([]);
+    const p3 = weftPod(n, conf, "ctr-3");
+    expect(sendTcp(n, p1.ns, p3).viaBridge).toBeGreaterThan(100);
+    expect(b.log()).toContain("fast path never");
   });
 });
 

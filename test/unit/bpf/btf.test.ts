@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { findBtfTypes, KIND_FUNC, KIND_STRUCT } from "../../../shared/bpf/btf";
+import { findBtfTypes, KIND_FUNC, KIND_STRUCT, type ReadAt } from "../../../shared/bpf/btf";
+
+const reader = (b: Buffer): ReadAt => (position, length) => b.subarray(position, position + length);
 
 /** A BTF blob: the header, then `types` (each its 12-byte header and trailing bytes), then `strings`. */
-function blob(types: Array<{ name: number; kind: number; vlen?: number; sizeOrType: number; trailing?: number }>, strings: string): Uint8Array {
+function blob(types: Array<{ name: number; kind: number; vlen?: number; sizeOrType: number; trailing?: number }>, strings: string): Buffer {
   const typeLen = types.reduce((n, t) => n + 12 + (t.trailing ?? 0), 0);
   const str = new TextEncoder().encode(strings);
-  const out = new Uint8Array(24 + typeLen + str.length);
+  const out = Buffer.alloc(24 + typeLen + str.length);
   const v = new DataView(out.buffer);
   v.setUint16(0, 0xeb9f, true);
   v.setUint32(4, 24, true); // hdr_len
@@ -41,14 +43,17 @@ describe("findBtfTypes", () => {
       ],
       strings,
     );
-    const found = findBtfTypes(b, [`${KIND_FUNC}:bpf_ct_release`, `${KIND_STRUCT}:bpf_ct_opts`, `${KIND_FUNC}:bpf_ct_opts`]);
-    expect(Object.fromEntries(found)).toEqual({
-      [`${KIND_FUNC}:bpf_ct_release`]: { id: 4, sizeOrType: 3 },
-      [`${KIND_STRUCT}:bpf_ct_opts`]: { id: 7, sizeOrType: 16 },
-    });
+    const wanted = [`${KIND_FUNC}:bpf_ct_release`, `${KIND_STRUCT}:bpf_ct_opts`, `${KIND_FUNC}:bpf_ct_opts`];
+    // Read whole, and 16 bytes at a time: names and records then straddle the reads.
+    for (const size of [undefined, 8]) {
+      expect(Object.fromEntries(findBtfTypes(reader(b), wanted, size))).toEqual({
+        [`${KIND_FUNC}:bpf_ct_release`]: { id: 4, sizeOrType: 3 },
+        [`${KIND_STRUCT}:bpf_ct_opts`]: { id: 7, sizeOrType: 16 },
+      });
+    }
   });
 
   it("refuses what is not BTF", () => {
-    expect(() => findBtfTypes(new Uint8Array(32), [])).toThrow(/not BTF/);
+    expect(() => findBtfTypes(reader(Buffer.alloc(32)), [])).toThrow(/not BTF/);
   });
 });
