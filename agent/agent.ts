@@ -80,8 +80,8 @@ export class Agent {
   /** orphans a plugin held at the last pass ("containerID/ifname"), so each is logged once */
   private heldOrphans = new Set<string>();
   private fastPath: SameNodeFastPath | undefined;
-  /** the attachments directory (and its inode), watched while the fast path is on: a new pod gets it at once */
-  private attachments: { watcher: FSWatcher; ino: number } | null = null;
+  /** the attachments directory (and which file it is: device and inode), watched while the fast path is on */
+  private attachments: { watcher: FSWatcher; file: string } | null = null;
   /** a fast path run of its own, soon: the attachments changed, or an ADD is making its pod's interface */
   private fastPathRun: ReturnType<typeof setTimeout> | null = null;
   /** what the last fast path run of its own could not do: logged when it appears */
@@ -143,8 +143,9 @@ export class Agent {
   private watchAttachments(): void {
     const dir = joinPath(this.o.stateDir, "attachments");
     makeDirs(dir);
-    const ino = statSync(dir).ino;
-    if (this.attachments?.ino === ino) return;
+    const st = statSync(dir);
+    const file = `${st.dev}:${st.ino}`;
+    if (this.attachments?.file === file) return;
     this.attachments?.watcher.close();
     const watcher = watch(dir, () => this.fastPathSoon(0));
     watcher.on("error", (e) => {
@@ -152,7 +153,7 @@ export class Agent {
       watcher.close();
       if (this.attachments?.watcher === watcher) this.attachments = null;
     });
-    this.attachments = { watcher, ino };
+    this.attachments = { watcher, file };
   }
 
   /**
@@ -310,12 +311,10 @@ export class Agent {
     attempt(
       problems,
       () => {
-        if (!fastPath) {
-          // Programs an earlier agent left, on pods that would otherwise keep them.
-          if (this.o.fastPath === "never") removeFastPath(this.weftConfig()).forEach(log);
-          return;
-        }
-        this.watchAttachments();
+        // Programs an earlier agent left would go on with a map nobody keeps.
+        if (!fastPath) return removeFastPath(this.weftConfig()).forEach(log);
+        // Without the watch the resync still brings new pods the fast path.
+        attempt(problems, () => this.watchAttachments(), "fast path: watching the attachments");
         const run = fastPath.converge(this.weftConfig());
         run.changes.forEach(log);
         problems.push(...run.problems);

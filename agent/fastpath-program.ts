@@ -9,10 +9,17 @@
 // packet conntrack already knows: a Service's reply from a pod on this node must be
 // un-DNATed there. In BPF assembly because the node needs no compiler; the C it stands for:
 //
-//   if (frame is IPv4 TCP or UDP, 20-byte header, not a fragment) {
+//   if (frame is IPv4, 20-byte header, not a fragment) {
+//     if (TCP or UDP) tuple = its addresses and ports;
+//     // An ICMP error about a TCP or UDP packet goes the way of the flow that packet was
+//     // of: conntrack makes it RELATED to a flow it knows, and INVALID (which kube-proxy's
+//     // rules drop) to one it never saw.
+//     else if (ICMP unreachable, time exceeded or parameter problem, about TCP or UDP)
+//       tuple = the quoted packet's addresses and ports, swapped (the flow's reply);
+//     else return TCX_NEXT;
 //     port = pods[destination MAC];              // the host veth of the pod it is for
 //     if (port) {
-//       ct = bpf_skb_ct_lookup(skb, ip and ports, this netns, protocol);
+//       ct = bpf_skb_ct_lookup(skb, tuple, this netns, its protocol);
 //       if (ct) bpf_ct_release(ct);              // known to conntrack: the bridge's path
 //       else if (lookup said ENOENT) {
 //         bpf_skb_change_type(skb, PACKET_HOST); // the host veth took it as another's
@@ -21,7 +28,7 @@
 //     }
 //   }
 //   return TCX_NEXT;
-import { asm, assemble } from "../shared/bpf/asm";
+import { asm, assemble, type Insn } from "../shared/bpf/asm";
 
 const { movImm, movReg, addImm, andImm, load, store, storeImm, loadMap, jeqImm, jneImm, jne32Imm, jgtReg, ja, call, callKfunc, exit } = asm;
 
@@ -53,15 +60,26 @@ const HEADERS = IP + 20 + 4;
 // Read little-endian: 0x0800 (IPv4), and MF plus the fragment offset.
 const ETH_P_IP_LE = 0x0008;
 const FRAGMENT_LE = 0xff3f;
+const ICMP = 1;
 const TCP = 6;
 const UDP = 17;
+// An ICMP error: its type at the ICMP header's start; the packet it quotes after 8 bytes.
+const ICMP_HEADER = IP + 20;
+const QUOTED = ICMP_HEADER + 8;
+const ICMP_ERROR_HEADERS = QUOTED + 20 + 4;
+const ICMP_UNREACHABLE = 3;
+const ICMP_TIME_EXCEEDED = 11;
+const ICMP_PARAMETER_PROBLEM = 12;
 // The stack: the map key, the conntrack tuple (struct bpf_sock_tuple's ipv4), the options.
 const KEY = -8;
 const TUPLE = -24;
 const OPTS = -40;
 
+/** `size` bytes of the frame (r2) at `from`, through r5, onto the stack (r10) at `to`. */
+const copy = (size: 1 | 2 | 4, from: number, to: number): Insn[] => [load(size, 5, 2, from), store(size, 10, to, 5)];
+
 export function fastPathProgram(k: FastPathKernel): Uint8Array {
-  // r6 the context, r7 the IP protocol, r8 the target ifindex: kept across calls.
+  // r6 the context, r7 the tuple's protocol, r8 the target ifindex: kept across calls.
   return assemble([
     movReg(6, 1),
     load(4, 2, 6, SKB_DATA),
@@ -76,21 +94,38 @@ export function fastPathProgram(k: FastPathKernel): Uint8Array {
     load(2, 5, 2, IP + 6),
     andImm(5, FRAGMENT_LE),
     jneImm(5, 0, "next"),
+    // The key (destination MAC), onto the stack.
+    copy(4, 0, KEY),
+    copy(2, 4, KEY + 4),
+    // The tuple (addresses, then ports) onto the stack, and r7 its protocol.
     load(1, 7, 2, IP + 9),
     jeqImm(7, TCP, "transport"),
+    jeqImm(7, UDP, "transport"),
+    jneImm(7, ICMP, "next"),
+    movReg(4, 2),
+    addImm(4, ICMP_ERROR_HEADERS),
+    jgtReg(4, 3, "next"),
+    load(1, 5, 2, ICMP_HEADER),
+    jeqImm(5, ICMP_UNREACHABLE, "icmp error"),
+    jeqImm(5, ICMP_TIME_EXCEEDED, "icmp error"),
+    jneImm(5, ICMP_PARAMETER_PROBLEM, "next"),
+    "icmp error",
+    load(1, 5, 2, QUOTED),
+    jneImm(5, 0x45, "next"),
+    load(1, 7, 2, QUOTED + 9),
+    jeqImm(7, TCP, "quoted transport"),
     jneImm(7, UDP, "next"),
+    "quoted transport",
+    copy(4, QUOTED + 16, TUPLE),
+    copy(4, QUOTED + 12, TUPLE + 4),
+    copy(2, QUOTED + 22, TUPLE + 8),
+    copy(2, QUOTED + 20, TUPLE + 10),
+    ja("lookup"),
     "transport",
-    // The key (destination MAC) and the tuple (addresses, then ports), onto the stack.
-    load(4, 5, 2, 0),
-    store(4, 10, KEY, 5),
-    load(2, 5, 2, 4),
-    store(2, 10, KEY + 4, 5),
-    load(4, 5, 2, IP + 12),
-    store(4, 10, TUPLE, 5),
-    load(4, 5, 2, IP + 16),
-    store(4, 10, TUPLE + 4, 5),
-    load(4, 5, 2, IP + 20),
-    store(4, 10, TUPLE + 8, 5),
+    copy(4, IP + 12, TUPLE),
+    copy(4, IP + 16, TUPLE + 4),
+    copy(4, IP + 20, TUPLE + 8),
+    "lookup",
     loadMap(1, k.mapFd),
     movReg(2, 10),
     addImm(2, KEY),

@@ -41,6 +41,8 @@ export interface FastPathRun {
 export class SameNodeFastPath {
   /** per attachment ("containerID/ifname") whose interface is not there yet: how often it was looked for */
   private readonly tries = new Map<string, number>();
+  /** the host veths this agent put its program on */
+  private readonly attached = new Set<number>();
 
   private constructor(
     private readonly mapFd: number,
@@ -86,59 +88,89 @@ export class SameNodeFastPath {
         expectedAttachType: bpf.BPF_TCX_INGRESS,
       });
       fds.push(progFd);
-      return new SameNodeFastPath(mapFd, progFd, bpf.progInfo(progFd).id);
+      const id = bpf.progInfo(progFd).id;
+      // What finding an earlier agent's programs takes (CAP_SYS_ADMIN), asked now, not per pod later.
+      closeFile(bpf.progFdById(id));
+      return new SameNodeFastPath(mapFd, progFd, id);
     } catch (e) {
       for (const fd of fds) closeFile(fd);
-      return messageOf(e);
+      return `${messageOf(e)}${isErrno(e, "EPERM") ? " (it needs CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN)" : ""}`;
     }
   }
 
   /**
    * Puts the program on each pod's host veth (in place of an earlier agent's, at once, so
-   * no packet misses it), then makes the map hold exactly the pods it is on.
+   * no packet misses it), then makes the map hold exactly the pods a fast path program is
+   * on. Pods an earlier agent's program is on are in the map before ours replaces it: no
+   * flow it carried falls back to the bridge midway (conntrack would take it up there).
    */
   converge(conf: WeftConf): FastPathRun {
     const run: FastPathRun = { changes: [], problems: [], waiting: false };
     const ports = this.podPorts(conf, run);
-    const on = ports.filter((p) => {
+    const want = new Map<string, Port>();
+    const found: Array<[Port, Programs]> = [];
+    for (const p of ports) {
       try {
-        if (this.attach(p.hostIndex)) run.changes.push(`fast path: on the veth of pod ${p.mac} (ifindex ${p.hostIndex})`);
-        return true;
+        const on = programsOn(p.hostIndex, this.progId);
+        found.push([p, on]);
+        if (on.ours || on.earlier.length) want.set(p.mac, p);
       } catch (e) {
         run.problems.push(`fast path: pod ${p.mac}: ${messageOf(e)}`);
-        return false;
       }
-    });
-    const want = new Set(on.map((p) => p.mac));
+    }
+    this.fillMap(want, run);
+    for (const [p, on] of found) {
+      try {
+        if (this.takeOver(p.hostIndex, on)) run.changes.push(`fast path: on the veth of pod ${p.mac} (ifindex ${p.hostIndex})`);
+        want.set(p.mac, p);
+      } catch (e) {
+        run.problems.push(`fast path: pod ${p.mac}: ${messageOf(e)}`);
+        if (!stillOn(p.hostIndex, this.progId)) want.delete(p.mac);
+      }
+    }
+    this.fillMap(want, run);
+    // A veth no pod of ours is on any more (one taken off the bridge) loses the program.
+    const current = new Set(ports.map((p) => p.hostIndex));
+    for (const index of this.attached) {
+      if (current.has(index)) continue;
+      this.attached.delete(index);
+      try {
+        bpf.tcxDetach(this.progFd, index, bpf.BPF_TCX_INGRESS);
+        run.changes.push(`fast path: off ifindex ${index}, no pod's veth now`);
+      } catch (e) {
+        if (!isErrno(e, "ENODEV") && !isErrno(e, "ENOENT")) run.problems.push(`fast path: ifindex ${index}: ${messageOf(e)}`);
+      }
+    }
+    return run;
+  }
+
+  /** Makes the map hold exactly `want`. */
+  private fillMap(want: Map<string, Port>, run: FastPathRun): void {
     for (const key of bpf.mapKeys(this.mapFd, 6)) {
       if (want.has(formatMac(key))) continue;
       bpf.mapDelete(this.mapFd, key);
       run.changes.push(`fast path: forgot pod ${formatMac(key)}`);
     }
     const value = new Uint8Array(4);
-    for (const p of on) {
+    for (const p of want.values()) {
       new DataView(value.buffer).setUint32(0, p.hostIndex, true);
       bpf.mapUpdate(this.mapFd, parseMac(p.mac), value);
     }
-    return run;
   }
 
-  /** Puts the program on a host veth's ingress, and takes any other agent's off; false when nothing changed. */
-  private attach(ifindex: number): boolean {
-    const ids = bpf.tcxQuery(ifindex, bpf.BPF_TCX_INGRESS);
-    let on = ids.includes(this.progId);
-    let changed = false;
-    forEachEarlierProgram(ids, this.progId, (fd) => {
-      // An earlier agent's: ours takes its place; any more (a run that failed midway) go.
-      if (on) bpf.tcxDetach(fd, ifindex, bpf.BPF_TCX_INGRESS);
-      else bpf.tcxAttach(this.progFd, ifindex, bpf.BPF_TCX_INGRESS, fd);
-      on = changed = true;
-    });
-    if (!on) {
-      bpf.tcxAttach(this.progFd, ifindex, bpf.BPF_TCX_INGRESS);
-      changed = true;
+  /** Ours on a veth's ingress, in place of an earlier agent's, and no other of weft's; false when it was so. */
+  private takeOver(ifindex: number, on: Programs): boolean {
+    let rest = on.earlier;
+    if (!on.ours) {
+      const [first, ...others] = on.earlier;
+      // false when that program went meanwhile: then ours goes on beside nothing of weft's.
+      const replaced = first !== undefined && withProgram(first, (fd) => (bpf.tcxAttach(this.progFd, ifindex, bpf.BPF_TCX_INGRESS, fd), true));
+      if (!replaced) bpf.tcxAttach(this.progFd, ifindex, bpf.BPF_TCX_INGRESS);
+      rest = others;
     }
-    return changed;
+    this.attached.add(ifindex);
+    for (const id of rest) withProgram(id, (fd) => bpf.tcxDetach(fd, ifindex, bpf.BPF_TCX_INGRESS));
+    return !on.ours || on.earlier.length > 0;
   }
 
   /**
@@ -180,20 +212,48 @@ export class SameNodeFastPath {
   }
 }
 
-/** Calls `fn` with an fd of each fast path program among `ids` (a veth's ingress) but `keepId`. */
-function forEachEarlierProgram(ids: number[], keepId: number, fn: (fd: number) => void): void {
-  for (const id of ids) {
-    if (id === keepId) continue;
-    const fd = bpf.progFdById(id);
-    try {
-      if (bpf.progInfo(fd).name === FAST_PATH_PROGRAM) fn(fd);
-    } finally {
-      closeFile(fd);
-    }
+/** The fast path programs on a veth's ingress: whether ours (`ours`, an ID) is, and earlier agents'. */
+interface Programs {
+  ours: boolean;
+  earlier: number[];
+}
+
+function programsOn(ifindex: number, ours: number): Programs {
+  const ids = bpf.tcxQuery(ifindex, bpf.BPF_TCX_INGRESS);
+  const earlier = ids.filter((id) => id !== ours && withProgram(id, (fd) => bpf.progInfo(fd).name === FAST_PATH_PROGRAM) === true);
+  return { ours: ids.includes(ours), earlier };
+}
+
+function stillOn(ifindex: number, ours: number): boolean {
+  try {
+    const on = programsOn(ifindex, ours);
+    return on.ours || on.earlier.length > 0;
+  } catch {
+    return false;
   }
 }
 
-/** `--fast-path never`: takes the program an earlier agent put on the bridge's ports off them. */
+/** `fn` with an fd of the loaded program `id`; false when it is gone. */
+function withProgram<T>(id: number, fn: (fd: number) => T): T | false {
+  let fd: number;
+  try {
+    fd = bpf.progFdById(id);
+  } catch (e) {
+    if (isErrno(e, "ENOENT")) return false;
+    throw e;
+  }
+  try {
+    return fn(fd);
+  } finally {
+    closeFile(fd);
+  }
+}
+
+/**
+ * Takes the programs an earlier agent put on the bridge's ports off them: with
+ * `--fast-path never`, or where this agent cannot load its own (they would go on with a
+ * map nobody keeps).
+ */
 export function removeFastPath(conf: WeftConf): string[] {
   const changes: string[] = [];
   const ports = withSocket(undefined, (nl) => {
@@ -202,17 +262,16 @@ export function removeFastPath(conf: WeftConf): string[] {
     return bridge ? links.filter((l) => l.master === bridge.index && l.kind === "veth") : [];
   });
   for (const port of ports) {
-    let ids: number[];
+    let on: Programs;
     try {
-      ids = bpf.tcxQuery(port.index, bpf.BPF_TCX_INGRESS);
+      on = programsOn(port.index, 0);
     } catch (e) {
       if (isErrno(e, "EINVAL")) return changes; // no tcx in this kernel: nothing can be there
       throw e;
     }
-    forEachEarlierProgram(ids, 0, (fd) => {
-      bpf.tcxDetach(fd, port.index, bpf.BPF_TCX_INGRESS);
-      changes.push(`fast path: off the veth ${port.name}`);
-    });
+    for (const id of on.earlier) {
+      if (withProgram(id, (fd) => bpf.tcxDetach(fd, port.index, bpf.BPF_TCX_INGRESS)) !== false) changes.push(`fast path: off the veth ${port.name}`);
+    }
   }
   return changes;
 }

@@ -5,7 +5,7 @@ const SIZE: Record<Size, number> = { 4: 0x00, 2: 0x08, 1: 0x10, 8: 0x18 };
 const BPF_PSEUDO_MAP_FD = 1;
 const BPF_PSEUDO_KFUNC_CALL = 2;
 
-interface Insn {
+export interface Insn {
   code: number;
   dst: number;
   src: number;

@@ -673,6 +673,22 @@ describe("the same-node fast path", () => {
     return { received: packets(to.ns, "eth0", "rx") - rx0, viaBridge: packets(n.ns, host.name, "tx") - tx0 };
   }
 
+  /** One UDP datagram to argv[1]:argv[2], and what came back: "answered", "refused" (ICMP port unreachable) or "no answer". */
+  const UDP_PROBE = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.send(b"x")
+try:
+    s.recv(1)
+    print("answered")
+except ConnectionRefusedError:
+    print("refused")
+except socket.timeout:
+    print("no answer")
+`;
+
   /** Whether the agent's start-up line says the fast path is on; the test is skipped where this kernel cannot take it. */
   async function fastPathOn(a: Agent, ctx: TestContext): Promise<void> {
     const line = await until("the fast path's start-up line", () => a.log(), (l) => l.includes("same-node fast path"));
@@ -710,6 +726,12 @@ describe("the same-node fast path", () => {
     server.stdin!.end("from-the-service\n"); // sent to the first connection
     const got = nsTry(p1.ns, "sh", "-c", "for i in $(seq 50); do r=$(nc -w 1 10.96.0.10 80 </dev/null) && [ -n \"$r\" ] && echo \"$r\" && exit 0; sleep 0.05; done; exit 1");
     expect(got.out.trim()).toBe("from-the-service");
+
+    // A UDP datagram to a port nobody listens on is refused: the ICMP error goes the way
+    // its flow went, for where FORWARD drops what conntrack calls INVALID (kube-proxy's
+    // rule), an error about a flow conntrack never saw is INVALID.
+    inNs(n.ns, "iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP");
+    expect(nsTry(p1.ns, "python3", "-c", UDP_PROBE, p2.ip, "9").out.trim()).toBe("refused");
   });
 
   it("a restarted agent puts its program in place of the old one: one program per veth, and the pods still skip the bridge", async (ctx) => {
