@@ -14,7 +14,8 @@
 //     // An ICMP error about a TCP or UDP packet goes the way of the flow that packet was
 //     // of: conntrack makes it RELATED to a flow it knows, and INVALID (which kube-proxy's
 //     // rules drop) to one it never saw.
-//     else if (ICMP unreachable, time exceeded or parameter problem, about TCP or UDP)
+//     else if (ICMP unreachable, time exceeded or parameter problem, about TCP or UDP,
+//              quoting a packet's first fragment or a whole one)
 //       tuple = the quoted packet's addresses and ports, swapped (the flow's reply);
 //     else return TCX_NEXT;
 //     port = pods[destination MAC];              // the host veth of the pod it is for
@@ -112,6 +113,9 @@ export function fastPathProgram(k: FastPathKernel): Uint8Array {
     "icmp error",
     load(1, 5, 2, QUOTED),
     jneImm(5, 0x45, "next"),
+    load(2, 5, 2, QUOTED + 6),
+    andImm(5, FRAGMENT_LE),
+    jneImm(5, 0, "next"), // a later fragment quotes no ports
     load(1, 7, 2, QUOTED + 9),
     jeqImm(7, TCP, "quoted transport"),
     jneImm(7, UDP, "next"),

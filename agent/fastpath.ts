@@ -3,8 +3,9 @@
 // host-side veth; its map says which host veth holds each pod's MAC. Both come from the
 // pods weft attached (their saved attachments and the interface in each pod's netns),
 // never from traffic; a pod whose netns is gone is dropped.
-// A MAC enters the map only once the program is on its pod's veth, so a flow between two
-// pods takes the same way in both directions: conntrack sees all of it or none of it.
+// A pod's MAC is in the map exactly while a fast path program is on its own veth (ours, or
+// during a restart an earlier agent's), so between two pods either both directions of a
+// flow skip the bridge or neither does: conntrack sees all of it or none of it.
 import { closeSync, openSync, readSync } from "node:fs";
 import { formatMac, parseMac } from "../shared/mac";
 import { getLinkByName, listLinks, type Link } from "../shared/netlink/link";
@@ -53,8 +54,8 @@ export class SameNodeFastPath {
   /**
    * Loads the map and the program, or says why this kernel cannot take them (the bridge
    * then carries same-node traffic as before): tcx (Linux 6.6), conntrack's kfuncs in the
-   * kernel's own BTF (nf_conntrack built in), CAP_BPF and CAP_NET_ADMIN (and CAP_SYS_ADMIN
-   * later, to find the programs an earlier agent attached).
+   * kernel's own BTF (nf_conntrack built in), CAP_BPF, CAP_NET_ADMIN, and CAP_SYS_ADMIN to
+   * find the programs an earlier agent attached.
    */
   static load(): SameNodeFastPath | string {
     const [lookup, release, opts] = [`${KIND_FUNC}:bpf_skb_ct_lookup`, `${KIND_FUNC}:bpf_ct_release`, `${KIND_STRUCT}:bpf_ct_opts`];
@@ -100,69 +101,92 @@ export class SameNodeFastPath {
 
   /**
    * Puts the program on each pod's host veth (in place of an earlier agent's, at once, so
-   * no packet misses it), then makes the map hold exactly the pods a fast path program is
-   * on. Pods an earlier agent's program is on are in the map before ours replaces it: no
-   * flow it carried falls back to the bridge midway (conntrack would take it up there).
+   * no packet misses it) and its MAC in the map, and takes gone pods out. Pods an earlier
+   * agent's program is on are in the map before ours replaces it: no flow it carried falls
+   * back to the bridge midway (conntrack would take it up there).
    */
   converge(conf: WeftConf): FastPathRun {
     const run: FastPathRun = { changes: [], problems: [], waiting: false };
     const ports = this.podPorts(conf, run);
-    const want = new Map<string, Port>();
+    const problem = (what: string, e: unknown) => run.problems.push(`fast path: ${what}: ${messageOf(e)}`);
+    // MACs whose veth could not be asked: left as they are in the map, until a run can.
+    const unknown = new Set<string>();
     const found: Array<[Port, Programs]> = [];
     for (const p of ports) {
       try {
         const on = programsOn(p.hostIndex, this.progId);
         found.push([p, on]);
-        if (on.ours || on.earlier.length) want.set(p.mac, p);
+        if (on.ours || on.earlier.length) this.put(p, problem);
       } catch (e) {
-        run.problems.push(`fast path: pod ${p.mac}: ${messageOf(e)}`);
+        problem(`pod ${p.mac}`, e);
+        unknown.add(p.mac);
       }
     }
-    this.fillMap(want, run);
-    for (const [p, on] of found) {
+    const on = new Set(unknown);
+    for (const [p, was] of found) {
       try {
-        if (this.takeOver(p.hostIndex, on)) run.changes.push(`fast path: on the veth of pod ${p.mac} (ifindex ${p.hostIndex})`);
-        want.set(p.mac, p);
+        const change = this.takeOver(p.hostIndex, was);
+        if (change) run.changes.push(`fast path: ${change} the veth of pod ${p.mac} (ifindex ${p.hostIndex})`);
+        if (this.put(p, problem)) on.add(p.mac);
       } catch (e) {
-        run.problems.push(`fast path: pod ${p.mac}: ${messageOf(e)}`);
-        if (!stillOn(p.hostIndex, this.progId)) want.delete(p.mac);
+        problem(`pod ${p.mac}`, e);
+        if (stillOurs(p.hostIndex, this.progId)) on.add(p.mac);
       }
     }
-    this.fillMap(want, run);
+    this.forgetAllBut(on, run, problem);
     // A veth no pod of ours is on any more (one taken off the bridge) loses the program.
     const current = new Set(ports.map((p) => p.hostIndex));
     for (const index of this.attached) {
       if (current.has(index)) continue;
-      this.attached.delete(index);
       try {
         bpf.tcxDetach(this.progFd, index, bpf.BPF_TCX_INGRESS);
         run.changes.push(`fast path: off ifindex ${index}, no pod's veth now`);
       } catch (e) {
-        if (!isErrno(e, "ENODEV") && !isErrno(e, "ENOENT")) run.problems.push(`fast path: ifindex ${index}: ${messageOf(e)}`);
+        if (!isErrno(e, "ENODEV") && !isErrno(e, "ENOENT")) {
+          problem(`ifindex ${index}`, e);
+          continue;
+        }
       }
+      this.attached.delete(index);
     }
     return run;
   }
 
-  /** Makes the map hold exactly `want`. */
-  private fillMap(want: Map<string, Port>, run: FastPathRun): void {
-    for (const key of bpf.mapKeys(this.mapFd, 6)) {
-      if (want.has(formatMac(key))) continue;
-      bpf.mapDelete(this.mapFd, key);
-      run.changes.push(`fast path: forgot pod ${formatMac(key)}`);
-    }
+  /** The pod's MAC into the map, for its host veth; false when the map refused it. */
+  private put(p: Port, problem: (what: string, e: unknown) => void): boolean {
     const value = new Uint8Array(4);
-    for (const p of want.values()) {
-      new DataView(value.buffer).setUint32(0, p.hostIndex, true);
+    new DataView(value.buffer).setUint32(0, p.hostIndex, true);
+    try {
       bpf.mapUpdate(this.mapFd, parseMac(p.mac), value);
+      return true;
+    } catch (e) {
+      problem(`pod ${p.mac}`, e);
+      return false;
     }
   }
 
-  /** Ours on a veth's ingress, in place of an earlier agent's, and no other of weft's; false when it was so. */
-  private takeOver(ifindex: number, on: Programs): boolean {
-    let rest = on.earlier;
-    if (!on.ours) {
-      const [first, ...others] = on.earlier;
+  /** Takes every MAC but `keep` out of the map. */
+  private forgetAllBut(keep: Set<string>, run: FastPathRun, problem: (what: string, e: unknown) => void): void {
+    for (const key of bpf.mapKeys(this.mapFd, 6)) {
+      const mac = formatMac(key);
+      if (keep.has(mac)) continue;
+      try {
+        bpf.mapDelete(this.mapFd, key);
+        run.changes.push(`fast path: forgot pod ${mac}`);
+      } catch (e) {
+        problem(`pod ${mac}`, e);
+      }
+    }
+  }
+
+  /**
+   * Ours on a veth's ingress, in place of an earlier agent's, and no other of weft's:
+   * what changed ("on", "kept on"), or undefined when it was so.
+   */
+  private takeOver(ifindex: number, was: Programs): string | undefined {
+    let rest = was.earlier;
+    if (!was.ours) {
+      const [first, ...others] = was.earlier;
       // false when that program went meanwhile: then ours goes on beside nothing of weft's.
       const replaced = first !== undefined && withProgram(first, (fd) => (bpf.tcxAttach(this.progFd, ifindex, bpf.BPF_TCX_INGRESS, fd), true));
       if (!replaced) bpf.tcxAttach(this.progFd, ifindex, bpf.BPF_TCX_INGRESS);
@@ -170,7 +194,8 @@ export class SameNodeFastPath {
     }
     this.attached.add(ifindex);
     for (const id of rest) withProgram(id, (fd) => bpf.tcxDetach(fd, ifindex, bpf.BPF_TCX_INGRESS));
-    return !on.ours || on.earlier.length > 0;
+    if (!was.ours) return "on";
+    return rest.length ? "a stray program off" : undefined;
   }
 
   /**
@@ -224,10 +249,10 @@ function programsOn(ifindex: number, ours: number): Programs {
   return { ours: ids.includes(ours), earlier };
 }
 
-function stillOn(ifindex: number, ours: number): boolean {
+/** Whether ours is on a veth after a failure there; false if that cannot be told. */
+function stillOurs(ifindex: number, ours: number): boolean {
   try {
-    const on = programsOn(ifindex, ours);
-    return on.ours || on.earlier.length > 0;
+    return bpf.tcxQuery(ifindex, bpf.BPF_TCX_INGRESS).includes(ours);
   } catch {
     return false;
   }
@@ -262,15 +287,15 @@ export function removeFastPath(conf: WeftConf): string[] {
     return bridge ? links.filter((l) => l.master === bridge.index && l.kind === "veth") : [];
   });
   for (const port of ports) {
-    let on: Programs;
     try {
-      on = programsOn(port.index, 0);
+      for (const id of programsOn(port.index, 0).earlier) {
+        if (withProgram(id, (fd) => bpf.tcxDetach(fd, port.index, bpf.BPF_TCX_INGRESS)) !== false) changes.push(`fast path: off the veth ${port.name}`);
+      }
     } catch (e) {
-      if (isErrno(e, "EINVAL")) return changes; // no tcx in this kernel: nothing can be there
-      throw e;
-    }
-    for (const id of on.earlier) {
-      if (withProgram(id, (fd) => bpf.tcxDetach(fd, port.index, bpf.BPF_TCX_INGRESS)) !== false) changes.push(`fast path: off the veth ${port.name}`);
+      // No tcx (before Linux 6.6) or no bpf(2) here, or not allowed it: nothing to take off,
+      // or nothing this agent can do (its start-up line said why). ENODEV: a DEL took the veth.
+      if (isErrno(e, "EINVAL") || isErrno(e, "ENOSYS") || isErrno(e, "EPERM")) return changes;
+      if (!isErrno(e, "ENODEV")) throw e;
     }
   }
   return changes;

@@ -732,6 +732,10 @@ except socket.timeout:
     // rule), an error about a flow conntrack never saw is INVALID.
     inNs(n.ns, "iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP");
     expect(nsTry(p1.ns, "python3", "-c", UDP_PROBE, p2.ip, "9").out.trim()).toBe("refused");
+    // And through a Service: the error quotes p2's port, which conntrack must turn back
+    // into the ClusterIP's for p1's socket to take it.
+    inNs(n.ns, "nft", `add rule ip wt-svc pre ip daddr 10.96.0.10 udp dport 53 dnat to ${p2.ip}:9`);
+    expect(nsTry(p1.ns, "python3", "-c", UDP_PROBE, "10.96.0.10", "53").out.trim()).toBe("refused");
   });
 
   it("a restarted agent puts its program in place of the old one: one program per veth, and the pods still skip the bridge", async (ctx) => {
