@@ -4,7 +4,7 @@
 // holder may have removed it while we waited), and tries again if not.
 import { native } from "../native/index";
 import { isErrno } from "./errno";
-import { closeFile, dirName, makeDirs, openFile } from "./fs";
+import { closeFile, dirName, makeDirs, onPath, openFile } from "./fs";
 
 /**
  * Opens (creating) the lock file at `path`, with O_CLOEXEC so commands we spawn never
@@ -22,10 +22,10 @@ export function openLockFile(path: string, createDir: boolean): number | undefin
   return openFile(path, "c");
 }
 
-/** Runs `fn` holding flock(LOCK_EX) on `fd` (waiting for it), then closes `fd`. */
-export function holdingLock<T>(fd: number, fn: () => T): T {
+/** Runs `fn` holding flock(LOCK_EX) on `fd`, the lock file at `path` (waiting for it), then closes `fd`. */
+export function holdingLock<T>(path: string, fd: number, fn: () => T): T {
   try {
-    native.flock(fd, true);
+    onPath(path, () => native.flock(fd, true));
     return fn();
   } finally {
     release(fd);
@@ -55,13 +55,13 @@ function acquire(path: string, createDir: boolean, wait: boolean): number | "bus
     if (fd === undefined) return undefined;
     let linked: boolean;
     try {
-      if (wait) native.flock(fd, true);
-      else if (!native.tryFlock(fd)) {
+      if (wait) onPath(path, () => native.flock(fd, true));
+      else if (!onPath(path, () => native.tryFlock(fd))) {
         closeFile(fd);
         return "busy";
       }
       // Lock files are only ever removed, never renamed over: one still linked is the one at the path.
-      linked = native.linked(fd);
+      linked = onPath(path, () => native.linked(fd));
     } catch (e) {
       release(fd);
       throw e;

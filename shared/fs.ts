@@ -11,7 +11,7 @@ const F_OK = 0;
 const X_OK = 1;
 
 /** Runs a native call on `path`, naming the path in its error. */
-function onPath<T>(path: string, call: () => T): T {
+export function onPath<T>(path: string, call: () => T): T {
   try {
     return call();
   } catch (e) {

@@ -32,13 +32,16 @@ export function ownedBy(r: Reservation, containerId: string, ifname: string): bo
   return r.containerId === containerId && (r.ifname === null || r.ifname === ifname);
 }
 
+/** The network directory's lock file. */
+const lockFile = (dir: string): string => join(dir, "lock");
+
 export class Store {
   private constructor(private readonly dir: string) {}
 
   /** Runs `fn` with the network's directory locked, creating the directory if needed. */
   static withLock<T>(dataDir: string, network: string, fn: (s: Store) => T): T {
     const dir = join(dataDir, network);
-    return holdingLock(Store.openLock(dir, true)!, () => fn(new Store(dir)));
+    return holdingLock(lockFile(dir), Store.openLock(dir, true)!, () => fn(new Store(dir)));
   }
 
   /**
@@ -48,12 +51,12 @@ export class Store {
   static withExistingLock<T>(dataDir: string, network: string, fn: (s: Store) => T): T | undefined {
     const dir = join(dataDir, network);
     const fd = Store.openLock(dir, false);
-    return fd === undefined ? undefined : holdingLock(fd, () => fn(new Store(dir)));
+    return fd === undefined ? undefined : holdingLock(lockFile(dir), fd, () => fn(new Store(dir)));
   }
 
   /** The directory's lock file, opened (the directory made only when `create`). */
   private static openLock(dir: string, create: boolean): number | undefined {
-    const lockPath = join(dir, "lock");
+    const lockPath = lockFile(dir);
     try {
       return openLockFile(lockPath, create);
     } catch (e) {
