@@ -33,7 +33,8 @@ export function holdingLock<T>(path: string, fd: number, fn: () => T): T {
 }
 
 function release(fd: number): void {
-  // Closing our only descriptor would drop the lock anyway; unlocking first says so.
+  // Unlocked before the close: a child still holding a copy of the descriptor (the DEL's
+  // detached netlink send, until it closes what it inherited) must not keep the lock.
   try {
     native.funlock(fd);
   } finally {
@@ -74,18 +75,16 @@ function acquire(path: string, createDir: boolean, wait: boolean): number | "bus
 function locked<T>(path: string, o: LockOptions, wait: boolean, fn: () => T): T | "busy" {
   const fd = acquire(path, o.createDir, wait);
   if (fd === "busy") return fd;
-  const done = () => {
-    if (fd === undefined) return;
-    try {
-      o.beforeRelease?.();
-    } finally {
-      release(fd);
-    }
-  };
   try {
     return fn();
   } finally {
-    done();
+    if (fd !== undefined) {
+      try {
+        o.beforeRelease?.();
+      } finally {
+        release(fd);
+      }
+    }
   }
 }
 

@@ -1,6 +1,8 @@
 // The bpf(2) commands weft uses, each with its union bpf_attr laid out here
 // (include/uapi/linux/bpf.h) and sent through the addon's one generic call.
 import { native } from "../../native/index";
+import { isErrno } from "../errno";
+import { cstr, utf8, strz } from "../netlink/encoding";
 
 const enum Cmd {
   MAP_CREATE = 0,
@@ -28,7 +30,7 @@ function attr(size: number): { bytes: Uint8Array; view: DataView } {
 
 /** A NUL-padded name field (map and program names: 15 characters at most). */
 function putName(bytes: Uint8Array, offset: number, name: string): void {
-  bytes.set(new TextEncoder().encode(name.slice(0, 15)), offset);
+  bytes.set(utf8(name.slice(0, 15)), offset);
 }
 
 export function mapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, name: string): number {
@@ -65,7 +67,7 @@ export function mapKeys(fd: number, keySize: number): Uint8Array[] {
       // No key (a null pointer) asks for the first.
       native.bpf(Cmd.MAP_GET_NEXT_KEY, bytes, last ? [[8, last], [16, next]] : [[16, next]]);
     } catch (e) {
-      if ((e as { code?: string }).code === "ENOENT") return keys;
+      if (isErrno(e, "ENOENT")) return keys;
       throw e;
     }
     keys.push(next);
@@ -84,7 +86,7 @@ export interface ProgLoad {
 /** Loads a program; a rejection's error carries the verifier's last lines. */
 export function progLoad(p: ProgLoad): number {
   const { bytes, view } = attr(128);
-  const license = new TextEncoder().encode(`${p.license}\0`);
+  const license = strz(p.license);
   const log = new Uint8Array(64 * 1024);
   view.setUint32(0, p.type, true);
   view.setUint32(4, p.insns.length / 8, true);
@@ -95,7 +97,7 @@ export function progLoad(p: ProgLoad): number {
   try {
     return native.bpf(Cmd.PROG_LOAD, bytes, [[8, p.insns], [16, license], [32, log]]);
   } catch (e) {
-    const text = new TextDecoder().decode(log.subarray(0, log.indexOf(0))).trim();
+    const text = cstr(Buffer.from(log.buffer)).trim();
     if (text) (e as Error).message += `: ${text.split("\n").slice(-3).join(" | ")}`;
     throw e;
   }
@@ -146,9 +148,5 @@ export function progInfo(fd: number): { id: number; name: string } {
   view.setUint32(0, fd, true);
   view.setUint32(4, info.length, true);
   native.bpf(Cmd.OBJ_GET_INFO_BY_FD, bytes, [[8, info]]);
-  const name = info.subarray(64, 80);
-  return {
-    id: new DataView(info.buffer).getUint32(4, true),
-    name: new TextDecoder().decode(name.subarray(0, name.indexOf(0) < 0 ? 16 : name.indexOf(0))),
-  };
+  return { id: new DataView(info.buffer).getUint32(4, true), name: cstr(Buffer.from(info.buffer, 64, 16)) };
 }
