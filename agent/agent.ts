@@ -77,7 +77,7 @@ export class Agent {
   private kernel: KernelWatch | null = null;
   private deviceIndex: number | undefined;
   private weftConf: WeftConf | undefined;
-  /** orphans a plugin held at the last pass ("containerID/ifname"), so each is logged once */
+  /** the lines about orphans a plugin held at the last pass, so each is logged once */
   private heldOrphans = new Set<string>();
   private fastPath: SameNodeFastPath | undefined;
   /** the attachments directory (and which file it is: device and inode), watched while the fast path is on */
@@ -86,6 +86,8 @@ export class Agent {
   private fastPathRun: ReturnType<typeof setTimeout> | null = null;
   /** what the last fast path run of its own could not do: logged when it appears */
   private fastPathProblems = new Set<string>();
+  /** earlier agents' programs taken off (when this one runs without the fast path) */
+  private leftoversGone = false;
   private running = false;
   private lastProblems = new Set<string>();
   private readonly log: (line: string) => void;
@@ -147,7 +149,10 @@ export class Agent {
     const file = `${st.dev}:${st.ino}`;
     if (this.attachments?.file === file) return;
     this.attachments?.watcher.close();
-    const watcher = watch(dir, () => this.fastPathSoon(0));
+    // The saved attachments' own files only: not the lock files and temporary copies beside them.
+    const watcher = watch(dir, (_, name) => {
+      if (name === null || name.endsWith(".json")) this.fastPathSoon(0);
+    });
     watcher.on("error", (e) => {
       this.log(`fast path: watching ${dir}: ${messageOf(e)}`);
       watcher.close();
@@ -166,8 +171,7 @@ export class Agent {
       this.fastPathRun = null;
       const problems: string[] = [];
       this.convergeFastPath(this.log, problems);
-      for (const p of problems) if (!this.fastPathProblems.has(p)) this.log(p);
-      this.fastPathProblems = new Set(problems);
+      this.fastPathProblems = logNew(this.fastPathProblems, problems, this.log);
     }, ms);
   }
 
@@ -218,9 +222,7 @@ export class Agent {
     }
     if (this.o.readyFile) this.markReady(this.o.readyFile, result.ready, problems);
     // Problems are logged when they appear, not again on every resync while they last.
-    const now = new Set(problems);
-    for (const p of now) if (!this.lastProblems.has(p)) this.log(p);
-    this.lastProblems = now;
+    this.lastProblems = logNew(this.lastProblems, problems, this.log);
     this.last = result;
     return result;
   }
@@ -311,8 +313,13 @@ export class Agent {
     attempt(
       problems,
       () => {
-        // Programs an earlier agent left would go on with a map nobody keeps.
-        if (!fastPath) return removeFastPath(this.weftConfig()).forEach(log);
+        // Programs an earlier agent left would go on with a map nobody keeps. Only an
+        // earlier agent can have left any: one pass that ends well is enough.
+        if (!fastPath) {
+          if (!this.leftoversGone) removeFastPath(this.weftConfig()).forEach(log);
+          this.leftoversGone = true;
+          return;
+        }
         // Without the watch the resync still brings new pods the fast path.
         attempt(problems, () => this.watchAttachments(), "fast path: watching the attachments");
         const run = fastPath.converge(this.weftConfig());
@@ -332,12 +339,18 @@ export class Agent {
         const { removed, busy, failed } = collectOrphans(this.weftConfig());
         for (const a of removed) log(`gc: released ${a.containerID}/${a.ifname} (its netns ${a.saved?.netns} is gone)`);
         // Said once while it stays busy: a plugin stuck holding the lock keeps the pod's IP.
-        const held = new Set(busy.map((a) => `${a.containerID}/${a.ifname}`));
-        for (const key of held) if (!this.heldOrphans.has(key)) log(`gc: ${key} left for a later pass: its netns is gone, but a plugin holds its lock`);
-        this.heldOrphans = held;
+        const held = busy.map((a) => `gc: ${a.containerID}/${a.ifname} left for a later pass: its netns is gone, but a plugin holds its lock`);
+        this.heldOrphans = logNew(this.heldOrphans, held, log);
         for (const f of failed) problems.push(`gc: ${f}`);
       },
       "gc",
     );
   }
+}
+
+/** Logs each of `now` not in `before` (said once while it lasts); returns `now` as the next `before`. */
+function logNew(before: Set<string>, now: string[], log: (line: string) => void): Set<string> {
+  const next = new Set(now);
+  for (const line of next) if (!before.has(line)) log(line);
+  return next;
 }

@@ -6,13 +6,14 @@
 // A pod's MAC is in the map exactly while a fast path program is on its own veth (ours, or
 // during a restart an earlier agent's), so between two pods either both directions of a
 // flow skip the bridge or neither does: conntrack sees all of it or none of it.
-import { closeSync, openSync, readSync } from "node:fs";
+import { readSync } from "node:fs";
 import { formatMac, parseMac } from "../shared/mac";
 import { getLinkByName, listLinks, type Link } from "../shared/netlink/link";
 import { withSocket } from "../shared/netlink/socket";
 import { findBtfTypes, KIND_FUNC, KIND_STRUCT, type BtfType } from "../shared/bpf/btf";
 import * as bpf from "../shared/bpf/syscall";
-import { closeFile } from "../shared/fs";
+import { closeFile, openFile } from "../shared/fs";
+import { isNetnsGone } from "../shared/netns";
 import { isErrno } from "../shared/errno";
 import { messageOf } from "../shared/cni/errors";
 import { savedAttachments } from "../plugins/weft/saved";
@@ -23,8 +24,8 @@ import { fastPathProgram, FAST_PATH_LICENSE } from "./fastpath-program";
 export const FAST_PATH_PROGRAM = "weft_fastpath";
 const MAP_ENTRIES = 4096;
 const VMLINUX_BTF = "/sys/kernel/btf/vmlinux";
-/** Reconciles a pod whose ADD has not made its interface yet is looked for again in (then the resync's). */
-const WAIT_TRIES = 50;
+/** How long a pod whose ADD has not made its interface yet is looked for every 100 ms (then at the resync). */
+const WAIT_MS = 5000;
 
 /** A pod of this node: its MAC and the ifindex of its host-side veth. */
 interface Port {
@@ -40,8 +41,8 @@ export interface FastPathRun {
 }
 
 export class SameNodeFastPath {
-  /** per attachment ("containerID/ifname") whose interface is not there yet: how often it was looked for */
-  private readonly tries = new Map<string, number>();
+  /** per attachment ("containerID/ifname") whose interface is not there yet: when it was first looked for */
+  private readonly waitingSince = new Map<string, number>();
   /** the host veths this agent put its program on */
   private readonly attached = new Set<number>();
 
@@ -62,7 +63,7 @@ export class SameNodeFastPath {
     let types: Map<string, BtfType>;
     let fd: number | undefined;
     try {
-      const btf = (fd = openSync(VMLINUX_BTF, "r"));
+      const btf = (fd = openFile(VMLINUX_BTF, "r"));
       types = findBtfTypes((position, length) => {
         // sysfs hands out a page per read.
         const b = Buffer.alloc(length);
@@ -73,7 +74,7 @@ export class SameNodeFastPath {
     } catch (e) {
       return `no kernel BTF (${VMLINUX_BTF}): ${messageOf(e)}`;
     } finally {
-      if (fd !== undefined) closeSync(fd);
+      if (fd !== undefined) closeFile(fd);
     }
     const [ctLookup, ctRelease, optsSize] = [types.get(lookup)?.id, types.get(release)?.id, types.get(opts)?.sizeOrType];
     if (!ctLookup || !ctRelease || !optsSize) return "the kernel's BTF has no bpf_skb_ct_lookup (Linux 6.0+, nf_conntrack built in)";
@@ -116,7 +117,7 @@ export class SameNodeFastPath {
       try {
         const on = programsOn(p.hostIndex, this.progId);
         found.push([p, on]);
-        if (on.ours || on.earlier.length) this.put(p, problem);
+        if (!on.ours && on.earlier.length) this.put(p, problem);
       } catch (e) {
         problem(`pod ${p.mac}`, e);
         unknown.add(p.mac);
@@ -206,10 +207,8 @@ export class SameNodeFastPath {
    */
   private podPorts(conf: WeftConf, run: FastPathRun): Port[] {
     const ports: Port[] = [];
-    const { bridge, hostLinks } = withSocket(undefined, (nl) => {
-      const links = listLinks(nl);
-      return { bridge: links.find((l) => l.name === conf.bridge), hostLinks: new Map(links.map((l) => [l.index, l])) };
-    });
+    const { bridge, links } = bridgeLinks(conf);
+    const hostLinks = new Map(links.map((l) => [l.index, l]));
     const seen = new Set<string>();
     for (const a of savedAttachments(conf)) {
       const netns = a.saved?.netns;
@@ -217,24 +216,31 @@ export class SameNodeFastPath {
       let pod: Link | null;
       try {
         pod = withSocket(netns, (nl) => getLinkByName(nl, a.ifname));
-      } catch {
-        continue; // its netns is gone: the agent's GC takes it
+      } catch (e) {
+        if (!isNetnsGone(e)) run.problems.push(`fast path: ${netns}: ${messageOf(e)}`);
+        continue; // a netns gone is the agent's GC's to collect
       }
       const key = `${a.containerID}/${a.ifname}`;
       seen.add(key);
       const host = pod?.peerIndex === undefined ? undefined : hostLinks.get(pod.peerIndex);
       if (pod && bridge && host?.kind === "veth" && host.master === bridge.index) {
         ports.push({ mac: pod.mac, hostIndex: host.index });
-        this.tries.delete(key);
+        this.waitingSince.delete(key);
         continue;
       }
-      const tries = (this.tries.get(key) ?? 0) + 1;
-      this.tries.set(key, tries);
-      if (tries < WAIT_TRIES) run.waiting = true;
+      const since = this.waitingSince.get(key) ?? Date.now();
+      this.waitingSince.set(key, since);
+      if (Date.now() - since < WAIT_MS) run.waiting = true;
     }
-    for (const key of this.tries.keys()) if (!seen.has(key)) this.tries.delete(key);
+    for (const key of this.waitingSince.keys()) if (!seen.has(key)) this.waitingSince.delete(key);
     return ports;
   }
+}
+
+/** The node's links, and among them the pods' bridge (undefined before the first pod's ADD makes it). */
+function bridgeLinks(conf: WeftConf): { bridge: Link | undefined; links: Link[] } {
+  const links = withSocket(undefined, listLinks);
+  return { bridge: links.find((l) => l.name === conf.bridge), links };
 }
 
 /** The fast path programs on a veth's ingress: whether ours (`ours`, an ID) is, and earlier agents'. */
@@ -281,12 +287,8 @@ function withProgram<T>(id: number, fn: (fd: number) => T): T | false {
  */
 export function removeFastPath(conf: WeftConf): string[] {
   const changes: string[] = [];
-  const ports = withSocket(undefined, (nl) => {
-    const links = listLinks(nl);
-    const bridge = links.find((l) => l.name === conf.bridge);
-    return bridge ? links.filter((l) => l.master === bridge.index && l.kind === "veth") : [];
-  });
-  for (const port of ports) {
+  const { bridge, links } = bridgeLinks(conf);
+  for (const port of links.filter((l) => bridge && l.master === bridge.index && l.kind === "veth")) {
     try {
       for (const id of programsOn(port.index, 0).earlier) {
         if (withProgram(id, (fd) => bpf.tcxDetach(fd, port.index, bpf.BPF_TCX_INGRESS)) !== false) changes.push(`fast path: off the veth ${port.name}`);
