@@ -757,13 +757,15 @@ except socket.timeout:
     const del = cni({ plugin: "weft", command: "DEL", conf, hostNs: n.ns, containerId: "ctr-2", netns: netnsPath(p2.ns) });
     expect(del.code, del.stdout).toBe(0);
     await until("the deleted pod forgotten", () => a.log(), (l) => l.includes(`fast path: forgot pod ${eth0!.address}`));
+    // p3 in the old agent's map too: were its program left on p1's veth, p1 to p3 would skip the bridge.
+    const p3 = weftPod(n, conf, "ctr-3");
+    await until("the fast path on p3", () => a.log(), (l) => l.split("fast path: on the veth of pod").length === 4);
 
     expect(await stopAgent(a)).toBe(0);
     const b = startAgent(n, ["--fast-path", "never"]);
     const host = hostVeth(n, p1.ns);
     await until("the program off p1's veth", () => b.log(), (l) => l.includes(`fast path: off the veth ${host.name}`));
     expect(inNetns(netnsPath(n.ns), () => tcxQuery(host.index, BPF_TCX_INGRESS))).toEqual([]);
-    const p3 = weftPod(n, conf, "ctr-3");
     expect(sendTcp(n, p1.ns, p3).viaBridge).toBeGreaterThan(100);
     expect(b.log()).toContain("fast path never");
   });

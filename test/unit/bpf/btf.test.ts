@@ -44,7 +44,7 @@ describe("findBtfTypes", () => {
       strings,
     );
     const wanted = [`${KIND_FUNC}:bpf_ct_release`, `${KIND_STRUCT}:bpf_ct_opts`, `${KIND_FUNC}:bpf_ct_opts`];
-    // Read whole, and 16 bytes at a time: names and records then straddle the reads.
+    // Read whole, and a few bytes at a time: names and records then straddle the reads.
     for (const size of [undefined, 8]) {
       expect(Object.fromEntries(findBtfTypes(reader(b), wanted, size))).toEqual({
         [`${KIND_FUNC}:bpf_ct_release`]: { id: 4, sizeOrType: 3 },
