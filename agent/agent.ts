@@ -21,7 +21,7 @@ import { NFPROTO, withNetfilter } from "../shared/netlink/nftables";
 import { OVERLAY_TABLE } from "../shared/firewall/common";
 import { convergeOverlayRules } from "./overlay-rules";
 import type { NodeSnapshot, NodeSource } from "./types";
-import { removeFastPath, SameNodeFastPath } from "./fastpath";
+import { FastPath, removeFastPath, type CrossNode } from "./fastpath";
 
 export interface AgentOptions {
   nodeName: string;
@@ -32,7 +32,7 @@ export interface AgentOptions {
   /** overlay MTU; default: underlay MTU − 50 */
   mtu?: number;
   directRouting: DirectRouting;
-  /** auto: the same-node fast path where the kernel takes it (fastpath.ts); never: the bridge alone */
+  /** auto: the fast path where the kernel takes it (fastpath.ts); never: the kernel's forwarding alone */
   fastPath: "auto" | "never";
   stateDir: string;
   ipamDir: string;
@@ -79,7 +79,9 @@ export class Agent {
   private weftConf: WeftConf | undefined;
   /** the lines about orphans a plugin held at the last pass, so each is logged once */
   private heldOrphans = new Set<string>();
-  private fastPath: SameNodeFastPath | undefined;
+  private fastPath: FastPath | undefined;
+  /** the devices and peers of the last reconcile that got that far, for the fast path's own runs */
+  private crossNode: CrossNode | undefined;
   /** the attachments directory (and which file it is: device and inode), watched while the fast path is on */
   private attachments: { watcher: FSWatcher; file: string } | null = null;
   /** a fast path run of its own, soon: the attachments changed, or an ADD is making its pod's interface */
@@ -129,13 +131,13 @@ export class Agent {
   }
 
   private startFastPath(): void {
-    const loaded = SameNodeFastPath.load();
+    const loaded = FastPath.load();
     if (typeof loaded === "string") {
-      this.log(`same-node fast path off: ${loaded}`);
+      this.log(`fast path off: ${loaded}`);
       return;
     }
     this.fastPath = loaded;
-    this.log("same-node fast path on");
+    this.log("fast path on");
   }
 
   /**
@@ -271,6 +273,10 @@ export class Agent {
       desired = computeDesired(snap, self, { cluster, directRouting: this.o.directRouting, underlay: underlay.cidr });
       const dev = ensureDevice(nl, { name, vni: this.o.vni, port: this.o.port, mtu }, desired, underlay, log);
       this.deviceIndex = dev.index;
+      this.crossNode = {
+        ins: [underlay, dev].map((d) => ({ index: d.index, name: d.name })),
+        peers: desired.peers.map((p) => p.podCIDR),
+      };
       ensureAddress(nl, dev, self.address, log);
       return convergePeers(nl, dev, underlay, desired, log);
     });
@@ -309,20 +315,21 @@ export class Agent {
   }
 
   private convergeFastPath(log: (line: string) => void, problems: string[]): void {
-    const fastPath = this.fastPath;
+    const [fastPath, cross] = [this.fastPath, this.crossNode];
+    if (!cross) return; // no reconcile has found the devices yet: it runs the fast path when one does
     attempt(
       problems,
       () => {
         // Programs an earlier agent left would go on with a map nobody keeps. Only an
         // earlier agent can have left any: one pass that ends well is enough.
         if (!fastPath) {
-          if (!this.leftoversGone) removeFastPath(this.weftConfig()).forEach(log);
+          if (!this.leftoversGone) removeFastPath(this.weftConfig(), cross.ins).forEach(log);
           this.leftoversGone = true;
           return;
         }
         // Without the watch the resync still brings new pods the fast path.
         attempt(problems, () => this.watchAttachments(), "fast path: watching the attachments");
-        const run = fastPath.converge(this.weftConfig());
+        const run = fastPath.converge(this.weftConfig(), cross);
         run.changes.forEach(log);
         problems.push(...run.problems);
         if (run.waiting) this.fastPathSoon(100);

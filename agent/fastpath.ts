@@ -1,13 +1,18 @@
-// The same-node fast path (fastpath-program.ts): loaded once per agent, then kept level
-// with the node's pods on every reconcile. The program is on the ingress of each pod's
-// host-side veth; its map says which host veth holds each pod's MAC. Both come from the
-// pods weft attached (their saved attachments and the interface in each pod's netns),
-// never from traffic; a pod whose netns is gone is dropped.
-// A pod's MAC is in the map exactly while a fast path program is on its own veth (ours, or
-// during a restart an earlier agent's), so between two pods either both directions of a
-// flow skip the bridge or neither does: conntrack sees all of it or none of it.
+// The fast path (fastpath-program.ts): loaded once per agent, then kept level with the
+// node's pods and peers on every reconcile. The program is on the ingress of each pod's
+// host-side veth, of the underlay interface and of the VXLAN device. Its `pods` map says
+// which host veth holds each pod's address (and the pod's MAC); both come from the pods
+// weft attached (their saved attachments and the interface in each pod's netns), never
+// from traffic; a pod whose netns is gone is dropped. Its `peers` map holds the other
+// nodes' pod CIDRs, from the node list.
+// A pod's address is in the map exactly while a fast path program is on its own veth (ours,
+// or during a restart an earlier agent's), and the peers only while one is on the underlay
+// and the VXLAN device: so both directions of a flow skip the kernel's forwarding or
+// neither does, and conntrack sees all of it or none of it.
 import { readSync } from "node:fs";
-import { formatMac, parseMac } from "../shared/mac";
+import { parseMac } from "../shared/mac";
+import { addressOf, formatCIDR, formatIP, ipFromBytes, ipToBytes, parseCIDR, parseIP } from "../shared/ip";
+import { listAddresses } from "../shared/netlink/address";
 import { getLinkByName, listLinks, type Link } from "../shared/netlink/link";
 import { withSocket } from "../shared/netlink/socket";
 import { findBtfTypes, KIND_FUNC, KIND_STRUCT, type BtfType } from "../shared/bpf/btf";
@@ -18,7 +23,7 @@ import { isErrno } from "../shared/errno";
 import { messageOf } from "../shared/cni/errors";
 import { savedAttachments } from "../plugins/weft/saved";
 import type { WeftConf } from "../plugins/weft/config";
-import { fastPathProgram, FAST_PATH_LICENSE } from "./fastpath-program";
+import { fastPathProgram, FAST_PATH_LICENSE, POD_VALUE } from "./fastpath-program";
 
 /** The program's name: how an agent knows the programs an earlier one attached. */
 export const FAST_PATH_PROGRAM = "weft_fastpath";
@@ -27,10 +32,18 @@ const VMLINUX_BTF = "/sys/kernel/btf/vmlinux";
 /** How long a pod whose ADD has not made its interface yet is looked for every 100 ms (then at the resync). */
 const WAIT_MS = 5000;
 
-/** A pod of this node: its MAC and the ifindex of its host-side veth. */
+/** A pod of this node: its IPv4 addresses, its MAC, and the ifindex of its host-side veth. */
 interface Port {
+  ips: string[];
   mac: string;
   hostIndex: number;
+}
+
+/** What the overlay gives the fast path: the devices traffic from other nodes comes in by, and those nodes' pod CIDRs. */
+export interface CrossNode {
+  /** the underlay interface and the VXLAN device */
+  ins: Array<{ index: number; name: string }>;
+  peers: string[];
 }
 
 export interface FastPathRun {
@@ -40,25 +53,28 @@ export interface FastPathRun {
   waiting: boolean;
 }
 
-export class SameNodeFastPath {
+type Problem = (what: string, e: unknown) => void;
+
+export class FastPath {
   /** per attachment ("containerID/ifname") whose interface is not there yet: when it was first looked for */
   private readonly waitingSince = new Map<string, number>();
-  /** the host veths this agent put its program on */
+  /** the devices this agent put its program on */
   private readonly attached = new Set<number>();
 
   private constructor(
-    private readonly mapFd: number,
+    private readonly podsFd: number,
+    private readonly peersFd: number,
     private readonly progFd: number,
     private readonly progId: number,
   ) {}
 
   /**
-   * Loads the map and the program, or says why this kernel cannot take them (the bridge
-   * then carries same-node traffic as before): tcx (Linux 6.6), conntrack's kfuncs in the
-   * kernel's own BTF (nf_conntrack built in), CAP_BPF, CAP_NET_ADMIN, and CAP_SYS_ADMIN to
-   * find the programs an earlier agent attached.
+   * Loads the maps and the program, or says why this kernel cannot take them (the kernel's
+   * own forwarding then carries everything as before): tcx (Linux 6.6), conntrack's kfuncs
+   * in the kernel's own BTF (nf_conntrack built in), CAP_BPF, CAP_NET_ADMIN, and
+   * CAP_SYS_ADMIN to find the programs an earlier agent attached.
    */
-  static load(): SameNodeFastPath | string {
+  static load(): FastPath | string {
     const [lookup, release, opts] = [`${KIND_FUNC}:bpf_skb_ct_lookup`, `${KIND_FUNC}:bpf_ct_release`, `${KIND_STRUCT}:bpf_ct_opts`];
     let types: Map<string, BtfType>;
     let fd: number | undefined;
@@ -80,11 +96,13 @@ export class SameNodeFastPath {
     if (!ctLookup || !ctRelease || !optsSize) return "the kernel's BTF has no bpf_skb_ct_lookup (Linux 6.0+, nf_conntrack built in)";
     const fds: number[] = [];
     try {
-      const mapFd = bpf.mapCreate(bpf.BPF_MAP_TYPE_HASH, 6, 4, MAP_ENTRIES, "weft_pods");
-      fds.push(mapFd);
+      const podsFd = bpf.mapCreate(bpf.BPF_MAP_TYPE_HASH, 4, POD_VALUE.size, MAP_ENTRIES, "weft_pods");
+      fds.push(podsFd);
+      const peersFd = bpf.mapCreate(bpf.BPF_MAP_TYPE_LPM_TRIE, 8, 4, MAP_ENTRIES, "weft_peers", bpf.BPF_F_NO_PREALLOC);
+      fds.push(peersFd);
       const progFd = bpf.progLoad({
         type: bpf.BPF_PROG_TYPE_SCHED_CLS,
-        insns: fastPathProgram({ mapFd, ctLookup, ctRelease, optsSize }),
+        insns: fastPathProgram({ podsFd, peersFd, ctLookup, ctRelease, optsSize }),
         license: FAST_PATH_LICENSE,
         name: FAST_PATH_PROGRAM,
         expectedAttachType: bpf.BPF_TCX_INGRESS,
@@ -93,7 +111,7 @@ export class SameNodeFastPath {
       const id = bpf.progInfo(progFd).id;
       // What finding an earlier agent's programs takes (CAP_SYS_ADMIN), asked now, not per pod later.
       closeFile(bpf.progFdById(id));
-      return new SameNodeFastPath(mapFd, progFd, id);
+      return new FastPath(podsFd, peersFd, progFd, id);
     } catch (e) {
       for (const fd of fds) closeFile(fd);
       return `${messageOf(e)}${isErrno(e, "EPERM") ? " (it needs CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN)" : ""}`;
@@ -101,47 +119,76 @@ export class SameNodeFastPath {
   }
 
   /**
-   * Puts the program on each pod's host veth (in place of an earlier agent's, at once, so
-   * no packet misses it) and its MAC in the map, and takes gone pods out. Pods an earlier
-   * agent's program is on are in the map before ours replaces it: no flow it carried falls
-   * back to the bridge midway (conntrack would take it up there).
+   * Puts the program on the underlay, the VXLAN device and each pod's host veth (in place
+   * of an earlier agent's, at once, so no packet misses it), the pods and peers in the
+   * maps, and takes gone ones out. What an earlier agent's program serves is in the maps
+   * before ours replaces it: no flow it carried falls back to the kernel midway (conntrack
+   * would take it up there).
    */
-  converge(conf: WeftConf): FastPathRun {
+  converge(conf: WeftConf, cross: CrossNode): FastPathRun {
     const run: FastPathRun = { changes: [], problems: [], waiting: false };
-    const ports = this.podPorts(conf, run);
-    const problem = (what: string, e: unknown) => run.problems.push(`fast path: ${what}: ${messageOf(e)}`);
-    // MACs whose veth could not be asked: left as they are in the map, until a run can.
+    const problem: Problem = (what, e) => run.problems.push(`fast path: ${what}: ${messageOf(e)}`);
+    const { bridge, ports } = this.podPorts(conf, run);
+
+    // Phase one: what an earlier agent's programs serve goes in our maps.
+    const ins: Array<[CrossNode["ins"][number], Programs]> = [];
+    for (const dev of cross.ins) {
+      try {
+        ins.push([dev, programsOn(dev.index, this.progId)]);
+      } catch (e) {
+        problem(dev.name, e);
+      }
+    }
+    const covered = ins.length === cross.ins.length && ins.every(([, on]) => on.ours || on.earlier.length > 0);
+    if (covered) this.putPeers(cross.peers, run, problem);
+    // Addresses whose veth could not be asked: left as they are in the map, until a run can.
     const unknown = new Set<string>();
     const found: Array<[Port, Programs]> = [];
     for (const p of ports) {
       try {
         const on = programsOn(p.hostIndex, this.progId);
         found.push([p, on]);
-        if (!on.ours && on.earlier.length) this.put(p, problem);
+        if (!on.ours && on.earlier.length) this.put(p, bridge!, problem);
       } catch (e) {
         problem(`pod ${p.mac}`, e);
-        unknown.add(p.mac);
+        p.ips.forEach((ip) => unknown.add(ip));
       }
     }
+
+    // Phase two: ours on every device, the maps level.
+    let insOn = ins.length === cross.ins.length;
+    for (const [dev, was] of ins) {
+      try {
+        const change = this.takeOver(dev.index, was);
+        if (change) run.changes.push(`fast path: ${change} ${dev.name} (ifindex ${dev.index})`);
+      } catch (e) {
+        problem(dev.name, e);
+        insOn = false;
+      }
+    }
+    // Without the program on every way in, replies from other nodes would meet conntrack
+    // mid-flow: no cross-node flow takes the fast path then.
+    this.putPeers(insOn ? cross.peers : [], run, problem);
     const on = new Set(unknown);
     for (const [p, was] of found) {
       try {
         const change = this.takeOver(p.hostIndex, was);
         if (change) run.changes.push(`fast path: ${change} the veth of pod ${p.mac} (ifindex ${p.hostIndex})`);
-        if (this.put(p, problem)) on.add(p.mac);
+        if (this.put(p, bridge!, problem)) p.ips.forEach((ip) => on.add(ip));
       } catch (e) {
         problem(`pod ${p.mac}`, e);
-        if (stillOurs(p.hostIndex, this.progId)) on.add(p.mac);
+        if (stillOurs(p.hostIndex, this.progId)) p.ips.forEach((ip) => on.add(ip));
       }
     }
-    this.forgetAllBut(on, run, problem);
-    // A veth no pod of ours is on any more (one taken off the bridge) loses the program.
-    const current = new Set(ports.map((p) => p.hostIndex));
+    this.forgetPodsBut(on, run, problem);
+    // A device no pod of ours is on any more (one taken off the bridge), or a VXLAN device
+    // since replaced, loses the program.
+    const current = new Set([...ports.map((p) => p.hostIndex), ...cross.ins.map((d) => d.index)]);
     for (const index of this.attached) {
       if (current.has(index)) continue;
       try {
         bpf.tcxDetach(this.progFd, index, bpf.BPF_TCX_INGRESS);
-        run.changes.push(`fast path: off ifindex ${index}, no pod's veth now`);
+        run.changes.push(`fast path: off ifindex ${index}, no pod's veth or way in now`);
       } catch (e) {
         if (!isErrno(e, "ENODEV") && !isErrno(e, "ENOENT")) {
           problem(`ifindex ${index}`, e);
@@ -153,12 +200,14 @@ export class SameNodeFastPath {
     return run;
   }
 
-  /** The pod's MAC into the map, for its host veth; false when the map refused it. */
-  private put(p: Port, problem: (what: string, e: unknown) => void): boolean {
-    const value = new Uint8Array(4);
-    new DataView(value.buffer).setUint32(0, p.hostIndex, true);
+  /** The pod's addresses into the map, for its host veth; false when the map refused one. */
+  private put(p: Port, bridge: Link, problem: Problem): boolean {
+    const value = new Uint8Array(POD_VALUE.size);
+    new DataView(value.buffer).setUint32(POD_VALUE.hostIndex, p.hostIndex, true);
+    value.set(parseMac(p.mac), POD_VALUE.mac);
+    value.set(parseMac(bridge.mac), POD_VALUE.gatewayMac);
     try {
-      bpf.mapUpdate(this.mapFd, parseMac(p.mac), value);
+      for (const ip of p.ips) bpf.mapUpdate(this.podsFd, ipKey(ip), value);
       return true;
     } catch (e) {
       problem(`pod ${p.mac}`, e);
@@ -166,22 +215,45 @@ export class SameNodeFastPath {
     }
   }
 
-  /** Takes every MAC but `keep` out of the map. */
-  private forgetAllBut(keep: Set<string>, run: FastPathRun, problem: (what: string, e: unknown) => void): void {
-    for (const key of bpf.mapKeys(this.mapFd, 6)) {
-      const mac = formatMac(key);
-      if (keep.has(mac)) continue;
+  /** Takes every pod address but `keep` out of the map. */
+  private forgetPodsBut(keep: Set<string>, run: FastPathRun, problem: Problem): void {
+    for (const key of bpf.mapKeys(this.podsFd, 4)) {
+      const ip = formatIP(ipFromBytes(key));
+      if (keep.has(ip)) continue;
       try {
-        bpf.mapDelete(this.mapFd, key);
-        run.changes.push(`fast path: forgot pod ${mac}`);
+        bpf.mapDelete(this.podsFd, key);
+        run.changes.push(`fast path: forgot pod ${ip}`);
       } catch (e) {
-        problem(`pod ${mac}`, e);
+        problem(`pod ${ip}`, e);
+      }
+    }
+  }
+
+  /** The peers map holding exactly `cidrs`. */
+  private putPeers(cidrs: string[], run: FastPathRun, problem: Problem): void {
+    const want = new Map(cidrs.map((c) => [c, peerKey(c)]));
+    for (const key of bpf.mapKeys(this.peersFd, 8)) {
+      const cidr = peerCIDR(key);
+      if (want.delete(cidr)) continue;
+      try {
+        bpf.mapDelete(this.peersFd, key);
+        run.changes.push(`fast path: off for pods in ${cidr}`);
+      } catch (e) {
+        problem(cidr, e);
+      }
+    }
+    for (const [cidr, key] of want) {
+      try {
+        bpf.mapUpdate(this.peersFd, key, new Uint8Array(4));
+        run.changes.push(`fast path: on for pods in ${cidr}`);
+      } catch (e) {
+        problem(cidr, e);
       }
     }
   }
 
   /**
-   * Ours on a veth's ingress, in place of an earlier agent's, and no other of weft's:
+   * Ours on a device's ingress, in place of an earlier agent's, and no other of weft's:
    * what changed ("on", "kept on"), or undefined when it was so.
    */
   private takeOver(ifindex: number, was: Programs): string | undefined {
@@ -200,12 +272,12 @@ export class SameNodeFastPath {
   }
 
   /**
-   * This node's weft pods, each found through its saved netns: the MAC of its interface and
-   * that veth's peer here, when the peer is a port of the pods' bridge. A pod whose netns
-   * is there but not yet its interface (its ADD is under way: the attachment is saved
-   * first) makes the run `waiting`.
+   * This node's weft pods, each found through its saved netns: the addresses and MAC of its
+   * interface and that veth's peer here, when the peer is a port of the pods' bridge. A pod
+   * whose netns is there but not yet its interface (its ADD is under way: the attachment
+   * is saved first) makes the run `waiting`.
    */
-  private podPorts(conf: WeftConf, run: FastPathRun): Port[] {
+  private podPorts(conf: WeftConf, run: FastPathRun): { bridge: Link | undefined; ports: Port[] } {
     const ports: Port[] = [];
     const { bridge, links } = bridgeLinks(conf);
     const hostLinks = new Map(links.map((l) => [l.index, l]));
@@ -213,18 +285,21 @@ export class SameNodeFastPath {
     for (const a of savedAttachments(conf)) {
       const netns = a.saved?.netns;
       if (!netns) continue;
-      let pod: Link | null;
+      let pod: { link: Link; ips: string[] } | null;
       try {
-        pod = withSocket(netns, (nl) => getLinkByName(nl, a.ifname));
+        pod = withSocket(netns, (nl) => {
+          const link = getLinkByName(nl, a.ifname);
+          return link && { link, ips: listAddresses(nl, link.index, 4).map((x) => addressOf(x.cidr)) };
+        });
       } catch (e) {
         if (!isNetnsGone(e)) run.problems.push(`fast path: ${netns}: ${messageOf(e)}`);
         continue; // a netns gone is the agent's GC's to collect
       }
       const key = `${a.containerID}/${a.ifname}`;
       seen.add(key);
-      const host = pod?.peerIndex === undefined ? undefined : hostLinks.get(pod.peerIndex);
-      if (pod && bridge && host?.kind === "veth" && host.master === bridge.index) {
-        ports.push({ mac: pod.mac, hostIndex: host.index });
+      const host = pod?.link.peerIndex === undefined ? undefined : hostLinks.get(pod.link.peerIndex);
+      if (pod && pod.ips.length && bridge && host?.kind === "veth" && host.master === bridge.index) {
+        ports.push({ ips: pod.ips, mac: pod.link.mac, hostIndex: host.index });
         this.waitingSince.delete(key);
         continue;
       }
@@ -233,8 +308,26 @@ export class SameNodeFastPath {
       if (Date.now() - since < WAIT_MS) run.waiting = true;
     }
     for (const key of this.waitingSince.keys()) if (!seen.has(key)) this.waitingSince.delete(key);
-    return ports;
+    return { bridge, ports };
   }
+}
+
+/** A `pods` key: the address's four bytes. */
+function ipKey(ip: string): Uint8Array {
+  return ipToBytes(parseIP(ip)!);
+}
+
+/** A `peers` key: { u32 prefix length (host order), the network's four bytes }. */
+function peerKey(cidr: string): Uint8Array {
+  const net = parseCIDR(cidr)!;
+  const key = new Uint8Array(8);
+  new DataView(key.buffer).setUint32(0, net.prefix, true);
+  key.set(ipToBytes(net.ip), 4);
+  return key;
+}
+
+function peerCIDR(key: Uint8Array): string {
+  return formatCIDR(ipFromBytes(key.subarray(4)), new DataView(key.buffer, key.byteOffset).getUint32(0, true));
 }
 
 /** The node's links, and among them the pods' bridge (undefined before the first pod's ADD makes it). */
@@ -281,17 +374,18 @@ function withProgram<T>(id: number, fn: (fd: number) => T): T | false {
 }
 
 /**
- * Takes the programs an earlier agent put on the bridge's ports off them: with
- * `--fast-path never`, or where this agent cannot load its own (they would go on with a
- * map nobody keeps).
+ * Takes the programs an earlier agent put on the bridge's ports, the underlay and the
+ * VXLAN device off them: with `--fast-path never`, or where this agent cannot load its own
+ * (they would go on with maps nobody keeps).
  */
-export function removeFastPath(conf: WeftConf): string[] {
+export function removeFastPath(conf: WeftConf, ins: CrossNode["ins"]): string[] {
   const changes: string[] = [];
   const { bridge, links } = bridgeLinks(conf);
-  for (const port of links.filter((l) => bridge && l.master === bridge.index && l.kind === "veth")) {
+  const ports = links.filter((l) => bridge && l.master === bridge.index && l.kind === "veth").map((l) => ({ index: l.index, name: `the veth ${l.name}` }));
+  for (const dev of [...ins, ...ports]) {
     try {
-      for (const id of programsOn(port.index, 0).earlier) {
-        if (withProgram(id, (fd) => bpf.tcxDetach(fd, port.index, bpf.BPF_TCX_INGRESS)) !== false) changes.push(`fast path: off the veth ${port.name}`);
+      for (const id of programsOn(dev.index, 0).earlier) {
+        if (withProgram(id, (fd) => bpf.tcxDetach(fd, dev.index, bpf.BPF_TCX_INGRESS)) !== false) changes.push(`fast path: off ${dev.name}`);
       }
     } catch (e) {
       // No tcx (before Linux 6.6) or no bpf(2) here, or not allowed it: nothing to take off,

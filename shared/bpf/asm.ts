@@ -15,8 +15,8 @@ export interface Insn {
   to?: string;
 }
 
-/** One instruction, a label (a string), or the two halves of a 64-bit load. */
-export type Item = Insn | string | Insn[];
+/** One instruction, a label (a string), or a run of them (such as the two halves of a 64-bit load). */
+export type Item = Insn | string | readonly Item[];
 
 const insn = (code: number, dst: number, src: number, off: number, imm: number, to?: string): Insn => ({ code, dst, src, off, imm, ...(to ? { to } : {}) });
 
@@ -37,6 +37,8 @@ export const asm = {
   jneImm: (dst: number, imm: number, to: string) => insn(0x55, dst, 0, 0, imm, to),
   /** the same on the registers' low 32 bits */
   jne32Imm: (dst: number, imm: number, to: string) => insn(0x56, dst, 0, 0, imm, to),
+  jltImm: (dst: number, imm: number, to: string) => insn(0xa5, dst, 0, 0, imm, to),
+  jneReg: (dst: number, src: number, to: string) => insn(0x5d, dst, src, 0, 0, to),
   jgtReg: (dst: number, src: number, to: string) => insn(0x2d, dst, src, 0, 0, to),
   ja: (to: string) => insn(0x05, 0, 0, 0, 0, to),
   call: (helper: number) => insn(0x85, 0, 0, 0, helper),
@@ -45,14 +47,18 @@ export const asm = {
   exit: () => insn(0x95, 0, 0, 0, 0),
 };
 
+const isRun = (item: Item): item is readonly Item[] => Array.isArray(item);
+
 /** The program's bytes, labels resolved. */
 export function assemble(items: Item[]): Uint8Array {
   const flat: Insn[] = [];
   const labels = new Map<string, number>();
-  for (const item of items) {
+  const put = (item: Item): void => {
     if (typeof item === "string") labels.set(item, flat.length);
-    else flat.push(...(Array.isArray(item) ? item : [item]));
-  }
+    else if (isRun(item)) item.forEach(put);
+    else flat.push(item);
+  };
+  items.forEach(put);
   const out = new Uint8Array(flat.length * 8);
   const v = new DataView(out.buffer);
   flat.forEach((i, n) => {

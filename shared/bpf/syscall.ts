@@ -18,6 +18,10 @@ const enum Cmd {
 }
 
 export const BPF_MAP_TYPE_HASH = 1;
+/** longest-prefix match: keys are { u32 prefix length; the address } */
+export const BPF_MAP_TYPE_LPM_TRIE = 11;
+/** what an LPM trie must be created with */
+export const BPF_F_NO_PREALLOC = 1;
 export const BPF_PROG_TYPE_SCHED_CLS = 3;
 /** tcx (Linux 6.6): programs on a device's ingress, with no qdisc */
 export const BPF_TCX_INGRESS = 46;
@@ -33,12 +37,13 @@ function putName(bytes: Uint8Array, offset: number, name: string): void {
   bytes.set(utf8(name.slice(0, 15)), offset);
 }
 
-export function mapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, name: string): number {
+export function mapCreate(type: number, keySize: number, valueSize: number, maxEntries: number, name: string, flags = 0): number {
   const { bytes, view } = attr(48);
   view.setUint32(0, type, true);
   view.setUint32(4, keySize, true);
   view.setUint32(8, valueSize, true);
   view.setUint32(12, maxEntries, true);
+  view.setUint32(16, flags, true);
   putName(bytes, 28, name);
   return native.bpf(Cmd.MAP_CREATE, bytes, []);
 }

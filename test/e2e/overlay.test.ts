@@ -240,7 +240,8 @@ describe("overlay across three nodes (VXLAN)", () => {
         await expect.poll(echoes, { timeout: 10_000 }).toBeGreaterThan(0);
         return { client, echoes };
       };
-      // TCP from node1 to node2, ICMP from node1 to node3: both through the restarted agent's node.
+      // TCP from node1 to node2 (the fast path's, across nodes), ICMP from node1 to node3:
+      // both through the restarted agent's node.
       const { client, echoes } = await echoFlow(pods[1]!, pods[2]!, "7100");
       // And TCP between node1's two pods, which the fast path carries: the new agent puts its
       // program in place of the old one under this connection.
@@ -265,7 +266,7 @@ describe("overlay across three nodes (VXLAN)", () => {
         .poll(() => log().slice(logFrom), { timeout: 10_000, interval: 50 })
         .toContain("route del 10.244.250.0/24 via 192.168.77.250 dev eth0");
       expect(routeDsts(n1.ns)).not.toContain("10.244.250.0/24");
-      const fastPathOn = log().slice(logFrom).includes("same-node fast path on");
+      const fastPathOn = log().slice(logFrom).includes("fast path on");
       if (fastPathOn) await expect.poll(() => log().slice(logFrom).split("fast path: on the veth of pod").length - 1, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
       const [echoesAt, repliesAt, localAt] = [echoes(), replies(), localEchoes()];
       // Both flows go on after the new agent's reconcile: the connection made before the

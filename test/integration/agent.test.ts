@@ -510,7 +510,7 @@ describe("weft agent --nodes FILE", () => {
     const lines = b.log().trim().split("\n");
     // Only the start-up lines, the banner and whether the fast path is on: nothing to change.
     expect(lines).toHaveLength(2);
-    expect(lines[1]).toMatch(/^same-node fast path (on|off: )/);
+    expect(lines[1]).toMatch(/^fast path (on|off: )/);
     expect(overlay(n1!.ns)).toEqual(before);
   });
 
@@ -648,7 +648,7 @@ describe("weft agent --nodes FILE", () => {
   });
 });
 
-describe("the same-node fast path", () => {
+describe("the fast path", () => {
   /** A pod's host-side veth in its node: the peer of its eth0. */
   function hostVeth(n: TestNode, podNs: string): { name: string; index: number } {
     const [eth0] = ipJson<Array<{ link_index: number }>>(podNs, "link", "show", "eth0");
@@ -656,12 +656,18 @@ describe("the same-node fast path", () => {
     return { name: host.ifname, index: host.ifindex };
   }
 
+  /** The programs on a device's tcx ingress in a node. */
+  const programsOn = (n: TestNode, dev: string) => {
+    const [link] = ipJson<Array<{ ifindex: number }>>(n.ns, "link", "show", "dev", dev);
+    return inNetns(netnsPath(n.ns), () => tcxQuery(link!.ifindex, BPF_TCX_INGRESS));
+  };
+
   const packets = (ns: string, dev: string, dir: "rx" | "tx") =>
     ipJson<Array<{ stats64: Record<"rx" | "tx", { packets: number }> }>>(ns, "-s", "link", "show", "dev", dev)[0]!.stats64[dir].packets;
 
   /**
-   * 20 MB over TCP from one pod to another: the packets the receiving pod took in, and
-   * those its host veth passed it (the bridge's way in).
+   * 20 MB over TCP from one pod to another (on node `n`): the packets the receiving pod
+   * took in, and those its host veth passed it (the bridge's way in).
    */
   function sendTcp(n: TestNode, from: string, to: { ns: string; ip: string }): { received: number; viaBridge: number } {
     const host = hostVeth(n, to.ns);
@@ -691,8 +697,8 @@ except socket.timeout:
 
   /** Whether the agent's start-up line says the fast path is on; the test is skipped where this kernel cannot take it. */
   async function fastPathOn(a: Agent, ctx: TestContext): Promise<void> {
-    const line = await until("the fast path's start-up line", () => a.log(), (l) => l.includes("same-node fast path"));
-    const off = /same-node fast path off: .*/.exec(line);
+    const line = await until("the fast path's start-up line", () => a.log(), (l) => /^fast path (on|off)/m.test(l));
+    const off = /^fast path off: .*/m.exec(line);
     if (off) ctx.skip(off[0]);
   }
 
@@ -743,20 +749,16 @@ except socket.timeout:
     expect(await stopAgent(a)).toBe(0);
     const b = startAgent(n);
     await until("the fast path on both pods again", () => b.log(), (l) => l.split("fast path: on the veth of pod").length === 3);
-    for (const p of [p1, p2]) {
-      const host = hostVeth(n, p.ns);
-      expect(inNetns(netnsPath(n.ns), () => tcxQuery(host.index, BPF_TCX_INGRESS)), host.name).toHaveLength(1);
-    }
+    for (const dev of [hostVeth(n, p1.ns).name, hostVeth(n, p2.ns).name, "eth0", "weft.1"]) expect(programsOn(n, dev), dev).toHaveLength(1);
     expect(sendTcp(n, p1.ns, p2).viaBridge).toBeLessThan(10);
   });
 
   it("forgets a deleted pod; an agent with --fast-path never takes the programs off, and the bridge carries the pods again", async (ctx) => {
     const { n, a, p1, p2 } = await nodeWithPods(ctx);
-    const [eth0] = ipJson<Array<{ address: string }>>(p2.ns, "link", "show", "eth0");
     const conf = await weftConf(n);
     const del = cni({ plugin: "weft", command: "DEL", conf, hostNs: n.ns, containerId: "ctr-2", netns: netnsPath(p2.ns) });
     expect(del.code, del.stdout).toBe(0);
-    await until("the deleted pod forgotten", () => a.log(), (l) => l.includes(`fast path: forgot pod ${eth0!.address}`));
+    await until("the deleted pod forgotten", () => a.log(), (l) => l.includes(`fast path: forgot pod ${p2.ip}`));
     // p3 in the old agent's map too: were its program left on p1's veth, p1 to p3 would skip the bridge.
     const p3 = weftPod(n, conf, "ctr-3");
     await until("the fast path on p3", () => a.log(), (l) => l.split("fast path: on the veth of pod").length === 4);
@@ -765,9 +767,72 @@ except socket.timeout:
     const b = startAgent(n, ["--fast-path", "never"]);
     const host = hostVeth(n, p1.ns);
     await until("the program off p1's veth", () => b.log(), (l) => l.includes(`fast path: off the veth ${host.name}`));
-    expect(inNetns(netnsPath(n.ns), () => tcxQuery(host.index, BPF_TCX_INGRESS))).toEqual([]);
+    for (const dev of [host.name, "eth0", "weft.1"]) expect(programsOn(n, dev), dev).toEqual([]);
     expect(sendTcp(n, p1.ns, p3).viaBridge).toBeGreaterThan(100);
     expect(b.log()).toContain("fast path never");
+  });
+
+  /** Two nodes whose agents run with `extra`, a pod on each, the fast path on both pods and for each other's. */
+  async function twoNodes(ctx: TestContext, extra: string[]) {
+    const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
+    writeNodes([n1, n2]);
+    const [a1, a2] = [startAgent(n1, ["--resync", "300", ...extra]), startAgent(n2, ["--resync", "300", ...extra])];
+    await fastPathOn(a1, ctx);
+    const p1 = weftPod(n1, await weftConf(n1), "ctr-1");
+    const p3 = weftPod(n2, await weftConf(n2), "ctr-3");
+    for (const [a, other] of [[a1, n2], [a2, n1]] as const) {
+      await until("the fast path on the pod, and for the other node's", () => a.log(), (l) => l.includes("fast path: on the veth of pod") && l.includes(`fast path: on for pods in ${other.podCIDR}`));
+    }
+    return { n1, n2, p1, p3 };
+  }
+
+  /** What `fn` adds to a device's packet count. */
+  function counted<T>(ns: string, dev: string, dir: "rx" | "tx", fn: () => T): [T, number] {
+    const before = packets(ns, dev, dir);
+    const r = fn();
+    return [r, packets(ns, dev, dir) - before];
+  }
+
+  for (const [directRouting, out] of [["never", "weft.1"], ["auto", "eth0"]] as const) {
+    it(`carries TCP to a pod of another node past both nodes' bridges, out by ${out} (--direct-routing ${directRouting})`, async (ctx) => {
+      const { n1, n2, p1, p3 } = await twoNodes(ctx, ["--direct-routing", directRouting]);
+      const [[[sent, leftBy], intoBridge], viaTunnel] = counted(n1.ns, "weft.1", "tx", () =>
+        counted(n1.ns, "weft0", "rx", () => counted(n1.ns, out, "tx", () => sendTcp(n2, p1.ns, p3))),
+      );
+      expect(sent.received).toBeGreaterThan(100);
+      expect(leftBy).toBeGreaterThan(100);
+      // The bridge's device takes in what the node routes from its pods; node2's host veth
+      // passes p3 what node2 routes to it. Neither saw the transfer.
+      expect(intoBridge).toBeLessThan(10);
+      expect(sent.viaBridge).toBeLessThan(10);
+      if (out === "eth0") expect(viaTunnel).toBeLessThan(10);
+    });
+  }
+
+  it("across nodes leaves conntrack what it knows: a Service's reply, ICMP errors, the node's own traffic to a pod", async (ctx) => {
+    const { n1, n2, p1, p3 } = await twoNodes(ctx, ["--direct-routing", "auto"]);
+    // kube-proxy's rule in both nodes: what conntrack calls INVALID (a reply to a flow it
+    // never saw) is dropped in FORWARD.
+    for (const n of [n1, n2]) inNs(n.ns, "iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP");
+
+    // A ClusterIP in node1 DNATed to p3 on node2: p3's reply must come back from the
+    // ClusterIP, which only conntrack in node1 can do.
+    inNs(n1.ns, "nft", "add table ip wt-svc; add chain ip wt-svc pre { type nat hook prerouting priority dstnat; }; add rule ip wt-svc pre ip daddr 10.96.0.10 tcp dport 80 dnat to " + `${p3.ip}:7001`);
+    const server = spawn("ip", ["netns", "exec", p3.ns, "nc", "-lk", "7001"], { stdio: ["pipe", "ignore", "ignore"] });
+    children.push(server);
+    server.stdin!.end("from-the-service\n");
+    const got = nsTry(p1.ns, "sh", "-c", "for i in $(seq 50); do r=$(nc -w 1 10.96.0.10 80 </dev/null) && [ -n \"$r\" ] && echo \"$r\" && exit 0; sleep 0.05; done; exit 1");
+    expect(got.out.trim()).toBe("from-the-service");
+
+    // UDP to a closed port of the other node's pod is refused, directly and through a Service.
+    expect(nsTry(p1.ns, "python3", "-c", UDP_PROBE, p3.ip, "9").out.trim()).toBe("refused");
+    inNs(n1.ns, "nft", `add rule ip wt-svc pre ip daddr 10.96.0.10 udp dport 53 dnat to ${p3.ip}:9`);
+    expect(nsTry(p1.ns, "python3", "-c", UDP_PROBE, "10.96.0.10", "53").out.trim()).toBe("refused");
+
+    // node1 itself (its underlay address: a NodePort's SNAT) to p3 and back: neither way
+    // skips conntrack in node2, or p3's replies would be INVALID there.
+    const fromNode = nsTry(n1.ns, "sh", "-c", `for i in $(seq 50); do nc -z -w 1 ${p3.ip} 7001 && exit 0; sleep 0.05; done; exit 1`);
+    expect(fromNode.ok, fromNode.out).toBe(true);
   });
 });
 

@@ -14,8 +14,8 @@
 #     their node's podCIDR, pod-to-pod across nodes (ICMP and TCP), pod-to-Service,
 #     hairpin (a pod reaching itself through a Service), DNS; and from a second pod on the
 #     first node (not in the Service) to that node's echo pod, directly and through a
-#     Service: the same-node fast path's traffic, and a Service reply it must leave to
-#     conntrack
+#     Service: the fast path's same-node traffic, and a Service reply it must leave to
+#     conntrack (its cross-node traffic is the pod-to-pod and pod-to-Service checks above)
 #  5. deletes the cluster (also on failure, after printing diagnostics)
 #
 # Environment: WEFT_KIND_KEEP=1 keeps the cluster; WEFT_KIND_CLUSTER (default weft-test);
@@ -407,7 +407,7 @@ done
 near="near-${nodes[0]}"
 echo_ip="$(kubectl -n "$TEST_NS" get pod "echo-${nodes[0]}" -o jsonpath='{.status.podIP}')"
 agent_pod="$(kubectl -n weft-system get pods -l app.kubernetes.io/name=weft --field-selector "spec.nodeName=${nodes[0]}" -o name)"
-kubectl -n weft-system logs "$agent_pod" -c agent | grep "same-node fast path" || true
+kubectl -n weft-system logs "$agent_pod" -c agent | grep -E "^fast path (on|off)" || true
 self_ip="$(kubectl -n "$TEST_NS" get service "self-${nodes[0]}" -o jsonpath='{.spec.clusterIP}')"
 check "same-node TCP    $near -> echo-${nodes[0]} ($echo_ip)" http_get "$near" "http://$echo_ip:8080/" "echo-${nodes[0]}"
 check "same-node Service $near -> self-${nodes[0]} ($self_ip:80), its endpoint on the same node" \

@@ -21,4 +21,10 @@ describe("assemble", () => {
     expect(off(3)).toBe(-4); // back to the first instruction
     expect(() => assemble([asm.ja("nowhere")])).toThrow(/no label nowhere/);
   });
+
+  it("takes runs nested in runs, labels inside them included, and the comparisons the fast path uses", () => {
+    // if r1 < 2 goto end; if r1 != r3 goto end; end: exit
+    const code = assemble([[asm.jltImm(1, 2, "end"), [asm.jneReg(1, 3, "end"), "end"]], asm.exit()]);
+    expect(hex(code)).toBe("a501010002000000" + "5d31000000000000" + "9500000000000000");
+  });
 });
