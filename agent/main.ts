@@ -26,8 +26,8 @@ Keeps this node's VXLAN overlay converged to the cluster's node list.
   --direct-routing never|auto
                             auto: peers on the same L2 subnet get a plain route, no
                             encapsulation (default never)
-  --fast-path auto|never    auto: traffic between pods of this node skips the bridge
-                            (eBPF, where the kernel allows; default auto)
+  --fast-path auto|never    auto: TCP and UDP between pods skip the bridge and the
+                            node's forwarding (eBPF, where the kernel allows; default auto)
   --state-dir DIR           where subnet.json goes (default /run/weft)
   --ipam-dir DIR            IPAM data dir written into the conflist (default <state-dir>/ipam)
   --cni-conf-dir DIR        where 10-weft.conflist goes (default /etc/cni/net.d)
