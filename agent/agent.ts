@@ -275,7 +275,7 @@ export class Agent {
       this.deviceIndex = dev.index;
       this.crossNode = {
         ins: [underlay, dev].map((d) => ({ index: d.index, name: d.name })),
-        peers: desired.peers.map((p) => p.podCIDR),
+        peers: new Map(desired.peers.map((p) => [p.podCIDR, p.mode === "direct" ? underlay.index : dev.index])),
       };
       ensureAddress(nl, dev, self.address, log);
       return convergePeers(nl, dev, underlay, desired, log);

@@ -12,6 +12,9 @@
 //     past the bridge, the node's netfilter hooks and conntrack;
 //   - a packet from a pod of another node to a pod of this one, arriving on the underlay or
 //     out of the tunnel, goes into that pod's netns at once, MACs and TTL as routing sets them.
+// Each way takes packets only from where they can come: a pod's own veth (same node, and
+// out), the device its node's traffic comes by (in: the VXLAN device, or the underlay for
+// a peer routed directly); nothing else reaches a pod past the kernel's checks.
 // Everything else goes on as before ("next"), and so does every packet conntrack already
 // knows: a Service's reply must be un-DNATed where the Service was. Cross-node the rule is
 // symmetric (a pod here to a pod there, or back), so a flow skips conntrack in both
@@ -23,17 +26,22 @@
 //     // An ICMP error about a TCP or UDP packet goes the way of the flow that packet was
 //     // of: conntrack makes it RELATED to a flow it knows, and INVALID (which kube-proxy's
 //     // rules drop) to one it never saw.
-//     else if (ICMP unreachable, time exceeded or parameter problem, about TCP or UDP,
-//              quoting a packet's first fragment or a whole one)
+//     else if (ICMP unreachable, time exceeded or parameter problem, quoting a whole
+//              (unfragmented) TCP or UDP packet)
 //       tuple = the quoted packet's addresses and ports, swapped (the flow's reply);
 //     else return TCX_NEXT;
-//     if ((pod = pods[ip.dst])) {                // for a pod of this node
-//       if (eth.dst == pod->mac) way = SAME;     // from a pod of this node, bridged
-//       else if (skb->pkt_type == PACKET_HOST && ip.ttl > 1 && peers[ip.src]) way = IN;
+//     if (ip.dst != tuple.dst) return TCX_NEXT;
+//     if ((pod = pods[tuple.dst])) {             // for a pod of this node
+//       if (eth.dst == pod->mac) way = SAME;     // bridged to it
+//       else if (skb->pkt_type == PACKET_HOST && ip.ttl > 1 && (via = peers[tuple.src])
+//                && *via == skb->ingress_ifindex) way = IN;  // routed to it, from a pod there
 //       else return TCX_NEXT;
-//     } else if (peers[ip.dst] && (from = pods[ip.src]) && from->ifindex == skb->ingress_ifindex
-//                && ip.ttl > 1) way = OUT;    // from a pod of this node, on its own veth
+//     } else if (peers[tuple.dst] && ip.ttl > 1) way = OUT;  // to a pod of another node
 //     else return TCX_NEXT;
+//     if (way != IN) {                           // from a pod here, on its own veth
+//       from = pods[tuple.src];
+//       if (!from || from->ifindex != skb->ingress_ifindex) return TCX_NEXT;
+//     }
 //     ct = bpf_skb_ct_lookup(skb, tuple, this netns, its protocol);
 //     if (ct) { bpf_ct_release(ct); return TCX_NEXT; }  // known to conntrack
 //     if (lookup said other than ENOENT) return TCX_NEXT;  // to be safe
@@ -59,7 +67,7 @@ const { movImm, movReg, addImm, andImm, load, store, storeImm, loadMap, jeqImm, 
 export interface FastPathKernel {
   /** the `pods` map: a pod's IPv4 address (4 bytes) -> POD_VALUE */
   podsFd: number;
-  /** the `peers` LPM trie: other nodes' pod CIDRs ({ u32 prefix length, 4 address bytes }) -> u32 */
+  /** the `peers` LPM trie: other nodes' pod CIDRs ({ u32 prefix length, 4 address bytes }) -> the ifindex their traffic comes in by (u32) */
   peersFd: number;
   /** BTF IDs of the conntrack kfuncs */
   ctLookup: number;
@@ -114,6 +122,7 @@ const ICMP_PARAMETER_PROBLEM = 12;
 // The ways (r9).
 const SAME = 0;
 const IN = 1;
+const OUT = 2;
 // The stack: a `pods` key, a `peers` key, the conntrack tuple (struct bpf_sock_tuple's
 // ipv4), the conntrack options, struct bpf_fib_lookup, struct bpf_redir_neigh.
 const POD_KEY = -8;
@@ -136,8 +145,11 @@ const frame = (): Insn[] => [load(4, 2, 6, SKB_DATA), load(4, 3, 6, SKB_DATA_END
 /** r0 = map[the key on the stack at `key`] (null when absent). */
 const lookup = (fd: number, key: number): Item[] => [loadMap(1, fd), movReg(2, 10), addImm(2, key), call(FN_MAP_LOOKUP_ELEM)];
 
-/** The `peers` key for the address at `from` in the frame (r2): a host route's. */
-const peerKey = (from: number): Item[] => [storeImm(4, 10, PEER_KEY, 32), copy(4, from, PEER_KEY + 4)];
+/** 4 bytes on the stack from `from` to `to`, through r1. */
+const onStack = (from: number, to: number): Insn[] => [load(4, 1, 10, from), store(4, 10, to, 1)];
+
+/** The `peers` key for the address on the stack at `from`: a host route's. */
+const peerKey = (from: number): Item[] => [storeImm(4, 10, PEER_KEY, 32), onStack(from, PEER_KEY + 4)];
 
 /** "next" unless the packet (r2) may be forwarded once more. */
 const ttlLeft = (): Insn[] => [load(1, 1, 2, IP_TTL), jltImm(1, 2, "next")];
@@ -199,12 +211,17 @@ export function fastPathProgram(k: FastPathKernel): Uint8Array {
     copy(4, IP_DST, TUPLE + 4),
     copy(4, IP + 20, TUPLE + 8),
     "which way",
-    copy(4, IP_DST, POD_KEY),
+    // The flow's addresses (the tuple's: for an ICMP error, those of the flow it is about)
+    // decide; the packet must be for the flow's destination.
+    load(4, 1, 2, IP_DST),
+    load(4, 3, 10, TUPLE + 4),
+    jneReg(1, 3, "next"),
+    onStack(TUPLE + 4, POD_KEY),
     lookup(k.podsFd, POD_KEY),
     jeqImm(0, 0, "to another node?"),
     movReg(8, 0),
     frame(),
-    // Bridged to the pod's own MAC: from a pod of this node.
+    // Bridged to the pod's own MAC: from a pod of this node, if it came in by that pod's veth.
     load(4, 1, 2, 0),
     load(4, 3, 8, POD_VALUE.mac),
     jneReg(1, 3, "from another node?"),
@@ -212,33 +229,36 @@ export function fastPathProgram(k: FastPathKernel): Uint8Array {
     load(2, 3, 8, POD_VALUE.mac + 4),
     jneReg(1, 3, "from another node?"),
     movImm(9, SAME),
-    ja("conntrack"),
+    ja("from a pod here?"),
     "from another node?",
-    // Addressed to this node (the underlay's MAC, the VXLAN device's), from a pod there.
+    // Addressed to this node (the underlay's MAC, the VXLAN device's), from a pod there,
+    // and in by the device that node's traffic comes by.
     load(4, 1, 6, SKB_PKT_TYPE),
     jneImm(1, PACKET_HOST, "next"),
     ttlLeft(),
-    peerKey(IP_SRC),
+    peerKey(TUPLE),
     lookup(k.peersFd, PEER_KEY),
     jeqImm(0, 0, "next"),
+    load(4, 1, 0, 0),
+    load(4, 3, 6, SKB_INGRESS_IFINDEX),
+    jneReg(1, 3, "next"),
     movImm(9, IN),
     ja("conntrack"),
     "to another node?",
-    frame(),
-    peerKey(IP_DST),
+    peerKey(TUPLE + 4),
     lookup(k.peersFd, PEER_KEY),
     jeqImm(0, 0, "next"),
     frame(),
-    copy(4, IP_SRC, POD_KEY),
+    ttlLeft(),
+    movImm(9, OUT),
+    "from a pod here?",
+    // Sent by a pod of this node, on its own veth (not one claiming its address).
+    onStack(TUPLE, POD_KEY),
     lookup(k.podsFd, POD_KEY),
     jeqImm(0, 0, "next"),
-    // Sent by that pod, on its own veth (not one claiming its address).
     load(4, 1, 0, POD_VALUE.hostIndex),
     load(4, 3, 6, SKB_INGRESS_IFINDEX),
     jneReg(1, 3, "next"),
-    frame(),
-    ttlLeft(),
-    movImm(9, IN + 1),
     "conntrack",
     // struct bpf_ct_opts: netns_id -1 (this netns), error 0, l4proto, the rest 0.
     storeImm(4, 10, OPTS, -1),

@@ -11,7 +11,7 @@
 // neither does, and conntrack sees all of it or none of it.
 import { readSync } from "node:fs";
 import { parseMac } from "../shared/mac";
-import { addressOf, formatCIDR, formatIP, ipFromBytes, ipToBytes, parseCIDR, parseIP } from "../shared/ip";
+import { addressOf, formatIP, ipFromBytes, ipToBytes, parseCIDR, parseIP } from "../shared/ip";
 import { listAddresses } from "../shared/netlink/address";
 import { getLinkByName, listLinks, type Link } from "../shared/netlink/link";
 import { withSocket } from "../shared/netlink/socket";
@@ -43,7 +43,8 @@ interface Port {
 export interface CrossNode {
   /** the underlay interface and the VXLAN device */
   ins: Array<{ index: number; name: string }>;
-  peers: string[];
+  /** each other node's pod CIDR, and the ifindex of the device (one of `ins`) its traffic comes in by */
+  peers: Map<string, number>;
 }
 
 export interface FastPathRun {
@@ -60,6 +61,8 @@ export class FastPath {
   private readonly waitingSince = new Map<string, number>();
   /** the devices this agent put its program on */
   private readonly attached = new Set<number>();
+  /** what the peers map holds (only this agent writes it): pod CIDR -> the ifindex its traffic comes in by */
+  private readonly peers = new Map<string, number>();
 
   private constructor(
     private readonly podsFd: number,
@@ -155,31 +158,17 @@ export class FastPath {
       }
     }
 
-    // Phase two: ours on every device, the maps level.
-    let insOn = ins.length === cross.ins.length;
-    for (const [dev, was] of ins) {
-      try {
-        const change = this.takeOver(dev.index, was);
-        if (change) run.changes.push(`fast path: ${change} ${dev.name} (ifindex ${dev.index})`);
-      } catch (e) {
-        problem(dev.name, e);
-        insOn = false;
-      }
-    }
-    // Without the program on every way in, replies from other nodes would meet conntrack
-    // mid-flow: no cross-node flow takes the fast path then.
-    this.putPeers(insOn ? cross.peers : [], run, problem);
+    // Phase two: ours on every pod's veth, then on the ways in, and the maps level. (Pods
+    // first: an earlier agent's program on a veth may know nothing of other nodes.)
     const on = new Set(unknown);
     for (const [p, was] of found) {
-      try {
-        const change = this.takeOver(p.hostIndex, was);
-        if (change) run.changes.push(`fast path: ${change} the veth of pod ${p.mac} (ifindex ${p.hostIndex})`);
-        if (this.put(p, bridge!, problem)) p.ips.forEach((ip) => on.add(ip));
-      } catch (e) {
-        problem(`pod ${p.mac}`, e);
-        if (stillOurs(p.hostIndex, this.progId)) p.ips.forEach((ip) => on.add(ip));
-      }
+      if (this.own(p.hostIndex, was, `the veth of pod ${p.mac}`, run, problem) && this.put(p, bridge!, problem)) p.ips.forEach((ip) => on.add(ip));
     }
+    let insOn = ins.length === cross.ins.length;
+    for (const [dev, was] of ins) insOn = this.own(dev.index, was, dev.name, run, problem) && insOn;
+    // Without the program on every way in, replies from other nodes would meet conntrack
+    // mid-flow: no cross-node flow takes the fast path then.
+    this.putPeers(insOn ? cross.peers : new Map(), run, problem);
     this.forgetPodsBut(on, run, problem);
     // A device no pod of ours is on any more (one taken off the bridge), or a VXLAN device
     // since replaced, loses the program.
@@ -198,6 +187,30 @@ export class FastPath {
       this.attached.delete(index);
     }
     return run;
+  }
+
+  /**
+   * Ours on a device (takeOver), logged; whether ours is on it. Where it cannot be put on,
+   * an earlier agent's program comes off too: its maps are nobody's now, and the flows it
+   * took past conntrack would meet it only one way.
+   */
+  private own(ifindex: number, was: Programs, name: string, run: FastPathRun, problem: Problem): boolean {
+    try {
+      const change = this.takeOver(ifindex, was);
+      if (change) run.changes.push(`fast path: ${change} ${name} (ifindex ${ifindex})`);
+      return true;
+    } catch (e) {
+      problem(name, e);
+      if (stillOurs(ifindex, this.progId)) return true;
+      for (const id of was.earlier) {
+        try {
+          withProgram(id, (fd) => bpf.tcxDetach(fd, ifindex, bpf.BPF_TCX_INGRESS));
+        } catch (e) {
+          problem(`${name}: the earlier agent's program`, e);
+        }
+      }
+      return false;
+    }
   }
 
   /** The pod's addresses into the map, for its host veth; false when the map refused one. */
@@ -229,23 +242,26 @@ export class FastPath {
     }
   }
 
-  /** The peers map holding exactly `cidrs`. */
-  private putPeers(cidrs: string[], run: FastPathRun, problem: Problem): void {
-    const want = new Map(cidrs.map((c) => [c, peerKey(c)]));
-    for (const key of bpf.mapKeys(this.peersFd, 8)) {
-      const cidr = peerCIDR(key);
-      if (want.delete(cidr)) continue;
+  /** The peers map holding exactly `want` (pod CIDR -> the ifindex its traffic comes in by). */
+  private putPeers(want: Map<string, number>, run: FastPathRun, problem: Problem): void {
+    for (const cidr of this.peers.keys()) {
+      if (want.has(cidr)) continue;
       try {
-        bpf.mapDelete(this.peersFd, key);
+        bpf.mapDelete(this.peersFd, peerKey(cidr));
+        this.peers.delete(cidr);
         run.changes.push(`fast path: off for pods in ${cidr}`);
       } catch (e) {
         problem(cidr, e);
       }
     }
-    for (const [cidr, key] of want) {
+    for (const [cidr, via] of want) {
+      if (this.peers.get(cidr) === via) continue;
+      const value = new Uint8Array(4);
+      new DataView(value.buffer).setUint32(0, via, true);
       try {
-        bpf.mapUpdate(this.peersFd, key, new Uint8Array(4));
-        run.changes.push(`fast path: on for pods in ${cidr}`);
+        bpf.mapUpdate(this.peersFd, peerKey(cidr), value);
+        this.peers.set(cidr, via);
+        run.changes.push(`fast path: on for pods in ${cidr} (in by ifindex ${via})`);
       } catch (e) {
         problem(cidr, e);
       }
@@ -326,10 +342,6 @@ function peerKey(cidr: string): Uint8Array {
   return key;
 }
 
-function peerCIDR(key: Uint8Array): string {
-  return formatCIDR(ipFromBytes(key.subarray(4)), new DataView(key.buffer, key.byteOffset).getUint32(0, true));
-}
-
 /** The node's links, and among them the pods' bridge (undefined before the first pod's ADD makes it). */
 function bridgeLinks(conf: WeftConf): { bridge: Link | undefined; links: Link[] } {
   const links = withSocket(undefined, listLinks);
@@ -382,7 +394,7 @@ export function removeFastPath(conf: WeftConf, ins: CrossNode["ins"]): string[] 
   const changes: string[] = [];
   const { bridge, links } = bridgeLinks(conf);
   const ports = links.filter((l) => bridge && l.master === bridge.index && l.kind === "veth").map((l) => ({ index: l.index, name: `the veth ${l.name}` }));
-  for (const dev of [...ins, ...ports]) {
+  for (const dev of [...ports, ...ins]) {
     try {
       for (const id of programsOn(dev.index, 0).earlier) {
         if (withProgram(id, (fd) => bpf.tcxDetach(fd, dev.index, bpf.BPF_TCX_INGRESS)) !== false) changes.push(`fast path: off ${dev.name}`);

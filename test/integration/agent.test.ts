@@ -511,7 +511,7 @@ describe("weft agent --nodes FILE", () => {
     // new agent's program and maps in place of the old one's. Nothing of the overlay changes.
     const [, fastPath, ...rest] = b.log().trim().split("\n");
     expect(fastPath).toMatch(/^fast path (on|off: )/);
-    const takingOver = (l: string) => /^fast path: on (eth0|weft\.1) \(ifindex \d+\)$/.test(l) || l === `fast path: on for pods in ${n2!.podCIDR}`;
+    const takingOver = (l: string) => /^fast path: on (eth0|weft\.1) \(ifindex \d+\)$/.test(l) || l.startsWith(`fast path: on for pods in ${n2!.podCIDR} `);
     expect(rest.filter((l) => !takingOver(l))).toEqual([]);
     expect(overlay(n1!.ns)).toEqual(before);
   });
@@ -697,6 +697,50 @@ except socket.timeout:
     print("no answer")
 `;
 
+  /** A TCP connection to argv[1]:80, and what came of it: "connected", "no answer" or the error. */
+  const TCP_CONNECT = `
+import socket, sys
+s = socket.socket()
+s.settimeout(8)
+try:
+    s.connect((sys.argv[1], 80))
+    print("connected")
+except socket.timeout:
+    print("no answer")
+except OSError as e:
+    print(e.strerror)
+`;
+
+  /** Prints each UDP datagram to port 9999 until none has come for 2 s. */
+  const UDP_LISTEN = `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 9999))
+s.settimeout(2)
+print("listening", flush=True)
+try:
+    while True:
+        print(s.recv(100).decode(), flush=True)
+except socket.timeout:
+    pass
+`;
+
+  /** One Ethernet frame out of argv[1]: to MAC argv[2], UDP from argv[3] to argv[4]:9999, "spoofed". */
+  const SPOOFED_FRAME = `
+import socket, struct, sys
+dev, mac, src, dst = sys.argv[1:5]
+def checksum(b):
+    s = sum(struct.unpack("!10H", b))
+    s = (s & 0xffff) + (s >> 16)
+    return ~((s & 0xffff) + (s >> 16)) & 0xffff
+udp = struct.pack("!HHHH", 40000, 9999, 15, 0) + b"spoofed"
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((dev, 0))
+s.send(bytes.fromhex(mac.replace(":", "")) + bytes.fromhex("020000000001") + b"\\x08\\x00" + ip + udp)
+`;
+
   /** Whether the agent's start-up line says the fast path is on; the test is skipped where this kernel cannot take it. */
   async function fastPathOn(a: Agent, ctx: TestContext): Promise<void> {
     const line = await until("the fast path's start-up line", () => a.log(), (l) => /^fast path (on|off)/m.test(l));
@@ -774,6 +818,23 @@ except socket.timeout:
     expect(b.log()).toContain("fast path never");
   });
 
+  it("puts nothing from the underlay into a pod past the kernel: a frame sent to a pod's MAC from the switch is dropped, as one for another host", async (ctx) => {
+    const { p1, p2 } = await nodeWithPods(ctx);
+    const [eth0] = ipJson<Array<{ address: string }>>(p1.ns, "link", "show", "eth0");
+    const listener = spawn("ip", ["netns", "exec", p1.ns, "python3", "-c", UDP_LISTEN], { stdio: ["ignore", "pipe", "ignore"] });
+    children.push(listener);
+    let heard = "";
+    listener.stdout!.on("data", (d: Buffer) => (heard += d.toString()));
+    const done = new Promise((r) => listener.on("close", r));
+    await until("the listener", () => heard, (h) => h.includes("listening"));
+    // From p2's address, onto the node's underlay (p1: the switch's port to node 1): a pod's
+    // own frame, but not by its own veth.
+    inNs(sw, "python3", "-c", SPOOFED_FRAME, "p1", eth0!.address, p2.ip, p1.ip);
+    expect(nsTry(p2.ns, "python3", "-c", `import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"legit", ("${p1.ip}", 9999))`).ok).toBe(true);
+    await done;
+    expect(heard.split("\n").filter((l) => l && l !== "listening")).toEqual(["legit"]);
+  });
+
   /** Two nodes whose agents run with `extra`, a pod on each, the fast path on both pods and for each other's. */
   async function twoNodes(ctx: TestContext, extra: string[]) {
     const [n1, n2] = [addNode(1, "192.168.77.11"), addNode(2, "192.168.77.12")];
@@ -798,15 +859,18 @@ except socket.timeout:
   for (const [directRouting, out] of [["never", "weft.1"], ["auto", "eth0"]] as const) {
     it(`carries TCP to a pod of another node past both nodes' bridges, out by ${out} (--direct-routing ${directRouting})`, async (ctx) => {
       const { n1, n2, p1, p3 } = await twoNodes(ctx, ["--direct-routing", directRouting]);
-      const [[[sent, leftBy], intoBridge], viaTunnel] = counted(n1.ns, "weft.1", "tx", () =>
-        counted(n1.ns, "weft0", "rx", () => counted(n1.ns, out, "tx", () => sendTcp(n2, p1.ns, p3))),
+      const p1Veth = hostVeth(n1, p1.ns).name;
+      const [[[[[sent, leftBy], intoBridge], viaTunnel], acksIntoBridge], acksToP1] = counted(n1.ns, p1Veth, "tx", () =>
+        counted(n2.ns, "weft0", "rx", () => counted(n1.ns, "weft.1", "tx", () => counted(n1.ns, "weft0", "rx", () => counted(n1.ns, out, "tx", () => sendTcp(n2, p1.ns, p3))))),
       );
       expect(sent.received).toBeGreaterThan(100);
       expect(leftBy).toBeGreaterThan(100);
-      // The bridge's device takes in what the node routes from its pods; node2's host veth
-      // passes p3 what node2 routes to it. Neither saw the transfer.
+      // A node's bridge device takes in what the node routes from its pods; a pod's host
+      // veth passes it what its node routes to it. None saw the transfer, either way.
       expect(intoBridge).toBeLessThan(10);
       expect(sent.viaBridge).toBeLessThan(10);
+      expect(acksIntoBridge).toBeLessThan(10);
+      expect(acksToP1).toBeLessThan(10);
       if (out === "eth0") expect(viaTunnel).toBeLessThan(10);
     });
   }
@@ -830,6 +894,11 @@ except socket.timeout:
     expect(nsTry(p1.ns, "python3", "-c", UDP_PROBE, p3.ip, "9").out.trim()).toBe("refused");
     inNs(n1.ns, "nft", `add rule ip wt-svc pre ip daddr 10.96.0.10 udp dport 53 dnat to ${p3.ip}:9`);
     expect(nsTry(p1.ns, "python3", "-c", UDP_PROBE, "10.96.0.10", "53").out.trim()).toBe("refused");
+
+    // node2's own error about p1's connection to an address of node2's pods that nobody
+    // has: from node2's underlay address, about a flow node1's conntrack never saw. It goes
+    // that flow's way, and p1 learns at once that the host is unreachable.
+    expect(nsTry(p1.ns, "python3", "-c", TCP_CONNECT, "10.244.2.250").out.trim()).toBe("No route to host");
 
     // node1 itself (its underlay address: a NodePort's SNAT) to p3 and back: neither way
     // skips conntrack in node2, or p3's replies would be INVALID there.
