@@ -27,7 +27,7 @@
 //     // of: conntrack makes it RELATED to a flow it knows, and INVALID (which kube-proxy's
 //     // rules drop) to one it never saw.
 //     else if (ICMP unreachable, time exceeded or parameter problem, quoting a whole
-//              (unfragmented) TCP or UDP packet)
+//              (unfragmented) TCP or UDP packet with a 20-byte header)
 //       tuple = the quoted packet's addresses and ports, swapped (the flow's reply);
 //     else return TCX_NEXT;
 //     if (ip.dst != tuple.dst) return TCX_NEXT;

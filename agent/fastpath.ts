@@ -142,8 +142,9 @@ export class FastPath {
         problem(dev.name, e);
       }
     }
+    // The peers only while a program is on every way in (a VXLAN device made anew has none).
     const covered = ins.length === cross.ins.length && ins.every(([, on]) => on.ours || on.earlier.length > 0);
-    if (covered) this.putPeers(cross.peers, run, problem);
+    this.putPeers(covered ? cross.peers : new Map(), run, problem);
     // Addresses whose veth could not be asked: left as they are in the map, until a run can.
     const unknown = new Set<string>();
     const found: Array<[Port, Programs]> = [];
