@@ -875,6 +875,16 @@ s.send(bytes.fromhex(mac.replace(":", "")) + bytes.fromhex("020000000001") + b"\
     });
   }
 
+  it("takes a packet from another node's pod only by the device that node's traffic comes by: one from a VXLAN peer's pod on the underlay goes the kernel's way", async (ctx) => {
+    const { n2, p1, p3 } = await twoNodes(ctx, ["--direct-routing", "never"]);
+    // What node2's kernel sees of it: its prerouting hook, which the fast path would skip.
+    inNs(n2.ns, "nft", "add table ip wt-probe; add chain ip wt-probe pre { type filter hook prerouting priority raw; }; add rule ip wt-probe pre udp dport 9999 counter");
+    const [eth0] = ipJson<Array<{ address: string }>>(n2.ns, "link", "show", "eth0");
+    // From p1's address, to node2's underlay MAC (p2: the switch's port to node 2), not through the tunnel.
+    inNs(sw, "python3", "-c", SPOOFED_FRAME, "p2", eth0!.address, p1.ip, p3.ip);
+    await until("node2's kernel seeing it", () => inNs(n2.ns, "nft", "list", "chain", "ip", "wt-probe", "pre"), (t) => /counter packets 1 /.test(t));
+  });
+
   it("across nodes leaves conntrack what it knows: a Service's reply, ICMP errors, the node's own traffic to a pod", async (ctx) => {
     const { n1, n2, p1, p3 } = await twoNodes(ctx, ["--direct-routing", "auto"]);
     // kube-proxy's rule in both nodes: what conntrack calls INVALID (a reply to a flow it
