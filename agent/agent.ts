@@ -320,7 +320,7 @@ export class Agent {
     attempt(
       problems,
       () => {
-        // Programs an earlier agent left would go on with a map nobody keeps. Only an
+        // Programs an earlier agent left would go on with maps nobody keeps. Only an
         // earlier agent can have left any: one pass that ends well is enough.
         if (!fastPath) {
           if (!this.leftoversGone) removeFastPath(this.weftConfig(), cross.ins).forEach(log);

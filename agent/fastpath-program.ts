@@ -76,8 +76,11 @@ export interface FastPathKernel {
   optsSize: number;
 }
 
-/** A `pods` value: the ifindex of the pod's host veth (u32), its MAC, its gateway's MAC (the bridge's). */
-export const POD_VALUE = { size: 16, hostIndex: 0, mac: 4, gatewayMac: 10 } as const;
+/** A `pods` entry: the key a pod's IPv4 address; the value the ifindex of its host veth (u32), its MAC, its gateway's MAC (the bridge's). */
+export const POD_VALUE = { keySize: 4, size: 16, hostIndex: 0, mac: 4, gatewayMac: 10 } as const;
+
+/** A `peers` entry: the key { u32 prefix length, 4 address bytes }; the value the ifindex its traffic comes in by (u32). */
+export const PEER_ENTRY = { keySize: 8, valueSize: 4 } as const;
 
 export const FAST_PATH_LICENSE = "GPL";
 
@@ -148,8 +151,8 @@ const lookup = (fd: number, key: number): Item[] => [loadMap(1, fd), movReg(2, 1
 /** 4 bytes on the stack from `from` to `to`, through r1. */
 const onStack = (from: number, to: number): Insn[] => [load(4, 1, 10, from), store(4, 10, to, 1)];
 
-/** The `peers` key for the address on the stack at `from`: a host route's. */
-const peerKey = (from: number): Item[] => [storeImm(4, 10, PEER_KEY, 32), onStack(from, PEER_KEY + 4)];
+/** The `peers` key for the address on the stack at `from`, onto the stack: a host route's. */
+const peerKeyOnStack = (from: number): Item[] => [storeImm(4, 10, PEER_KEY, 32), onStack(from, PEER_KEY + 4)];
 
 /** "next" unless the packet (r2) may be forwarded once more. */
 const ttlLeft = (): Insn[] => [load(1, 1, 2, IP_TTL), jltImm(1, 2, "next")];
@@ -236,7 +239,7 @@ export function fastPathProgram(k: FastPathKernel): Uint8Array {
     load(4, 1, 6, SKB_PKT_TYPE),
     jneImm(1, PACKET_HOST, "next"),
     ttlLeft(),
-    peerKey(TUPLE),
+    peerKeyOnStack(TUPLE),
     lookup(k.peersFd, PEER_KEY),
     jeqImm(0, 0, "next"),
     load(4, 1, 0, 0),
@@ -245,7 +248,7 @@ export function fastPathProgram(k: FastPathKernel): Uint8Array {
     movImm(9, IN),
     ja("conntrack"),
     "to another node?",
-    peerKey(TUPLE + 4),
+    peerKeyOnStack(TUPLE + 4),
     lookup(k.peersFd, PEER_KEY),
     jeqImm(0, 0, "next"),
     frame(),

@@ -1,7 +1,8 @@
 // The fast path (fastpath-program.ts): loaded once per agent, then kept level with the
 // node's pods and peers on every reconcile. The program is on the ingress of each pod's
 // host-side veth, of the underlay interface and of the VXLAN device. Its `pods` map says
-// which host veth holds each pod's address (and the pod's MAC); both come from the pods
+// which host veth holds each pod's address (with the pod's MAC and its gateway's, the
+// bridge's); both come from the pods
 // weft attached (their saved attachments and the interface in each pod's netns), never
 // from traffic; a pod whose netns is gone is dropped. Its `peers` map holds the other
 // nodes' pod CIDRs, from the node list.
@@ -11,7 +12,7 @@
 // neither does, and conntrack sees all of it or none of it.
 import { readSync } from "node:fs";
 import { parseMac } from "../shared/mac";
-import { addressOf, formatIP, ipFromBytes, ipToBytes, parseCIDR, parseIP } from "../shared/ip";
+import { addressBytes, addressOf, formatIP, ipFromBytes, ipToBytes, parseCIDR } from "../shared/ip";
 import { listAddresses } from "../shared/netlink/address";
 import { getLinkByName, listLinks, type Link } from "../shared/netlink/link";
 import { withSocket } from "../shared/netlink/socket";
@@ -23,7 +24,7 @@ import { isErrno } from "../shared/errno";
 import { messageOf } from "../shared/cni/errors";
 import { savedAttachments } from "../plugins/weft/saved";
 import type { WeftConf } from "../plugins/weft/config";
-import { fastPathProgram, FAST_PATH_LICENSE, POD_VALUE } from "./fastpath-program";
+import { fastPathProgram, FAST_PATH_LICENSE, PEER_ENTRY, POD_VALUE } from "./fastpath-program";
 
 /** The program's name: how an agent knows the programs an earlier one attached. */
 export const FAST_PATH_PROGRAM = "weft_fastpath";
@@ -99,9 +100,9 @@ export class FastPath {
     if (!ctLookup || !ctRelease || !optsSize) return "the kernel's BTF has no bpf_skb_ct_lookup (Linux 6.0+, nf_conntrack built in)";
     const fds: number[] = [];
     try {
-      const podsFd = bpf.mapCreate(bpf.BPF_MAP_TYPE_HASH, 4, POD_VALUE.size, MAP_ENTRIES, "weft_pods");
+      const podsFd = bpf.mapCreate(bpf.BPF_MAP_TYPE_HASH, POD_VALUE.keySize, POD_VALUE.size, MAP_ENTRIES, "weft_pods");
       fds.push(podsFd);
-      const peersFd = bpf.mapCreate(bpf.BPF_MAP_TYPE_LPM_TRIE, 8, 4, MAP_ENTRIES, "weft_peers", bpf.BPF_F_NO_PREALLOC);
+      const peersFd = bpf.mapCreate(bpf.BPF_MAP_TYPE_LPM_TRIE, PEER_ENTRY.keySize, PEER_ENTRY.valueSize, MAP_ENTRIES, "weft_peers", bpf.BPF_F_NO_PREALLOC);
       fds.push(peersFd);
       const progFd = bpf.progLoad({
         type: bpf.BPF_PROG_TYPE_SCHED_CLS,
@@ -154,7 +155,7 @@ export class FastPath {
         found.push([p, on]);
         if (!on.ours && on.earlier.length) this.put(p, bridge!, problem);
       } catch (e) {
-        problem(`pod ${p.mac}`, e);
+        problem(`pod ${p.ips.join(",")}`, e);
         p.ips.forEach((ip) => unknown.add(ip));
       }
     }
@@ -163,7 +164,7 @@ export class FastPath {
     // first: an earlier agent's program on a veth may know nothing of other nodes.)
     const on = new Set(unknown);
     for (const [p, was] of found) {
-      if (this.own(p.hostIndex, was, `the veth of pod ${p.mac}`, run, problem) && this.put(p, bridge!, problem)) p.ips.forEach((ip) => on.add(ip));
+      if (this.own(p.hostIndex, was, `the veth of pod ${p.ips.join(",")}`, run, problem) && this.put(p, bridge!, problem)) p.ips.forEach((ip) => on.add(ip));
     }
     let insOn = ins.length === cross.ins.length;
     for (const [dev, was] of ins) insOn = this.own(dev.index, was, dev.name, run, problem) && insOn;
@@ -221,17 +222,17 @@ export class FastPath {
     value.set(parseMac(p.mac), POD_VALUE.mac);
     value.set(parseMac(bridge.mac), POD_VALUE.gatewayMac);
     try {
-      for (const ip of p.ips) bpf.mapUpdate(this.podsFd, ipKey(ip), value);
+      for (const ip of p.ips) bpf.mapUpdate(this.podsFd, addressBytes(ip), value);
       return true;
     } catch (e) {
-      problem(`pod ${p.mac}`, e);
+      problem(`pod ${p.ips.join(",")}`, e);
       return false;
     }
   }
 
   /** Takes every pod address but `keep` out of the map. */
   private forgetPodsBut(keep: Set<string>, run: FastPathRun, problem: Problem): void {
-    for (const key of bpf.mapKeys(this.podsFd, 4)) {
+    for (const key of bpf.mapKeys(this.podsFd, POD_VALUE.keySize)) {
       const ip = formatIP(ipFromBytes(key));
       if (keep.has(ip)) continue;
       try {
@@ -257,7 +258,7 @@ export class FastPath {
     }
     for (const [cidr, via] of want) {
       if (this.peers.get(cidr) === via) continue;
-      const value = new Uint8Array(4);
+      const value = new Uint8Array(PEER_ENTRY.valueSize);
       new DataView(value.buffer).setUint32(0, via, true);
       try {
         bpf.mapUpdate(this.peersFd, peerKey(cidr), value);
@@ -329,15 +330,10 @@ export class FastPath {
   }
 }
 
-/** A `pods` key: the address's four bytes. */
-function ipKey(ip: string): Uint8Array {
-  return ipToBytes(parseIP(ip)!);
-}
-
 /** A `peers` key: { u32 prefix length (host order), the network's four bytes }. */
 function peerKey(cidr: string): Uint8Array {
   const net = parseCIDR(cidr)!;
-  const key = new Uint8Array(8);
+  const key = new Uint8Array(PEER_ENTRY.keySize);
   new DataView(key.buffer).setUint32(0, net.prefix, true);
   key.set(ipToBytes(net.ip), 4);
   return key;
@@ -349,7 +345,7 @@ function bridgeLinks(conf: WeftConf): { bridge: Link | undefined; links: Link[] 
   return { bridge: links.find((l) => l.name === conf.bridge), links };
 }
 
-/** The fast path programs on a veth's ingress: whether ours (`ours`, an ID) is, and earlier agents'. */
+/** The fast path programs on a device's ingress: whether ours (`ours`, an ID) is, and earlier agents'. */
 interface Programs {
   ours: boolean;
   earlier: number[];
@@ -361,7 +357,7 @@ function programsOn(ifindex: number, ours: number): Programs {
   return { ours: ids.includes(ours), earlier };
 }
 
-/** Whether ours is on a veth after a failure there; false if that cannot be told. */
+/** Whether ours is on a device after a failure there; false if that cannot be told. */
 function stillOurs(ifindex: number, ours: number): boolean {
   try {
     return bpf.tcxQuery(ifindex, bpf.BPF_TCX_INGRESS).includes(ours);

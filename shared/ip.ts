@@ -234,6 +234,13 @@ export function ipToBytes(ip: IP): Buffer {
   return buf;
 }
 
+/** The bytes of an address weft already holds as valid text (from the kernel or its own records). */
+export function addressBytes(ip: string): Buffer {
+  const parsed = parseIP(ip);
+  if (!parsed) throw new RangeError(`not an IP address: "${ip}"`);
+  return ipToBytes(parsed);
+}
+
 /** Reads 4 bytes as IPv4 or 16 as IPv6 (network byte order). Throws on any other
  *  length: bytes come from the kernel or our own encoder, so that is a bug, not input. */
 export function ipFromBytes(bytes: Uint8Array): IP {

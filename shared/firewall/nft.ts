@@ -42,7 +42,7 @@
 // that exist and carry the pod's comment.
 import { NFPROTO, getElement, listElements, type SetElement, tableExists } from "../netlink/nftables";
 import type { NetlinkSocket } from "../netlink/socket";
-import { formatIP, ipFromBytes, ipToBytes, parseIP } from "../ip";
+import { addressBytes, formatIP, ipFromBytes } from "../ip";
 import { okOrThrow, start, which, type Running } from "../process";
 import { type Family, type Pod, type PodAddr, MULTICAST } from "./common";
 
@@ -149,7 +149,7 @@ interface Found {
   masq: boolean; // its masq4/masq6 element (and so its chain)
 }
 
-const keyOf = (a: PodAddr): Buffer => ipToBytes(parseIP(a.ip)!);
+const keyOf = (a: PodAddr): Buffer => addressBytes(a.ip);
 
 /**
  * What exists of these addresses; with `owner`, only elements that carry its comment (a DEL's
