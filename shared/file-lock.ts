@@ -4,7 +4,7 @@
 // holder may have removed it while we waited), and tries again if not.
 import { native } from "../native/index";
 import { isErrno } from "./errno";
-import { closeFile, dirName, makeDirs, onPath, openFile } from "./fs";
+import { closeFile, dirName, makeDirs, naming, openFile } from "./fs";
 
 /**
  * Opens (creating) the lock file at `path`, with O_CLOEXEC so commands we spawn never
@@ -25,7 +25,11 @@ export function openLockFile(path: string, createDir: boolean): number | undefin
 /** Runs `fn` holding flock(LOCK_EX) on `fd`, the lock file at `path` (waiting for it), then closes `fd`. */
 export function holdingLock<T>(path: string, fd: number, fn: () => T): T {
   try {
-    onPath(path, () => native.flock(fd, true));
+    try {
+      native.flock(fd, true);
+    } catch (e) {
+      throw naming(e, path);
+    }
     return fn();
   } finally {
     release(fd);
@@ -56,16 +60,16 @@ function acquire(path: string, createDir: boolean, wait: boolean): number | "bus
     if (fd === undefined) return undefined;
     let linked: boolean;
     try {
-      if (wait) onPath(path, () => native.flock(fd, true));
-      else if (!onPath(path, () => native.tryFlock(fd))) {
+      if (wait) native.flock(fd, true);
+      else if (!native.tryFlock(fd)) {
         closeFile(fd);
         return "busy";
       }
       // Lock files are only ever removed, never renamed over: one still linked is the one at the path.
-      linked = onPath(path, () => native.linked(fd));
+      linked = native.linked(fd);
     } catch (e) {
       release(fd);
-      throw e;
+      throw naming(e, path);
     }
     if (linked) return fd;
     release(fd); // a holder removed it while we waited: lock the one there now

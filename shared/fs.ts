@@ -10,14 +10,19 @@ export type OpenHow = "r" | "w" | "wx" | "c" | "d";
 const F_OK = 0;
 const X_OK = 1;
 
+/** A native call's error, naming the path it was about. */
+export function naming(e: unknown, path: string): NativeError {
+  const err = e as NativeError;
+  err.message = `${err.message}, '${path}'`;
+  return err;
+}
+
 /** Runs a native call on `path`, naming the path in its error. */
-export function onPath<T>(path: string, call: () => T): T {
+function onPath<T>(path: string, call: () => T): T {
   try {
     return call();
   } catch (e) {
-    const err = e as NativeError;
-    err.message = `${err.message}, '${path}'`;
-    throw err;
+    throw naming(e, path);
   }
 }
 
