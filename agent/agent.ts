@@ -6,12 +6,13 @@
 import { type FSWatcher, statSync, watch, writeSync } from "node:fs";
 import { attempt } from "../shared/attempt";
 import { messageOf } from "../shared/cni/errors";
-import { joinPath, makeDirs, removeFile, writeText } from "../shared/fs";
+import { makeDirs, removeFile, writeText } from "../shared/fs";
 import { formatCIDR } from "../shared/ip";
 import { withSocket } from "../shared/netlink/socket";
 import { writeSysctl } from "../shared/sysctl";
 import { parseWeftConf, type WeftConf } from "../plugins/weft/config";
 import { collectOrphans } from "../plugins/weft/gc";
+import { attachmentsDir, isSavedAttachment } from "../plugins/weft/saved";
 import { CONFLIST_VERSION, NETWORK_NAME, publishCniFiles, weftPluginConf } from "./cni-files";
 import { computeDesired, normaliseCIDR, selfNode, WEFT_RTPROT, type Desired, type DirectRouting } from "./desired";
 import { convergePeers, ensureAddress, ensureDevice, findUnderlay, VXLAN_OVERHEAD } from "./dataplane";
@@ -142,10 +143,10 @@ export class Agent {
 
   /**
    * Watches the attachments directory, made if missing, again if it was made anew: an
-   * ADD's saved attachment or a DEL's removal asks for a reconcile.
+   * ADD's saved attachment or a DEL's removal asks for a fast path run.
    */
   private watchAttachments(): void {
-    const dir = joinPath(this.o.stateDir, "attachments");
+    const dir = attachmentsDir(this.weftConfig());
     makeDirs(dir);
     const st = statSync(dir);
     const file = `${st.dev}:${st.ino}`;
@@ -153,7 +154,7 @@ export class Agent {
     this.attachments?.watcher.close();
     // The saved attachments' own files only: not the lock files and temporary copies beside them.
     const watcher = watch(dir, (_, name) => {
-      if (name === null || name.endsWith(".json")) this.fastPathSoon(0);
+      if (name === null || isSavedAttachment(name)) this.fastPathSoon(0);
     });
     watcher.on("error", (e) => {
       this.log(`fast path: watching ${dir}: ${messageOf(e)}`);

@@ -24,13 +24,19 @@ export interface SavedAttachment {
   saved: Saved | null;
 }
 
-function dir(conf: WeftConf): string {
+/** The directory of the saved attachments (and their lock files). */
+export function attachmentsDir(conf: WeftConf): string {
   return join(conf.stateDir, "attachments");
 }
 
+const SAVED = ".json";
+
+/** Whether a name in attachmentsDir is a saved attachment (not a lock file or a temporary copy). */
+export const isSavedAttachment = (name: string): boolean => name.endsWith(SAVED);
+
 // ":" appears in none of network name, container ID or ifname, so it separates them.
-function file(conf: WeftConf, containerId: string, ifname: string, ext = ".json"): string {
-  return join(dir(conf), `${conf.name}:${containerId}:${ifname}${ext}`);
+function file(conf: WeftConf, containerId: string, ifname: string, ext = SAVED): string {
+  return join(attachmentsDir(conf), `${conf.name}:${containerId}:${ifname}${ext}`);
 }
 
 /** The saved attachment of (containerId, ifname), or null. */
@@ -92,13 +98,13 @@ export function forgetDelegate(conf: WeftConf, containerId: string, ifname: stri
 export function savedAttachments(conf: WeftConf): SavedAttachment[] {
   let names: string[];
   try {
-    names = listDir(dir(conf));
+    names = listDir(attachmentsDir(conf));
   } catch {
     return [];
   }
   return names
-    .filter((n) => n.endsWith(".json"))
-    .map((n) => n.slice(0, -".json".length).split(":"))
+    .filter(isSavedAttachment)
+    .map((n) => n.slice(0, -SAVED.length).split(":"))
     .filter((parts) => parts.length === 3 && parts[0] === conf.name)
     .map(([, containerID, ifname]) => ({ containerID: containerID!, ifname: ifname!, saved: loadAttachment(conf, containerID!, ifname!) }));
 }
