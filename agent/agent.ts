@@ -87,8 +87,6 @@ export class Agent {
   private attachments: { watcher: FSWatcher; file: string } | null = null;
   /** a fast path run of its own, soon: the attachments changed, or an ADD is making its pod's interface */
   private fastPathRun: ReturnType<typeof setTimeout> | null = null;
-  /** what the last fast path run of its own could not do: logged when it appears */
-  private fastPathProblems = new Set<string>();
   /** earlier agents' programs taken off (when this one runs without the fast path) */
   private leftoversGone = false;
   private running = false;
@@ -174,7 +172,12 @@ export class Agent {
       this.fastPathRun = null;
       const problems: string[] = [];
       this.convergeFastPath(this.log, problems);
-      this.fastPathProblems = logNew(this.fastPathProblems, problems, this.log);
+      // Said once, with the reconcile's: the next reconcile starts the set afresh.
+      for (const p of problems) {
+        if (this.lastProblems.has(p)) continue;
+        this.log(p);
+        this.lastProblems.add(p);
+      }
     }, ms);
   }
 
