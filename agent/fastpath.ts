@@ -10,17 +10,17 @@
 // or during a restart an earlier agent's), and the peers only while one is on the underlay
 // and the VXLAN device: so both directions of a flow skip the kernel's forwarding or
 // neither does, and conntrack sees all of it or none of it.
-import { readSync } from "node:fs";
 import { parseMac } from "../shared/mac";
-import { addressBytes, addressOf, formatIP, ipFromBytes, ipToBytes, parseCIDR } from "../shared/ip";
+import { addressBytes, addressOf, ipToBytes, parseCIDR } from "../shared/ip";
 import { listAddresses } from "../shared/netlink/address";
 import { getLinkByName, listLinks, type Link } from "../shared/netlink/link";
 import { withSocket } from "../shared/netlink/socket";
-import { findBtfTypes, KIND_FUNC, KIND_STRUCT, type BtfType } from "../shared/bpf/btf";
+import { findBtfTypesIn, KIND_FUNC, KIND_STRUCT, type BtfType } from "../shared/bpf/btf";
 import * as bpf from "../shared/bpf/syscall";
-import { closeFile, openFile } from "../shared/fs";
+import { closeFile } from "../shared/fs";
 import { isNetnsGone } from "../shared/netns";
-import { isErrno } from "../shared/errno";
+import { deleted, isErrno } from "../shared/errno";
+import { attempt } from "../shared/attempt";
 import { messageOf } from "../shared/cni/errors";
 import { savedAttachments } from "../plugins/weft/saved";
 import type { WeftConf } from "../plugins/weft/config";
@@ -33,11 +33,12 @@ const VMLINUX_BTF = "/sys/kernel/btf/vmlinux";
 /** How long a pod whose ADD has not made its interface yet is looked for every 100 ms (then at the resync). */
 const WAIT_MS = 5000;
 
-/** A pod of this node: its IPv4 addresses, its MAC, and the ifindex of its host-side veth. */
+/** A pod of this node: its IPv4 addresses, its MAC, the ifindex of its host-side veth, and its gateway's MAC (the bridge's). */
 interface Port {
   ips: string[];
   mac: string;
   hostIndex: number;
+  gatewayMac: string;
 }
 
 /** What the overlay gives the fast path: the devices traffic from other nodes comes in by, and those nodes' pod CIDRs. */
@@ -55,14 +56,13 @@ export interface FastPathRun {
   waiting: boolean;
 }
 
-type Problem = (what: string, e: unknown) => void;
-
 export class FastPath {
   /** per attachment ("containerID/ifname") whose interface is not there yet: when it was first looked for */
   private readonly waitingSince = new Map<string, number>();
   /** the devices this agent put its program on */
   private readonly attached = new Set<number>();
-  /** what the peers map holds (only this agent writes it): pod CIDR -> the ifindex its traffic comes in by */
+  /** what the maps hold (only this agent writes them): pod address -> its entry; pod CIDR -> the ifindex its traffic comes in by */
+  private readonly pods = new Map<string, string>();
   private readonly peers = new Map<string, number>();
 
   private constructor(
@@ -81,20 +81,10 @@ export class FastPath {
   static load(): FastPath | string {
     const [lookup, release, opts] = [`${KIND_FUNC}:bpf_skb_ct_lookup`, `${KIND_FUNC}:bpf_ct_release`, `${KIND_STRUCT}:bpf_ct_opts`];
     let types: Map<string, BtfType>;
-    let fd: number | undefined;
     try {
-      const btf = (fd = openFile(VMLINUX_BTF, "r"));
-      types = findBtfTypes((position, length) => {
-        // sysfs hands out a page per read.
-        const b = Buffer.alloc(length);
-        let got = 0;
-        for (let n = 1; got < length && n > 0; got += n) n = readSync(btf, b, got, length - got, position + got);
-        return b.subarray(0, got);
-      }, [lookup, release, opts]);
+      types = findBtfTypesIn(VMLINUX_BTF, [lookup, release, opts]);
     } catch (e) {
       return `no kernel BTF (${VMLINUX_BTF}): ${messageOf(e)}`;
-    } finally {
-      if (fd !== undefined) closeFile(fd);
     }
     const [ctLookup, ctRelease, optsSize] = [types.get(lookup)?.id, types.get(release)?.id, types.get(opts)?.sizeOrType];
     if (!ctLookup || !ctRelease || !optsSize) return "the kernel's BTF has no bpf_skb_ct_lookup (Linux 6.0+, nf_conntrack built in)";
@@ -131,21 +121,14 @@ export class FastPath {
    */
   converge(conf: WeftConf, cross: CrossNode): FastPathRun {
     const run: FastPathRun = { changes: [], problems: [], waiting: false };
-    const problem: Problem = (what, e) => run.problems.push(`fast path: ${what}: ${messageOf(e)}`);
-    const { bridge, ports } = this.podPorts(conf, run);
+    const ports = this.podPorts(conf, run);
 
     // Phase one: what an earlier agent's programs serve goes in our maps.
     const ins: Array<[CrossNode["ins"][number], Programs]> = [];
-    for (const dev of cross.ins) {
-      try {
-        ins.push([dev, programsOn(dev.index, this.progId)]);
-      } catch (e) {
-        problem(dev.name, e);
-      }
-    }
+    for (const dev of cross.ins) attempt(run.problems, () => ins.push([dev, programsOn(dev.index, this.progId)]), `fast path: ${dev.name}`);
     // The peers only while a program is on every way in (a VXLAN device made anew has none).
     const covered = ins.length === cross.ins.length && ins.every(([, on]) => on.ours || on.earlier.length > 0);
-    this.putPeers(covered ? cross.peers : new Map(), run, problem);
+    this.putPeers(covered ? cross.peers : new Map(), run);
     // Addresses whose veth could not be asked: left as they are in the map, until a run can.
     const unknown = new Set<string>();
     const found: Array<[Port, Programs]> = [];
@@ -153,9 +136,9 @@ export class FastPath {
       try {
         const on = programsOn(p.hostIndex, this.progId);
         found.push([p, on]);
-        if (!on.ours && on.earlier.length) this.put(p, bridge!, problem);
+        if (!on.ours && on.earlier.length) this.put(p, run);
       } catch (e) {
-        problem(`pod ${p.ips.join(",")}`, e);
+        run.problems.push(`fast path: pod ${p.ips.join(",")}: ${messageOf(e)}`);
         p.ips.forEach((ip) => unknown.add(ip));
       }
     }
@@ -164,29 +147,29 @@ export class FastPath {
     // first: an earlier agent's program on a veth may know nothing of other nodes.)
     const on = new Set(unknown);
     for (const [p, was] of found) {
-      if (this.own(p.hostIndex, was, `the veth of pod ${p.ips.join(",")}`, run, problem) && this.put(p, bridge!, problem)) p.ips.forEach((ip) => on.add(ip));
+      if (this.own(p.hostIndex, was, `the veth of pod ${p.ips.join(",")}`, run) && this.put(p, run)) p.ips.forEach((ip) => on.add(ip));
     }
     let insOn = ins.length === cross.ins.length;
-    for (const [dev, was] of ins) insOn = this.own(dev.index, was, dev.name, run, problem) && insOn;
+    for (const [dev, was] of ins) insOn = this.own(dev.index, was, dev.name, run) && insOn;
     // Without the program on every way in, replies from other nodes would meet conntrack
     // mid-flow: no cross-node flow takes the fast path then.
-    this.putPeers(insOn ? cross.peers : new Map(), run, problem);
-    this.forgetPodsBut(on, run, problem);
+    this.putPeers(insOn ? cross.peers : new Map(), run);
+    this.forgetPodsBut(on, run);
     // A device no pod of ours is on any more (one taken off the bridge), or a VXLAN device
     // since replaced, loses the program.
     const current = new Set([...ports.map((p) => p.hostIndex), ...cross.ins.map((d) => d.index)]);
     for (const index of this.attached) {
       if (current.has(index)) continue;
-      try {
-        bpf.tcxDetach(this.progFd, index, bpf.BPF_TCX_INGRESS);
-        run.changes.push(`fast path: off ifindex ${index}, no pod's veth or way in now`);
-      } catch (e) {
-        if (!isErrno(e, "ENODEV") && !isErrno(e, "ENOENT")) {
-          problem(`ifindex ${index}`, e);
-          continue;
-        }
-      }
-      this.attached.delete(index);
+      attempt(
+        run.problems,
+        () => {
+          if (deleted(["ENODEV", "ENOENT"], () => bpf.tcxDetach(this.progFd, index, bpf.BPF_TCX_INGRESS))) {
+            run.changes.push(`fast path: off ifindex ${index}, no pod's veth or way in now`);
+          }
+          this.attached.delete(index);
+        },
+        `fast path: ifindex ${index}`,
+      );
     }
     return run;
   }
@@ -196,77 +179,86 @@ export class FastPath {
    * an earlier agent's program comes off too: its maps are nobody's now, and the flows it
    * took past conntrack would meet it only one way.
    */
-  private own(ifindex: number, was: Programs, name: string, run: FastPathRun, problem: Problem): boolean {
+  private own(ifindex: number, was: Programs, name: string, run: FastPathRun): boolean {
     try {
       const change = this.takeOver(ifindex, was);
       if (change) run.changes.push(`fast path: ${change} ${name} (ifindex ${ifindex})`);
       return true;
     } catch (e) {
-      problem(name, e);
+      run.problems.push(`fast path: ${name}: ${messageOf(e)}`);
       if (stillOurs(ifindex, this.progId)) return true;
       for (const id of was.earlier) {
-        try {
-          withProgram(id, (fd) => bpf.tcxDetach(fd, ifindex, bpf.BPF_TCX_INGRESS));
-        } catch (e) {
-          problem(`${name}: the earlier agent's program`, e);
-        }
+        attempt(run.problems, () => withProgram(id, (fd) => bpf.tcxDetach(fd, ifindex, bpf.BPF_TCX_INGRESS)), `fast path: ${name}: the earlier agent's program`);
       }
       return false;
     }
   }
 
-  /** The pod's addresses into the map, for its host veth; false when the map refused one. */
-  private put(p: Port, bridge: Link, problem: Problem): boolean {
+  /** The pod's addresses into the map (where not there already), for its host veth; false when the map refused one. */
+  private put(p: Port, run: FastPathRun): boolean {
     const value = new Uint8Array(POD_VALUE.size);
     new DataView(value.buffer).setUint32(POD_VALUE.hostIndex, p.hostIndex, true);
     value.set(parseMac(p.mac), POD_VALUE.mac);
-    value.set(parseMac(bridge.mac), POD_VALUE.gatewayMac);
-    try {
-      for (const ip of p.ips) bpf.mapUpdate(this.podsFd, addressBytes(ip), value);
-      return true;
-    } catch (e) {
-      problem(`pod ${p.ips.join(",")}`, e);
-      return false;
+    value.set(parseMac(p.gatewayMac), POD_VALUE.gatewayMac);
+    const entry = value.join(",");
+    const before = run.problems.length;
+    for (const ip of p.ips) {
+      if (this.pods.get(ip) === entry) continue;
+      attempt(
+        run.problems,
+        () => {
+          bpf.mapUpdate(this.podsFd, addressBytes(ip), value);
+          this.pods.set(ip, entry);
+        },
+        `fast path: pod ${ip}`,
+      );
     }
+    return run.problems.length === before;
   }
 
   /** Takes every pod address but `keep` out of the map. */
-  private forgetPodsBut(keep: Set<string>, run: FastPathRun, problem: Problem): void {
-    for (const key of bpf.mapKeys(this.podsFd, POD_VALUE.keySize)) {
-      const ip = formatIP(ipFromBytes(key));
+  private forgetPodsBut(keep: Set<string>, run: FastPathRun): void {
+    for (const ip of this.pods.keys()) {
       if (keep.has(ip)) continue;
-      try {
-        bpf.mapDelete(this.podsFd, key);
-        run.changes.push(`fast path: forgot pod ${ip}`);
-      } catch (e) {
-        problem(`pod ${ip}`, e);
-      }
+      attempt(
+        run.problems,
+        () => {
+          bpf.mapDelete(this.podsFd, addressBytes(ip));
+          this.pods.delete(ip);
+          run.changes.push(`fast path: forgot pod ${ip}`);
+        },
+        `fast path: pod ${ip}`,
+      );
     }
   }
 
   /** The peers map holding exactly `want` (pod CIDR -> the ifindex its traffic comes in by). */
-  private putPeers(want: Map<string, number>, run: FastPathRun, problem: Problem): void {
+  private putPeers(want: Map<string, number>, run: FastPathRun): void {
     for (const cidr of this.peers.keys()) {
       if (want.has(cidr)) continue;
-      try {
-        bpf.mapDelete(this.peersFd, peerKey(cidr));
-        this.peers.delete(cidr);
-        run.changes.push(`fast path: off for pods in ${cidr}`);
-      } catch (e) {
-        problem(cidr, e);
-      }
+      attempt(
+        run.problems,
+        () => {
+          bpf.mapDelete(this.peersFd, peerKey(cidr));
+          this.peers.delete(cidr);
+          run.changes.push(`fast path: off for pods in ${cidr}`);
+        },
+        `fast path: ${cidr}`,
+      );
     }
     for (const [cidr, via] of want) {
       if (this.peers.get(cidr) === via) continue;
       const value = new Uint8Array(PEER_ENTRY.valueSize);
       new DataView(value.buffer).setUint32(0, via, true);
-      try {
-        bpf.mapUpdate(this.peersFd, peerKey(cidr), value);
-        this.peers.set(cidr, via);
-        run.changes.push(`fast path: on for pods in ${cidr} (in by ifindex ${via})`);
-      } catch (e) {
-        problem(cidr, e);
-      }
+      attempt(
+        run.problems,
+        () => {
+          bpf.mapUpdate(this.peersFd, peerKey(cidr), value);
+          this.peers.set(cidr, via);
+          run.changes.push(`fast path: on for pods in ${cidr} (in by ifindex ${via})`);
+        },
+        `fast path: ${cidr}`,
+      );
     }
   }
 
@@ -295,7 +287,7 @@ export class FastPath {
    * whose netns is there but not yet its interface (its ADD is under way: the attachment
    * is saved first) makes the run `waiting`.
    */
-  private podPorts(conf: WeftConf, run: FastPathRun): { bridge: Link | undefined; ports: Port[] } {
+  private podPorts(conf: WeftConf, run: FastPathRun): Port[] {
     const ports: Port[] = [];
     const { bridge, links } = bridgeLinks(conf);
     const hostLinks = new Map(links.map((l) => [l.index, l]));
@@ -316,8 +308,8 @@ export class FastPath {
       const key = `${a.containerID}/${a.ifname}`;
       seen.add(key);
       const host = pod?.link.peerIndex === undefined ? undefined : hostLinks.get(pod.link.peerIndex);
-      if (pod && pod.ips.length && bridge && host?.kind === "veth" && host.master === bridge.index) {
-        ports.push({ ips: pod.ips, mac: pod.link.mac, hostIndex: host.index });
+      if (pod && pod.ips.length && bridge && isBridgePort(host, bridge)) {
+        ports.push({ ips: pod.ips, mac: pod.link.mac, hostIndex: host.index, gatewayMac: bridge.mac });
         this.waitingSince.delete(key);
         continue;
       }
@@ -326,7 +318,7 @@ export class FastPath {
       if (Date.now() - since < WAIT_MS) run.waiting = true;
     }
     for (const key of this.waitingSince.keys()) if (!seen.has(key)) this.waitingSince.delete(key);
-    return { bridge, ports };
+    return ports;
   }
 }
 
@@ -337,6 +329,11 @@ function peerKey(cidr: string): Uint8Array {
   new DataView(key.buffer).setUint32(0, net.prefix, true);
   key.set(ipToBytes(net.ip), 4);
   return key;
+}
+
+/** Whether `l` is a veth on the pods' bridge: a pod's host side. */
+function isBridgePort(l: Link | undefined, bridge: Link | undefined): l is Link {
+  return bridge !== undefined && l?.kind === "veth" && l.master === bridge.index;
 }
 
 /** The node's links, and among them the pods' bridge (undefined before the first pod's ADD makes it). */
@@ -390,7 +387,7 @@ function withProgram<T>(id: number, fn: (fd: number) => T): T | false {
 export function removeFastPath(conf: WeftConf, ins: CrossNode["ins"]): string[] {
   const changes: string[] = [];
   const { bridge, links } = bridgeLinks(conf);
-  const ports = links.filter((l) => bridge && l.master === bridge.index && l.kind === "veth").map((l) => ({ index: l.index, name: `the veth ${l.name}` }));
+  const ports = links.filter((l) => isBridgePort(l, bridge)).map((l) => ({ index: l.index, name: `the veth ${l.name}` }));
   for (const dev of [...ports, ...ins]) {
     try {
       for (const id of programsOn(dev.index, 0).earlier) {

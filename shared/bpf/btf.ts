@@ -4,6 +4,9 @@
 // (~100k types): it is read in chunks, the wanted names' offsets found in the string
 // section first, then the type records matched on those offsets alone, so an agent that
 // starts keeps no copy of it.
+import { readSync } from "node:fs";
+import { closeFile, openFile } from "../fs";
+
 const MAGIC = 0xeb9f;
 const HEADER = 24;
 const CHUNK = 1 << 16;
@@ -90,4 +93,19 @@ export function findBtfTypes(read: ReadAt, wanted: string[], size = CHUNK): Map<
     pos += 12 + trailing(kind, info & 0xffff);
   }
   return found;
+}
+
+/** findBtfTypes on the BTF file at `path` (sysfs hands out a page per read: each read is looped). */
+export function findBtfTypesIn(path: string, wanted: string[]): Map<string, BtfType> {
+  const fd = openFile(path, "r");
+  try {
+    return findBtfTypes((position, length) => {
+      const b = Buffer.alloc(length);
+      let got = 0;
+      for (let n = 1; got < length && n > 0; got += n) n = readSync(fd, b, got, length - got, position + got);
+      return b.subarray(0, got);
+    }, wanted);
+  } finally {
+    closeFile(fd);
+  }
 }

@@ -1,14 +1,12 @@
 // The bpf(2) commands weft uses, each with its union bpf_attr laid out here
 // (include/uapi/linux/bpf.h) and sent through the addon's one generic call.
 import { native } from "../../native/index";
-import { isErrno } from "../errno";
 import { cstr, utf8, strz } from "../netlink/encoding";
 
 const enum Cmd {
   MAP_CREATE = 0,
   MAP_UPDATE_ELEM = 2,
   MAP_DELETE_ELEM = 3,
-  MAP_GET_NEXT_KEY = 4,
   PROG_LOAD = 5,
   PROG_ATTACH = 8,
   PROG_DETACH = 9,
@@ -58,25 +56,6 @@ export function mapDelete(fd: number, key: Uint8Array): void {
   const { bytes, view } = attr(16);
   view.setUint32(0, fd, true);
   native.bpf(Cmd.MAP_DELETE_ELEM, bytes, [[8, key]]);
-}
-
-/** Every key of a map, each `keySize` bytes. */
-export function mapKeys(fd: number, keySize: number): Uint8Array[] {
-  const keys: Uint8Array[] = [];
-  for (;;) {
-    const { bytes, view } = attr(24);
-    view.setUint32(0, fd, true);
-    const next = new Uint8Array(keySize);
-    const last = keys.at(-1);
-    try {
-      // No key (a null pointer) asks for the first.
-      native.bpf(Cmd.MAP_GET_NEXT_KEY, bytes, last ? [[8, last], [16, next]] : [[16, next]]);
-    } catch (e) {
-      if (isErrno(e, "ENOENT")) return keys;
-      throw e;
-    }
-    keys.push(next);
-  }
 }
 
 export interface ProgLoad {
