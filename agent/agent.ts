@@ -12,7 +12,7 @@ import { withSocket } from "../shared/netlink/socket";
 import { writeSysctl } from "../shared/sysctl";
 import { parseWeftConf, type WeftConf } from "../plugins/weft/config";
 import { collectOrphans } from "../plugins/weft/gc";
-import { attachmentsDir, isSavedAttachment } from "../plugins/weft/saved";
+import { attachmentsDir, isSavedAttachment, savedAttachments, type SavedAttachment } from "../plugins/weft/saved";
 import { CONFLIST_VERSION, NETWORK_NAME, publishCniFiles, weftPluginConf } from "./cni-files";
 import { computeDesired, normaliseCIDR, selfNode, WEFT_RTPROT, type Desired, type DirectRouting } from "./desired";
 import { convergePeers, ensureAddress, ensureDevice, findUnderlay, VXLAN_OVERHEAD } from "./dataplane";
@@ -171,7 +171,7 @@ export class Agent {
     this.fastPathRun ??= setTimeout(() => {
       this.fastPathRun = null;
       const problems: string[] = [];
-      this.convergeFastPath(this.log, problems);
+      this.convergeFastPath(this.log, problems, savedAttachments(this.weftConfig()));
       // Said once, with the reconcile's: the next reconcile starts the set afresh.
       for (const p of problems) {
         if (this.lastProblems.has(p)) continue;
@@ -308,8 +308,10 @@ export class Agent {
     // The device is up with its address: the node can take pods. subnet.json first, then
     // the conflist, so the runtime never finds the network before the plugin can serve it.
     for (const line of publishCniFiles(this.o, { podCIDR: self.podCIDR, clusterCIDR, mtu })) log(line);
-    this.collectOrphans(log, problems);
-    this.convergeFastPath(log, problems);
+    // Read once for both (an orphan the pass removes has no netns for the fast path to enter).
+    const attachments = savedAttachments(this.weftConfig());
+    this.collectOrphans(log, problems, attachments);
+    this.convergeFastPath(log, problems, attachments);
     return { ready: true, desired: desired! };
   }
 
@@ -318,7 +320,7 @@ export class Agent {
     return (this.weftConf ??= parseWeftConf({ cniVersion: CONFLIST_VERSION, name: NETWORK_NAME, ...weftPluginConf(this.o) }));
   }
 
-  private convergeFastPath(log: (line: string) => void, problems: string[]): void {
+  private convergeFastPath(log: (line: string) => void, problems: string[], attachments: SavedAttachment[]): void {
     const [fastPath, cross] = [this.fastPath, this.crossNode];
     if (!cross) return; // no reconcile has found the devices yet: it runs the fast path when one does
     attempt(
@@ -333,7 +335,7 @@ export class Agent {
         }
         // Without the watch the resync still brings new pods the fast path.
         attempt(problems, () => this.watchAttachments(), "fast path: watching the attachments");
-        const run = fastPath.converge(this.weftConfig(), cross);
+        const run = fastPath.converge(this.weftConfig(), cross, attachments);
         run.changes.forEach(log);
         problems.push(...run.problems);
         if (run.waiting) this.fastPathSoon(100);
@@ -343,11 +345,11 @@ export class Agent {
   }
 
   /** Runs DEL for the node's attachments whose pod netns is gone (plugins/weft/gc.ts). */
-  private collectOrphans(log: (line: string) => void, problems: string[]): void {
+  private collectOrphans(log: (line: string) => void, problems: string[], attachments: SavedAttachment[]): void {
     attempt(
       problems,
       () => {
-        const { removed, busy, failed } = collectOrphans(this.weftConfig());
+        const { removed, busy, failed } = collectOrphans(this.weftConfig(), attachments);
         for (const a of removed) log(`gc: released ${a.containerID}/${a.ifname} (its netns ${a.saved?.netns} is gone)`);
         // Said once while it stays busy: a plugin stuck holding the lock keeps the pod's IP.
         const held = busy.map((a) => `gc: ${a.containerID}/${a.ifname} left for a later pass: its netns is gone, but a plugin holds its lock`);

@@ -22,7 +22,7 @@ import { isNetnsGone } from "../shared/netns";
 import { deleted, isErrno } from "../shared/errno";
 import { attempt } from "../shared/attempt";
 import { messageOf } from "../shared/cni/errors";
-import { savedAttachments } from "../plugins/weft/saved";
+import type { SavedAttachment } from "../plugins/weft/saved";
 import type { WeftConf } from "../plugins/weft/config";
 import { fastPathProgram, FAST_PATH_LICENSE, PEER_ENTRY, POD_VALUE } from "./fastpath-program";
 
@@ -119,9 +119,9 @@ export class FastPath {
    * before ours replaces it: no flow it carried falls back to the kernel midway (conntrack
    * would take it up there).
    */
-  converge(conf: WeftConf, cross: CrossNode): FastPathRun {
+  converge(conf: WeftConf, cross: CrossNode, attachments: SavedAttachment[]): FastPathRun {
     const run: FastPathRun = { changes: [], problems: [], waiting: false };
-    const ports = this.podPorts(conf, run);
+    const ports = this.podPorts(conf, attachments, run);
 
     // Phase one: what an earlier agent's programs serve goes in our maps.
     const ins: Array<[CrossNode["ins"][number], Programs]> = [];
@@ -287,12 +287,12 @@ export class FastPath {
    * whose netns is there but not yet its interface (its ADD is under way: the attachment
    * is saved first) makes the run `waiting`.
    */
-  private podPorts(conf: WeftConf, run: FastPathRun): Port[] {
+  private podPorts(conf: WeftConf, attachments: SavedAttachment[], run: FastPathRun): Port[] {
     const ports: Port[] = [];
     const { bridge, links } = bridgeLinks(conf);
     const hostLinks = new Map(links.map((l) => [l.index, l]));
     const seen = new Set<string>();
-    for (const a of savedAttachments(conf)) {
+    for (const a of attachments) {
       const netns = a.saved?.netns;
       if (!netns) continue;
       let pod: { link: Link; ips: string[] } | null;

@@ -77,8 +77,8 @@ function netnsGone(path: string): boolean {
  * leaves the attachment to the next one rather than stall the agent.
  * Returns what it removed, what a plugin held (busy) and what it could not (one line each).
  */
-export function collectOrphans(conf: WeftConf): { removed: SavedAttachment[]; busy: SavedAttachment[]; failed: string[] } {
-  const orphans = savedAttachments(conf).filter((a) => a.saved?.netns !== undefined && netnsGone(a.saved.netns));
+export function collectOrphans(conf: WeftConf, attachments: SavedAttachment[]): { removed: SavedAttachment[]; busy: SavedAttachment[]; failed: string[] } {
+  const orphans = attachments.filter((a) => a.saved?.netns !== undefined && netnsGone(a.saved.netns));
   const removed: SavedAttachment[] = [];
   const busy: SavedAttachment[] = [];
   const failed: string[] = [];
