@@ -80,7 +80,10 @@ function locked<T>(path: string, o: LockOptions, wait: boolean, fn: () => T): T 
   const fd = acquire(path, o.createDir, wait);
   if (fd === "busy") return fd;
   try {
-    return fn();
+    const r = fn();
+    // The lock goes when fn returns: a promise's work would run unlocked.
+    if (r instanceof Promise) throw new Error("a file lock's callback must be synchronous");
+    return r;
   } finally {
     if (fd !== undefined) {
       try {

@@ -149,8 +149,6 @@ interface Found {
   masq: boolean; // its masq4/masq6 element (and so its chain)
 }
 
-const keyOf = (a: PodAddr): Buffer => addressBytes(a.ip);
-
 /**
  * What exists of these addresses; with `owner`, only elements that carry its comment (a DEL's
  * addresses may be another pod's by now). Null when the kernel cannot GET single elements.
@@ -159,7 +157,7 @@ function lookUp(nl: NetlinkSocket, addrs: PodAddr[], owner?: string): Found[] | 
   const ours = (e: SetElement | null): boolean => e !== null && (owner === undefined || e.comment === owner);
   const found: Found[] = [];
   for (const addr of addrs) {
-    const key = keyOf(addr);
+    const key = addressBytes(addr.ip);
     let pods: SetElement | null;
     let masq: SetElement | null;
     try {
