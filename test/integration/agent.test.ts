@@ -651,12 +651,14 @@ describe("weft agent --nodes FILE", () => {
 });
 
 describe("the fast path", () => {
-  /** A pod's host-side veth in its node: the peer of its eth0. */
-  function hostVeth(n: TestNode, podNs: string): { name: string; index: number } {
+  /** The name of a pod's host-side veth in its node: the peer of its eth0. */
+  function hostVeth(n: TestNode, podNs: string): string {
     const [eth0] = ipJson<Array<{ link_index: number }>>(podNs, "link", "show", "eth0");
-    const host = ipJson<Array<{ ifname: string; ifindex: number }>>(n.ns, "link", "show").find((l) => l.ifindex === eth0!.link_index)!;
-    return { name: host.ifname, index: host.ifindex };
+    return ipJson<Array<{ ifname: string; ifindex: number }>>(n.ns, "link", "show").find((l) => l.ifindex === eth0!.link_index)!.ifname;
   }
+
+  /** How many pods' veths the agent's log says the fast path went on. */
+  const vethsOn = (log: string) => log.split("fast path: on the veth of pod").length - 1;
 
   /** The programs on a device's tcx ingress in a node. */
   const programsOn = (n: TestNode, dev: string) => {
@@ -673,12 +675,12 @@ describe("the fast path", () => {
    */
   function sendTcp(n: TestNode, from: string, to: { ns: string; ip: string }): { received: number; viaBridge: number } {
     const host = hostVeth(n, to.ns);
-    const [rx0, tx0] = [packets(to.ns, "eth0", "rx"), packets(n.ns, host.name, "tx")];
+    const [rx0, tx0] = [packets(to.ns, "eth0", "rx"), packets(n.ns, host, "tx")];
     const server = spawn("ip", ["netns", "exec", to.ns, "nc", "-lk", "7000"], { stdio: "ignore" });
     children.push(server);
     const sent = nsTry(from, "sh", "-c", `for i in $(seq 50); do nc -z ${to.ip} 7000 2>/dev/null && break; sleep 0.05; done; head -c 20000000 /dev/zero | nc -N ${to.ip} 7000`);
     expect(sent.ok, sent.out).toBe(true);
-    return { received: packets(to.ns, "eth0", "rx") - rx0, viaBridge: packets(n.ns, host.name, "tx") - tx0 };
+    return { received: packets(to.ns, "eth0", "rx") - rx0, viaBridge: packets(n.ns, host, "tx") - tx0 };
   }
 
   /** One UDP datagram to argv[1]:argv[2], and what came back: "answered", "refused" (ICMP port unreachable) or "no answer". */
@@ -711,12 +713,12 @@ except OSError as e:
     print(e.strerror)
 `;
 
-  /** Prints each UDP datagram to port 9999 until none has come for 2 s. */
+  /** Prints each UDP datagram to port 9999 until none has come for 1 s. */
   const UDP_LISTEN = `
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 9999))
-s.settimeout(2)
+s.settimeout(1)
 print("listening", flush=True)
 try:
     while True:
@@ -741,6 +743,34 @@ s.bind((dev, 0))
 s.send(bytes.fromhex(mac.replace(":", "")) + bytes.fromhex("020000000001") + b"\\x08\\x00" + ip + udp)
 `;
 
+  /** kube-proxy's rule in a node: what conntrack calls INVALID (a reply to a flow it never saw) is dropped in FORWARD. */
+  const dropInvalid = (n: TestNode) => inNs(n.ns, "iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP");
+
+  /**
+   * kube-proxy's part, as its rules do it: a ClusterIP (10.96.0.10:80) in `nat`, `from`'s
+   * node, DNATed to `to`:7001. `to`'s reply must come back from the ClusterIP, which only
+   * conntrack in that node can do.
+   */
+  function expectServiceReply(nat: TestNode, from: { ns: string }, to: { ns: string; ip: string }): void {
+    inNs(nat.ns, "nft", "add table ip wt-svc; add chain ip wt-svc pre { type nat hook prerouting priority dstnat; }; add rule ip wt-svc pre ip daddr 10.96.0.10 tcp dport 80 dnat to " + `${to.ip}:7001`);
+    const server = spawn("ip", ["netns", "exec", to.ns, "nc", "-lk", "7001"], { stdio: ["pipe", "ignore", "ignore"] });
+    children.push(server);
+    server.stdin!.end("from-the-service\n"); // sent to the first connection
+    const got = nsTry(from.ns, "sh", "-c", "for i in $(seq 50); do r=$(nc -w 1 10.96.0.10 80 </dev/null) && [ -n \"$r\" ] && echo \"$r\" && exit 0; sleep 0.05; done; exit 1");
+    expect(got.out.trim()).toBe("from-the-service");
+  }
+
+  /**
+   * UDP from `from` to a closed port of `to` is refused, directly and through a Service
+   * (10.96.0.10:53 in `nat`, after expectServiceReply): the error quotes `to`'s port, which
+   * conntrack must turn back into the ClusterIP's for `from`'s socket to take it.
+   */
+  function expectRefused(nat: TestNode, from: { ns: string }, to: { ip: string }): void {
+    expect(nsTry(from.ns, "python3", "-c", UDP_PROBE, to.ip, "9").out.trim()).toBe("refused");
+    inNs(nat.ns, "nft", `add rule ip wt-svc pre ip daddr 10.96.0.10 udp dport 53 dnat to ${to.ip}:9`);
+    expect(nsTry(from.ns, "python3", "-c", UDP_PROBE, "10.96.0.10", "53").out.trim()).toBe("refused");
+  }
+
   /** Whether the agent's start-up line says the fast path is on; the test is skipped where this kernel cannot take it. */
   async function fastPathOn(a: Agent, ctx: TestContext): Promise<void> {
     const line = await until("the fast path's start-up line", () => a.log(), (l) => /^fast path (on|off)/m.test(l));
@@ -757,9 +787,9 @@ s.send(bytes.fromhex(mac.replace(":", "")) + bytes.fromhex("020000000001") + b"\
     const conf = await weftConf(n);
     // One at a time: each ADD's own saved attachment, the first thing it writes, must bring it.
     const p1 = weftPod(n, conf, "ctr-1");
-    await until("the fast path on the first pod", () => a.log(), (l) => l.split("fast path: on the veth of pod").length === 2);
+    await until("the fast path on the first pod", () => a.log(), (l) => vethsOn(l) === 1);
     const p2 = weftPod(n, conf, "ctr-2");
-    await until("the fast path on both pods", () => a.log(), (l) => l.split("fast path: on the veth of pod").length === 3);
+    await until("the fast path on both pods", () => a.log(), (l) => vethsOn(l) === 2);
     return { n, a, p1, p2 };
   }
 
@@ -769,33 +799,22 @@ s.send(bytes.fromhex(mac.replace(":", "")) + bytes.fromhex("020000000001") + b"\
     expect(received).toBeGreaterThan(100);
     expect(viaBridge).toBeLessThan(10); // neighbour discovery, not the transfer
 
-    // kube-proxy's part, as its rules do it: a ClusterIP DNATed to p2 in the node. p2's reply
-    // to p1 must come back from the ClusterIP, which only conntrack in the node can do.
+    // A ClusterIP DNATed to p2 in the node.
     if (!nsTry(n.ns, "test", "-e", "/proc/sys/net/bridge").ok) ctx.skip("br_netfilter not loaded: bridged Service replies cannot be un-DNATed at all");
-    inNs(n.ns, "nft", "add table ip wt-svc; add chain ip wt-svc pre { type nat hook prerouting priority dstnat; }; add rule ip wt-svc pre ip daddr 10.96.0.10 tcp dport 80 dnat to " + `${p2.ip}:7001`);
-    const server = spawn("ip", ["netns", "exec", p2.ns, "nc", "-l", "7001"], { stdio: ["pipe", "ignore", "ignore"] });
-    children.push(server);
-    server.stdin!.end("from-the-service\n"); // sent to the first connection
-    const got = nsTry(p1.ns, "sh", "-c", "for i in $(seq 50); do r=$(nc -w 1 10.96.0.10 80 </dev/null) && [ -n \"$r\" ] && echo \"$r\" && exit 0; sleep 0.05; done; exit 1");
-    expect(got.out.trim()).toBe("from-the-service");
-
+    expectServiceReply(n, p1, p2);
     // A UDP datagram to a port nobody listens on is refused: the ICMP error goes the way
     // its flow went, for where FORWARD drops what conntrack calls INVALID (kube-proxy's
     // rule), an error about a flow conntrack never saw is INVALID.
-    inNs(n.ns, "iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP");
-    expect(nsTry(p1.ns, "python3", "-c", UDP_PROBE, p2.ip, "9").out.trim()).toBe("refused");
-    // And through a Service: the error quotes p2's port, which conntrack must turn back
-    // into the ClusterIP's for p1's socket to take it.
-    inNs(n.ns, "nft", `add rule ip wt-svc pre ip daddr 10.96.0.10 udp dport 53 dnat to ${p2.ip}:9`);
-    expect(nsTry(p1.ns, "python3", "-c", UDP_PROBE, "10.96.0.10", "53").out.trim()).toBe("refused");
+    dropInvalid(n);
+    expectRefused(n, p1, p2);
   });
 
   it("a restarted agent puts its program in place of the old one: one program per veth, and the pods still skip the bridge", async (ctx) => {
     const { n, a, p1, p2 } = await nodeWithPods(ctx);
     expect(await stopAgent(a)).toBe(0);
     const b = startAgent(n);
-    await until("the fast path on both pods again", () => b.log(), (l) => l.split("fast path: on the veth of pod").length === 3);
-    for (const dev of [hostVeth(n, p1.ns).name, hostVeth(n, p2.ns).name, "eth0", "weft.1"]) expect(programsOn(n, dev), dev).toHaveLength(1);
+    await until("the fast path on both pods again", () => b.log(), (l) => vethsOn(l) === 2);
+    for (const dev of [hostVeth(n, p1.ns), hostVeth(n, p2.ns), "eth0", "weft.1"]) expect(programsOn(n, dev), dev).toHaveLength(1);
     expect(sendTcp(n, p1.ns, p2).viaBridge).toBeLessThan(10);
   });
 
@@ -807,13 +826,13 @@ s.send(bytes.fromhex(mac.replace(":", "")) + bytes.fromhex("020000000001") + b"\
     await until("the deleted pod forgotten", () => a.log(), (l) => l.includes(`fast path: forgot pod ${p2.ip}`));
     // p3 in the old agent's map too: were its program left on p1's veth, p1 to p3 would skip the bridge.
     const p3 = weftPod(n, conf, "ctr-3");
-    await until("the fast path on p3", () => a.log(), (l) => l.split("fast path: on the veth of pod").length === 4);
+    await until("the fast path on p3", () => a.log(), (l) => vethsOn(l) === 3);
 
     expect(await stopAgent(a)).toBe(0);
     const b = startAgent(n, ["--fast-path", "never"]);
     const host = hostVeth(n, p1.ns);
-    await until("the program off p1's veth", () => b.log(), (l) => l.includes(`fast path: off the veth ${host.name}`));
-    for (const dev of [host.name, "eth0", "weft.1"]) expect(programsOn(n, dev), dev).toEqual([]);
+    await until("the program off p1's veth", () => b.log(), (l) => l.includes(`fast path: off the veth ${host}`));
+    for (const dev of [host, "eth0", "weft.1"]) expect(programsOn(n, dev), dev).toEqual([]);
     expect(sendTcp(n, p1.ns, p3).viaBridge).toBeGreaterThan(100);
     expect(b.log()).toContain("fast path never");
   });
@@ -868,7 +887,7 @@ s.send(bytes.fromhex(mac.replace(":", "")) + bytes.fromhex("020000000001") + b"\
           viaTunnel: [n1.ns, "weft.1", "tx"],
           intoBridge1: [n1.ns, "weft0", "rx"],
           intoBridge2: [n2.ns, "weft0", "rx"],
-          toP1: [n1.ns, hostVeth(n1, p1.ns).name, "tx"],
+          toP1: [n1.ns, hostVeth(n1, p1.ns), "tx"],
         },
         () => sendTcp(n2, p1.ns, p3),
       );
@@ -896,23 +915,12 @@ s.send(bytes.fromhex(mac.replace(":", "")) + bytes.fromhex("020000000001") + b"\
 
   it("across nodes leaves conntrack what it knows: a Service's reply, ICMP errors, the node's own traffic to a pod", async (ctx) => {
     const { n1, n2, p1, p3 } = await twoNodes(ctx, ["--direct-routing", "auto"]);
-    // kube-proxy's rule in both nodes: what conntrack calls INVALID (a reply to a flow it
-    // never saw) is dropped in FORWARD.
-    for (const n of [n1, n2]) inNs(n.ns, "iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP");
-
+    for (const n of [n1, n2]) dropInvalid(n);
     // A ClusterIP in node1 DNATed to p3 on node2: p3's reply must come back from the
     // ClusterIP, which only conntrack in node1 can do.
-    inNs(n1.ns, "nft", "add table ip wt-svc; add chain ip wt-svc pre { type nat hook prerouting priority dstnat; }; add rule ip wt-svc pre ip daddr 10.96.0.10 tcp dport 80 dnat to " + `${p3.ip}:7001`);
-    const server = spawn("ip", ["netns", "exec", p3.ns, "nc", "-lk", "7001"], { stdio: ["pipe", "ignore", "ignore"] });
-    children.push(server);
-    server.stdin!.end("from-the-service\n");
-    const got = nsTry(p1.ns, "sh", "-c", "for i in $(seq 50); do r=$(nc -w 1 10.96.0.10 80 </dev/null) && [ -n \"$r\" ] && echo \"$r\" && exit 0; sleep 0.05; done; exit 1");
-    expect(got.out.trim()).toBe("from-the-service");
-
+    expectServiceReply(n1, p1, p3);
     // UDP to a closed port of the other node's pod is refused, directly and through a Service.
-    expect(nsTry(p1.ns, "python3", "-c", UDP_PROBE, p3.ip, "9").out.trim()).toBe("refused");
-    inNs(n1.ns, "nft", `add rule ip wt-svc pre ip daddr 10.96.0.10 udp dport 53 dnat to ${p3.ip}:9`);
-    expect(nsTry(p1.ns, "python3", "-c", UDP_PROBE, "10.96.0.10", "53").out.trim()).toBe("refused");
+    expectRefused(n1, p1, p3);
 
     // node2's own error about p1's connection to an address of node2's pods that nobody
     // has: from node2's underlay address, about a flow node1's conntrack never saw. It goes
