@@ -32,16 +32,12 @@ export function ownedBy(r: Reservation, containerId: string, ifname: string): bo
   return r.containerId === containerId && (r.ifname === null || r.ifname === ifname);
 }
 
-/** The network directory's lock file. */
-const lockFile = (dir: string): string => join(dir, "lock");
-
 export class Store {
   private constructor(private readonly dir: string) {}
 
   /** Runs `fn` with the network's directory locked, creating the directory if needed. */
   static withLock<T>(dataDir: string, network: string, fn: (s: Store) => T): T {
-    const dir = join(dataDir, network);
-    return holdingLock(lockFile(dir), Store.openLock(dir, true)!, () => fn(new Store(dir)));
+    return Store.locked(join(dataDir, network), true, fn)!;
   }
 
   /**
@@ -49,19 +45,19 @@ export class Store {
    * ever reserved there, and DEL, CHECK and GC should not create it.
    */
   static withExistingLock<T>(dataDir: string, network: string, fn: (s: Store) => T): T | undefined {
-    const dir = join(dataDir, network);
-    const fd = Store.openLock(dir, false);
-    return fd === undefined ? undefined : holdingLock(lockFile(dir), fd, () => fn(new Store(dir)));
+    return Store.locked(join(dataDir, network), false, fn);
   }
 
-  /** The directory's lock file, opened (the directory made only when `create`). */
-  private static openLock(dir: string, create: boolean): number | undefined {
-    const lockPath = lockFile(dir);
+  /** `fn` holding the directory's lock file (the directory made only when `create`); undefined without the directory. */
+  private static locked<T>(dir: string, create: boolean, fn: (s: Store) => T): T | undefined {
+    const lockPath = join(dir, "lock");
+    let fd: number | undefined;
     try {
-      return openLockFile(lockPath, create);
+      fd = openLockFile(lockPath, create);
     } catch (e) {
       throw ioError("open", lockPath, e);
     }
+    return fd === undefined ? undefined : holdingLock(lockPath, fd, () => fn(new Store(dir)));
   }
 
   /** Every file named by an IP address, with its owner. */
