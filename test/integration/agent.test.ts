@@ -713,16 +713,20 @@ except OSError as e:
     print(e.strerror)
 `;
 
-  /** Prints each UDP datagram to port 9999 until none has come for 1 s. */
+  /** Prints each UDP datagram to port 9999 up to the one whose text is argv[1]. */
   const UDP_LISTEN = `
-import socket
+import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", 9999))
-s.settimeout(1)
+# Not an idle timeout: the steps before the last datagram may be slow on a loaded machine.
+s.settimeout(10)
 print("listening", flush=True)
 try:
     while True:
-        print(s.recv(100).decode(), flush=True)
+        d = s.recv(100).decode()
+        print(d, flush=True)
+        if d == sys.argv[1]:
+            break
 except socket.timeout:
     pass
 `;
@@ -840,7 +844,7 @@ s.send(bytes.fromhex(mac.replace(":", "")) + bytes.fromhex("020000000001") + b"\
   it("puts nothing from the underlay into a pod past the kernel: a frame sent to a pod's MAC from the switch is dropped, as one for another host", async (ctx) => {
     const { n, p1, p2 } = await nodeWithPods(ctx);
     const [eth0] = ipJson<Array<{ address: string }>>(p1.ns, "link", "show", "eth0");
-    const listener = spawn("ip", ["netns", "exec", p1.ns, "python3", "-c", UDP_LISTEN], { stdio: ["ignore", "pipe", "ignore"] });
+    const listener = spawn("ip", ["netns", "exec", p1.ns, "python3", "-c", UDP_LISTEN, "legit"], { stdio: ["ignore", "pipe", "ignore"] });
     children.push(listener);
     let heard = "";
     listener.stdout!.on("data", (d: Buffer) => (heard += d.toString()));
