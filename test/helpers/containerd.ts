@@ -410,7 +410,7 @@ export class PrivateContainerd {
       }
     }
     // Shims outlive the daemon; they are ours (children of our containerd).
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < 100; i++) {
       const left = this.processesInside();
       if (left.length === 0) break;
       for (const pid of left) {
@@ -430,7 +430,7 @@ export class PrivateContainerd {
     this.mntNs = "";
 
     // Container cgroups: /<namespace>/<id> on each hierarchy.
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < 100; i++) {
       const dirs = this.cgroupDirs();
       if (dirs.length === 0) break;
       for (const d of dirs) {

@@ -105,13 +105,19 @@ function startAgent(node: TestNode, extra: string[] = [], source: string[] = ["-
 async function stopAgent(a: Agent): Promise<number | null> {
   if (a.child.exitCode !== null || a.child.signalCode !== null) return a.child.exitCode;
   a.child.kill("SIGTERM");
-  const t = setTimeout(() => a.child.kill("SIGKILL"), 3000);
+  const t = setTimeout(() => a.child.kill("SIGKILL"), 15_000);
   const code = await a.exited;
   clearTimeout(t);
   return code;
 }
 
-async function until<T>(what: string, get: () => T, ok: (v: T) => boolean, ms = 6000): Promise<T> {
+/**
+ * How long a repair that only a kernel notification can bring may take, in the tests whose
+ * agents resync every 300 s or more: far below the resync, with room for a loaded machine.
+ */
+const AT_ONCE = 15_000;
+
+async function until<T>(what: string, get: () => T, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
   const end = Date.now() + ms;
   let v = get();
   while (!ok(v)) {
@@ -351,12 +357,12 @@ describe("weft agent --nodes FILE", () => {
     // Someone turns learning on (changed in place, so the agent, which hears of it at once,
     // never races a second command): it is made again as it should be.
     inNs(n1!.ns, "ip", "link", "set", "weft.1", "type", "vxlan", "learning");
-    await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.learning === false && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
+    await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.learning === false && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want));
     await until("the log line", () => agents[0]!.log(), (l) => /link del weft\.1 \(learning true != false\)/.test(l));
     // An outer TTL of 1 (peers behind a router cut off), also changed in place.
     inNs(n1!.ns, "ip", "link", "set", "weft.1", "type", "vxlan", "ttl", "1");
-    await until("the log line", () => agents[0]!.log(), (l) => /link del weft\.1 \(ttl 1\)/.test(l), 4000);
-    await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
+    await until("the log line", () => agents[0]!.log(), (l) => /link del weft\.1 \(ttl 1\)/.test(l));
+    await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want));
     expect(inNs(n1!.ns, "ip", "-d", "link", "show", "weft.1")).not.toMatch(/ttl 1\b/);
     // A device made while no agent ran, of vxlan `kind` arguments: made again at start,
     // with a log line saying why.
@@ -366,8 +372,8 @@ describe("weft agent --nodes FILE", () => {
       inNs(n1!.ns, "ip", "link", "del", "weft.1");
       inNs(n1!.ns, "ip", "link", "add", "weft.1", "type", "vxlan", "local", n1!.ip, "dev", "eth0", "dstport", "4789", ...kind);
       agent = startAgent(n1!);
-      await until("the log line", () => agent.log(), (l) => why.test(l), 4000);
-      await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.vni === 1 && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 4000);
+      await until("the log line", () => agent.log(), (l) => why.test(l));
+      await until("device fixed", () => overlay(n1!.ns), (o) => o.device?.vni === 1 && o.device.up && JSON.stringify(tunnelOf(o)) === JSON.stringify(want));
     };
     // One with the wrong VNI.
     await remadeAtStart(["id", "9"], /link del weft\.1 \(vni 9 != 1, .*learning true != false\)/);
@@ -380,14 +386,14 @@ describe("weft agent --nodes FILE", () => {
     // place: the odd one goes, named by its port (deleted by address alone, the kernel would
     // take the right one).
     inNs(n1!.ns, "bridge", "fdb", "append", mac(n2!.ip), "dev", "weft.1", "dst", n2!.ip, "port", "9999", "self", "permanent");
-    await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 4000);
+    await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want));
     inNs(n1!.ns, "bridge", "fdb", "replace", mac(n2!.ip), "dev", "weft.1", "dst", n2!.ip, "port", "9999", "self", "permanent");
-    await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 4000);
+    await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want));
     expect(inNs(n1!.ns, "bridge", "fdb", "show", "dev", "weft.1")).not.toContain("port 9999");
     // A stray entry on our device, and a wrong neighbor MAC, are corrected too.
     inNs(n1!.ns, "ip", "neigh", "replace", "10.244.2.0", "lladdr", "0e:fe:00:00:00:99", "dev", "weft.1", "nud", "permanent");
     inNs(n1!.ns, "bridge", "fdb", "append", "0e:fe:00:00:00:99", "dev", "weft.1", "dst", "192.168.77.99", "self", "permanent");
-    await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 4000);
+    await until("entries fixed", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want));
   });
 
   it("repairs its device, routes, neighbors and FDB entries at once, from kernel notifications, without waiting for the resync", async () => {
@@ -398,25 +404,25 @@ describe("weft agent --nodes FILE", () => {
     const want = expectedTunnel([n2!]);
     await until("converged", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want));
     inNs(n1!.ns, "ip", "link", "del", "weft.1");
-    await until("device back", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), 3000);
+    await until("device back", () => overlay(n1!.ns), (o) => o.device?.up === true && JSON.stringify(tunnelOf(o)) === JSON.stringify(want), AT_ONCE);
     // One log line per change: the device made again (the log arrives after the kernel state).
     await until("the log line", () => agents[0]!.log().split("link add weft.1").length - 1, (n) => n === 2);
     expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
     // A wrong MTU set by hand is put back the same way.
     const mtu = overlay(n1!.ns).device!.mtu;
     inNs(n1!.ns, "ip", "link", "set", "weft.1", "mtu", "1200");
-    await until("MTU back", () => overlay(n1!.ns).device?.mtu, (m) => m === mtu, 3000);
+    await until("MTU back", () => overlay(n1!.ns).device?.mtu, (m) => m === mtu, AT_ONCE);
     // So are a route, a neighbor and an FDB entry deleted by hand.
     inNs(n1!.ns, "ip", "route", "del", n2!.podCIDR);
-    await until("route back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
+    await until("route back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), AT_ONCE);
     // Or made a blackhole, still under our protocol number: replaced by the route again.
     inNs(n1!.ns, "ip", "route", "replace", "blackhole", n2!.podCIDR, "proto", "87");
-    await until("route back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
+    await until("route back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), AT_ONCE);
     expect(inNs(n1!.ns, "ip", "route", "show", "type", "blackhole")).toBe("");
     inNs(n1!.ns, "ip", "neigh", "del", "10.244.2.0", "dev", "weft.1");
-    await until("neighbor back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
+    await until("neighbor back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), AT_ONCE);
     inNs(n1!.ns, "bridge", "fdb", "del", mac(n2!.ip), "dev", "weft.1", "dst", n2!.ip, "self");
-    await until("FDB entry back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), 3000);
+    await until("FDB entry back", () => tunnelOf(overlay(n1!.ns)), (v) => JSON.stringify(v) === JSON.stringify(want), AT_ONCE);
     expect(ping(n1!.ns, "10.244.2.0")).toBe(true);
   });
 
@@ -505,8 +511,10 @@ describe("weft agent --nodes FILE", () => {
     expect(tunnelOf(before)).toEqual(want);
     expect(nsTry(n1!.ns, "nft", "list", "table", "ip", "weft-overlay").ok).toBe(true);
 
-    const b = startAgent(n1!);
-    await new Promise((r) => setTimeout(r, 2500)); // start-up reconcile and one resync
+    const ready = join(dir, "n1-ready");
+    const b = startAgent(n1!, ["--ready-file", ready]);
+    await until("the start-up reconcile", () => existsSync(ready), (v) => v);
+    await new Promise((r) => setTimeout(r, 2500)); // and one resync
     // Only the start-up lines: the banner, whether the fast path is on and, when it is, the
     // new agent's program and maps in place of the old one's. Nothing of the overlay changes.
     const [, fastPath, ...rest] = b.log().trim().split("\n");
@@ -537,37 +545,37 @@ describe("weft agent --nodes FILE", () => {
 
     // What Docker does when it starts: the pods were wired before, under ACCEPT.
     for (const n of [n1!, n2!]) inNs(n.ns, "iptables", "-P", "FORWARD", "DROP");
-    await until("the agents mark pod traffic", () => agents.every((a) => a.log().includes("for FORWARD accept")), (v) => v, 2000);
+    await until("the agents mark pod traffic", () => agents.every((a) => a.log().includes("for FORWARD accept")), (v) => v, AT_ONCE);
     expect(ping(p1.ns, p2.ip)).toBe(true);
     expect(inNs(n1!.ns, "iptables", "-S", "FORWARD")).toMatch(/-m mark --mark 0x1000\/0x1000 .*-j ACCEPT/);
 
     // An address added to the device by hand: gone within a moment too. (Each change below
     // waits for the agent's pass that repaired the one before to end: a pass forgets the
     // notifications that came during it, and this agent's next resync is 600 s away.)
-    const passOver = () => new Promise((r) => setTimeout(r, 300));
+    const passOver = () => new Promise((r) => setTimeout(r, 1500));
     inNs(n1!.ns, "ip", "addr", "add", "10.9.9.9/32", "dev", "weft.1");
-    await until("the stray address gone", () => inNs(n1!.ns, "ip", "-4", "addr", "show", "dev", "weft.1"), (a) => !a.includes("10.9.9.9"), 2000);
+    await until("the stray address gone", () => inNs(n1!.ns, "ip", "-4", "addr", "show", "dev", "weft.1"), (a) => !a.includes("10.9.9.9"), AT_ONCE);
     await passOver();
 
     // The agent's table or iptables' accept rule removed by hand: back within a moment.
     inNs(n1!.ns, "nft", "delete", "table", "ip", "weft-overlay");
-    await until("the table back", () => nsTry(n1!.ns, "nft", "list", "chain", "ip", "weft-overlay", "forward").ok, (v) => v, 2000);
+    await until("the table back", () => nsTry(n1!.ns, "nft", "list", "chain", "ip", "weft-overlay", "forward").ok, (v) => v, AT_ONCE);
     await passOver();
     // Or made dormant, given a chain of someone else's that drops, or its own chain's policy
     // turned to drop: made again as it should be.
     const table = () => inNs(n1!.ns, "nft", "list", "table", "ip", "weft-overlay");
     inNs(n1!.ns, "nft", "add", "table", "ip", "weft-overlay", "{ flags dormant; }");
-    await until("the table awake", table, (t) => !t.includes("dormant") && t.includes("chain forward"), 2000);
+    await until("the table awake", table, (t) => !t.includes("dormant") && t.includes("chain forward"), AT_ONCE);
     await passOver();
     inNs(n1!.ns, "nft", "add", "chain", "ip", "weft-overlay", "stray", "{ type filter hook forward priority 10; policy drop; }");
-    await until("the stray chain gone", table, (t) => !t.includes("stray") && t.includes("chain forward"), 2000);
+    await until("the stray chain gone", table, (t) => !t.includes("stray") && t.includes("chain forward"), AT_ONCE);
     await passOver();
     inNs(n1!.ns, "nft", "add", "chain", "ip", "weft-overlay", "forward", "{ policy drop; }");
-    await until("the policy back", table, (t) => !t.includes("policy drop") && t.includes("chain forward"), 2000);
+    await until("the policy back", table, (t) => !t.includes("policy drop") && t.includes("chain forward"), AT_ONCE);
     await passOver();
     expect(ping(p1.ns, p2.ip)).toBe(true);
     inNs(n1!.ns, "iptables", "-F", "FORWARD");
-    await until("the accept rule back", () => inNs(n1!.ns, "iptables", "-S", "FORWARD"), (v) => v.includes("--mark 0x1000/0x1000"), 2000);
+    await until("the accept rule back", () => inNs(n1!.ns, "iptables", "-S", "FORWARD"), (v) => v.includes("--mark 0x1000/0x1000"), AT_ONCE);
     expect(ping(p1.ns, p2.ip)).toBe(true);
 
     // A pod added now gets no rule of its own: the agent's marks cover the whole pod CIDR.
@@ -577,7 +585,7 @@ describe("weft agent --nodes FILE", () => {
 
     // Back to ACCEPT: the marks go; pods still talk.
     for (const n of [n1!, n2!]) inNs(n.ns, "iptables", "-P", "FORWARD", "ACCEPT");
-    await until("no forward chain", () => nsTry(n1!.ns, "nft", "list", "chain", "ip", "weft-overlay", "forward").ok, (v) => !v, 2000);
+    await until("no forward chain", () => nsTry(n1!.ns, "nft", "list", "chain", "ip", "weft-overlay", "forward").ok, (v) => !v, AT_ONCE);
     expect(ping(p1.ns, p2.ip)).toBe(true);
 
     // DROP again with node1's agent down (or behind): a pod added now marks itself.
@@ -747,6 +755,18 @@ s.bind((dev, 0))
 s.send(bytes.fromhex(mac.replace(":", "")) + bytes.fromhex("020000000001") + b"\\x08\\x00" + ip + udp)
 `;
 
+  /** A TCP server on port argv[1] that sends each connection the line argv[2], then closes it. */
+  const SERVE_LINE = `
+import socket, sys
+s = socket.socket()
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    c.sendall(sys.argv[2].encode() + b"\\n")
+    c.close()
+`;
+
   /** kube-proxy's rule in a node: what conntrack calls INVALID (a reply to a flow it never saw) is dropped in FORWARD. */
   const dropInvalid = (n: TestNode) => inNs(n.ns, "iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP");
 
@@ -757,10 +777,10 @@ s.send(bytes.fromhex(mac.replace(":", "")) + bytes.fromhex("020000000001") + b"\
    */
   function expectServiceReply(nat: TestNode, from: { ns: string }, to: { ns: string; ip: string }): void {
     inNs(nat.ns, "nft", "add table ip wt-svc; add chain ip wt-svc pre { type nat hook prerouting priority dstnat; }; add rule ip wt-svc pre ip daddr 10.96.0.10 tcp dport 80 dnat to " + `${to.ip}:7001`);
-    const server = spawn("ip", ["netns", "exec", to.ns, "nc", "-lk", "7001"], { stdio: ["pipe", "ignore", "ignore"] });
+    const server = spawn("ip", ["netns", "exec", to.ns, "python3", "-c", SERVE_LINE, "7001", "from-the-service"], { stdio: "ignore" });
     children.push(server);
-    server.stdin!.end("from-the-service\n"); // sent to the first connection
-    const got = nsTry(from.ns, "sh", "-c", "for i in $(seq 50); do r=$(nc -w 1 10.96.0.10 80 </dev/null) && [ -n \"$r\" ] && echo \"$r\" && exit 0; sleep 0.05; done; exit 1");
+    // The server closes each connection after its line, so nc ends then, not on its timeout.
+    const got = nsTry(from.ns, "sh", "-c", "for i in $(seq 50); do r=$(nc -w 5 10.96.0.10 80 </dev/null) && [ -n \"$r\" ] && echo \"$r\" && exit 0; sleep 0.05; done; exit 1");
     expect(got.out.trim()).toBe("from-the-service");
   }
 

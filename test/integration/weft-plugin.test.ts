@@ -115,7 +115,7 @@ describe("weft plugin", () => {
       // `ip netns exec` execs the command in its own process: the pid is the sleep's.
       const path = `/proc/${holder.pid}/ns/net`;
       const inside = inNs(ns, "readlink", "/proc/self/ns/net").trim();
-      await vi.waitFor(() => expect(readlinkSync(path)).toBe(inside), { timeout: 2000, interval: 50 });
+      await vi.waitFor(() => expect(readlinkSync(path)).toBe(inside), { timeout: 10_000, interval: 50 });
       const add = call(node, { plugin: "weft", command: "ADD", conf: conf(), containerId: "ctr-proc", netns: path });
       expect(add.code, add.stdout).toBe(0);
       // The runtime forgot it: GC frees its address and rules, and leaves the netns alone.

@@ -298,10 +298,16 @@ current-context: fake
     await until("a watch after the third relist", () => api.live !== undefined);
     api.errorOnWatch = true;
     const lists = listCount();
+    const since = Date.now();
     api.live!.res.end();
-    await new Promise((r) => setTimeout(r, 600));
-    expect(listCount() - lists).toBeGreaterThanOrEqual(3);
-    expect(listCount() - lists).toBeLessThanOrEqual(9);
+    await until("three relists", () => listCount() - lists >= 3);
+    // The first three waits alone are 20 + 40 + 80 ms (less a timer's rounding); a tight
+    // loop would take a few.
+    expect(Date.now() - since).toBeGreaterThanOrEqual(130);
+    // Then 100 ms each: no more than five relists in half a second (one more at its edge).
+    const after = listCount();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(listCount() - after).toBeLessThanOrEqual(6);
     api.errorOnWatch = false;
     await until("a watch again", () => api.live !== undefined);
 

@@ -27,7 +27,7 @@ describe("flock on <dataDir>/<network>/lock", () => {
 
   it("makes allocate wait for another holder", async () => {
     mkdirSync(data.netDir, { recursive: true });
-    const holder = spawn("flock", [join(data.netDir, "lock"), "-c", "echo locked; sleep 0.5"], { stdio: ["ignore", "pipe", "inherit"] });
+    const holder = spawn("flock", [join(data.netDir, "lock"), "-c", "echo locked; sleep 1.5"], { stdio: ["ignore", "pipe", "inherit"] });
     await new Promise<void>((resolve) => holder.stdout?.once("data", () => resolve()));
     const start = Date.now();
     allocate(request(data.dir, { subnet: "10.1.0.0/24" }, "c1"));
