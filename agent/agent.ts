@@ -90,6 +90,8 @@ export class Agent {
   /** earlier agents' programs taken off (when this one runs without the fast path) */
   private leftoversGone = false;
   private running = false;
+  /** runs in a row that only look again, after one that heard of changes while it ran */
+  private lookedAgain = 0;
   private lastProblems = new Set<string>();
   private readonly log: (line: string) => void;
   /** Outcome of the latest reconcile. */
@@ -163,9 +165,8 @@ export class Agent {
   }
 
   /**
-   * The fast path alone, not a full reconcile: one ends by dropping the kernel's
-   * notifications that came during it, and a pod's ADD must not cost a change made by hand
-   * its repair. (Every full reconcile runs the fast path too.)
+   * The fast path alone, not a full reconcile: a pod's ADD changes nothing else the agent
+   * keeps. (Every full reconcile runs the fast path too.)
    */
   private fastPathSoon(ms: number): void {
     this.fastPathRun ??= setTimeout(() => {
@@ -217,6 +218,7 @@ export class Agent {
       this.log(line);
     };
     let result: ReconcileResult;
+    let heard = false;
     try {
       result = { ...this.run(log, problems), changes, problems };
     } catch (e) {
@@ -224,7 +226,17 @@ export class Agent {
       result = { ready: false, changes, problems };
     } finally {
       this.running = false;
-      this.kernel?.discard();
+      heard = this.kernel?.drain() ?? false;
+    }
+    // What the kernel said during the run is its own changes, or someone's it may have
+    // missed: one more run tells (it changes nothing and hears nothing when all was its
+    // own). Two at most in a row, so changes that never settle wait for the resync
+    // instead of looping.
+    if (heard && this.lookedAgain < 2) {
+      this.lookedAgain++;
+      this.trigger();
+    } else {
+      this.lookedAgain = 0;
     }
     if (this.o.readyFile) this.markReady(this.o.readyFile, result.ready, problems);
     // Problems are logged when they appear, not again on every resync while they last.

@@ -34,11 +34,11 @@ export interface Watched {
 
 export interface KernelWatch {
   /**
-   * Drops the notifications received so far: called after a reconcile, so the changes it
-   * made itself never trigger another (one that cannot settle would otherwise loop). A
-   * change someone else made during that reconcile waits for the next resync.
+   * Reads the notifications received so far, and says whether any concerns what is
+   * watched: called after a reconcile, which cannot tell those of its own changes from
+   * those of a change someone made while it ran.
    */
-  discard(): void;
+  drain(): boolean;
   stop(): void;
 }
 
@@ -80,9 +80,9 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
     nf?.close();
     onError(`kernel watch: no nftables notifications (${messageOf(e)}); FORWARD policy changes wait for the resync`);
   }
-  const timer = setInterval(() => {
+  const drain = (): boolean => {
     let changed = false;
-    // Both sockets are read on every poll, so neither queue fills up while the other speaks.
+    // Both sockets are read each time, so neither queue fills up while the other speaks.
     for (const [sock, matters] of watched) {
       try {
         // Notifications dropped (overrun) or left queued (more) may have said anything.
@@ -92,20 +92,13 @@ export function watchKernel(w: Watched, onChange: () => void, onError: (message:
         onError(`kernel watch: ${messageOf(e)}`);
       }
     }
-    if (changed) onChange();
+    return changed;
+  };
+  const timer = setInterval(() => {
+    if (drain()) onChange();
   }, POLL_MS);
   return {
-    discard() {
-      // Read to the end (or the cap, far above what one reconcile changes), or the agent's
-      // own notifications would trigger the next poll.
-      for (const [sock] of watched) {
-        try {
-          sock.pending();
-        } catch (e) {
-          onError(`kernel watch: ${messageOf(e)}`);
-        }
-      }
-    },
+    drain,
     stop() {
       clearInterval(timer);
       for (const [sock] of watched) sock.close();
