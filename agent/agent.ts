@@ -341,7 +341,7 @@ export class Agent {
         // Programs an earlier agent left would go on with maps nobody keeps. Only an
         // earlier agent can have left any: one pass that ends well is enough.
         if (!fastPath) {
-          if (!this.leftoversGone) removeFastPath(this.weftConfig(), cross.ins).forEach(log);
+          if (!this.leftoversGone) removeFastPath(this.weftConfig()).forEach(log);
           this.leftoversGone = true;
           return;
         }

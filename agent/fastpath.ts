@@ -64,6 +64,12 @@ export class FastPath {
   /** what the maps hold (only this agent writes them): pod address -> its entry; pod CIDR -> the ifindex its traffic comes in by */
   private readonly pods = new Map<string, string>();
   private readonly peers = new Map<string, number>();
+  /**
+   * Whether the devices that are neither a pod's veth nor a way in have been cleared of
+   * earlier agents' programs: once, as only an agent run with another --iface or --vni can
+   * have left any there (on its underlay or VXLAN device).
+   */
+  private straysGone = false;
 
   private constructor(
     private readonly podsFd: number,
@@ -170,6 +176,14 @@ export class FastPath {
         },
         `fast path: ifindex ${index}`,
       );
+    }
+    if (!this.straysGone) {
+      attempt(run.problems, () => {
+        const { bridge, links } = bridgeLinks(conf);
+        const strays = links.filter((l) => !current.has(l.index) && !isBridgePort(l, bridge)).map((l) => ({ index: l.index, name: l.name }));
+        run.changes.push(...takeOffEarlier(strays, this.progId, "no pod's veth or way in now"));
+        this.straysGone = true;
+      }, "fast path: earlier agents' programs on other devices");
     }
     return run;
   }
@@ -308,7 +322,7 @@ export class FastPath {
       const key = `${a.containerID}/${a.ifname}`;
       seen.add(key);
       const host = pod?.link.peerIndex === undefined ? undefined : hostLinks.get(pod.link.peerIndex);
-      if (pod && pod.ips.length && bridge && isBridgePort(host, bridge)) {
+      if (pod && pod.ips.length && bridge && host && isBridgePort(host, bridge)) {
         ports.push({ ips: pod.ips, mac: pod.link.mac, hostIndex: host.index, gatewayMac: bridge.mac });
         this.waitingSince.delete(key);
         continue;
@@ -332,8 +346,8 @@ function peerKey(cidr: string): Uint8Array {
 }
 
 /** Whether `l` is a veth on the pods' bridge: a pod's host side. */
-function isBridgePort(l: Link | undefined, bridge: Link | undefined): l is Link {
-  return bridge !== undefined && l?.kind === "veth" && l.master === bridge.index;
+function isBridgePort(l: Link, bridge: Link | undefined): boolean {
+  return bridge !== undefined && l.kind === "veth" && l.master === bridge.index;
 }
 
 /** The node's links, and among them the pods' bridge (undefined before the first pod's ADD makes it). */
@@ -380,18 +394,22 @@ function withProgram<T>(id: number, fn: (fd: number) => T): T | false {
 }
 
 /**
- * Takes the programs an earlier agent put on the bridge's ports, the underlay and the
- * VXLAN device off them: with `--fast-path never`, or where this agent cannot load its own
- * (they would go on with maps nobody keeps).
+ * Takes the programs earlier agents put on any of the node's devices (the bridge's ports,
+ * an underlay, a VXLAN device) off them: with `--fast-path never`, or where this agent
+ * cannot load its own (they would go on with maps nobody keeps).
  */
-export function removeFastPath(conf: WeftConf, ins: CrossNode["ins"]): string[] {
-  const changes: string[] = [];
+export function removeFastPath(conf: WeftConf): string[] {
   const { bridge, links } = bridgeLinks(conf);
-  const ports = links.filter((l) => isBridgePort(l, bridge)).map((l) => ({ index: l.index, name: `the veth ${l.name}` }));
-  for (const dev of [...ports, ...ins]) {
+  return takeOffEarlier(links.map((l) => ({ index: l.index, name: isBridgePort(l, bridge) ? `the veth ${l.name}` : l.name })), 0);
+}
+
+/** Takes earlier agents' programs (not `ours`, an ID) off `devs`; a line for each taken off, with `why` if given. */
+function takeOffEarlier(devs: Array<{ index: number; name: string }>, ours: number, why?: string): string[] {
+  const changes: string[] = [];
+  for (const dev of devs) {
     try {
-      for (const id of programsOn(dev.index, 0).earlier) {
-        if (withProgram(id, (fd) => bpf.tcxDetach(fd, dev.index, bpf.BPF_TCX_INGRESS)) !== false) changes.push(`fast path: off ${dev.name}`);
+      for (const id of programsOn(dev.index, ours).earlier) {
+        if (withProgram(id, (fd) => bpf.tcxDetach(fd, dev.index, bpf.BPF_TCX_INGRESS)) !== false) changes.push(`fast path: off ${dev.name}${why ? `, ${why}` : ""}`);
       }
     } catch (e) {
       // No tcx (before Linux 6.6) or no bpf(2) here, or not allowed it: nothing to take off,

@@ -883,6 +883,20 @@ while True:
     expect(b.log()).toContain("fast path never");
   });
 
+  it("an agent run with another --vni takes the earlier agent's program off the VXLAN device it no longer uses", async (ctx) => {
+    const n = addNode(1, "192.168.77.11");
+    writeNodes([n]);
+    const a = startAgent(n, ["--resync", "300"]);
+    await fastPathOn(a, ctx);
+    await until("the program on weft.1", () => a.log(), (l) => l.includes("fast path: on weft.1 "));
+    expect(await stopAgent(a)).toBe(0);
+
+    const b = startAgent(n, ["--resync", "300", "--vni", "2"]);
+    await until("the program off weft.1", () => b.log(), (l) => l.includes("fast path: off weft.1, no pod's veth or way in now"));
+    expect(programsOn(n, "weft.1")).toEqual([]);
+    for (const dev of ["eth0", "weft.2"]) expect(programsOn(n, dev), dev).toHaveLength(1);
+  });
+
   it("puts nothing from the underlay into a pod past the kernel: a frame sent to a pod's MAC from the switch is dropped, as one for another host", async (ctx) => {
     const { n, p1, p2 } = await nodeWithPods(ctx);
     const [eth0] = ipJson<Array<{ address: string }>>(p1.ns, "link", "show", "eth0");
