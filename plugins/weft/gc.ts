@@ -12,7 +12,7 @@ import { isOwnNetns } from "../../shared/netns";
 import { gc as bridgeGc } from "../bridge/gc";
 import { bridgeContext, delegateDel } from "./delegate";
 import { delegateConf, readSubnet, type WeftConf } from "./config";
-import { forgetDelegate, loadAttachment, savedAttachments, tryAttachmentLock, withAttachmentLock, type SavedAttachment } from "./saved";
+import { forgetDelegate, loadAttachment, savedAttachmentNames, tryAttachmentLock, withAttachmentLock, type SavedAttachment } from "./saved";
 
 /**
  * DEL for one saved attachment, as the runtime would run it: its address, its packet-filter
@@ -40,9 +40,9 @@ const label = (a: Attachment): string => `${a.containerID}/${a.ifname}`;
  */
 export function collect(conf: WeftConf, raw: Record<string, unknown>, env: CniEnv, valid: readonly Attachment[]): void {
   const keep = new Set(valid.map(label));
-  const stale = savedAttachments(conf).filter((a) => !keep.has(label(a)));
+  const stale = savedAttachmentNames(conf).filter((a) => !keep.has(label(a)));
   allSteps(
-    // Read again under the lock: the agent's pass may have collected it meanwhile.
+    // Read under the lock: the agent's pass may have collected it meanwhile.
     ...stale.map((a) => () => labelled(label(a), () => withAttachmentLock(conf, a.containerID, a.ifname, false, () => delAttachment(conf, { ...a, saved: loadAttachment(conf, a.containerID, a.ifname) })))),
     // Then the bridge's own GC: the rules, spoof checks and addresses of every attachment
     // not in `valid` (those whose saved config is gone too).

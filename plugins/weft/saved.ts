@@ -5,6 +5,7 @@ import { replaceFile } from "../../shared/atomic-file";
 import { isObject } from "../../shared/cni/fold-keys";
 import { tryFileLock, withFileLock, type LockOptions } from "../../shared/file-lock";
 import { exists, joinPath as join, listDir, readText, removeFile, writeText } from "../../shared/fs";
+import type { Attachment } from "../../shared/cni/skeleton";
 import type { WeftConf } from "./config";
 
 /**
@@ -17,9 +18,7 @@ export interface Saved {
   delegate: Record<string, unknown>;
 }
 
-export interface SavedAttachment {
-  containerID: string;
-  ifname: string;
+export interface SavedAttachment extends Attachment {
   /** its file's content, null when unreadable */
   saved: Saved | null;
 }
@@ -94,8 +93,8 @@ export function forgetDelegate(conf: WeftConf, containerId: string, ifname: stri
   removeFile(file(conf, containerId, ifname), { force: true });
 }
 
-/** Saved attachments of this network. */
-export function savedAttachments(conf: WeftConf): SavedAttachment[] {
+/** The attachments of this network that have a saved file, by name (their files unread). */
+export function savedAttachmentNames(conf: WeftConf): Attachment[] {
   let names: string[];
   try {
     names = listDir(attachmentsDir(conf));
@@ -106,5 +105,10 @@ export function savedAttachments(conf: WeftConf): SavedAttachment[] {
     .filter(isSavedAttachment)
     .map((n) => n.slice(0, -SAVED.length).split(":"))
     .filter((parts) => parts.length === 3 && parts[0] === conf.name)
-    .map(([, containerID, ifname]) => ({ containerID: containerID!, ifname: ifname!, saved: loadAttachment(conf, containerID!, ifname!) }));
+    .map(([, containerID, ifname]) => ({ containerID: containerID!, ifname: ifname! }));
+}
+
+/** Saved attachments of this network. */
+export function savedAttachments(conf: WeftConf): SavedAttachment[] {
+  return savedAttachmentNames(conf).map((a) => ({ ...a, saved: loadAttachment(conf, a.containerID, a.ifname) }));
 }
