@@ -24,8 +24,8 @@ export interface NativeAddon {
   /** Joins netlink multicast group `group` (RTNLGRP_*). */
   nlJoin(fd: number, group: number): void;
   close(fd: number): void;
-  /** flock(2): `exclusive` picks LOCK_EX over LOCK_SH; blocks until granted. */
-  flock(fd: number, exclusive: boolean): void;
+  /** flock(2) LOCK_EX; blocks until granted. */
+  flock(fd: number): void;
   funlock(fd: number): void;
   /** flock(2) LOCK_EX without waiting: false when another descriptor holds it. */
   tryFlock(fd: number): boolean;

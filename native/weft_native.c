@@ -389,19 +389,15 @@ static napi_value fd_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// flock(fd[, exclusive]) waits; tryFlock(fd) -> false while another descriptor holds it.
+// statx(2) by the syscall: glibc's fstat and stat are 2.33+, its statx 2.28+.
+static int statx_at(int dirfd, const char *path, int flags, unsigned mask, struct statx *st) {
+  return (int)syscall(SYS_statx, dirfd, path, flags, mask, st);
+}
+
+// flock(fd) waits for an exclusive lock; tryFlock(fd) -> false while another descriptor holds it.
 static napi_value do_flock(napi_env env, napi_callback_info info, int op) {
-  napi_value argv[2];
-  if (get_args(env, info, 1, argv)) return NULL;
   int fd;
-  if (get_int(env, argv[0], &fd)) return NULL;
-  if (op == LOCK_EX) {
-    bool excl = true;
-    size_t argc = 2;
-    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-    if (argc > 1) napi_get_value_bool(env, argv[1], &excl);
-    op = excl ? LOCK_EX : LOCK_SH;
-  }
+  if (get_int_arg(env, info, &fd)) return NULL;
   int r;
   do r = flock(fd, op);
   while (r < 0 && errno == EINTR);
@@ -421,8 +417,8 @@ static napi_value fd_tryflock(napi_env env, napi_callback_info info) { return do
 static napi_value fd_linked(napi_env env, napi_callback_info info) {
   int fd;
   if (get_int_arg(env, info, &fd)) return NULL;
-  struct statx st; // by the syscall, as statx_of: glibc's fstat is 2.33+
-  if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_NLINK, &st) < 0) return throw_errno(env, errno, "statx");
+  struct statx st;
+  if (statx_at(fd, "", AT_EMPTY_PATH, STATX_NLINK, &st) < 0) return throw_errno(env, errno, "statx");
   napi_value out;
   napi_get_boolean(env, st.stx_nlink > 0, &out);
   return out;
@@ -596,10 +592,8 @@ static napi_value fs_access(napi_env env, napi_callback_info info) { return path
 static napi_value fs_rename(napi_env env, napi_callback_info info) { return path_call(env, info, OP_RENAME); }
 static napi_value fs_realpath(napi_env env, napi_callback_info info) { return path_call(env, info, OP_REALPATH); }
 
-// statx(2) of a path, links followed, by the syscall (glibc's stat is 2.33+, its statx 2.28+).
-static int statx_of(const char *path, struct statx *st) {
-  return (int)syscall(SYS_statx, AT_FDCWD, path, 0, STATX_INO, st);
-}
+// statx(2) of a path, links followed.
+static int statx_of(const char *path, struct statx *st) { return statx_at(AT_FDCWD, path, 0, STATX_INO, st); }
 
 // sameFile(a, b): whether two paths name one file (st_dev and st_ino, links followed);
 // false when either cannot be stat'ed.

@@ -26,7 +26,7 @@ export function openLockFile(path: string, createDir: boolean): number | undefin
 export function holdingLock<T>(path: string, fd: number, fn: () => T): T {
   try {
     try {
-      native.flock(fd, true);
+      native.flock(fd);
     } catch (e) {
       throw naming(e, path);
     }
@@ -60,7 +60,7 @@ function acquire(path: string, createDir: boolean, wait: boolean): number | "bus
     if (fd === undefined) return undefined;
     let linked: boolean;
     try {
-      if (wait) native.flock(fd, true);
+      if (wait) native.flock(fd);
       else if (!native.tryFlock(fd)) {
         closeFile(fd);
         return "busy";
