@@ -16,6 +16,7 @@ import { attachmentsDir, isSavedAttachment, savedAttachments, type SavedAttachme
 import { CONFLIST_VERSION, NETWORK_NAME, publishCniFiles, weftPluginConf } from "./cni-files";
 import { computeDesired, normaliseCIDR, selfNode, WEFT_RTPROT, type Desired, type DirectRouting } from "./desired";
 import { convergePeers, ensureAddress, ensureDevice, findUnderlay, VXLAN_OVERHEAD } from "./dataplane";
+import { Coalesced } from "./coalesced";
 import { watchKernel, type KernelWatch } from "./kernel-watch";
 import { forwardAccept } from "../shared/firewall/iptables";
 import { NFPROTO, withNetfilter } from "../shared/netlink/nftables";
@@ -73,7 +74,7 @@ function stderrLine(line: string): void {
 
 export class Agent {
   private snapshot: NodeSnapshot | null = null;
-  private scheduled: ReturnType<typeof setTimeout> | null = null;
+  private readonly reconcileSoon = new Coalesced(() => this.reconcile());
   private ticker: ReturnType<typeof setInterval> | null = null;
   private kernel: KernelWatch | null = null;
   private deviceIndex: number | undefined;
@@ -86,7 +87,7 @@ export class Agent {
   /** the attachments directory (and which file it is: device and inode), watched while the fast path is on */
   private attachments: { watcher: FSWatcher; file: string } | null = null;
   /** a fast path run of its own, soon: the attachments changed, or an ADD is making its pod's interface */
-  private fastPathRun: ReturnType<typeof setTimeout> | null = null;
+  private readonly fastPathSoon = new Coalesced(() => this.runFastPath());
   /** earlier agents' programs taken off (when this one runs without the fast path) */
   private leftoversGone = false;
   private running = false;
@@ -154,7 +155,7 @@ export class Agent {
     this.attachments?.watcher.close();
     // The saved attachments' own files only: not the lock files and temporary copies beside them.
     const watcher = watch(dir, (_, name) => {
-      if (name === null || isSavedAttachment(name)) this.fastPathSoon(0);
+      if (name === null || isSavedAttachment(name)) this.fastPathSoon.ask();
     });
     watcher.on("error", (e) => {
       this.log(`fast path: watching ${dir}: ${messageOf(e)}`);
@@ -168,38 +169,31 @@ export class Agent {
    * The fast path alone, not a full reconcile: a pod's ADD changes nothing else the agent
    * keeps. (Every full reconcile runs the fast path too.)
    */
-  private fastPathSoon(ms: number): void {
-    this.fastPathRun ??= setTimeout(() => {
-      this.fastPathRun = null;
-      const problems: string[] = [];
-      this.convergeFastPath(this.log, problems, savedAttachments(this.weftConfig()));
-      // Said once, with the reconcile's: the next reconcile starts the set afresh.
-      for (const p of problems) {
-        if (this.lastProblems.has(p)) continue;
-        this.log(p);
-        this.lastProblems.add(p);
-      }
-    }, ms);
+  private runFastPath(): void {
+    const problems: string[] = [];
+    this.convergeFastPath(this.log, problems, savedAttachments(this.weftConfig()));
+    // Said once, with the reconcile's: the next reconcile starts the set afresh.
+    for (const p of problems) {
+      if (this.lastProblems.has(p)) continue;
+      this.log(p);
+      this.lastProblems.add(p);
+    }
   }
 
   /** Stops watching and ticking; the dataplane stays as it is. */
   stop(): void {
     this.source.stop();
     if (this.ticker) clearInterval(this.ticker);
-    if (this.scheduled) clearTimeout(this.scheduled);
+    this.reconcileSoon.cancel();
     this.kernel?.stop();
-    if (this.fastPathRun) clearTimeout(this.fastPathRun);
+    this.fastPathSoon.cancel();
     this.attachments?.watcher.close();
-    this.ticker = this.scheduled = this.kernel = this.fastPathRun = this.attachments = null;
+    this.ticker = this.kernel = this.attachments = null;
   }
 
   /** Asks for a reconcile soon; any number of asks before it runs make one run. */
   trigger(): void {
-    if (this.scheduled) return;
-    this.scheduled = setTimeout(() => {
-      this.scheduled = null;
-      this.reconcile();
-    }, 0);
+    this.reconcileSoon.ask();
   }
 
   /** Sets the node list without a source (tests, tools); call reconcile() to apply it. */
@@ -350,7 +344,7 @@ export class Agent {
         const run = fastPath.converge(this.weftConfig(), cross, attachments);
         run.changes.forEach(log);
         problems.push(...run.problems);
-        if (run.waiting) this.fastPathSoon(100);
+        if (run.waiting) this.fastPathSoon.ask(100);
       },
       "fast path",
     );

@@ -11,6 +11,7 @@
 import { type FSWatcher, readFileSync, statSync, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 import { parseCIDR, parseIP } from "../shared/ip";
+import { Coalesced } from "./coalesced";
 import type { NodeInfo, NodeSnapshot, NodeSource } from "./types";
 
 function fail(msg: string): never {
@@ -61,7 +62,8 @@ export interface FileSourceOptions {
 export class FileNodeSource implements NodeSource {
   private watcher: FSWatcher | null = null;
   private poll: ReturnType<typeof setInterval> | null = null;
-  private pending: ReturnType<typeof setTimeout> | null = null;
+  /** Coalesces a burst of change notifications (write, then close) into one read. */
+  private readonly readSoon = new Coalesced(() => this.read());
   private lastStat = "";
   private lastText: string | null = null;
   private lastEmitted = "";
@@ -86,8 +88,8 @@ export class FileNodeSource implements NodeSource {
     this.watcher?.close();
     this.watcher = null;
     if (this.poll) clearInterval(this.poll);
-    if (this.pending) clearTimeout(this.pending);
-    this.poll = this.pending = null;
+    this.readSoon.cancel();
+    this.poll = null;
   }
 
   private watchDir(): void {
@@ -96,7 +98,7 @@ export class FileNodeSource implements NodeSource {
     try {
       this.watcher = watch(dirname(this.path), { persistent: false }, (_event, file) => {
         // A null filename (some platforms) may be ours; anything else must match.
-        if (file === null || file === name || String(file) === name) this.schedule();
+        if (file === null || file === name || String(file) === name) this.readSoon.ask(20);
       });
       this.watcher.on("error", () => {
         this.watcher?.close();
@@ -105,15 +107,6 @@ export class FileNodeSource implements NodeSource {
     } catch {
       this.watcher = null; // directory missing: the stat tick retries
     }
-  }
-
-  /** Coalesces a burst of change notifications (write, then close) into one read. */
-  private schedule(): void {
-    if (this.pending) return;
-    this.pending = setTimeout(() => {
-      this.pending = null;
-      this.read();
-    }, 20);
   }
 
   private tick(): void {
