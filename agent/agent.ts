@@ -91,8 +91,8 @@ export class Agent {
   /** earlier agents' programs taken off (when this one runs without the fast path) */
   private leftoversGone = false;
   private running = false;
-  /** runs in a row that only look again, after one that heard of changes while it ran */
-  private lookedAgain = 0;
+  /** runs in a row that looked again after hearing of changes while they ran: all, and those that changed something */
+  private lookedAgain = { runs: 0, changing: 0 };
   private lastProblems = new Set<string>();
   private readonly log: (line: string) => void;
   /** Outcome of the latest reconcile. */
@@ -184,9 +184,9 @@ export class Agent {
   stop(): void {
     this.source.stop();
     if (this.ticker) clearInterval(this.ticker);
-    this.reconcileSoon.cancel();
+    this.reconcileSoon.stop();
     this.kernel?.stop();
-    this.fastPathSoon.cancel();
+    this.fastPathSoon.stop();
     this.attachments?.watcher.close();
     this.ticker = this.kernel = this.attachments = null;
   }
@@ -212,7 +212,6 @@ export class Agent {
       this.log(line);
     };
     let result: ReconcileResult;
-    let heard = false;
     try {
       result = { ...this.run(log, problems), changes, problems };
     } catch (e) {
@@ -220,23 +219,31 @@ export class Agent {
       result = { ready: false, changes, problems };
     } finally {
       this.running = false;
-      heard = this.kernel?.drain() ?? false;
     }
-    // What the kernel said during the run is its own changes, or someone's it may have
-    // missed: one more run tells (it changes nothing and hears nothing when all was its
-    // own). Two at most in a row, so changes that never settle wait for the resync
-    // instead of looping.
-    if (heard && this.lookedAgain < 2) {
-      this.lookedAgain++;
-      this.trigger();
-    } else {
-      this.lookedAgain = 0;
-    }
+    this.lookAgainIfHeard(changes.length > 0);
     if (this.o.readyFile) this.markReady(this.o.readyFile, result.ready, problems);
     // Problems are logged when they appear, not again on every resync while they last.
     this.lastProblems = logNew(this.lastProblems, problems, this.log);
     this.last = result;
     return result;
+  }
+
+  /**
+   * What the kernel said during a run is the run's own changes, or someone's it may have
+   * missed: one more run tells (it changes nothing and hears nothing when all was its own).
+   * One that changed nothing heard someone else, and always looks again; runs that keep
+   * changing what they hear stop after two looks, and any chain after ten, so changes
+   * that never settle wait for the resync instead of looping.
+   */
+  private lookAgainIfHeard(changed: boolean): void {
+    const heard = this.kernel?.drain() ?? false;
+    const changing = changed ? this.lookedAgain.changing + 1 : 0;
+    if (heard && changing <= 2 && this.lookedAgain.runs < 10) {
+      this.lookedAgain = { runs: this.lookedAgain.runs + 1, changing };
+      this.trigger();
+    } else {
+      this.lookedAgain = { runs: 0, changing: 0 };
+    }
   }
 
   /** Whether the ready file is there, as this agent last made it (unknown before the first run). */

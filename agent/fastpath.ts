@@ -362,10 +362,10 @@ interface Programs {
   earlier: number[];
 }
 
-function programsOn(ifindex: number, ours: number): Programs {
+function programsOn(ifindex: number, ours?: number): Programs {
   const ids = bpf.tcxQuery(ifindex, bpf.BPF_TCX_INGRESS);
   const earlier = ids.filter((id) => id !== ours && withProgram(id, (fd) => bpf.progInfo(fd).name === FAST_PATH_PROGRAM) === true);
-  return { ours: ids.includes(ours), earlier };
+  return { ours: ours !== undefined && ids.includes(ours), earlier };
 }
 
 /** Whether ours is on a device after a failure there; false if that cannot be told. */
@@ -400,11 +400,11 @@ function withProgram<T>(id: number, fn: (fd: number) => T): T | false {
  */
 export function removeFastPath(conf: WeftConf): string[] {
   const { bridge, links } = bridgeLinks(conf);
-  return takeOffEarlier(links.map((l) => ({ index: l.index, name: isBridgePort(l, bridge) ? `the veth ${l.name}` : l.name })), 0);
+  return takeOffEarlier(links.map((l) => ({ index: l.index, name: isBridgePort(l, bridge) ? `the veth ${l.name}` : l.name })));
 }
 
-/** Takes earlier agents' programs (not `ours`, an ID) off `devs`; a line for each taken off, with `why` if given. */
-function takeOffEarlier(devs: Array<{ index: number; name: string }>, ours: number, why?: string): string[] {
+/** Takes earlier agents' programs (any but `ours`, an ID) off `devs`; a line for each taken off, with `why` if given. */
+function takeOffEarlier(devs: Array<{ index: number; name: string }>, ours?: number, why?: string): string[] {
   const changes: string[] = [];
   for (const dev of devs) {
     try {
@@ -412,10 +412,9 @@ function takeOffEarlier(devs: Array<{ index: number; name: string }>, ours: numb
         if (withProgram(id, (fd) => bpf.tcxDetach(fd, dev.index, bpf.BPF_TCX_INGRESS)) !== false) changes.push(`fast path: off ${dev.name}${why ? `, ${why}` : ""}`);
       }
     } catch (e) {
-      // No tcx (before Linux 6.6) or no bpf(2) here, or not allowed it: nothing to take off,
-      // or nothing this agent can do (its start-up line said why). ENODEV: a DEL took the veth.
-      if (isErrno(e, "EINVAL") || isErrno(e, "ENOSYS") || isErrno(e, "EPERM")) return changes;
-      if (!isErrno(e, "ENODEV")) throw e;
+      // No tcx (before Linux 6.6) or no bpf(2) here, or not allowed it: nothing to take off
+      // there, or nothing this agent can do. ENODEV: the device went meanwhile.
+      if (!["EINVAL", "ENOSYS", "EPERM", "ENODEV"].some((code) => isErrno(e, code))) throw e;
     }
   }
   return changes;

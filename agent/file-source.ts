@@ -88,7 +88,7 @@ export class FileNodeSource implements NodeSource {
     this.watcher?.close();
     this.watcher = null;
     if (this.poll) clearInterval(this.poll);
-    this.readSoon.cancel();
+    this.readSoon.stop();
     this.poll = null;
   }
 

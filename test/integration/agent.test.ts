@@ -438,6 +438,7 @@ describe("weft agent --nodes FILE", () => {
     const table = () => nsTry(n1!.ns, "nft", "list", "table", "ip", "weft-overlay").ok;
     await until("converged", () => table() && JSON.stringify(tunnelOf(overlay(n1!.ns))) === JSON.stringify(want), (v) => v);
     await until("the first run over", inSlowNft, (v) => !v);
+    await new Promise((r) => setTimeout(r, 1500)); // and the runs that look again after it
 
     inNs(n1!.ns, "nft", "delete", "table", "ip", "weft-overlay");
     await until("the run putting the table back in its nft", inSlowNft, (v) => v, AT_ONCE);
@@ -783,6 +784,7 @@ import socket, sys
 s = socket.socket()
 s.bind(("0.0.0.0", int(sys.argv[1])))
 s.listen()
+print("listening", flush=True)
 while True:
     c, _ = s.accept()
     c.sendall(sys.argv[2].encode() + b"\\n")
@@ -797,12 +799,15 @@ while True:
    * node, DNATed to `to`:7001. `to`'s reply must come back from the ClusterIP, which only
    * conntrack in that node can do.
    */
-  function expectServiceReply(nat: TestNode, from: { ns: string }, to: { ns: string; ip: string }): void {
+  async function expectServiceReply(nat: TestNode, from: { ns: string }, to: { ns: string; ip: string }): Promise<void> {
     inNs(nat.ns, "nft", "add table ip wt-svc; add chain ip wt-svc pre { type nat hook prerouting priority dstnat; }; add rule ip wt-svc pre ip daddr 10.96.0.10 tcp dport 80 dnat to " + `${to.ip}:7001`);
-    const server = spawn("ip", ["netns", "exec", to.ns, "python3", "-c", SERVE_LINE, "7001", "from-the-service"], { stdio: "ignore" });
+    const server = spawn("ip", ["netns", "exec", to.ns, "python3", "-c", SERVE_LINE, "7001", "from-the-service"], { stdio: ["ignore", "pipe", "ignore"] });
     children.push(server);
+    let said = "";
+    server.stdout!.on("data", (d: Buffer) => (said += d.toString()));
+    await until("the server", () => said, (t) => t.includes("listening"));
     // The server closes each connection after its line, so nc ends then, not on its timeout.
-    const got = nsTry(from.ns, "sh", "-c", "for i in $(seq 50); do r=$(nc -w 5 10.96.0.10 80 </dev/null) && [ -n \"$r\" ] && echo \"$r\" && exit 0; sleep 0.05; done; exit 1");
+    const got = nsTry(from.ns, "sh", "-c", "for i in $(seq 3); do r=$(nc -w 5 10.96.0.10 80 </dev/null) && [ -n \"$r\" ] && echo \"$r\" && exit 0; sleep 0.1; done; exit 1");
     expect(got.out.trim()).toBe("from-the-service");
   }
 
@@ -847,7 +852,7 @@ while True:
 
     // A ClusterIP DNATed to p2 in the node.
     if (!nsTry(n.ns, "test", "-e", "/proc/sys/net/bridge").ok) ctx.skip("br_netfilter not loaded: bridged Service replies cannot be un-DNATed at all");
-    expectServiceReply(n, p1, p2);
+    await expectServiceReply(n, p1, p2);
     // A UDP datagram to a port nobody listens on is refused: the ICMP error goes the way
     // its flow went, for where FORWARD drops what conntrack calls INVALID (kube-proxy's
     // rule), an error about a flow conntrack never saw is INVALID.
@@ -895,6 +900,12 @@ while True:
     await until("the program off weft.1", () => b.log(), (l) => l.includes("fast path: off weft.1, no pod's veth or way in now"));
     expect(programsOn(n, "weft.1")).toEqual([]);
     for (const dev of ["eth0", "weft.2"]) expect(programsOn(n, dev), dev).toHaveLength(1);
+
+    // --fast-path never takes them off every device, not only those it uses.
+    expect(await stopAgent(b)).toBe(0);
+    const c = startAgent(n, ["--resync", "300", "--fast-path", "never"]);
+    await until("the program off weft.2", () => c.log(), (l) => l.includes("fast path: off weft.2"));
+    for (const dev of ["eth0", "weft.1", "weft.2"]) expect(programsOn(n, dev), dev).toEqual([]);
   });
 
   it("puts nothing from the underlay into a pod past the kernel: a frame sent to a pod's MAC from the switch is dropped, as one for another host", async (ctx) => {
@@ -978,7 +989,7 @@ while True:
     for (const n of [n1, n2]) dropInvalid(n);
     // A ClusterIP in node1 DNATed to p3 on node2: p3's reply must come back from the
     // ClusterIP, which only conntrack in node1 can do.
-    expectServiceReply(n1, p1, p3);
+    await expectServiceReply(n1, p1, p3);
     // UDP to a closed port of the other node's pod is refused, directly and through a Service.
     expectRefused(n1, p1, p3);
 
