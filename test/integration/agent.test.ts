@@ -573,8 +573,8 @@ describe("weft agent --nodes FILE", () => {
     expect(inNs(n1!.ns, "iptables", "-S", "FORWARD")).toMatch(/-m mark --mark 0x1000\/0x1000 .*-j ACCEPT/);
 
     // An address added to the device by hand: gone within a moment too. (Each change below
-    // waits for the runs that repaired the one before to end: a third run in a row that
-    // hears of a change while it runs leaves it to the resync, 600 s away here.)
+    // waits for the runs that repaired the one before to end: runs that keep changing what
+    // they hear stop after two looks and leave the rest to the resync, 600 s away here.)
     const passOver = () => new Promise((r) => setTimeout(r, 1500));
     inNs(n1!.ns, "ip", "addr", "add", "10.9.9.9/32", "dev", "weft.1");
     await until("the stray address gone", () => inNs(n1!.ns, "ip", "-4", "addr", "show", "dev", "weft.1"), (a) => !a.includes("10.9.9.9"), AT_ONCE);
