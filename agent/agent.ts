@@ -291,7 +291,7 @@ export class Agent {
       const dev = ensureDevice(nl, { name, vni: this.o.vni, port: this.o.port, mtu }, desired, underlay, log);
       this.deviceIndex = dev.index;
       this.crossNode = {
-        ins: [underlay, dev].map((d) => ({ index: d.index, name: d.name })),
+        ins: [underlay, dev],
         peers: new Map(desired.peers.map((p) => [p.podCIDR, p.mode === "direct" ? underlay.index : dev.index])),
       };
       ensureAddress(nl, dev, self.address, log);
@@ -334,7 +334,8 @@ export class Agent {
   }
 
   private convergeFastPath(log: (line: string) => void, problems: string[], attachments: SavedAttachment[]): void {
-    const [fastPath, cross] = [this.fastPath, this.crossNode];
+    const fastPath = this.fastPath;
+    const cross = this.crossNode;
     if (!cross) return; // no reconcile has found the devices yet: it runs the fast path when one does
     attempt(
       problems,

@@ -14,6 +14,7 @@ import { parseMac } from "../shared/mac";
 import { addressBytes, addressOf, ipToBytes, parseCIDR } from "../shared/ip";
 import { listAddresses } from "../shared/netlink/address";
 import { getLinkByName, listLinks, type Link } from "../shared/netlink/link";
+import { u32 } from "../shared/netlink/encoding";
 import { withSocket } from "../shared/netlink/socket";
 import { findBtfTypesIn, KIND_FUNC, KIND_STRUCT, type BtfType } from "../shared/bpf/btf";
 import * as bpf from "../shared/bpf/syscall";
@@ -127,7 +128,8 @@ export class FastPath {
    */
   converge(conf: WeftConf, cross: CrossNode, attachments: SavedAttachment[]): FastPathRun {
     const run: FastPathRun = { changes: [], problems: [], waiting: false };
-    const ports = this.podPorts(conf, attachments, run);
+    const node = bridgeLinks(conf);
+    const ports = this.podPorts(node, attachments, run);
 
     // Phase one: what an earlier agent's programs serve goes in our maps.
     const ins: Array<[CrossNode["ins"][number], Programs]> = [];
@@ -179,8 +181,7 @@ export class FastPath {
     }
     if (!this.straysGone) {
       attempt(run.problems, () => {
-        const { bridge, links } = bridgeLinks(conf);
-        const strays = links.filter((l) => !current.has(l.index) && !isBridgePort(l, bridge)).map((l) => ({ index: l.index, name: l.name }));
+        const strays = node.links.filter((l) => !current.has(l.index) && !isBridgePort(l, node.bridge)).map((l) => ({ index: l.index, name: l.name }));
         run.changes.push(...takeOffEarlier(strays, this.progId, "no pod's veth or way in now"));
         this.straysGone = true;
       }, "fast path: earlier agents' programs on other devices");
@@ -201,9 +202,7 @@ export class FastPath {
     } catch (e) {
       run.problems.push(`fast path: ${name}: ${messageOf(e)}`);
       if (stillOurs(ifindex, this.progId)) return true;
-      for (const id of was.earlier) {
-        attempt(run.problems, () => withProgram(id, (fd) => bpf.tcxDetach(fd, ifindex, bpf.BPF_TCX_INGRESS)), `fast path: ${name}: the earlier agent's program`);
-      }
+      for (const id of was.earlier) attempt(run.problems, () => detach(id, ifindex), `fast path: ${name}: the earlier agent's program`);
       return false;
     }
   }
@@ -215,10 +214,10 @@ export class FastPath {
     value.set(parseMac(p.mac), POD_VALUE.mac);
     value.set(parseMac(p.gatewayMac), POD_VALUE.gatewayMac);
     const entry = value.join(",");
-    const before = run.problems.length;
+    let ok = true;
     for (const ip of p.ips) {
       if (this.pods.get(ip) === entry) continue;
-      attempt(
+      const done = attempt(
         run.problems,
         () => {
           bpf.mapUpdate(this.podsFd, addressBytes(ip), value);
@@ -226,8 +225,9 @@ export class FastPath {
         },
         `fast path: pod ${ip}`,
       );
+      ok &&= done;
     }
-    return run.problems.length === before;
+    return ok;
   }
 
   /** Takes every pod address but `keep` out of the map. */
@@ -262,12 +262,10 @@ export class FastPath {
     }
     for (const [cidr, via] of want) {
       if (this.peers.get(cidr) === via) continue;
-      const value = new Uint8Array(PEER_ENTRY.valueSize);
-      new DataView(value.buffer).setUint32(0, via, true);
       attempt(
         run.problems,
         () => {
-          bpf.mapUpdate(this.peersFd, peerKey(cidr), value);
+          bpf.mapUpdate(this.peersFd, peerKey(cidr), u32(via));
           this.peers.set(cidr, via);
           run.changes.push(`fast path: on for pods in ${cidr} (in by ifindex ${via})`);
         },
@@ -290,7 +288,7 @@ export class FastPath {
       rest = others;
     }
     this.attached.add(ifindex);
-    for (const id of rest) withProgram(id, (fd) => bpf.tcxDetach(fd, ifindex, bpf.BPF_TCX_INGRESS));
+    for (const id of rest) detach(id, ifindex);
     if (!was.ours) return "on";
     return rest.length ? "a stray program off" : undefined;
   }
@@ -301,9 +299,8 @@ export class FastPath {
    * whose netns is there but not yet its interface (its ADD is under way: the attachment
    * is saved first) makes the run `waiting`.
    */
-  private podPorts(conf: WeftConf, attachments: SavedAttachment[], run: FastPathRun): Port[] {
+  private podPorts({ bridge, links }: NodeLinks, attachments: SavedAttachment[], run: FastPathRun): Port[] {
     const ports: Port[] = [];
-    const { bridge, links } = bridgeLinks(conf);
     const hostLinks = new Map(links.map((l) => [l.index, l]));
     const seen = new Set<string>();
     for (const a of attachments) {
@@ -336,13 +333,10 @@ export class FastPath {
   }
 }
 
-/** A `peers` key: { u32 prefix length (host order), the network's four bytes }. */
+/** A `peers` key (PEER_ENTRY): { u32 prefix length (host order), the network's four bytes }. */
 function peerKey(cidr: string): Uint8Array {
   const net = parseCIDR(cidr)!;
-  const key = new Uint8Array(PEER_ENTRY.keySize);
-  new DataView(key.buffer).setUint32(0, net.prefix, true);
-  key.set(ipToBytes(net.ip), 4);
-  return key;
+  return Buffer.concat([u32(net.prefix), ipToBytes(net.ip)]);
 }
 
 /** Whether `l` is a veth on the pods' bridge: a pod's host side. */
@@ -351,7 +345,13 @@ function isBridgePort(l: Link, bridge: Link | undefined): boolean {
 }
 
 /** The node's links, and among them the pods' bridge (undefined before the first pod's ADD makes it). */
-function bridgeLinks(conf: WeftConf): { bridge: Link | undefined; links: Link[] } {
+interface NodeLinks {
+  bridge: Link | undefined;
+  links: Link[];
+}
+
+/** The node's links now, and its pods' bridge among them. */
+function bridgeLinks(conf: WeftConf): NodeLinks {
   const links = withSocket(undefined, listLinks);
   return { bridge: links.find((l) => l.name === conf.bridge), links };
 }
@@ -375,6 +375,11 @@ function stillOurs(ifindex: number, ours: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Takes the loaded program `id` off a device's ingress; false when the program is gone. */
+function detach(id: number, ifindex: number): boolean {
+  return withProgram(id, (fd) => (bpf.tcxDetach(fd, ifindex, bpf.BPF_TCX_INGRESS), true));
 }
 
 /** `fn` with an fd of the loaded program `id`; false when it is gone. */
@@ -409,7 +414,7 @@ function takeOffEarlier(devs: Array<{ index: number; name: string }>, ours?: num
   for (const dev of devs) {
     try {
       for (const id of programsOn(dev.index, ours).earlier) {
-        if (withProgram(id, (fd) => bpf.tcxDetach(fd, dev.index, bpf.BPF_TCX_INGRESS)) !== false) changes.push(`fast path: off ${dev.name}${why ? `, ${why}` : ""}`);
+        if (detach(id, dev.index)) changes.push(`fast path: off ${dev.name}${why ? `, ${why}` : ""}`);
       }
     } catch (e) {
       // No tcx (before Linux 6.6) or no bpf(2) here, or not allowed it: nothing to take off

@@ -2,12 +2,14 @@
 // their failures are reported together once all have run.
 import { CniError, IncompleteRollback, messageOf } from "./cni/errors";
 
-/** Runs `fn`; if it throws, records the error's message in `failures` (after `what: `, if given). */
-export function attempt(failures: string[], fn: () => void, what?: string): void {
+/** Runs `fn`; if it throws, records the error's message in `failures` (after `what: `, if given). Whether it ran through. */
+export function attempt(failures: string[], fn: () => void, what?: string): boolean {
   try {
     fn();
+    return true;
   } catch (e) {
     failures.push(what ? `${what}: ${messageOf(e)}` : messageOf(e));
+    return false;
   }
 }
 
