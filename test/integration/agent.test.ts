@@ -433,7 +433,6 @@ describe("weft agent --nodes FILE", () => {
     const slow = slowPath("agent-slow-nft", ["nft"], 3);
     const inSlowNft = () => spawnSync("pgrep", ["-f", join(slow, "nft")]).status === 0;
     startAgent(n1!, ["--resync", "600"], undefined, { ...process.env, PATH: `${slow}:${process.env["PATH"]}` });
-    startAgent(n2!, ["--resync", "600"]);
     const want = expectedTunnel([n2!]);
     const table = () => nsTry(n1!.ns, "nft", "list", "table", "ip", "weft-overlay").ok;
     await until("converged", () => table() && JSON.stringify(tunnelOf(overlay(n1!.ns))) === JSON.stringify(want), (v) => v);
@@ -744,6 +743,17 @@ except OSError as e:
     print(e.strerror)
 `;
 
+  /** A python3 `script` (which prints "listening" when it is) run in netns `ns` with `args`, once it listens: what it printed so far, and its end. */
+  async function listening(ns: string, script: string, ...args: string[]): Promise<{ out: () => string; closed: Promise<unknown> }> {
+    const child = spawn("ip", ["netns", "exec", ns, "python3", "-c", script, ...args], { stdio: ["ignore", "pipe", "ignore"] });
+    children.push(child);
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    const closed = new Promise((r) => child.on("close", r));
+    await until("the listener", () => out, (t) => t.includes("listening"));
+    return { out: () => out, closed };
+  }
+
   /** Prints each UDP datagram to port 9999 up to the one whose text is argv[1]. */
   const UDP_LISTEN = `
 import socket, sys
@@ -801,11 +811,7 @@ while True:
    */
   async function expectServiceReply(nat: TestNode, from: { ns: string }, to: { ns: string; ip: string }): Promise<void> {
     inNs(nat.ns, "nft", "add table ip wt-svc; add chain ip wt-svc pre { type nat hook prerouting priority dstnat; }; add rule ip wt-svc pre ip daddr 10.96.0.10 tcp dport 80 dnat to " + `${to.ip}:7001`);
-    const server = spawn("ip", ["netns", "exec", to.ns, "python3", "-c", SERVE_LINE, "7001", "from-the-service"], { stdio: ["ignore", "pipe", "ignore"] });
-    children.push(server);
-    let said = "";
-    server.stdout!.on("data", (d: Buffer) => (said += d.toString()));
-    await until("the server", () => said, (t) => t.includes("listening"));
+    await listening(to.ns, SERVE_LINE, "7001", "from-the-service");
     // The server closes each connection after its line, so nc ends then, not on its timeout.
     const got = nsTry(from.ns, "sh", "-c", "for i in $(seq 3); do r=$(nc -w 5 10.96.0.10 80 </dev/null) && [ -n \"$r\" ] && echo \"$r\" && exit 0; sleep 0.1; done; exit 1");
     expect(got.out.trim()).toBe("from-the-service");
@@ -911,20 +917,15 @@ while True:
   it("puts nothing from the underlay into a pod past the kernel: a frame sent to a pod's MAC from the switch is dropped, as one for another host", async (ctx) => {
     const { n, p1, p2 } = await nodeWithPods(ctx);
     const [eth0] = ipJson<Array<{ address: string }>>(p1.ns, "link", "show", "eth0");
-    const listener = spawn("ip", ["netns", "exec", p1.ns, "python3", "-c", UDP_LISTEN, "legit"], { stdio: ["ignore", "pipe", "ignore"] });
-    children.push(listener);
-    let heard = "";
-    listener.stdout!.on("data", (d: Buffer) => (heard += d.toString()));
-    const done = new Promise((r) => listener.on("close", r));
-    await until("the listener", () => heard, (h) => h.includes("listening"));
+    const listener = await listening(p1.ns, UDP_LISTEN, "legit");
     // From p2's address, onto the node's underlay (p1: the switch's port to node 1): a pod's
     // own frame, but not by its own veth.
     const underlayIn = packets(n.ns, "eth0", "rx");
     inNs(sw, "python3", "-c", SPOOFED_FRAME, "p1", eth0!.address, p2.ip, p1.ip);
     expect(packets(n.ns, "eth0", "rx")).toBeGreaterThan(underlayIn); // it reached the node
     expect(nsTry(p2.ns, "python3", "-c", `import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"legit", ("${p1.ip}", 9999))`).ok).toBe(true);
-    await done;
-    expect(heard.split("\n").filter((l) => l && l !== "listening")).toEqual(["legit"]);
+    await listener.closed;
+    expect(listener.out().split("\n").filter((l) => l && l !== "listening")).toEqual(["legit"]);
   });
 
   /** Two nodes whose agents run with `extra`, a pod on each, the fast path on both pods and for each other's. */
@@ -936,7 +937,7 @@ while True:
     const p1 = weftPod(n1, await weftConf(n1), "ctr-1");
     const p3 = weftPod(n2, await weftConf(n2), "ctr-3");
     for (const [a, other] of [[a1, n2], [a2, n1]] as const) {
-      await until("the fast path on the pod, and for the other node's", () => a.log(), (l) => l.includes("fast path: on the veth of pod") && l.includes(`fast path: on for pods in ${other.podCIDR}`));
+      await until("the fast path on the pod, and for the other node's", () => a.log(), (l) => vethsOn(l) === 1 && l.includes(`fast path: on for pods in ${other.podCIDR}`));
     }
     return { n1, n2, p1, p3 };
   }
@@ -1001,7 +1002,7 @@ while True:
 
     // node1 itself (its underlay address: a NodePort's SNAT) to p3 and back: neither way
     // skips conntrack in node2, or p3's replies would be INVALID there.
-    const fromNode = nsTry(n1.ns, "sh", "-c", `for i in $(seq 50); do nc -z -w 1 ${p3.ip} 7001 && exit 0; sleep 0.05; done; exit 1`);
+    const fromNode = nsTry(n1.ns, "nc", "-z", "-w", "5", p3.ip, "7001"); // the Service's server above
     expect(fromNode.ok, fromNode.out).toBe(true);
   });
 });
